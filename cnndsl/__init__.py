@@ -1,0 +1,51 @@
+"""cnndsl: a declarative language and compiler for convolutional neural networks.
+
+    >>> import cnndsl
+    >>> net = cnndsl.loads('''
+    ... input 32x32x3
+    ... 3x3+1(S) conv 16 relu
+    ... 2x2+2(V) maxpool
+    ... flatten -> dense 10 softmax
+    ... ''')
+    >>> net.shape("conv_1")
+    (32, 32, 16)
+    >>> net.analysis.total_params
+    41546
+
+Public API: :func:`load`, :func:`loads`, :class:`Network` (the IR, see :mod:`cnndsl.ir`),
+:class:`CnnDslError`.  Importing cnndsl imports neither TensorFlow nor PyTorch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import CnnDslError, Diagnostic, Location
+from .ir import Network
+
+__version__ = "0.1.0"
+__all__ = ["CnnDslError", "Diagnostic", "Location", "Network", "load", "loads", "__version__"]
+
+
+def loads(text: str, filename: str = "<string>", *, analyze: bool = True) -> Network:
+    """Compile spec text into a :class:`Network`.
+
+    Imports (``import "blocks.cnn"``) resolve relative to ``filename``'s directory (the current
+    directory for ``<string>``).  With ``analyze`` (the default) shapes are checked at once, so
+    a spec that cannot compute raises here.  Raises :class:`CnnDslError`.
+    """
+    from .elaborate import elaborate
+    from .parser import parse
+
+    net = elaborate(parse(text, filename))
+    if analyze:
+        net.analysis  # noqa: B018  (computes and caches; raises located shape errors)
+    return net
+
+
+def load(path: str | Path, *, analyze: bool = True) -> Network:
+    """Compile a .cnn file into a :class:`Network`.  Raises :class:`CnnDslError`."""
+    from .elaborate import read_source
+
+    path = Path(path)
+    return loads(read_source(path), str(path), analyze=analyze)

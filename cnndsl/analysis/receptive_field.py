@@ -1,0 +1,77 @@
+"""Receptive fields, after Araujo, Norris and Sim, "Computing Receptive Fields of
+Convolutional Neural Networks" (Distill, 2019).
+
+Per spatial axis, every node has a receptive-field size r, an effective stride j and an
+effective padding p, all in input pixels: output position o of the node sees input pixels
+[o*j - p, o*j - p + r - 1].  A layer whose window on its own input has span k_eff - 1, stride s
+and padding-before q gives
+
+    r_out = r_in + (k_eff - 1) * j_in,   j_out = j_in * s,   p_out = p_in + q * j_in.
+
+On a DAG a node takes, per axis, the largest size and padding over its inputs (the receptive
+field of a node with several paths is the union of theirs), as google-research's
+receptive_field library does; the inputs' strides agree in any network whose merges are
+aligned, and the largest is kept otherwise.  Upsampling and transposed convolutions have
+fractional strides.  Nodes that no image input reaches have no receptive field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+
+def _num(x: Fraction) -> int | float:
+    return int(x) if x.denominator == 1 else float(x)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceptiveField:
+    """Size, effective stride and effective padding, each as (height, width)."""
+
+    size: tuple[Fraction, Fraction]
+    stride: tuple[Fraction, Fraction]
+    padding: tuple[Fraction, Fraction]
+
+    def as_dict(self) -> dict[str, list[int | float]]:
+        return {
+            "size": [_num(v) for v in self.size],
+            "stride": [_num(v) for v in self.stride],
+            "padding": [_num(v) for v in self.padding],
+        }
+
+    def short(self) -> str:
+        """``212/32/90`` when both axes agree, else ``7x5/2x2/3x2``."""
+        parts = []
+        for pair in (self.size, self.stride, self.padding):
+            a, b = (_fmt(v) for v in pair)
+            parts.append(a if a == b else f"{a}x{b}")
+        return "/".join(parts)
+
+
+def _fmt(x: Fraction) -> str:
+    return str(x.numerator) if x.denominator == 1 else f"{float(x):.4g}"
+
+
+ONE = Fraction(1)
+ZERO = Fraction(0)
+IMAGE = ReceptiveField((ONE, ONE), (ONE, ONE), (ZERO, ZERO))
+
+
+def combine(fields: list[ReceptiveField]) -> ReceptiveField:
+    if len(fields) == 1:
+        return fields[0]
+    return ReceptiveField(
+        *(tuple(max(getattr(f, attr)[axis] for f in fields) for axis in (0, 1))
+          for attr in ("size", "stride", "padding"))
+    )
+
+
+def apply_window(rf: ReceptiveField, window) -> ReceptiveField:
+    size, stride, padding = [], [], []
+    for axis, (span, s, q) in enumerate(window):
+        r, j, p = rf.size[axis], rf.stride[axis], rf.padding[axis]
+        size.append(r + span * j)
+        stride.append(j * s)
+        padding.append(p + q * j)
+    return ReceptiveField(tuple(size), tuple(stride), tuple(padding))

@@ -1,0 +1,246 @@
+"""The base of every IR node: fields, provenance, and the per-kind facts the analysis reads.
+
+One pydantic class per layer kind, each registered by its ``kind`` (the discriminator of the
+union :data:`cnndsl.ir.AnyLayer`).  Besides its fields, a class declares how it is written in a
+spec (``spec_names``, ``positional``, ``flags``) and computes, from its input shapes, its output
+shape, parameters, multiply-accumulates and receptive-field window.  The analysis
+(:mod:`cnndsl.analysis`) walks the graph and calls these; the back ends read the results.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from math import prod
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from .geometry import ShapeError
+
+Shape = tuple[int, ...]
+"""A tensor shape without the batch axis: (H, W, C) for maps, (N,) for vectors."""
+
+# One spatial axis of a receptive-field window: (span = k_eff - 1, stride, padding before),
+# in units of the layer's input.  Strides and paddings are fractions for upsampling layers.
+Axis = tuple[Fraction, Fraction, Fraction]
+
+ACTIVATIONS = (
+    "linear",
+    "relu",
+    "relu6",
+    "leakyrelu",
+    "elu",
+    "selu",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "silu",
+    "gelu",
+)
+"""Activation functions a layer can carry (``activation=``) or be (``relu``, ``softmax`` ...)."""
+
+
+def _pair(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return (value, value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def _padding(value: Any) -> Any:
+    """same | valid | p | (ph, pw) | ((top, bottom), (left, right)) -> normal form."""
+    if isinstance(value, str):
+        return value.lower()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return ((value, value), (value, value))
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return ((value[0], value[0]), (value[1], value[1]))
+        return tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in value)
+    if isinstance(value, (list, tuple)) and len(value) == 4:
+        return ((value[0], value[1]), (value[2], value[3]))
+    return value
+
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair)]
+"""Per-axis (height, width) values; a single integer means both."""
+NonNegPair = Annotated[tuple[NonNegInt, NonNegInt], BeforeValidator(_pair)]
+Padding = Annotated[
+    Literal["same", "valid"] | tuple[tuple[NonNegInt, NonNegInt], tuple[NonNegInt, NonNegInt]],
+    BeforeValidator(_padding),
+]
+"""``same`` (TensorFlow), ``valid``, or explicit ((top, bottom), (left, right)) pixels."""
+
+
+class Position(BaseModel):
+    """Where a node was written: file, 1-based line and column."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    file: str
+    line: int
+    column: int
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class CallSite(BaseModel):
+    """One block call on the way to a node: which block, which instance, with what arguments.
+
+    ``instance`` names the call (``inception_3a``, or ``inception_1`` when unnamed) and is shared
+    by every node the call produced, so back ends can group them into a function or a cluster.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    block: str
+    instance: str
+    args: dict[str, Any] = {}
+    position: Position | None = None
+
+    def signature(self) -> str:
+        """The call as written with its evaluated arguments: ``inception(64, 96, 128)``."""
+        return f"{self.block}({', '.join(_fmt(v) for v in self.args.values())})"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+class Layer(BaseModel):
+    """Base of all IR nodes.
+
+    Fields shared by every node:
+        kind: the discriminator (``conv``, ``maxpool`` ...)
+        name: unique name of the node in its network (a Python identifier)
+        inputs: names of the nodes it reads, in order
+        position: where it was written in a spec
+        calls: the block calls it was produced by, outermost first
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    name: str
+    inputs: tuple[str, ...] = ()
+    position: Position | None = None
+    calls: tuple[CallSite, ...] = ()
+
+    # ---- how the kind is written in a spec (read by the elaborator)
+    spec_names: ClassVar[tuple[str, ...]] = ()
+    """The words that select this kind in a spec; the first is the canonical one."""
+    positional: ClassVar[tuple[str, ...]] = ()
+    """Fields filled, in order, by bare values after the kind: ``conv 64`` -> filters=64."""
+    aliases: ClassVar[dict[str, str]] = {}
+    """Extra keyword spellings: ``strides`` -> ``stride``."""
+    flags: ClassVar[dict[str, tuple[str, Any]]] = {}
+    """Bare words that set a field: ``same`` -> padding='same'."""
+    takes_kernel_spec: ClassVar[bool] = False
+    takes_activation: ClassVar[bool] = False
+    family: ClassVar[str] = "other"
+    """conv | pool | norm | dense | merge | activation | reshape | regularization | input"""
+    min_inputs: ClassVar[int] = 1
+    max_inputs: ClassVar[int | None] = 1
+
+    _registry: ClassVar[dict[str, type[Layer]]] = {}
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        kind = cls.model_fields["kind"].default
+        if isinstance(kind, str) and kind:
+            Layer._registry[kind] = cls
+
+    @classmethod
+    def registry(cls) -> dict[str, type[Layer]]:
+        """Every layer class by its kind."""
+        return dict(Layer._registry)
+
+    # ---- facts computed from input shapes (each kind overrides what applies)
+    def output_shape(self, inputs: list[Shape]) -> Shape:
+        """The shape this node produces; raises ShapeError when it cannot apply."""
+        return inputs[0]
+
+    def param_counts(self, inputs: list[Shape]) -> tuple[int, int]:
+        """(trainable, non-trainable) parameters, as Keras counts them."""
+        return 0, 0
+
+    def macs(self, inputs: list[Shape], output: Shape) -> int:
+        """Multiply-accumulates of one forward pass of one example (conv and dense family)."""
+        return 0
+
+    def window(self, inputs: list[Shape]) -> tuple[Axis, Axis] | None:
+        """Receptive-field window per spatial axis, or None for elementwise/merge nodes."""
+        return None
+
+    # ---- presentation
+    def notation(self) -> str:
+        """The node in the spec's own notation, e.g. ``3x3+1(S) conv 64 relu``."""
+        return self.spec_names[0] if self.spec_names else self.kind
+
+    @property
+    def type_name(self) -> str:
+        """What summaries show as the layer's type."""
+        return self.kind
+
+
+# ------------------------------------------------------------------------ shared helpers
+
+
+def require_map(layer: Layer, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(
+            f"{layer.notation()} needs a feature map (H x W x C), got a vector of {shape[0]}"
+            if len(shape) == 1
+            else f"{layer.notation()} needs a feature map (H x W x C), got {fmt_shape(shape)}"
+        )
+    return shape  # type: ignore[return-value]
+
+
+def whole_map_window(shape: Shape) -> tuple[Axis, Axis]:
+    """The window of a layer that sees its whole input map (global pooling, flatten)."""
+    h, w = shape[0], shape[1]
+    return ((Fraction(h - 1), Fraction(1), Fraction(0)), (Fraction(w - 1), Fraction(1), Fraction(0)))
+
+
+def fmt_shape(shape: Shape) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def numel(shape: Shape) -> int:
+    return prod(shape)
+
+
+def kspec_notation(kernel, stride, padding) -> tuple[str, list[str]]:
+    """The book's notation for a window, and keyword options for what it cannot say.
+
+    ((3, 3), (2, 2), "same") -> ("3x3+2(S)", []);  stride (1, 2) -> ("3x3(S)", ["stride=(1, 2)"]).
+    """
+    text = f"{kernel[0]}x{kernel[1]}"
+    extra = []
+    if stride[0] == stride[1]:
+        text += f"+{stride[0]}"
+    else:
+        extra.append(f"stride=({stride[0]}, {stride[1]})")
+    if padding == "same":
+        text += "(S)"
+    elif padding == "valid":
+        text += "(V)"
+    else:
+        (t, b), (l, r) = padding
+        if t == b == l == r:
+            text += f"({t})"
+        else:
+            extra.append(f"padding=(({t}, {b}), ({l}, {r}))")
+    return text, extra

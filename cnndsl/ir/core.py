@@ -1,0 +1,229 @@
+"""Core layers: input, dense, flatten, activations, zero padding, upsampling."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .base import (
+    ACTIVATIONS,
+    Layer,
+    Padding,
+    Pair,
+    fmt_shape,
+    require_map,
+    whole_map_window,
+)
+from .geometry import ShapeError
+
+
+class Input(Layer):
+    """A network input (``input 224x224x3``): an image H x W x C, or a vector N."""
+
+    kind: Literal["input"] = "input"
+    shape: tuple[int, ...]
+
+    family: ClassVar[str] = "input"
+    min_inputs: ClassVar[int] = 0
+    max_inputs: ClassVar[int | None] = 0
+
+    @field_validator("shape")
+    @classmethod
+    def _dims(cls, shape):
+        if len(shape) not in (1, 3):
+            raise ValueError(
+                f"an input is H x W x C (channels last) or a vector N, got {len(shape)} dimensions"
+            )
+        if any(d < 1 for d in shape):
+            raise ValueError("input sizes must be at least 1")
+        return shape
+
+    def output_shape(self, inputs):
+        return self.shape
+
+    def notation(self):
+        return f"input {fmt_shape(self.shape)}"
+
+
+class Dense(Layer):
+    """A fully connected layer (``dense 128 relu``) on a flat input.
+
+    Fields: units, bias, activation.
+    """
+
+    kind: Literal["dense"] = "dense"
+    units: int = Field(ge=1)
+    bias: bool = True
+    activation: Literal[ACTIVATIONS] = "linear"  # type: ignore[valid-type]
+
+    family: ClassVar[str] = "dense"
+    takes_activation: ClassVar[bool] = True
+    spec_names: ClassVar[tuple[str, ...]] = ("dense", "fc", "fully_connected")
+    positional: ClassVar[tuple[str, ...]] = ("units",)
+    aliases: ClassVar[dict[str, str]] = {"use_bias": "bias", "act": "activation"}
+    flags: ClassVar[dict[str, tuple[str, object]]] = {"nobias": ("bias", False)}
+
+    def output_shape(self, inputs):
+        shape = inputs[0]
+        if len(shape) != 1:
+            raise ShapeError(
+                f"dense needs a flat input, got a {fmt_shape(shape)} map: add `flatten` (or"
+                " `globalavgpool`) before it"
+            )
+        return (self.units,)
+
+    def param_counts(self, inputs):
+        return inputs[0][0] * self.units + self.units * self.bias, 0
+
+    def macs(self, inputs, output):
+        return inputs[0][0] * self.units
+
+    def notation(self):
+        words = [f"dense {self.units}"]
+        if self.activation != "linear":
+            words.append(self.activation)
+        if not self.bias:
+            words.append("bias=off")
+        return " ".join(words)
+
+
+class Flatten(Layer):
+    """Flattens a feature map H x W x C into a vector, in H, W, C order (``flatten``)."""
+
+    kind: Literal["flatten"] = "flatten"
+    family: ClassVar[str] = "reshape"
+    spec_names: ClassVar[tuple[str, ...]] = ("flatten",)
+
+    def output_shape(self, inputs):
+        h = 1
+        for d in inputs[0]:
+            h *= d
+        return (h,)
+
+    def window(self, inputs):
+        return whole_map_window(inputs[0]) if len(inputs[0]) == 3 else None
+
+
+_ACTIVATION_WORDS = {name: name for name in ACTIVATIONS} | {
+    "leaky_relu": "leakyrelu",
+    "lrelu": "leakyrelu",
+    "swish": "silu",
+    "identity_activation": "linear",
+}
+
+
+class Activation(Layer):
+    """An activation function as a layer: ``relu``, ``relu6``, ``leakyrelu 0.2``, ``elu``,
+    ``selu``, ``tanh``, ``sigmoid``, ``softmax`` (over the channels), ``linear``, ``silu``,
+    ``gelu``.
+
+    Fields: function, alpha (the negative slope of leakyrelu, 0.3 as in Keras; elu's alpha, 1).
+    """
+
+    kind: Literal["activation"] = "activation"
+    function: Literal[ACTIVATIONS]  # type: ignore[valid-type]
+    alpha: float | None = None
+
+    family: ClassVar[str] = "activation"
+    spec_names: ClassVar[tuple[str, ...]] = tuple(_ACTIVATION_WORDS)
+    positional: ClassVar[tuple[str, ...]] = ("alpha",)
+    aliases: ClassVar[dict[str, str]] = {"negative_slope": "alpha", "slope": "alpha"}
+
+    @classmethod
+    def preset(cls, word: str) -> dict:
+        return {"function": _ACTIVATION_WORDS[word]}
+
+    @model_validator(mode="after")
+    def _alpha(self):
+        if self.alpha is not None and self.function not in ("leakyrelu", "elu"):
+            raise ValueError(f"{self.function} takes no alpha")
+        if self.alpha is None and self.function in ("leakyrelu", "elu"):
+            object.__setattr__(self, "alpha", 0.3 if self.function == "leakyrelu" else 1.0)
+        return self
+
+    @property
+    def type_name(self) -> str:
+        return self.function
+
+    def notation(self):
+        if self.function == "leakyrelu" and self.alpha != 0.3:
+            return f"leakyrelu {self.alpha:g}"
+        if self.function == "elu" and self.alpha != 1.0:
+            return f"elu {self.alpha:g}"
+        return self.function
+
+
+class ZeroPad(Layer):
+    """Zero padding of a feature map (``zeropad 3``, ``zeropad padding=((0, 1), (0, 1))``).
+
+    Field: padding ((top, bottom), (left, right)); one number pads every side.
+    """
+
+    kind: Literal["zeropad"] = "zeropad"
+    padding: Padding
+
+    family: ClassVar[str] = "reshape"
+    spec_names: ClassVar[tuple[str, ...]] = ("zeropad", "zeropadding", "zero_padding", "pad")
+    positional: ClassVar[tuple[str, ...]] = ("padding",)
+
+    @field_validator("padding")
+    @classmethod
+    def _explicit(cls, padding):
+        if isinstance(padding, str):
+            raise ValueError("zeropad takes pixel amounts, not 'same' or 'valid'")
+        return padding
+
+    def output_shape(self, inputs):
+        h, w, c = require_map(self, inputs[0])
+        (t, b), (l, r) = self.padding
+        return (h + t + b, w + l + r, c)
+
+    def window(self, inputs):
+        (t, _), (l, _) = self.padding
+        return ((Fraction(0), Fraction(1), Fraction(t)), (Fraction(0), Fraction(1), Fraction(l)))
+
+    def notation(self):
+        (t, b), (l, r) = self.padding
+        if t == b == l == r:
+            return f"zeropad {t}"
+        return f"zeropad padding=(({t}, {b}), ({l}, {r}))"
+
+
+class Upsample(Layer):
+    """Upsampling by an integer factor (``upsample 2``), nearest (default) or bilinear
+    (half-pixel centres, as Keras's UpSampling2D and PyTorch's align_corners=False).
+    """
+
+    kind: Literal["upsample"] = "upsample"
+    size: Pair = (2, 2)
+    interpolation: Literal["nearest", "bilinear"] = "nearest"
+
+    family: ClassVar[str] = "reshape"
+    spec_names: ClassVar[tuple[str, ...]] = ("upsample", "upsampling", "upsampling2d")
+    positional: ClassVar[tuple[str, ...]] = ("size",)
+    aliases: ClassVar[dict[str, str]] = {"factor": "size", "scale_factor": "size", "mode": "interpolation"}
+    flags: ClassVar[dict[str, tuple[str, object]]] = {
+        "nearest": ("interpolation", "nearest"),
+        "bilinear": ("interpolation", "bilinear"),
+    }
+
+    def output_shape(self, inputs):
+        h, w, c = require_map(self, inputs[0])
+        return (h * self.size[0], w * self.size[1], c)
+
+    def window(self, inputs):
+        axes = []
+        for f in self.size:
+            if self.interpolation == "nearest":
+                axes.append((Fraction(0), Fraction(1, f), Fraction(0)))
+            else:
+                axes.append((Fraction(1), Fraction(1, f), Fraction(1, 2) - Fraction(1, 2 * f)))
+        return tuple(axes)
+
+    def notation(self):
+        f = self.size
+        text = f"upsample {f[0]}" if f[0] == f[1] else f"upsample size=({f[0]}, {f[1]})"
+        return text + (" bilinear" if self.interpolation == "bilinear" else "")
+

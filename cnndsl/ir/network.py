@@ -1,0 +1,130 @@
+"""The network: named nodes in topological order, and its outputs."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+from . import conv, core, merge, norm, pool  # noqa: F401  (registers every layer class)
+from .base import Layer
+from .core import Input
+
+if TYPE_CHECKING:
+    from ..analysis import Analysis
+
+LAYER_CLASSES: tuple[type[Layer], ...] = tuple(Layer.registry().values())
+"""Every layer class, in registration order."""
+
+AnyLayer = Annotated[Union[LAYER_CLASSES], Field(discriminator="kind")]  # type: ignore[valid-type]
+"""The discriminated union of every layer kind."""
+
+
+class Network(BaseModel):
+    """A whole network, the public object of cnndsl.
+
+    Fields:
+        name: the network's name (``network vgg16``, or the file's stem)
+        layers: every node, in topological order (inputs first); each is an instance of
+            one of the classes of :mod:`cnndsl.ir`, discriminated by ``kind``
+        outputs: names of the output nodes
+
+    Derived facts (shapes, parameters, MACs, receptive fields, memory) are computed once,
+    on first use, by :attr:`analysis`.  ``Network.model_validate_json(net.model_dump_json())``
+    gives back an equal network.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    layers: list[AnyLayer]  # type: ignore[valid-type]
+    outputs: list[str]
+
+    _index: dict[str, Layer] = PrivateAttr(default_factory=dict)
+    _analysis: Any = PrivateAttr(default=None)
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_graph(self):
+        index: dict[str, Layer] = {}
+        for layer in self.layers:
+            if layer.name in index:
+                raise ValueError(f"two nodes are named '{layer.name}'")
+            for name in layer.inputs:
+                if name not in index:
+                    raise ValueError(
+                        f"node '{layer.name}' reads '{name}', which is not an earlier node"
+                    )
+            n = len(layer.inputs)
+            if n < layer.min_inputs or (layer.max_inputs is not None and n > layer.max_inputs):
+                raise ValueError(f"node '{layer.name}' ({layer.kind}) cannot take {n} inputs")
+            index[layer.name] = layer
+        if not self.outputs:
+            raise ValueError("a network needs at least one output")
+        for name in self.outputs:
+            if name not in index:
+                raise ValueError(f"output '{name}' is not a node")
+        self._index = index
+        return self
+
+    # ---- graph access
+    def __getitem__(self, name: str) -> Layer:
+        return self._index[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def inputs(self) -> list[Input]:
+        """The input nodes, in declaration order."""
+        return [layer for layer in self.layers if layer.kind == "input"]
+
+    def consumers(self) -> dict[str, list[str]]:
+        """For each node, the nodes that read it."""
+        users: dict[str, list[str]] = {layer.name: [] for layer in self.layers}
+        for layer in self.layers:
+            for name in layer.inputs:
+                users[name].append(layer.name)
+        return users
+
+    # ---- analysis
+    @property
+    def analysis(self) -> Analysis:
+        """Shapes, parameters, MACs, receptive fields (computed once, then cached).
+
+        Raises :class:`cnndsl.CnnDslError` at the first layer that cannot apply.
+        """
+        if self._analysis is None:
+            from ..analysis import analyze
+
+            self._analysis = analyze(self)
+        return self._analysis
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Output shape of a node (without the batch axis)."""
+        return self.analysis[name].output_shape
+
+    def summary(self, batch_size: int = 1, dtype: str = "float32", format: str = "table") -> str:
+        """The summary ``cnndsl summary`` prints (table, markdown, csv or json)."""
+        from ..report import render
+
+        return render(self, batch_size=batch_size, dtype=dtype, format=format)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """The IR as JSON (lossless: :meth:`from_json` gives back an equal network)."""
+        return self.model_dump_json(indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Network:
+        return cls.model_validate_json(text)
+
+    def __repr__(self) -> str:
+        return f"<Network {self.name!r}: {len(self.layers)} nodes, outputs {self.outputs}>"
+
+    __str__ = __repr__

@@ -1,0 +1,162 @@
+"""Pooling layers: max/avg pooling, global pooling, depth-wise (across channels) max pooling."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from .base import Layer, Padding, Pair, kspec_notation, require_map, whole_map_window
+from .conv import sliding_window, window_axes
+from .geometry import ShapeError
+
+_POOL_ALIASES = {
+    "pool_size": "kernel",
+    "kernel_size": "kernel",
+    "size": "kernel",
+    "strides": "stride",
+    "ceil": "ceil_mode",
+}
+_POOL_FLAGS = {
+    "same": ("padding", "same"),
+    "valid": ("padding", "valid"),
+    "ceil": ("ceil_mode", True),
+}
+
+
+class _Pool2D(Layer):
+    kernel: Pair = (2, 2)
+    stride: Pair | None = None
+    padding: Padding = "valid"
+    ceil_mode: bool = False
+
+    takes_kernel_spec: ClassVar[bool] = True
+    family: ClassVar[str] = "pool"
+    positional: ClassVar[tuple[str, ...]] = ("kernel",)
+    aliases: ClassVar[dict[str, str]] = _POOL_ALIASES
+    flags: ClassVar[dict[str, tuple[str, object]]] = _POOL_FLAGS
+
+    @model_validator(mode="after")
+    def _defaults(self):
+        if self.stride is None:  # as in Keras and PyTorch, the stride defaults to the window
+            object.__setattr__(self, "stride", self.kernel)
+        if self.ceil_mode and self.padding == "same":
+            raise ValueError("ceil_mode only applies to VALID or explicit padding")
+        if self.padding not in ("same", "valid"):
+            for (before, after), k in zip(self.padding, self.kernel):
+                if max(before, after) * 2 > k:
+                    raise ValueError(
+                        f"padding ({max(before, after)}) must be at most half the window ({k})"
+                    )
+        return self
+
+    def _spatial(self, shape):
+        return sliding_window(self, shape, self.kernel, self.stride, (1, 1), self.padding, self.ceil_mode)
+
+    def output_shape(self, inputs):
+        (oh, ow), _ = self._spatial(inputs[0])
+        return (oh, ow, inputs[0][2])
+
+    def window(self, inputs):
+        _, pads = self._spatial(inputs[0])
+        return window_axes(self.kernel, self.stride, (1, 1), pads)
+
+    def notation(self):
+        head, extra = kspec_notation(self.kernel, self.stride, self.padding)
+        if self.ceil_mode:
+            extra.append("ceil")
+        return " ".join([head, self.spec_names[0], *extra])
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling (``maxpool``): ``3x3+2(S) maxpool``.  Stride defaults to the window size.
+
+    Fields: kernel (2x2 if not given), stride, padding (padded cells never win), ceil_mode.
+    """
+
+    kind: Literal["maxpool"] = "maxpool"
+    spec_names: ClassVar[tuple[str, ...]] = ("maxpool", "max_pool", "maxpool2d", "maxpooling")
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling (``avgpool``): ``2x2+2(V) avgpool``.
+
+    Fields: kernel, stride, padding, ceil_mode, include_pad.  ``include_pad`` says whether padded
+    cells count in the average; by default they do not with SAME padding (TensorFlow) and do with
+    explicit padding (PyTorch's count_include_pad).
+    """
+
+    kind: Literal["avgpool"] = "avgpool"
+    include_pad: bool | None = None
+
+    spec_names: ClassVar[tuple[str, ...]] = ("avgpool", "avg_pool", "avgpool2d", "averagepooling")
+    aliases: ClassVar[dict[str, str]] = {**_POOL_ALIASES, "count_include_pad": "include_pad"}
+
+    @model_validator(mode="after")
+    def _include_pad(self):
+        if self.include_pad is None:
+            object.__setattr__(self, "include_pad", self.padding not in ("same", "valid"))
+        return self
+
+    def notation(self):
+        text = super().notation()
+        if self.padding == "same" and self.include_pad:
+            text += " include_pad=on"
+        elif self.padding not in ("same", "valid") and not self.include_pad:
+            text += " include_pad=off"
+        return text
+
+
+class _GlobalPool(Layer):
+    keepdims: bool = False
+
+    family: ClassVar[str] = "pool"
+    flags: ClassVar[dict[str, tuple[str, object]]] = {"keepdims": ("keepdims", True)}
+    aliases: ClassVar[dict[str, str]] = {"keep_dims": "keepdims"}
+
+    def output_shape(self, inputs):
+        _, _, c = require_map(self, inputs[0])
+        return (1, 1, c) if self.keepdims else (c,)
+
+    def window(self, inputs):
+        return whole_map_window(inputs[0])
+
+    def notation(self):
+        return self.spec_names[0] + (" keepdims" if self.keepdims else "")
+
+
+class GlobalMaxPool2D(_GlobalPool):
+    """Global max pooling (``globalmaxpool``): H x W x C -> C (or 1 x 1 x C with ``keepdims``)."""
+
+    kind: Literal["globalmaxpool"] = "globalmaxpool"
+    spec_names: ClassVar[tuple[str, ...]] = ("globalmaxpool", "global_maxpool", "gmp")
+
+
+class GlobalAvgPool2D(_GlobalPool):
+    """Global average pooling (``globalavgpool``, ``gap``): H x W x C -> C."""
+
+    kind: Literal["globalavgpool"] = "globalavgpool"
+    spec_names: ClassVar[tuple[str, ...]] = ("globalavgpool", "global_avgpool", "gap")
+
+
+class DepthMaxPool(Layer):
+    """Max pooling across channels (``depthmaxpool 3``): every ``pool`` consecutive channels
+    become one, as the book's ``tf.nn.max_pool(X, ksize=(1, 1, 1, 3), strides=(1, 1, 1, 3))``.
+    """
+
+    kind: Literal["depthmaxpool"] = "depthmaxpool"
+    pool: int = Field(ge=1)
+
+    family: ClassVar[str] = "pool"
+    spec_names: ClassVar[tuple[str, ...]] = ("depthmaxpool", "depth_maxpool", "channelmaxpool")
+    positional: ClassVar[tuple[str, ...]] = ("pool",)
+    aliases: ClassVar[dict[str, str]] = {"pool_size": "pool", "size": "pool"}
+
+    def output_shape(self, inputs):
+        h, w, c = require_map(self, inputs[0])
+        if c % self.pool:
+            raise ShapeError(f"depthmaxpool {self.pool} needs channels divisible by {self.pool}, got {c}")
+        return (h, w, c // self.pool)
+
+    def notation(self):
+        return f"depthmaxpool {self.pool}"

@@ -1,0 +1,430 @@
+"""Front end: .cnn text -> syntax tree (:mod:`cnndsl.syntax`), with positions.
+
+The grammar lives in ``cnndsl/grammars/cnn.lark`` (also reachable as ``grammars/`` at the top
+of the repository) and is loaded relative to this module.  Parsing uses Lark's LALR parser with
+its basic lexer; a Transformer then turns the parse tree into syntax nodes.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
+
+from . import syntax as S
+from .errors import CnnDslError, Location
+
+__all__ = ["parse", "GRAMMAR_PATH"]
+
+GRAMMAR_PATH = Path(__file__).with_name("grammars") / "cnn.lark"
+
+_KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+)\))?$")
+
+
+class _Source:
+    """A file's text, split into lines once, that turns positions into Locations."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text = text
+        self.lines = text.splitlines()
+
+    def loc(self, line: int, column: int, end_line: int | None = None, end_column: int | None = None):
+        src = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        end = end_column if end_line in (None, line) else len(src) + 1
+        return Location(self.file, line, column, end, src)
+
+    def at_token(self, tok: Token) -> Location:
+        return self.loc(tok.line, tok.column, tok.end_line, tok.end_column)
+
+    def at_meta(self, meta) -> Location:
+        if getattr(meta, "empty", True):
+            return self.loc(1, 1)
+        return self.loc(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+class _PostLex:
+    """Newlines end statements, except inside () and [], after ',' and around '->'."""
+
+    always_accept = ()
+
+    def process(self, stream):
+        depth = 0
+        pending = None
+        prev = None
+        for tok in stream:
+            if tok.type == "_NL":
+                if depth > 0 or (prev is not None and prev.type in ("_ARROW", "COMMA")):
+                    continue
+                if pending is None:
+                    pending = tok
+                continue
+            if pending is not None:
+                if tok.type not in ("_ARROW", "ELSE"):
+                    yield pending
+                pending = None
+            if tok.type in ("LPAR", "LSQB"):
+                depth += 1
+            elif tok.type in ("RPAR", "RSQB") and depth > 0:
+                depth -= 1
+            yield tok
+            prev = tok
+        if pending is not None:
+            yield pending
+
+
+@v_args(meta=True)
+class _ToSyntax(Transformer):
+    """Lark callbacks building the syntax tree (runs inline with the LALR parser)."""
+
+    def __init__(self, src: _Source) -> None:
+        super().__init__()
+        self.src = src
+
+    # -- helpers
+    def _loc(self, meta):
+        return self.src.at_meta(meta)
+
+    def _tok(self, tok: Token):
+        return self.src.at_token(tok)
+
+    # -- expressions
+    def number(self, meta, children):
+        (tok,) = children
+        value = int(tok) if tok.type == "INT" else float(tok)
+        return S.Num(value, self._tok(tok))
+
+    def name(self, meta, children):
+        (tok,) = children
+        return S.Name(str(tok), self._tok(tok))
+
+    def string(self, meta, children):
+        (tok,) = children
+        raw = str(tok)[1:-1]
+        value = re.sub(r"\\(.)", r"\1", raw)
+        return S.Str(value, self._tok(tok))
+
+    def shape(self, meta, children):
+        (tok,) = children
+        loc = self._tok(tok)
+        text = str(tok)
+        if not re.fullmatch(r"\d+(x\d+)+", text):
+            raise CnnDslError(
+                f"'{text}' is not a size here: write sizes like 3x3 (stride and padding go in"
+                " front of a layer kind, as in `3x3+2(S) conv 64`)",
+                loc,
+            )
+        return S.TupleExpr([S.Num(int(p), loc) for p in text.split("x")], loc)
+
+    def list(self, meta, children):
+        return S.ListExpr([c for c in children if c is not None], self._loc(meta))
+
+    def tuple(self, meta, children):
+        return S.TupleExpr([c for c in children if c is not None], self._loc(meta))
+
+    def binop(self, meta, children):
+        left, op, right = children
+        return S.BinOp(str(op), left, right, self._loc(meta))
+
+    compare = binop
+
+    def or_op(self, meta, children):
+        return S.BinOp("or", children[0], children[1], self._loc(meta))
+
+    def and_op(self, meta, children):
+        return S.BinOp("and", children[0], children[1], self._loc(meta))
+
+    def neg(self, meta, children):
+        return S.UnaryOp("-", children[-1], self._loc(meta))
+
+    def not_op(self, meta, children):
+        return S.UnaryOp("not", children[-1], self._loc(meta))
+
+    def kwarg(self, meta, children):
+        name, value = children
+        return S.KwArg(str(name), value, self._loc(meta))
+
+    def arg(self, meta, children):
+        return children[0]
+
+    def call_args(self, meta, children):
+        return [c for c in children if c is not None]
+
+    # -- items and statements
+    def layer(self, meta, children):
+        kspec = None
+        call_args = None
+        words = []
+        name_tok = None
+        for child in children:
+            if isinstance(child, Token):
+                if child.type == "SHAPE":
+                    kspec = self._kspec(child)
+                else:
+                    name_tok = child
+            elif isinstance(child, list):
+                call_args = child
+            elif child is not None:
+                words.append(child)
+        return S.LayerItem(
+            str(name_tok), kspec, call_args, words, self._tok(name_tok), self._loc(meta)
+        )
+
+    def _kspec(self, tok: Token) -> S.KernelSpec:
+        loc = self._tok(tok)
+        text = str(tok)
+        m = _KSPEC.match(text)
+        if m is None:
+            if re.match(r"\d+x\d+x\d+", text):
+                raise CnnDslError(
+                    f"the kernel notation takes two sizes (KHxKW), got '{text}'",
+                    loc,
+                    hint="write e.g. `3x3+1(S) conv 64`",
+                )
+            raise CnnDslError(f"cannot read the kernel notation '{text}'", loc)
+        kh, kw, stride, pad = m.groups()
+        padding: str | int | None
+        if pad is None:
+            padding = None
+        elif pad in ("S", "s"):
+            padding = "same"
+        elif pad in ("V", "v"):
+            padding = "valid"
+        elif pad.isdigit():
+            padding = int(pad)
+        else:
+            raise CnnDslError(
+                f"unknown padding '({pad})' in '{text}'",
+                loc,
+                hint="use (S) for SAME, (V) for VALID, or a number of pixels such as (3)",
+            )
+        return S.KernelSpec(
+            (int(kh), int(kw)), int(stride) if stride else None, padding, text, loc
+        )
+
+    def group(self, meta, children):
+        name, *bodies = children
+        return S.Group(str(name), bodies, self._tok(name))
+
+    def repeat(self, meta, children):
+        count, body = children
+        return S.Repeat(count, body, self._loc(meta))
+
+    def for_loop(self, meta, children):
+        var, iterable, body = children
+        return S.ForLoop(str(var), iterable, body, self._loc(meta))
+
+    def if_else(self, meta, children):
+        cond, then, *rest = children
+        orelse = rest[0] if rest else None
+        if isinstance(orelse, S.IfElse):
+            orelse = S.Body([S.Chain([orelse], orelse.loc)], orelse.loc)
+        return S.IfElse(cond, then, orelse, self._loc(meta))
+
+    def chain(self, meta, children):
+        return S.Chain(children, self._loc(meta))
+
+    def assign(self, meta, children):
+        name, chain = children
+        return S.Assign(str(name), chain, self._tok(name))
+
+    def body(self, meta, children):
+        return S.Body(children, self._loc(meta))
+
+    # -- declarations
+    def network_decl(self, meta, children):
+        (name,) = children
+        return ("network", str(name), self._tok(name))
+
+    def input_decl(self, meta, children):
+        *name, dims = children
+        return S.InputDecl(
+            str(name[0]) if name else None,
+            tuple(int(d) for d in str(dims).split("x")),
+            self._loc(meta),
+        )
+
+    def output_decl(self, meta, children):
+        return ("output", [(str(n), self._tok(n)) for n in children], self._loc(meta))
+
+    def defaults_decl(self, meta, children):
+        kind, *args = children
+        return S.DefaultsDecl(str(kind), args, self._loc(meta), self._tok(kind))
+
+    def param(self, meta, children):
+        name, *default = children
+        return S.Param(str(name), default[0] if default else None, self._tok(name))
+
+    def block_def(self, meta, children):
+        name, *params, body = children
+        return S.BlockDef(str(name), [p for p in params if p is not None], body, self._tok(name))
+
+    def import_all(self, meta, children):
+        (path,) = children
+        return S.Import(str(path)[1:-1], None, self._loc(meta))
+
+    def import_from(self, meta, children):
+        path, *names = children
+        return S.Import(str(path)[1:-1], [(str(n), self._tok(n)) for n in names], self._loc(meta))
+
+    def start(self, meta, children):
+        mod = S.Module(self.src.file, self.src.text)
+        for child in children:
+            if isinstance(child, tuple) and child[0] == "network":
+                if mod.network is not None:
+                    raise CnnDslError("the network is named twice", child[2])
+                mod.network = (child[1], child[2])
+            elif isinstance(child, tuple) and child[0] == "output":
+                if mod.outputs is not None:
+                    raise CnnDslError(
+                        "`output` is declared twice; list every output in one declaration",
+                        child[2],
+                    )
+                mod.outputs = child[1]
+                mod.output_loc = child[2]
+            elif isinstance(child, S.InputDecl):
+                mod.inputs.append(child)
+                mod.program.append(child)
+            elif isinstance(child, S.DefaultsDecl):
+                mod.defaults.append(child)
+            elif isinstance(child, S.BlockDef):
+                if child.name in mod.blocks:
+                    first = mod.blocks[child.name].loc
+                    raise CnnDslError(
+                        f"block '{child.name}' is defined twice",
+                        child.loc,
+                        notes=[("first defined", first)],
+                    )
+                child.module = mod
+                mod.blocks[child.name] = child
+            elif isinstance(child, S.Import):
+                mod.imports.append(child)
+            else:
+                mod.program.append(child)
+        return mod
+
+
+@lru_cache(maxsize=1)
+def _grammar() -> str:
+    return GRAMMAR_PATH.read_text(encoding="utf-8")
+
+
+_PARSER: Lark | None = None
+
+
+def _parser() -> Lark:
+    global _PARSER
+    if _PARSER is None:
+        _PARSER = Lark(
+            _grammar(),
+            parser="lalr",
+            lexer="basic",
+            postlex=_PostLex(),
+            propagate_positions=True,
+            maybe_placeholders=True,
+        )
+    return _PARSER
+
+
+def parse(text: str, file: str = "<string>") -> S.Module:
+    """Parse .cnn source text into a :class:`cnndsl.syntax.Module`.
+
+    Raises :class:`CnnDslError` with the position of the first syntax error.
+    """
+    src = _Source(file, text)
+    if not text.strip():
+        raise CnnDslError(
+            "the spec is empty", Location(file, 1, 1, None, ""),
+            hint="a spec needs at least an `input` line and one layer",
+        )
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, src) from None
+    try:
+        return _ToSyntax(src).transform(tree)
+    except VisitError as e:  # an error raised inside a callback
+        if isinstance(e.orig_exc, CnnDslError):
+            raise e.orig_exc from None
+        raise
+
+
+# ------------------------------------------------------------------------- syntax errors
+
+_TOKEN_WORDS = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "SHAPE": "a size such as 3x3 or 224x224x3",
+    "STRING": 'a string in "quotes"',
+    "_NL": "a new line",
+    "$END": "the end of the file",
+    "_ARROW": "'->'",
+}
+
+
+def _describe_terminal(name: str) -> str:
+    if name in _TOKEN_WORDS:
+        return _TOKEN_WORDS[name]
+    try:
+        term = _PARSER.get_terminal(name) if _PARSER else None
+    except KeyError:
+        term = None
+    if term is not None and term.pattern.type == "str":
+        return f"'{term.pattern.value}'"
+    return name.lower()
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "$END":
+        return "the end of the file"
+    if tok.type == "_NL":
+        return "the end of the line"
+    if tok.type == "NAME":
+        return f"name '{tok}'"
+    return f"'{tok}'"
+
+
+def _expected(names) -> str:
+    words = sorted({_describe_terminal(n) for n in names if not n.startswith("__")})
+    if not words:
+        return ""
+    if len(words) > 6:
+        words = words[:6] + ["..."]
+    return "; expected " + (words[0] if len(words) == 1 else "one of: " + ", ".join(words))
+
+
+def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
+    if isinstance(e, UnexpectedCharacters):
+        ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else ""
+        hint = None
+        if ch == "\t":
+            hint = None
+        if ch in "'`":
+            hint = 'strings are written in double quotes: "file.cnn"'
+        return CnnDslError(
+            f"unexpected character {ch!r}", src.loc(e.line, e.column), hint=hint
+        )
+    if isinstance(e, UnexpectedEOF) or (
+        isinstance(e, UnexpectedToken) and e.token.type == "$END"
+    ):
+        line = len(src.lines) or 1
+        col = len(src.lines[-1]) + 1 if src.lines else 1
+        return CnnDslError(
+            "unexpected end of file" + _expected(e.expected),
+            src.loc(line, col),
+            hint="is a '}' or ')' missing?",
+        )
+    assert isinstance(e, UnexpectedToken)
+    tok = e.token
+    loc = src.at_token(tok) if tok.type != "_NL" else src.loc(tok.line, tok.column)
+    return CnnDslError(f"unexpected {_describe_token(tok)}" + _expected(e.expected), loc)
