@@ -87,6 +87,11 @@ class _ConvBase(Layer):
         _, pads = self._spatial(inputs[0])
         return window_axes(self.kernel, self.stride, self.dilation, pads)
 
+    def explicit_padding(self, inputs) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The padding actually applied, ((top, bottom), (left, right)), for these inputs
+        (SAME resolved as TensorFlow does; may be asymmetric)."""
+        return self._spatial(inputs[0])[1]
+
     def _notation(self, count: str | None) -> str:
         head, extra = kspec_notation(self.kernel, self.stride, self.padding)
         words = [head, self.spec_names[0]]
@@ -259,6 +264,16 @@ class Conv2DTranspose(_ConvBase):
         kh, kw = self.kernel
         h, w, c = inputs[0]
         return h * w * c * kh * kw * self.filters
+
+    def explicit_padding(self, inputs) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((crop top, crop bottom), (crop left, crop right)) removed from the full transposed
+        convolution of size (n-1)*s + k_eff (negative: zeros appended), for these inputs."""
+        h, w, _ = inputs[0]
+        result = []
+        for axis, (n, (size, before)) in enumerate(zip((h, w), self._sizes(inputs[0]))):
+            full = (n - 1) * self.stride[axis] + effective_kernel(self.kernel[axis], self.dilation[axis])
+            result.append((before, full - size - before))
+        return tuple(result)
 
     def window(self, inputs):
         # Output o gathers inputs i with i*s - before + t*d = o: at most floor((k_eff-1)/s) + 1

@@ -61,6 +61,11 @@ class _Pool2D(Layer):
         _, pads = self._spatial(inputs[0])
         return window_axes(self.kernel, self.stride, (1, 1), pads)
 
+    def explicit_padding(self, inputs) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The padding actually applied, ((top, bottom), (left, right)), for these inputs
+        (SAME resolved as TensorFlow does; with ceil_mode, PyTorch adds more on the right)."""
+        return self._spatial(inputs[0])[1]
+
     def notation(self):
         head, extra = kspec_notation(self.kernel, self.stride, self.padding)
         if self.ceil_mode:
