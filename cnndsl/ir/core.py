@@ -60,7 +60,7 @@ class Dense(Layer):
 
     family: ClassVar[str] = "dense"
     takes_activation: ClassVar[bool] = True
-    spec_names: ClassVar[tuple[str, ...]] = ("dense", "fc", "fully_connected")
+    spec_names: ClassVar[tuple[str, ...]] = ("dense",)
     positional: ClassVar[tuple[str, ...]] = ("units",)
     aliases: ClassVar[dict[str, str]] = {"use_bias": "bias", "act": "activation"}
     flags: ClassVar[dict[str, tuple[str, object]]] = {"nobias": ("bias", False)}
@@ -165,7 +165,7 @@ class ZeroPad(Layer):
     padding: Padding
 
     family: ClassVar[str] = "reshape"
-    spec_names: ClassVar[tuple[str, ...]] = ("zeropad", "zeropadding", "zero_padding", "pad")
+    spec_names: ClassVar[tuple[str, ...]] = ("zeropad", "zeropadding", "zero_padding")
     positional: ClassVar[tuple[str, ...]] = ("padding",)
 
     @field_validator("padding")

@@ -22,7 +22,7 @@ class Add(_Merge):
     """Elementwise sum of inputs of one shape (``add { ... | identity }``, ``add(x, y)``)."""
 
     kind: Literal["add"] = "add"
-    spec_names: ClassVar[tuple[str, ...]] = ("add", "sum")
+    spec_names: ClassVar[tuple[str, ...]] = ("add",)
 
     def output_shape(self, inputs):
         if any(s != inputs[0] for s in inputs):
@@ -52,7 +52,7 @@ class Multiply(_Merge):
     the height and width of an H x W x C map, as squeeze-and-excitation needs."""
 
     kind: Literal["multiply"] = "multiply"
-    spec_names: ClassVar[tuple[str, ...]] = ("multiply", "mul")
+    spec_names: ClassVar[tuple[str, ...]] = ("multiply",)
 
     def output_shape(self, inputs):
         big = max(inputs, key=len)
