@@ -80,7 +80,7 @@ class MaxPool2D(_Pool2D):
     """
 
     kind: Literal["maxpool"] = "maxpool"
-    spec_names: ClassVar[tuple[str, ...]] = ("maxpool", "max_pool", "maxpool2d", "maxpooling")
+    spec_names: ClassVar[tuple[str, ...]] = ("maxpool", "maxpool2d", "maxpooling")
 
 
 class AvgPool2D(_Pool2D):
@@ -94,7 +94,7 @@ class AvgPool2D(_Pool2D):
     kind: Literal["avgpool"] = "avgpool"
     include_pad: bool | None = None
 
-    spec_names: ClassVar[tuple[str, ...]] = ("avgpool", "avg_pool", "avgpool2d", "averagepooling")
+    spec_names: ClassVar[tuple[str, ...]] = ("avgpool", "avgpool2d", "averagepooling")
     aliases: ClassVar[dict[str, str]] = {**_POOL_ALIASES, "count_include_pad": "include_pad"}
 
     @model_validator(mode="after")
