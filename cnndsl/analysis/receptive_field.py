@@ -8,10 +8,12 @@ and padding-before q gives
 
     r_out = r_in + (k_eff - 1) * j_in,   j_out = j_in * s,   p_out = p_in + q * j_in.
 
-On a DAG a node takes, per axis, the largest size and padding over its inputs (the receptive
-field of a node with several paths is the union of theirs), as google-research's
-receptive_field library does; the inputs' strides agree in any network whose merges are
-aligned, and the largest is kept otherwise.  Upsampling and transposed convolutions have
+On a DAG a node's receptive field is the union of its inputs' fields: per axis the padding is
+the largest p_i and the size max(r_i - p_i) + max(p_i).  When the paths are centred on the
+same pixel (as SAME-padded branches are) that is the largest size over the paths -- the
+"maximum over paths" of the Distill article and of google-research's receptive_field library
+-- and it stays exact when they are not.  The inputs' strides agree in any network whose merges
+are aligned; the largest is kept otherwise.  Upsampling and transposed convolutions have
 fractional strides.  Nodes that no image input reaches have no receptive field.
 """
 
@@ -59,12 +61,16 @@ IMAGE = ReceptiveField((ONE, ONE), (ONE, ONE), (ZERO, ZERO))
 
 
 def combine(fields: list[ReceptiveField]) -> ReceptiveField:
+    """The union of the receptive fields of a merge's inputs."""
     if len(fields) == 1:
         return fields[0]
-    return ReceptiveField(
-        *(tuple(max(getattr(f, attr)[axis] for f in fields) for axis in (0, 1))
-          for attr in ("size", "stride", "padding"))
-    )
+    size, stride, padding = [], [], []
+    for axis in (0, 1):
+        p = max(f.padding[axis] for f in fields)
+        padding.append(p)
+        size.append(max(f.size[axis] - f.padding[axis] for f in fields) + p)
+        stride.append(max(f.stride[axis] for f in fields))
+    return ReceptiveField(tuple(size), tuple(stride), tuple(padding))
 
 
 def apply_window(rf: ReceptiveField, window) -> ReceptiveField:

@@ -124,6 +124,14 @@ class Network(BaseModel):
     def from_json(cls, text: str | bytes) -> Network:
         return cls.model_validate_json(text)
 
+    def __eq__(self, other: object) -> bool:
+        """Networks are equal when their fields are (cached analysis and sources aside)."""
+        if not isinstance(other, Network):
+            return NotImplemented
+        return (self.name, self.outputs, self.layers) == (other.name, other.outputs, other.layers)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"<Network {self.name!r}: {len(self.layers)} nodes, outputs {self.outputs}>"
 
