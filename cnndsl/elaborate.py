@@ -127,9 +127,10 @@ def read_source(path: Path, at: Location | None = None) -> str:
     except OSError as e:
         raise CnnDslError(f"cannot read {shown}: {e.strerror}", at) from None
     if len(data) > MAX_SOURCE_BYTES:
-        raise CnnDslError(f"{shown} is larger than {MAX_SOURCE_BYTES:,} bytes", at)
+        raise CnnDslError(f"{shown} is larger than {MAX_SOURCE_BYTES:,} bytes", at or Location(shown, 1, 1))
     if b"\x00" in data:
-        raise CnnDslError(f"{shown} is a binary file, not a .cnn spec", at)
+        line = data[: data.index(b"\x00")].count(b"\n") + 1
+        raise CnnDslError(f"{shown} is a binary file, not a .cnn spec", at or Location(shown, line, 1))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -366,7 +367,7 @@ class Elaborator:
             if assign is not None:
                 return self.add(layer, [current], loc, assign[0], assign[1])
             return self.add(layer, [current], loc, None, None)
-        candidates = [*KINDS, *blocks, *env.tensors, "identity"]
+        candidates = [*KINDS, *blocks, "identity"]
         raise CnnDslError(
             f"unknown layer kind or block '{name}'", item.loc, hint=did_you_mean(name, candidates)
         )
@@ -386,13 +387,19 @@ class Elaborator:
                     continue
                 raise CnnDslError(f"{item.name} takes no option '{arg.name}'", arg.loc)
             value = self.eval(arg, env)
+            if isinstance(value, Symbol):
+                raise CnnDslError(
+                    f"unknown tensor '{value.name}'",
+                    arg.loc,
+                    hint=did_you_mean(value.name, env.tensors)
+                    or f"{item.name}(...) merges the current tensor with named tensors",
+                )
             if not isinstance(value, TensorRef):
                 raise CnnDslError(
-                    f"{item.name}(...) merges the current tensor with named tensors; "
-                    f"{_show(value)} is not a tensor",
+                    f"{item.name}(...) merges the current tensor with named tensors;"
+                    f" {_show(value)} is not a tensor",
                     arg.loc,
-                    hint=did_you_mean(str(value), env.tensors) or
-                    f"to merge branches, write `{item.name} {{ ... | ... }}`",
+                    hint=f"to merge branches, write `{item.name} {{ ... | ... }}`",
                 )
             inputs.append(value.node)
         if len(inputs) < 2:
@@ -841,11 +848,15 @@ def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
     typ = err["type"]
     shown = _show(value) if value is not None else None
     if key is None:
-        return f"{kind}: {msg.removeprefix('Value error, ')}"
+        msg = msg.removeprefix("Value error, ")
+        return msg if msg.startswith(f"{kind} ") else f"{kind}: {msg}"
     if typ == "missing":
         return f"{kind} needs {_MISSING.get(key, key)}"
     if typ in ("greater_than_equal", "greater_than", "less_than", "less_than_equal"):
-        return f"{kind} {key} {_BOUND[typ]} {err['ctx'][_CTX[typ]]}, got {shown}"
+        bound = err["ctx"][_CTX[typ]]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return f"{kind} {key} {_BOUND[typ]} {bound}, got {shown}"
     if typ.startswith("int") or typ.startswith("float") or typ.startswith("bool"):
         want = {"int": "an integer", "float": "a number", "bool": "on or off"}[typ.split("_")[0]]
         return f"{kind} {key} must be {want}, got {shown}"

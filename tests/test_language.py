@@ -313,3 +313,19 @@ def test_json_round_trip_is_lossless():
     n = net("input 8x8x3\nblock b(f) { conv f kernel=1 }\nadd { b(3) | identity }")
     again = cnndsl.Network.from_json(n.to_json())
     assert again == n and again.to_json() == n.to_json()
+
+
+def test_minus_after_a_value_subtracts():
+    # like Python: `conv f -1` is f - 1; a leading minus is a negative number
+    a, b = layers("input 8x8x2\nblock b(f) { conv f -1 kernel=1 }\nb(4)\nleakyrelu -0.1")
+    assert a.filters == 3 and b.alpha == -0.1
+
+
+def test_grammar_ships_inside_the_package():
+    from importlib.resources import files
+
+    from conftest import ROOT
+
+    packaged = files("cnndsl") / "grammars" / "cnn.lark"
+    assert packaged.is_file()
+    assert (ROOT / "grammars" / "cnn.lark").read_text() == packaged.read_text()

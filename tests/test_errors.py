@@ -1,0 +1,45 @@
+"""Bad specs get clear, located errors: golden messages for a corpus of mistakes.
+
+Each tests/errors/NAME.cnn has its expected ``cnndsl check`` output in NAME.err.  Set
+CNNDSL_UPDATE_GOLDEN=1 to rewrite the .err files after an intended change (and read the diff).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from cnndsl.cli import main
+from conftest import ROOT
+
+ERRORS = ROOT / "tests" / "errors"
+CASES = sorted(ERRORS.glob("*.cnn"))
+UPDATE = os.environ.get("CNNDSL_UPDATE_GOLDEN") == "1"
+
+
+def check(path: Path) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["check", str(path.relative_to(ROOT))])
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_error_message(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code, message = check(path)
+    assert code == 1
+    assert "Traceback" not in message and "internal error" not in message
+    assert message.startswith(f"tests/errors/{path.name}:") or message.startswith("tests/errors/")
+    golden = path.with_suffix(".err")
+    if UPDATE or not golden.exists():
+        golden.write_text(message, encoding="utf-8")
+    assert message == golden.read_text(encoding="utf-8")
+
+
+def test_corpus_size():
+    assert len(CASES) >= 40
