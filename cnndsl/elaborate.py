@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from . import syntax as S
-from .errors import CnnDslError, Location, did_you_mean
+from .errors import CnnDslError, Diagnostic, Location, did_you_mean
 from .ir import LAYER_CLASSES, Activation, CallSite, Input, Layer, Network, Position
 from .parser import parse
 
@@ -29,6 +29,14 @@ MAX_NODES = 1_000_000
 MAX_CALL_DEPTH = 64
 MAX_REPEAT = 100_000
 MAX_SOURCE_BYTES = 10_000_000
+MAX_ERRORS = 20
+
+POISONED = -1
+"""The node id of a tensor whose statement failed: uses of it are skipped, not reported."""
+
+
+class _Poisoned(Exception):
+    """Raised when a statement uses a tensor whose own statement already failed."""
 
 # ------------------------------------------------------------------------ layer kinds by word
 
@@ -224,12 +232,31 @@ class Elaborator:
         self.load_module(module)
         env = _Env(module, {}, {})
         current: int | None = None
+        errors: list[Diagnostic] = []
         for stmt in module.program:
-            if isinstance(stmt, S.InputDecl):
-                current = self.input(stmt, env)
-            else:
-                current = self.stmt(stmt, current, env)
-        if current is None:
+            # Each top-level statement is elaborated on its own: after an error the next
+            # statement continues from the last good tensor, so independent mistakes are all
+            # reported, and a tensor whose statement failed is quietly skipped where used.
+            try:
+                if isinstance(stmt, S.InputDecl):
+                    current = self.input(stmt, env)
+                else:
+                    current = self.stmt(stmt, current, env)
+            except _Poisoned:
+                continue
+            except CnnDslError as e:
+                errors.extend(e.diagnostics)
+                if isinstance(stmt, S.Assign):
+                    env.tensors[stmt.target] = POISONED
+                elif isinstance(stmt, S.InputDecl):
+                    current = POISONED
+                    if stmt.name:
+                        env.tensors[stmt.name] = POISONED
+                if len(errors) >= MAX_ERRORS:
+                    break
+        if errors:
+            raise CnnDslError(_in_source_order(errors))
+        if current is None or current == POISONED:
             loc = module.inputs[0].loc if module.inputs else Location(module.file, 1, 1, None, module.source.splitlines()[0] if module.source else "")
             raise CnnDslError(
                 "the spec has no layers" if module.inputs else "the spec declares no input",
@@ -237,7 +264,43 @@ class Elaborator:
                 hint=None if module.inputs else "start with an input shape, e.g. `input 224x224x3`",
             )
         outputs = self.outputs(module, env, current)
+        self.check_all_used(outputs)
         return self.finish(module, outputs)
+
+    def check_all_used(self, outputs: list[int]) -> None:
+        """Every node must lead to an output: report the ends of dead paths."""
+        used = [False] * len(self.nodes)
+        for i in outputs:
+            used[i] = True
+        for i in range(len(self.nodes) - 1, -1, -1):
+            if used[i]:
+                for j in self.nodes[i].inputs:
+                    used[j] = True
+        consumed = {j for node in self.nodes for j in node.inputs}
+        errors = []
+        for i, node in enumerate(self.nodes):
+            if used[i] or i in consumed:
+                continue
+            what = (
+                f"input '{node.user_name}'" if node.layer.kind == "input"
+                else f"'{node.user_name}'" if node.user_name
+                else f"this {node.layer.type_name} layer"
+            )
+            notes = []
+            frame = node.frame
+            while frame is not None:
+                notes.append((f"in a call of {frame.block}", frame.loc))
+                frame = frame.parent
+            errors.append(
+                Diagnostic(
+                    f"{what} is computed but never used: it leads to no output",
+                    node.loc,
+                    "use it (`x -> ...`, `concat(x)`), list it in `output`, or remove it",
+                    tuple(notes),
+                )
+            )
+        if errors:
+            raise CnnDslError(errors[:MAX_ERRORS])
 
     def input(self, decl: S.InputDecl, env: _Env) -> int:
         name = decl.name or "input"
@@ -263,6 +326,8 @@ class Elaborator:
                     hint=did_you_mean(name, env.tensors),
                 )
             node = env.tensors[name]
+            if node == POISONED:
+                continue
             if node in result:
                 raise CnnDslError(f"'{name}' is listed twice as an output", loc)
             result.append(node)
@@ -295,6 +360,8 @@ class Elaborator:
         first = items[0]
         if isinstance(first, S.LayerItem) and first.is_bare_name and first.name in env.tensors:
             current = env.tensors[first.name]
+            if current == POISONED:
+                raise _Poisoned
             items = items[1:]
         for i, item in enumerate(items):
             current = self.item(item, current, env, assign if i == len(items) - 1 else None)
@@ -331,6 +398,8 @@ class Elaborator:
         raise AssertionError(item)
 
     def need_input(self, current, loc: Location) -> int:
+        if current == POISONED:
+            raise _Poisoned
         if current is None:
             raise CnnDslError(
                 "this layer has no input: declare one first, e.g. `input 224x224x3`", loc
@@ -506,7 +575,7 @@ class Elaborator:
         """Turn the kernel notation and arguments of a layer into {field: (value, location)}."""
         fields: dict[str, tuple[Any, Location]] = {}
         user_name = None
-        kind = cls.spec_names[0] if cls is not Activation else "activation"
+        kind = _kind_word(cls, {})
 
         def put(key: str, value: Any, loc: Location) -> None:
             if key in fields:
@@ -577,8 +646,7 @@ class Elaborator:
             err = e.errors()[0]
             key = err["loc"][0] if err["loc"] else None
             loc = fields[key][1] if key in fields else where
-            kind = cls.spec_names[0] if cls is not Activation else preset.get("function", "activation")
-            raise CnnDslError(_explain(kind, key, err, data.get(key)), loc) from None
+            raise CnnDslError(_explain(_kind_word(cls, preset), key, err, data.get(key)), loc) from None
 
     def identifier(self, expr: S.Expr, env: _Env) -> str:
         value = self.eval(expr, env)
@@ -601,6 +669,8 @@ class Elaborator:
             if found:
                 return value
             if expr.id in env.tensors:
+                if env.tensors[expr.id] == POISONED:
+                    raise _Poisoned
                 return TensorRef(env.tensors[expr.id], expr.id)
             return Symbol(expr.id)
         if isinstance(expr, S.Str):
@@ -772,6 +842,27 @@ def _assign_names(nodes: list[_Node]) -> list[str]:
 # ------------------------------------------------------------------------------ helpers
 
 
+def _in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop repeats (one faulty block called twice) and sort by file, line and column."""
+    seen: set = set()
+    unique = []
+    files: dict[str, int] = {}
+    for d in diagnostics:
+        key = (d.message, d.location and (d.location.file, d.location.line, d.location.column))
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(d)
+        if d.location:
+            files.setdefault(d.location.file, len(files))
+
+    def order(d: Diagnostic):
+        loc = d.location
+        return (files[loc.file], loc.line, loc.column) if loc else (len(files), 0, 0)
+
+    return sorted(unique, key=order)
+
+
 def _position(loc: Location) -> Position:
     return Position(file=loc.file, line=loc.line, column=loc.column, end_column=loc.end_column)
 
@@ -835,11 +926,22 @@ def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
         if "Literal" in annotation or "str" in annotation:
             return value.name
         raise CnnDslError(f"unknown name '{value.name}' for {key}", loc)
+    if isinstance(value, str):
+        annotation = str(cls.model_fields[key].annotation) if key in cls.model_fields else ""
+        if "Literal" not in annotation and "str" not in annotation:
+            raise CnnDslError(f"{key} must be a number, not the string {value!r}", loc)
     if isinstance(value, list):
         return tuple(_plain(v, key, cls, loc) for v in value)
     if isinstance(value, tuple):
         return tuple(_plain(v, key, cls, loc) for v in value)
     return value
+
+
+def _kind_word(cls: type[Layer], preset: dict) -> str:
+    """How a layer kind is called in messages: its spec word (``conv``, ``relu``, ``input``)."""
+    if cls is Activation:
+        return preset.get("function", "activation")
+    return cls.spec_names[0] if cls.spec_names else cls.model_fields["kind"].default
 
 
 def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
@@ -865,7 +967,8 @@ def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
     if typ.startswith("tuple") or typ == "too_long" or typ == "too_short":
         return f"{kind} {key} has the wrong form: {shown} ({msg.lower()})"
     if typ == "value_error":
-        return f"{kind}: {msg.removeprefix('Value error, ')}"
+        msg = msg.removeprefix("Value error, ")
+        return msg if msg.startswith(f"{kind} ") else f"{kind}: {msg}"
     return f"{kind} {key}: {msg} (got {shown})"
 
 

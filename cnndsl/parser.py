@@ -53,11 +53,35 @@ class _Source:
 
 
 class _PostLex:
-    """Newlines end statements, except inside () and [], after ',' and around '->'."""
+    """Newlines end statements, except inside () and [], after ',' and around '->'.
+
+    Also: the keyword ``input`` that does not start an input declaration (``input -> ...``,
+    ``concat(input)``) is the name of the default input tensor.
+    """
 
     always_accept = ()
 
     def process(self, stream):
+        return self._newlines(self._input_names(stream))
+
+    @staticmethod
+    def _input_names(stream):
+        held = None
+        for tok in stream:
+            if held is not None:
+                if tok.type not in ("NAME", "SHAPE", "INT"):
+                    held = Token.new_borrow_pos("NAME", held.value, held)
+                yield held
+                held = None
+            if tok.type == "INPUT":
+                held = tok
+                continue
+            yield tok
+        if held is not None:
+            yield held
+
+    @staticmethod
+    def _newlines(stream):
         depth = 0
         pending = None
         prev = None
@@ -246,7 +270,7 @@ class _ToSyntax(Transformer):
         return ("network", str(name), self._tok(name))
 
     def input_decl(self, meta, children):
-        *name, dims = children
+        _, *name, dims = children
         return S.InputDecl(
             str(name[0]) if name else None,
             tuple(int(d) for d in str(dims).split("x")),

@@ -110,22 +110,39 @@ def layer_error(network: Network, layer: Layer, message: str, hint: str | None =
     return CnnDslError(message, locate(network, layer.position), hint=hint, notes=notes)
 
 
+MAX_ERRORS = 20
+
+
 def analyze(network: Network) -> Analysis:
-    """Compute every node's facts; raise :class:`CnnDslError` at the first impossible layer."""
+    """Compute every node's facts.
+
+    Raises :class:`CnnDslError` listing every layer that cannot apply to its input (up to
+    MAX_ERRORS); layers downstream of a failed one are skipped, not reported again.
+    """
     infos: dict[str, LayerInfo] = {}
     fields: dict[str, ReceptiveField | None] = {}
+    failed: set[str] = set()
+    errors: list = []
     for layer in network.layers:
-        in_infos = [infos[name] for name in layer.inputs]
-        in_shapes = [i.output_shape for i in in_infos]
+        if any(name in failed for name in layer.inputs):
+            failed.add(layer.name)
+            continue
+        in_shapes = [infos[name].output_shape for name in layer.inputs]
         try:
             out = layer.output_shape(in_shapes)
             trainable, frozen = layer.param_counts(in_shapes)
             macs = layer.macs(in_shapes, out)
             rf = _receptive_field(layer, in_shapes, [fields[name] for name in layer.inputs])
         except ShapeError as e:
-            raise layer_error(network, layer, str(e)) from None
+            failed.add(layer.name)
+            errors.extend(layer_error(network, layer, str(e)).diagnostics)
+            if len(errors) >= MAX_ERRORS:
+                break
+            continue
         fields[layer.name] = rf
         infos[layer.name] = LayerInfo(layer, tuple(in_shapes), out, trainable, frozen, macs, rf)
+    if errors:
+        raise CnnDslError(errors)
     return Analysis(network, infos)
 
 

@@ -34,7 +34,7 @@ class Input(Layer):
     def _dims(cls, shape):
         if len(shape) not in (1, 3):
             raise ValueError(
-                f"an input is H x W x C (channels last) or a vector N, got {len(shape)} dimensions"
+                f"input is H x W x C (channels last) or a vector N, got {len(shape)} dimensions"
             )
         if any(d < 1 for d in shape):
             raise ValueError("input sizes must be at least 1")
