@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import keyword
 import os
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -915,20 +916,28 @@ def _number(value: Any, loc: Location, env: _Env | None = None) -> int | float:
     return value
 
 
+@lru_cache(maxsize=None)
+def _field_takes(cls: type[Layer], key: str) -> tuple[bool, bool]:
+    """(takes words or strings, takes booleans) for a field of a layer class."""
+    annotation = str(cls.model_fields[key].annotation) if key in cls.model_fields else ""
+    return ("Literal" in annotation or "str" in annotation), "bool" in annotation
+
+
 def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
     """Evaluated value -> what the pydantic field takes."""
+    if isinstance(value, (int, float)):
+        return value
     if isinstance(value, TensorRef):
         raise CnnDslError(f"{key} cannot be a tensor ('{value.name}')", loc)
     if isinstance(value, Symbol):
-        annotation = str(cls.model_fields[key].annotation) if key in cls.model_fields else ""
-        if value.name in _BOOL_WORDS and "bool" in annotation:
+        words, booleans = _field_takes(cls, key)
+        if value.name in _BOOL_WORDS and booleans:
             return _BOOL_WORDS[value.name]
-        if "Literal" in annotation or "str" in annotation:
+        if words:
             return value.name
         raise CnnDslError(f"unknown name '{value.name}' for {key}", loc)
     if isinstance(value, str):
-        annotation = str(cls.model_fields[key].annotation) if key in cls.model_fields else ""
-        if "Literal" not in annotation and "str" not in annotation:
+        if not _field_takes(cls, key)[0]:
             raise CnnDslError(f"{key} must be a number, not the string {value!r}", loc)
     if isinstance(value, list):
         return tuple(_plain(v, key, cls, loc) for v in value)

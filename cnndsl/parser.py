@@ -2,16 +2,17 @@
 
 The grammar lives in ``cnndsl/grammars/cnn.lark`` (also reachable as ``grammars/`` at the top
 of the repository) and is loaded relative to this module.  Parsing uses Lark's LALR parser with
-its basic lexer; a Transformer then turns the parse tree into syntax nodes.
+its basic lexer and an inline transformer that builds syntax nodes as rules are reduced.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -45,11 +46,6 @@ class _Source:
 
     def at_token(self, tok: Token) -> Location:
         return self.loc(tok.line, tok.column, tok.end_line, tok.end_column)
-
-    def at_meta(self, meta) -> Location:
-        if getattr(meta, "empty", True):
-            return self.loc(1, 1)
-        return self.loc(meta.line, meta.column, meta.end_line, meta.end_column)
 
 
 class _PostLex:
@@ -106,38 +102,64 @@ class _PostLex:
             yield pending
 
 
-@v_args(meta=True)
 class _ToSyntax(Transformer):
-    """Lark callbacks building the syntax tree (runs inline with the LALR parser)."""
+    """Lark callbacks building the syntax tree, run inline by the LALR parser as it reduces
+    (no parse tree is built).  A rule's location spans its children: the first token or
+    syntax node to the last one."""
 
-    def __init__(self, src: _Source) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.src = src
+        self.src: _Source | None = None
 
     # -- helpers
-    def _loc(self, meta):
-        return self.src.at_meta(meta)
-
-    def _tok(self, tok: Token):
+    def _tok(self, tok: Token) -> Location:
         return self.src.at_token(tok)
 
+    def _edge(self, child, last: bool) -> Location | None:
+        if isinstance(child, Token):
+            return self._tok(child)
+        if isinstance(child, list):
+            items = [c for c in child if c is not None]
+            return self._edge(items[-1 if last else 0], last) if items else None
+        if child is None:
+            return None
+        if isinstance(child, S.LayerItem):
+            return child.span
+        return getattr(child, "loc", None)
+
+    def _span(self, children) -> Location:
+        start = end = None
+        for child in children:
+            start = self._edge(child, False)
+            if start is not None:
+                break
+        for child in reversed(children):
+            end = self._edge(child, True)
+            if end is not None:
+                break
+        if start is None:
+            return self.src.loc(1, 1)
+        if end is not None and end.line == start.line and end.end_column:
+            return Location(start.file, start.line, start.column, end.end_column, start.source_line)
+        return start
+
     # -- expressions
-    def number(self, meta, children):
+    def number(self, children):
         (tok,) = children
         value = int(tok) if tok.type == "INT" else float(tok)
         return S.Num(value, self._tok(tok))
 
-    def name(self, meta, children):
+    def name(self, children):
         (tok,) = children
         return S.Name(str(tok), self._tok(tok))
 
-    def string(self, meta, children):
+    def string(self, children):
         (tok,) = children
         raw = str(tok)[1:-1]
         value = re.sub(r"\\(.)", r"\1", raw)
         return S.Str(value, self._tok(tok))
 
-    def shape(self, meta, children):
+    def shape(self, children):
         (tok,) = children
         loc = self._tok(tok)
         text = str(tok)
@@ -149,42 +171,43 @@ class _ToSyntax(Transformer):
             )
         return S.TupleExpr([S.Num(int(p), loc) for p in text.split("x")], loc)
 
-    def list(self, meta, children):
-        return S.ListExpr([c for c in children if c is not None], self._loc(meta))
+    def list(self, children):
+        return S.ListExpr([c for c in children if c is not None], self._span(children))
 
-    def tuple(self, meta, children):
-        return S.TupleExpr([c for c in children if c is not None], self._loc(meta))
+    def tuple(self, children):
+        return S.TupleExpr([c for c in children if c is not None], self._span(children))
 
-    def binop(self, meta, children):
+    def binop(self, children):
         left, op, right = children
-        return S.BinOp(str(op), left, right, self._loc(meta))
+        return S.BinOp(str(op), left, right, self._span(children))
 
     compare = binop
 
-    def or_op(self, meta, children):
-        return S.BinOp("or", children[0], children[1], self._loc(meta))
+    def or_op(self, children):
+        return S.BinOp("or", children[0], children[1], self._span(children))
 
-    def and_op(self, meta, children):
-        return S.BinOp("and", children[0], children[1], self._loc(meta))
+    def and_op(self, children):
+        return S.BinOp("and", children[0], children[1], self._span(children))
 
-    def neg(self, meta, children):
-        return S.UnaryOp("-", children[-1], self._loc(meta))
+    def neg(self, children):
+        return S.UnaryOp("-", children[-1], self._span(children))
 
-    def not_op(self, meta, children):
-        return S.UnaryOp("not", children[-1], self._loc(meta))
+    def not_op(self, children):
+        return S.UnaryOp("not", children[-1], self._span(children))
 
-    def kwarg(self, meta, children):
+    def kwarg(self, children):
         name, value = children
-        return S.KwArg(str(name), value, self._loc(meta))
+        return S.KwArg(str(name), value, self._span(children))
 
-    def arg(self, meta, children):
+    def arg(self, children):
         return children[0]
 
-    def call_args(self, meta, children):
+    def call_args(self, children):
+        # the closing parenthesis is kept (as RPAR) so that the layer's span ends on it
         return [c for c in children if c is not None]
 
     # -- items and statements
-    def layer(self, meta, children):
+    def layer(self, children):
         kspec = None
         call_args = None
         words = []
@@ -196,11 +219,11 @@ class _ToSyntax(Transformer):
                 else:
                     name_tok = child
             elif isinstance(child, list):
-                call_args = child
+                call_args = [c for c in child if not isinstance(c, Token)]
             elif child is not None:
                 words.append(child)
         return S.LayerItem(
-            str(name_tok), kspec, call_args, words, self._tok(name_tok), self._loc(meta)
+            str(name_tok), kspec, call_args, words, self._tok(name_tok), self._span(children)
         )
 
     def _kspec(self, tok: Token) -> S.KernelSpec:
@@ -235,72 +258,72 @@ class _ToSyntax(Transformer):
             (int(kh), int(kw)), int(stride) if stride else None, padding, text, loc
         )
 
-    def group(self, meta, children):
+    def group(self, children):
         name, *bodies = children
         return S.Group(str(name), bodies, self._tok(name))
 
-    def repeat(self, meta, children):
+    def repeat(self, children):
         count, body = children
-        return S.Repeat(count, body, self._loc(meta))
+        return S.Repeat(count, body, self._span(children))
 
-    def for_loop(self, meta, children):
+    def for_loop(self, children):
         var, iterable, body = children
-        return S.ForLoop(str(var), iterable, body, self._loc(meta))
+        return S.ForLoop(str(var), iterable, body, self._span(children))
 
-    def if_else(self, meta, children):
+    def if_else(self, children):
         cond, then, *rest = children
         orelse = rest[0] if rest else None
         if isinstance(orelse, S.IfElse):
             orelse = S.Body([S.Chain([orelse], orelse.loc)], orelse.loc)
-        return S.IfElse(cond, then, orelse, self._loc(meta))
+        return S.IfElse(cond, then, orelse, self._span(children))
 
-    def chain(self, meta, children):
-        return S.Chain(children, self._loc(meta))
+    def chain(self, children):
+        return S.Chain(children, self._span(children))
 
-    def assign(self, meta, children):
+    def assign(self, children):
         name, chain = children
         return S.Assign(str(name), chain, self._tok(name))
 
-    def body(self, meta, children):
-        return S.Body(children, self._loc(meta))
+    def body(self, children):
+        return S.Body(children, self._span(children))
 
     # -- declarations
-    def network_decl(self, meta, children):
+    def network_decl(self, children):
         (name,) = children
         return ("network", str(name), self._tok(name))
 
-    def input_decl(self, meta, children):
+    def input_decl(self, children):
         _, *name, dims = children
         return S.InputDecl(
             str(name[0]) if name else None,
             tuple(int(d) for d in str(dims).split("x")),
-            self._loc(meta),
+            self._span(children),
         )
 
-    def output_decl(self, meta, children):
-        return ("output", [(str(n), self._tok(n)) for n in children], self._loc(meta))
+    def output_decl(self, children):
+        return ("output", [(str(n), self._tok(n)) for n in children], self._span(children))
 
-    def defaults_decl(self, meta, children):
+    def defaults_decl(self, children):
         kind, *args = children
-        return S.DefaultsDecl(str(kind), args, self._loc(meta), self._tok(kind))
+        return S.DefaultsDecl(str(kind), args, self._span(children), self._tok(kind))
 
-    def param(self, meta, children):
+    def param(self, children):
         name, *default = children
         return S.Param(str(name), default[0] if default else None, self._tok(name))
 
-    def block_def(self, meta, children):
+    def block_def(self, children):
         name, *params, body = children
         return S.BlockDef(str(name), [p for p in params if p is not None], body, self._tok(name))
 
-    def import_all(self, meta, children):
+    def import_all(self, children):
         (path,) = children
-        return S.Import(str(path)[1:-1], None, self._loc(meta))
+        return S.Import(str(path)[1:-1], None, self._span(children))
 
-    def import_from(self, meta, children):
+    def import_from(self, children):
         path, *names = children
-        return S.Import(str(path)[1:-1], [(str(n), self._tok(n)) for n in names], self._loc(meta))
+        return S.Import(str(path)[1:-1], [(str(n), self._tok(n)) for n in names], self._span(children))
 
-    def start(self, meta, children):
+    def start(self, children):
         mod = S.Module(self.src.file, self.src.text)
         for child in children:
             if isinstance(child, tuple) and child[0] == "network":
@@ -343,6 +366,8 @@ def _grammar() -> str:
 
 
 _PARSER: Lark | None = None
+_TRANSFORMER = _ToSyntax()
+_LOCK = threading.Lock()  # the parser and its transformer are shared; parse one file at a time
 
 
 def _parser() -> Lark:
@@ -353,8 +378,8 @@ def _parser() -> Lark:
             parser="lalr",
             lexer="basic",
             postlex=_PostLex(),
-            propagate_positions=True,
             maybe_placeholders=True,
+            transformer=_TRANSFORMER,
         )
     return _PARSER
 
@@ -370,16 +395,18 @@ def parse(text: str, file: str = "<string>") -> S.Module:
             "the spec is empty", Location(file, 1, 1, None, ""),
             hint="a spec needs at least an `input` line and one layer",
         )
-    try:
-        tree = _parser().parse(text)
-    except UnexpectedInput as e:
-        raise _syntax_error(e, src) from None
-    try:
-        return _ToSyntax(src).transform(tree)
-    except VisitError as e:  # an error raised inside a callback
-        if isinstance(e.orig_exc, CnnDslError):
-            raise e.orig_exc from None
-        raise
+    with _LOCK:
+        _TRANSFORMER.src = src
+        try:
+            return _parser().parse(text)
+        except UnexpectedInput as e:
+            raise _syntax_error(e, src) from None
+        except VisitError as e:  # an error raised inside a callback
+            if isinstance(e.orig_exc, CnnDslError):
+                raise e.orig_exc from None
+            raise
+        finally:
+            _TRANSFORMER.src = None
 
 
 # ------------------------------------------------------------------------- syntax errors
