@@ -329,3 +329,8 @@ def test_grammar_ships_inside_the_package():
     packaged = files("cnndsl") / "grammars" / "cnn.lark"
     assert packaged.is_file()
     assert (ROOT / "grammars" / "cnn.lark").read_text() == packaged.read_text()
+
+
+def test_parentheses_group_after_an_operator():
+    a, b = layers("input 8x8x2\nblock b(f) { conv 2*(f+1) kernel=1 -> conv(f * (2 + 1), kernel=1) }\nb(3)")
+    assert (a.filters, b.filters) == (8, 9)
