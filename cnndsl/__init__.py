@@ -37,9 +37,16 @@ def loads(text: str, filename: str = "<string>", *, analyze: bool = True) -> Net
     from .elaborate import elaborate
     from .parser import parse
 
-    net = elaborate(parse(text, filename))
-    if analyze:
-        net.analysis  # noqa: B018  (computes and caches; raises located shape errors)
+    try:
+        net = elaborate(parse(text, filename))
+        if analyze:
+            net.analysis  # noqa: B018  (computes and caches; raises located shape errors)
+    except RecursionError:
+        raise CnnDslError(
+            "the spec nests blocks, branches and conditions too deeply to compile",
+            Location(filename, 1, 1),
+            hint="flatten the nesting, or use `repeat`",
+        ) from None
     return net
 
 

@@ -48,17 +48,55 @@ class _Source:
         return self.loc(tok.line, tok.column, tok.end_line, tok.end_column)
 
 
+MAX_NESTING = 32
+"""How deep (), [] and {} may nest."""
+MAX_OPERATORS = 256
+"""How many operators one statement may hold."""
+
+_OPEN = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSE = set(_OPEN.values())
+_OPERATORS = {"PLUS", "MINUS", "MUL_OP", "CMP_OP", "AND", "OR", "NOT"}
+
+
 class _PostLex:
     """Newlines end statements, except inside () and [], after ',' and around '->'.
 
     Also: the keyword ``input`` that does not start an input declaration (``input -> ...``,
-    ``concat(input)``) is the name of the default input tensor.
+    ``concat(input)``) is the name of the default input tensor; and nesting and expression
+    length are bounded, so that no spec can exhaust the parser's or the elaborator's stack.
     """
 
     always_accept = ()
 
+    def __init__(self) -> None:
+        self.src: _Source | None = None
+
     def process(self, stream):
-        return self._newlines(self._input_names(stream))
+        return self._newlines(self._limits(self._input_names(stream)))
+
+    def _limits(self, stream):
+        depth = 0
+        operators = 0
+        for tok in stream:
+            if tok.type in _OPEN:
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise CnnDslError(
+                        f"brackets and braces nest more than {MAX_NESTING} deep here",
+                        self.src.at_token(tok),
+                    )
+            elif tok.type in _CLOSE:
+                depth = max(depth - 1, 0)
+            elif tok.type in _OPERATORS:
+                operators += 1
+                if operators > MAX_OPERATORS:
+                    raise CnnDslError(
+                        f"this statement has more than {MAX_OPERATORS} operators",
+                        self.src.at_token(tok),
+                    )
+            elif tok.type in ("_NL", "SEMICOLON"):
+                operators = 0
+            yield tok
 
     @staticmethod
     def _input_names(stream):
@@ -367,6 +405,7 @@ def _grammar() -> str:
 
 _PARSER: Lark | None = None
 _TRANSFORMER = _ToSyntax()
+_POSTLEX = _PostLex()
 _LOCK = threading.Lock()  # the parser and its transformer are shared; parse one file at a time
 
 
@@ -377,7 +416,7 @@ def _parser() -> Lark:
             _grammar(),
             parser="lalr",
             lexer="basic",
-            postlex=_PostLex(),
+            postlex=_POSTLEX,
             maybe_placeholders=True,
             transformer=_TRANSFORMER,
         )
@@ -396,7 +435,7 @@ def parse(text: str, file: str = "<string>") -> S.Module:
             hint="a spec needs at least an `input` line and one layer",
         )
     with _LOCK:
-        _TRANSFORMER.src = src
+        _TRANSFORMER.src = _POSTLEX.src = src
         try:
             return _parser().parse(text)
         except UnexpectedInput as e:
@@ -406,7 +445,7 @@ def parse(text: str, file: str = "<string>") -> S.Module:
                 raise e.orig_exc from None
             raise
         finally:
-            _TRANSFORMER.src = None
+            _TRANSFORMER.src = _POSTLEX.src = None
 
 
 # ------------------------------------------------------------------------- syntax errors
