@@ -332,6 +332,10 @@ class _ToSyntax(Transformer):
 
     def input_decl(self, children):
         _, *name, dims = children
+        if not re.fullmatch(r"\d+(x\d+)*", str(dims)):
+            raise CnnDslError(
+                f"an input shape is H x W x C, such as 224x224x3, not '{dims}'", self._tok(dims)
+            )
         return S.InputDecl(
             str(name[0]) if name else None,
             tuple(int(d) for d in str(dims).split("x")),

@@ -1,0 +1,53 @@
+"""Property-based fuzzing, bounded: generated and mutated specs go through parse -> analysis ->
+code generation, and the only exception allowed out is CnnDslError.  (The long run is
+``python -m cnndsl.fuzz --count 100000``.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cnndsl import CnnDslError, fuzz, loads
+
+
+def _available(target: str, framework: str | None) -> bool:
+    return importlib.util.find_spec(f"cnndsl.backends.{target}") is not None and (
+        framework is None or importlib.util.find_spec(framework) is not None
+    )
+
+
+# code generation for every back end that is installed (generating source needs no framework
+# at run time, but the back-end modules may import theirs)
+TARGETS = [t for t, fw in (("graphviz", None), ("keras", "keras"), ("torch", "torch")) if _available(t, fw)]
+GENERATORS = fuzz.generators([{"graphviz": "dot"}.get(t, t) for t in TARGETS])
+SEEDS = fuzz.zoo_sources()
+FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(st.integers(0, 2**32 - 1))
+def test_generated_and_mutated_specs(seed):
+    fuzz.check(fuzz.generate(random.Random(seed), SEEDS), GENERATORS)
+
+
+@FUZZ
+@given(st.integers(0, 2**32 - 1))
+def test_mutated_zoo_specs(seed):
+    rng = random.Random(seed)
+    fuzz.check(fuzz.mutate(rng.choice(SEEDS), rng), GENERATORS)
+
+
+@FUZZ
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
+def test_arbitrary_text(text):
+    try:
+        loads(text)
+    except CnnDslError as e:
+        assert str(e)
+
+
+def test_fuzz_command_runs():
+    assert fuzz.main(["--count", "50", "--seed", "7", "--targets", "json,summary"]) == 0
