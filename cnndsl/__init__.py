@@ -19,9 +19,12 @@ Public API: :func:`load`, :func:`loads`, :class:`Network` (the IR, see :mod:`cnn
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import CnnDslError, Diagnostic, Location
-from .ir import Network
+
+if TYPE_CHECKING:
+    from .ir import Network
 
 __version__ = "0.1.0"
 __all__ = ["CnnDslError", "Diagnostic", "Location", "Network", "load", "loads", "__version__"]
@@ -48,6 +51,15 @@ def loads(text: str, filename: str = "<string>", *, analyze: bool = True) -> Net
             hint="flatten the nesting, or use `repeat`",
         ) from None
     return net
+
+
+def __getattr__(name: str):
+    # The IR (and pydantic) load on first use, so that `cnndsl --help` starts fast.
+    if name == "Network":
+        from .ir import Network
+
+        return Network
+    raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
 
 
 def load(path: str | Path, *, analyze: bool = True) -> Network:
