@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from . import syntax as S
 from .errors import CnnDslError, Diagnostic, Location, did_you_mean
 from .ir import LAYER_CLASSES, Activation, CallSite, Input, Layer, Network, Position
+from .ir.base import fmt_float
 from .parser import parse
 
 MAX_NODES = 1_000_000
@@ -82,6 +83,7 @@ class _Frame:
     loc: Location
     user_name: str | None
     parent: _Frame | None
+    call: str = ""
     instance: str | None = None  # assigned when naming
 
 
@@ -514,13 +516,14 @@ class Elaborator:
                 raise CnnDslError(f"block '{block.name}' calls itself ({chain})", item.loc)
         if len(self.active) >= MAX_CALL_DEPTH:
             raise CnnDslError(f"block calls nest deeper than {MAX_CALL_DEPTH}", item.loc)
-        args = self.bind(block, item, env)
+        args, written = self.bind(block, item, env)
         frame = _Frame(
             block.name,
             args,
             item.span,
             assign[0] if assign else None,
             self.frame,
+            call=f"{block.name}({', '.join(written)})",
         )
         inner = _Env(block.module, args, {})
         saved = self.frame
@@ -532,7 +535,12 @@ class Elaborator:
             self.active.pop()
             self.frame = saved
 
-    def bind(self, block: S.BlockDef, item: S.LayerItem, env: _Env) -> dict[str, Any]:
+    def bind(self, block: S.BlockDef, item: S.LayerItem, env: _Env) -> tuple[dict[str, Any], list[str]]:
+        """Bind a call's arguments to the block's parameters.
+
+        Returns every parameter's value (defaults included) and the arguments as written,
+        evaluated (``["64", "k=7"]``).
+        """
         params = {p.name: p for p in block.params}
         values: dict[str, Any] = {}
         positional = [a for a in item.args if not isinstance(a, S.KwArg)]
@@ -544,8 +552,10 @@ class Elaborator:
                 positional[len(block.params)].loc,
                 notes=[("defined", block.loc)],
             )
+        written = []
         for param, arg in zip(block.params, positional):
             values[param.name] = self.eval(arg, env)
+            written.append(_written(values[param.name]))
         for kw in keywords:
             if kw.name not in params:
                 raise CnnDslError(
@@ -555,6 +565,7 @@ class Elaborator:
             if kw.name in values:
                 raise CnnDslError(f"argument '{kw.name}' given twice", kw.loc)
             values[kw.name] = self.eval(kw.value, env)
+            written.append(f"{kw.name}={_written(values[kw.name])}")
         bound: dict[str, Any] = {}
         def_env = _Env(block.module, bound, {})
         for param in block.params:
@@ -567,7 +578,7 @@ class Elaborator:
                     f"{block.name}() is missing argument '{param.name}'", item.loc,
                     notes=[("defined", block.loc)],
                 )
-        return bound
+        return bound, written
 
     # ---- layer options
     def layer_fields(
@@ -756,6 +767,8 @@ class Elaborator:
                     block=frame.block,
                     instance=frame.instance or frame.block,
                     args={k: _json_value(v, names) for k, v in frame.args.items()},
+                    call=frame.call,
+                    named=frame.instance == _prefix(frame.parent) + (frame.user_name or "\0"),
                     position=_position(frame.loc),
                 )
             return call_sites[key]
@@ -881,6 +894,29 @@ def _json_value(value: Any, names: list[str]) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_value(v, names) for v in value]
     return value
+
+
+def _prefix(frame: _Frame | None) -> str:
+    return frame.instance + "_" if frame is not None and frame.instance else ""
+
+
+def _written(value: Any) -> str:
+    """An evaluated argument as the call would show it: 64, relu, enc4, (1, 2), 1e-5."""
+    if isinstance(value, TensorRef):
+        return value.name
+    if isinstance(value, Symbol):
+        return value.name
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return fmt_float(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_written(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_written(v) for v in value) + ")"
+    return str(value)
 
 
 def _show(value: Any) -> str:

@@ -60,6 +60,12 @@ FAMILIES: dict[str, tuple[str, str, str]] = {
 MERGE_SYMBOLS = {"add": "\u2295", "concat": "\u2016", "multiply": "\u2297"}  # ⊕ ‖ ⊗
 MERGE_KINDS = tuple(MERGE_SYMBOLS)
 OUTPUT_FILL = "#37474f"
+# Sizes, in inches.
+NODESEP = 0.25
+NODE_MARGIN = 0.12
+MERGE_WIDTH = 0.3
+JUNCTION_WIDTH = 0.05
+SPINE_WEIGHT = 10  # Graphviz edge weight of the main path (the default is 1)
 # Cluster backgrounds by nesting depth (outermost first), and their borders.
 CLUSTER_FILLS = ("#f5f7f9", "#ebeff3", "#e1e7ec")
 CLUSTER_BORDER = "#90a4ae"
@@ -79,9 +85,14 @@ def _clean(text: object) -> str:
 
 
 def _html(text: object) -> str:
-    """Text for an HTML-like label (the markup there is ours, never the network's)."""
+    """Text for an HTML-like label (the markup there is ours, never the network's).
+
+    Graphviz expands ``\\N``, ``\\G`` ... in labels, even HTML-like ones and after decoding
+    entities, and reads ``\\\\`` as one backslash: so backslashes are doubled, here only.
+    """
     return (
         _clean(text)
+        .replace("\\", "\\\\")
         .replace("&", "&amp;")
         .replace("<", "&lt;")
         .replace(">", "&gt;")
@@ -91,9 +102,17 @@ def _html(text: object) -> str:
 
 
 def _quoted(*lines: object) -> str:
-    """A DOT quoted string (a tooltip) of one or more lines: backslashes and quotes escaped,
-    lines joined by the escString ``\\n``."""
-    parts = [_clean(line).replace("\\", "\\\\").replace('"', '\\"') for line in lines]
+    """A DOT quoted string (a tooltip) of one or more lines joined by ``\\n``.
+
+    A backslash is written as four: the DOT scanner makes two of them one, and the label
+    expansion (``\\N`` ...) the two one again; a quote is ``\\"`` (after an even run of
+    backslashes, so it never ends the string); ``&`` is ``&amp;``, as Graphviz decodes
+    entities in strings too.
+    """
+    parts = [
+        _clean(line).replace("\\", "\\\\\\\\").replace('"', '\\"').replace("&", "&amp;")
+        for line in lines
+    ]
     return '"' + "\\n".join(parts) + '"'
 
 
@@ -115,17 +134,17 @@ def _html_label(*lines: str) -> str:
 
 @dataclass
 class _Cluster:
-    """One block call instance: its call site and what it holds (layers and inner calls), in
-    order of first appearance."""
+    """One block call instance: its call site, the path of instances down to it, and what it
+    holds (layers and inner calls, in order of first appearance)."""
 
     call: CallSite | None
-    parent_instance: str = ""
+    path: tuple[str, ...] = ()
     items: list[Layer | _Cluster] = field(default_factory=list)
     index: dict[str, _Cluster] = field(default_factory=dict)
 
     def child(self, call: CallSite) -> _Cluster:
         if call.instance not in self.index:
-            inner = _Cluster(call, self.call.instance if self.call else "")
+            inner = _Cluster(call, (*self.path, call.instance))
             self.index[call.instance] = inner
             self.items.append(inner)
         return self.index[call.instance]
@@ -148,16 +167,44 @@ def _block_tree(net: Network) -> _Cluster:
     return root
 
 
-def call_title(call: CallSite, parent_instance: str = "") -> str:
-    """A block call as an HTML label: ``inception(64, ...)``, or ``<B>block1</B>: stage(64, 2)``
-    when the call was given a name (an unnamed call's instance is ``<block>_<n>``)."""
-    local = call.instance
-    if parent_instance and local.startswith(parent_instance + "_"):
-        local = local[len(parent_instance) + 1 :]
+def call_title(call: CallSite, outer: str = "") -> str:
+    """A block call as HTML-like label text: ``inception(64, 96, 128)``, or
+    ``<B>block1</B>: stage(64, 2)`` when the spec named the call (its instance, after the
+    instance of the call around it, ``outer``)."""
     signature = _html(call.signature())
-    if re.fullmatch(re.escape(call.block) + r"_\d+", local):
+    if not call.named:
         return signature
+    local = call.instance
+    if outer and local.startswith(outer + "_"):
+        local = local[len(outer) + 1 :]
     return f"<B>{_html(local)}</B>: {signature}"
+
+
+def local_name(layer: Layer) -> str:
+    """A layer's name without the prefix of the block call it is drawn in (its cluster says
+    that): ``conv_1`` for ``block1_conv_1`` inside ``block1: stage(64, 2)``."""
+    if layer.calls:
+        prefix = layer.calls[-1].instance + "_"
+        if layer.name.startswith(prefix) and len(layer.name) > len(prefix):
+            return layer.name[len(prefix) :]
+    return layer.name
+
+
+def _text_width(html: str, size: float) -> float:
+    """A generous estimate, in inches, of the width of one line of label text (Helvetica's
+    characters average about half an em; bold ones a little more)."""
+    bold = sum(len(m) for m in re.findall(r"<B>(.*?)</B>", html))
+    text = re.sub(r"<[^>]*>", "", html)
+    chars = len(re.sub(r"&[a-z]+;|&#[0-9]+;", "x", text))
+    return (chars * 0.52 + bold * 0.06) * size / 72
+
+
+def _common_prefix(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
+    first = paths[0]
+    for i, step in enumerate(first):
+        if any(len(p) <= i or p[i] != step for p in paths):
+            return first[:i]
+    return first
 
 
 # ------------------------------------------------------------------------------ DOT
@@ -193,67 +240,246 @@ def to_dot(
         rankdir: ``TB`` (top to bottom) or ``LR`` (left to right); ``BT`` and ``RL`` too
         shapes: write each tensor's shape on the edge(s) leaving its layer
         params: write each layer's (and block's) parameter count, and the total in the title
-        names: write each layer's name under its notation
+        names: write each layer's name under its notation (inside a block call's cluster,
+            without the call's prefix: ``conv_1`` for ``block1_conv_1``)
         legend: add a legend of the layer families present
         dpi: resolution for bitmap output (``render`` sets it for PNG)
     """
     if rankdir not in RANKDIRS:
         raise CnnDslError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     info = net.analysis if (shapes or params) else None
-    return _Diagram(net, info, collapse, rankdir, shapes, params, names, legend, dpi).dot()
+    diagram = _Diagram(net, info, collapse=collapse, rankdir=rankdir, shapes=shapes, params=params)
+    return diagram.dot(names=names, legend=legend, dpi=dpi)
+
+
+@dataclass
+class _Edge:
+    tail: str
+    head: str
+    label: str | None = None  # the shape, as HTML-like label text
+    to_junction: bool = False
+    weight: int | None = None
+    invisible: bool = False
 
 
 class _Diagram:
-    def __init__(self, net, info, collapse, rankdir, shapes, params, names, legend, dpi):
-        self.net, self.info = net, info
-        self.collapse, self.rankdir, self.shapes = collapse, rankdir, shapes
-        self.params, self.names, self.legend, self.dpi = params, names, legend, dpi
-        self.tree = _block_tree(net)
-        self.ids: dict[str, str] = {}  # layer name -> the ID of the node that draws it
-        self.families: list[str] = []  # families drawn, in order of first appearance
-        self.merges: list[str] = []
-        self.clusters = 0
-        self.w = _Writer()
+    """Lays out what to draw (node IDs, edges, junctions), then writes it.
 
-    # ---- the whole graph
-    def dot(self) -> str:
-        w = self.w
-        w.depth = 1
-        for i, item in enumerate(self.tree.items):
-            if isinstance(item, _Cluster) and self.collapse:
-                self.block_node(item, f"b{i}")
-            elif isinstance(item, _Cluster):
-                self.cluster(item, 0)
+    Node IDs: ``n<i>`` layers, ``b<i>`` collapsed block calls, ``j<i>`` junctions,
+    ``out<i>`` output terminals.
+    """
+
+    def __init__(self, net: Network, info, *, collapse, rankdir, shapes, params) -> None:
+        self.net, self.info = net, info
+        self.collapse, self.rankdir, self.shapes, self.params = collapse, rankdir, shapes, params
+        self.tree = _block_tree(net)
+        self.ids: dict[str, str] = {}  # layer name -> ID of the node that draws it
+        self.where: dict[str, tuple[str, ...]] = {}  # node ID -> path of the cluster holding it
+        self._number(self.tree)
+        self.outputs = [f"out{i}" for i in range(len(net.outputs))]
+        self.edges: list[_Edge] = []
+        self.junctions: dict[tuple[str, ...], list[str]] = {}  # cluster path -> junction IDs
+        self._connect()
+
+    def _number(self, cluster: _Cluster) -> None:
+        for i, item in enumerate(cluster.items):
+            if isinstance(item, Layer):
+                node_id = f"n{len(self.ids)}"
+                self.ids[item.name] = node_id
+                self.where[node_id] = cluster.path
+            elif self.collapse:  # only top-level calls reach here: inner ones are inside
+                for layer in item.layers():
+                    self.ids[layer.name] = f"b{i}"
+                self.where[f"b{i}"] = ()
             else:
-                self.layer_node(item)
-        self.edges()
+                self._number(item)
+
+    def _connect(self) -> None:
+        """One edge per (tensor, drawn reader); a tensor with several readers (with ``shapes``)
+        leaves through a junction dot placed in the innermost cluster that holds them all."""
+        readers: dict[str, list[str]] = {layer.name: [] for layer in self.net.layers}
+        for layer in self.net.layers:
+            head = self.ids[layer.name]
+            for name in layer.inputs:
+                tail = self.ids[name]
+                if tail == head or (self.collapse and head in readers[name]):
+                    continue  # inside one collapsed block, or already drawn
+                readers[name].append(head)
+        for name, out_id in zip(self.net.outputs, self.outputs):
+            readers[name].append(out_id)
+            self.where[out_id] = ()
+        for layer in self.net.layers:
+            heads = readers[layer.name]
+            if not heads:
+                continue
+            tail = self.ids[layer.name]
+            label = _html(fmt_shape(self.info[layer.name].output_shape)) if self.shapes else None
+            if label is not None and len(heads) > 1:
+                junction = f"j{sum(len(j) for j in self.junctions.values())}"
+                path = _common_prefix([self.where[head] for head in heads])
+                self.junctions.setdefault(path, []).append(junction)
+                self.edges.append(_Edge(tail, junction, label, to_junction=True))
+                tail, label = junction, None
+            self.edges.extend(_Edge(tail, head, label) for head in heads)
+        self._find_spine()
+
+    def _find_spine(self) -> None:
+        """The main path runs from the first output back through first inputs (and from a
+        merge of three or more alike branches, inception's, to where they fan out).  Its
+        nodes share a group and its edges weigh more, so Graphviz keeps it one straight
+        column and routes skips and side branches round it, instead of letting it drift
+        sideways block after block (ResNets did)."""
+        spine: list[str] = [self.outputs[0]]
+        fans: list[tuple[str, str]] = []  # (source, merge) of fans on the path
+        name: str | None = self.net.outputs[0]
+        while name is not None:
+            if self.ids[name] != spine[-1]:
+                spine.append(self.ids[name])
+            inputs = self.net[name].inputs
+            if len(inputs) > 2:  # an inception-like fan: its branches are alike, none is main
+                source = self._fan_source(inputs)
+                if source is not None and self.ids[source] != spine[-1]:
+                    fans.append((self.ids[source], spine[-1]))
+                name = source
+            else:
+                name = inputs[0] if inputs else None
+        links = set(zip(spine[1:], spine[:-1]))  # (tail, head) along the path
+        feeds = {edge.head: edge.tail for edge in self.edges if edge.to_junction}
+        on_path = {j for j, tail in feeds.items() if tail in spine}
+        self.spine = set(spine) | on_path
+        for edge in self.edges:
+            if (feeds.get(edge.tail, edge.tail), edge.head) in links or edge.head in on_path:
+                edge.weight = SPINE_WEIGHT
+        # An invisible edge, in the middle of the source's edges (kept in order), holds a
+        # fan's merge under its source, with the branches either side, in the spec's order.
+        junction_of = {tail: j for j, tail in feeds.items()}
+        self.ordered: set[str] = set()
+        for source, merge in fans:
+            tail = junction_of.get(source, source)
+            out = [i for i, edge in enumerate(self.edges) if edge.tail == tail]
+            middle = out[len(out) // 2 - 1] + 1 if len(out) > 1 else len(self.edges)
+            self.edges.insert(middle, _Edge(tail, merge, weight=SPINE_WEIGHT, invisible=True))
+            self.ordered.add(tail)
+
+    def _fan_source(self, names: tuple[str, ...]) -> str | None:
+        """The latest layer that every one of ``names`` depends on (None if there is none)."""
+        common: set[str] | None = None
+        for name in names:
+            seen, todo = set(), [name]
+            while todo:
+                current = todo.pop()
+                if current not in seen:
+                    seen.add(current)
+                    todo.extend(self.net[current].inputs)
+            common = seen if common is None else common & seen
+        order = {layer.name: i for i, layer in enumerate(self.net.layers)}
+        return max(common, key=order.__getitem__) if common else None
+
+    # ---- writing
+    def dot(self, *, names: bool, legend: bool, dpi: int | None) -> str:
+        self.names = names
+        self.families: list[str] = []  # families drawn
+        self.merges: list[str] = []  # merge kinds drawn
+        self.clusters = 0
+        self.spacers = 0
+        w = self.w = _Writer()
+        w.depth = 1
+        self.body(self.tree, depth=0)
+        for edge in self.edges:
+            attrs = {}
+            if edge.to_junction:
+                attrs["arrowhead"] = "none"
+            if edge.invisible:
+                attrs["style"] = "invis"
+            if edge.label is not None:
+                attrs["label"] = f"<{edge.label}>"
+            if edge.weight is not None:
+                attrs["weight"] = edge.weight
+            w(f"{edge.tail} -> {edge.head}" + (f" {_attrs(**attrs)}" if attrs else ""))
         body, w.lines, w.depth = w.lines, [], 0
         w("// Generated by cnndsl (cnndsl.backends.graphviz); render with: dot -Tsvg")
         w(f"digraph {_quoted(self.net.name)} {{")
         w.depth = 1
-        self.header()
+        self.header(legend, dpi)
         w.lines.extend(body)
         w.depth = 0
         w("}")
         return w.text()
 
-    def title(self) -> str:
-        """The graph's label: the network's name, its parameters (``params``) and the legend."""
-        rows = [f'<TR><TD><FONT POINT-SIZE="14"><B>{_html(self.net.name)}</B></FONT></TD></TR>']
+    def body(self, cluster: _Cluster, depth: int) -> None:
+        """The nodes (and junctions) of a cluster, its inner clusters in place."""
+        for i, item in enumerate(cluster.items):
+            if isinstance(item, Layer):
+                self.layer_node(item)
+            elif self.collapse:
+                self.block_node(item, f"b{i}")
+            else:
+                self.cluster(item, depth)
+        for junction in self.junctions.get(cluster.path, ()):
+            attrs = dict(shape="point", width=JUNCTION_WIDTH, color=EDGE_COLOR)
+            self.w(f"{junction} {_attrs(**attrs, **self.group(junction))}")
+        if cluster.call is None:
+            self.output_nodes()
+
+    def header(self, legend: bool, dpi: int | None) -> None:
+        w = self.w
+        graph = dict(
+            rankdir=self.rankdir,
+            label=self.title(legend),
+            labelloc="t",
+            fontname=f'"{FONT}"',
+            fontsize=12,
+            fontcolor=f'"{INK}"',
+            bgcolor='"white"',
+            nodesep=NODESEP,
+            ranksep=0.3,
+            newrank="true",
+            pad=0.2,
+        )
+        if dpi:
+            graph["dpi"] = dpi
+        w(f"graph {_attrs(**graph)}")
+        node = dict(
+            shape="box",
+            style='"rounded,filled"',
+            fontname=f'"{FONT}"',
+            fontsize=11,
+            fontcolor=f'"{INK}"',
+            height=0.3,
+            margin=f'"{NODE_MARGIN},0.04"',
+            penwidth=1,
+        )
+        w(f"node {_attrs(**node)}")
+        edge = dict(
+            fontname=f'"{FONT}"',
+            fontsize=9,
+            fontcolor=f'"{MUTED}"',
+            color=EDGE_COLOR,
+            arrowsize=0.6,
+            penwidth=1,
+        )
+        w(f"edge {_attrs(**edge)}")
+
+    def title(self, legend: bool) -> str:
+        """The graph's label: the network's name, its parameters (``params``), the legend."""
+        rows = [f'<FONT POINT-SIZE="14"><B>{_html(self.net.name)}</B></FONT>']
         if self.params:
-            total = f"{self.info.total_params:,} parameters"
-            rows.append(f"<TR><TD>{_small(total, 10)}</TD></TR>")
-        if self.legend:
-            rows.append(f"<TR><TD>{self.legend_table()}</TD></TR>")
-        return '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">' + "".join(rows) + "</TABLE>>"
+            rows.append(_small(f"{self.info.total_params:,} parameters", 10))
+        if legend:
+            rows.append(self.legend_table())
+        return (
+            '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="2">'
+            + "".join(f"<TR><TD>{row}</TD></TR>" for row in rows)
+            + "</TABLE>>"
+        )
 
     def legend_table(self) -> str:
-        """A row (or rows, top to bottom) of colour swatches for the families drawn."""
+        """Colour swatches for the families drawn, five to a row (ten when left to right)."""
         cells = []
         for family in (f for f in FAMILIES if f in self.families):
             text, fill, border = FAMILIES[family]
             if family == "merge" and self.merges:
-                text = " ".join(f"{MERGE_SYMBOLS[k]} {k}" for k in MERGE_KINDS if k in self.merges)
+                text = ", ".join(f"{MERGE_SYMBOLS[k]} {k}" for k in MERGE_KINDS if k in self.merges)
             cells.append(
                 f'<TD BGCOLOR="{fill}" COLOR="{border}" BORDER="1" WIDTH="14" HEIGHT="10"'
                 f' FIXEDSIZE="TRUE"></TD><TD ALIGN="LEFT">{_small(_html(text), 9, INK)}</TD>'
@@ -266,50 +492,15 @@ class _Diagram:
             + "</TABLE>"
         )
 
-    def header(self) -> None:
-        w = self.w
-        graph = dict(
-            rankdir=self.rankdir,
-            label=self.title(),
-            labelloc="t",
-            fontname=f'"{FONT}"',
-            fontsize=12,
-            fontcolor=f'"{INK}"',
-            bgcolor='"white"',
-            nodesep=0.25,
-            ranksep=0.3,
-            newrank="true",
-            pad=0.2,
-        )
-        if self.dpi:
-            graph["dpi"] = self.dpi
-        w(f"graph {_attrs(**graph)}")
-        w(
-            "node "
-            + _attrs(
-                shape="box",
-                style='"rounded,filled"',
-                fontname=f'"{FONT}"',
-                fontsize=11,
-                fontcolor=f'"{INK}"',
-                height=0.3,
-                margin='"0.12,0.04"',
-                penwidth=1,
-            )
-        )
-        w(
-            "edge "
-            + _attrs(
-                fontname=f'"{FONT}"',
-                fontsize=9,
-                fontcolor=f'"{MUTED}"',
-                color=f'"{EDGE}"',
-                arrowsize=0.6,
-                penwidth=1,
-            )
-        )
-
     # ---- nodes
+    def group(self, node_id: str) -> dict[str, str]:
+        """The main path's nodes share a Graphviz group (which keeps it straight); a fan's
+        source keeps its edges in order."""
+        attrs = {"group": "main"} if node_id in self.spine else {}
+        if node_id in self.ordered:
+            attrs["ordering"] = "out"
+        return attrs
+
     def use_family(self, family: str) -> tuple[str, str]:
         if family not in FAMILIES:
             family = "other"
@@ -319,8 +510,6 @@ class _Diagram:
         return fill, border
 
     def layer_node(self, layer: Layer) -> None:
-        node_id = f"n{len(self.ids)}"
-        self.ids[layer.name] = node_id
         fill, border = self.use_family(layer.family)
         shape = self.info[layer.name].output_shape if self.info else None
         count = self.info[layer.name].params if self.info else 0
@@ -329,97 +518,105 @@ class _Diagram:
             tooltip.append(fmt_shape(shape))
         if count:
             tooltip.append(f"{count:,} parameters")
-        attrs: dict = {}
         if layer.family == "merge" and layer.kind in MERGE_SYMBOLS:
             if layer.kind not in self.merges:
                 self.merges.append(layer.kind)
-            attrs = dict(
-                label=_html_label(MERGE_SYMBOLS[layer.kind]),
+            attrs: dict = dict(
+                label=f"<{MERGE_SYMBOLS[layer.kind]}>",
                 shape="circle",
                 fixedsize="true",
-                width=0.3,
+                width=MERGE_WIDTH,
                 fontsize=14,
             )
         else:
             lines = [_html(layer.notation())]
-            if self.names and layer.kind != "input":
-                lines.append(_small(_html(layer.name)))
+            if self.names and not (layer.kind == "input" and layer.name == "input"):
+                lines.append(_small(_html(local_name(layer))))
             if self.params and count:
                 lines.append(_small(f"{count:,} params"))
             attrs = dict(label=_html_label(*lines))
             if layer.kind == "input":
                 attrs["penwidth"] = 1.5
         attrs.update(fillcolor=f'"{fill}"', color=f'"{border}"', tooltip=_quoted(*tooltip))
-        self.w(f"{node_id} {_attrs(**attrs)}")
+        node_id = self.ids[layer.name]
+        self.w(f"{node_id} {_attrs(**attrs, **self.group(node_id))}")
 
     def block_node(self, cluster: _Cluster, node_id: str) -> None:
+        """A collapsed block call: its call, its number of layers (and parameters)."""
         layers = list(cluster.layers())
-        for layer in layers:
-            self.ids[layer.name] = node_id
         fill, border = self.use_family("block")
-        count = sum(self.info[layer.name].params for layer in layers) if self.info else 0
         detail = f"{len(layers)} layers"
         if self.params:
+            count = sum(self.info[layer.name].params for layer in layers)
             detail += f" \u00b7 {count:,} params"
         call = cluster.call
-        tooltip = [call.instance, call.signature(), detail]
-        label = _html_label(call_title(call), _small(detail))
         attrs = dict(
-            label=label,
+            label=_html_label(call_title(call), _small(detail)),
             fillcolor=f'"{fill}"',
             color=f'"{border}"',
             penwidth=1.5,
             margin='"0.16,0.06"',
-            tooltip=_quoted(*tooltip),
+            tooltip=_quoted(call.instance, call.signature(), detail),
         )
-        self.w(f"{node_id} {_attrs(**attrs)}")
+        self.w(f"{node_id} {_attrs(**attrs, **self.group(node_id))}")
 
     def cluster(self, cluster: _Cluster, depth: int) -> None:
         w = self.w
         w(f"subgraph cluster_{self.clusters} {{")
         self.clusters += 1
         w.depth += 1
-        fill = CLUSTER_FILLS[min(depth, len(CLUSTER_FILLS) - 1)]
+        call = cluster.call
+        outer = cluster.path[-2] if len(cluster.path) > 1 else ""
+        title = call_title(call, outer)
+        size = 10 if depth == 0 else 9
         attrs = dict(
-            label=_html_label(call_title(cluster.call, cluster.parent_instance)),
+            label=_html_label(title),
             labeljust="l",
-            fontsize=10,
+            fontsize=size,
             style='"rounded,filled"',
-            fillcolor=f'"{fill}"',
+            fillcolor=f'"{CLUSTER_FILLS[min(depth, len(CLUSTER_FILLS) - 1)]}"',
             color=f'"{CLUSTER_BORDER}"',
             penwidth=1,
             margin=8,
-            tooltip=_quoted(cluster.call.instance, cluster.call.signature()),
+            tooltip=_quoted(call.instance, call.signature()),
         )
         w(f"graph {_attrs(**attrs)}")
-        for item in cluster.items:
-            if isinstance(item, _Cluster):
-                self.cluster(item, depth + 1)
-            else:
-                self.layer_node(item)
+        self.body(cluster, depth + 1)
+        entry, entry_width = self.entry(cluster)
+        # Edges come in at the middle of the top node; when the label (top left) would reach
+        # that far, an invisible spacer left of that node moves it clear of the label.
+        width = _text_width(title, size) + 0.25 - NODESEP - entry_width / 2
+        if entry is not None and self.rankdir in ("TB", "BT") and width > 0:
+            spacer = f"s{self.spacers}"
+            self.spacers += 1
+            width = f"{width:.2f}"
+            box = _attrs(style="invis", label='""', width=width, height=0.02, fixedsize="true")
+            w(f"{spacer} {box}")
+            w(f"{{rank=same; {spacer} -> {entry} {_attrs(style='invis', weight=0)}}}")
         w.depth -= 1
         w("}")
 
-    # ---- edges
-    def edges(self) -> None:
-        """One edge per (tensor, drawn reader); a tensor with several readers leaves its node
-        through a junction dot that carries its shape once."""
-        readers: dict[str, list[str]] = {layer.name: [] for layer in self.net.layers}
-        for layer in self.net.layers:
-            head = self.ids[layer.name]
-            for name in layer.inputs:
-                tail = self.ids[name]
-                if tail == head:
-                    continue  # inside a collapsed block
-                if self.collapse and head in readers[name]:
-                    continue
-                readers[name].append(head)
+    def entry(self, cluster: _Cluster) -> tuple[str | None, float]:
+        """The node at the top of a cluster (a junction fed from outside, or its first layer),
+        and an estimate of its width in inches."""
+        for edge in self.edges:
+            if edge.to_junction and edge.head in self.junctions.get(cluster.path, ()):
+                if self.where[edge.tail][: len(cluster.path)] != cluster.path:
+                    return edge.head, JUNCTION_WIDTH
+        first = cluster.items[0]
+        if not isinstance(first, Layer):
+            return None, 0.0
+        if first.family == "merge" and first.kind in MERGE_SYMBOLS:
+            return self.ids[first.name], MERGE_WIDTH
+        lines = [_text_width(_html(first.notation()), 11), _text_width(_html(local_name(first)), 8)]
+        return self.ids[first.name], max(lines) + 2 * NODE_MARGIN
+
+    def output_nodes(self) -> None:
         outputs = self.net.outputs
-        for i, name in enumerate(outputs):
-            out_id = f"out{i}"
+        for i, (name, out_id) in enumerate(zip(outputs, self.outputs)):
             text = "output" if len(outputs) == 1 else f"output {i + 1}"
             attrs = dict(
-                label=_html_label(_html(text)),
+                label=f"<{text}>",
                 fillcolor=f'"{OUTPUT_FILL}"',
                 color=f'"{OUTPUT_FILL}"',
                 fontcolor='"white"',
@@ -427,27 +624,7 @@ class _Diagram:
                 height=0.25,
                 tooltip=_quoted(f"{text}: {name}"),
             )
-            self.w(f"{out_id} {_attrs(**attrs)}")
-            readers[name].append(out_id)
-
-        w = self.w
-        junctions = 0
-        for layer in self.net.layers:
-            heads = readers[layer.name]
-            if not heads:
-                continue
-            tail = self.ids[layer.name]
-            label = {}
-            if self.shapes:
-                label = dict(label=_html_label(_html(fmt_shape(self.info[layer.name].output_shape))))
-            if self.shapes and len(heads) > 1:
-                junction = f"j{junctions}"
-                junctions += 1
-                w(f"{junction} {_attrs(shape='point', width=0.05, color=EDGE_COLOR)}")
-                w(f"{tail} -> {junction} {_attrs(arrowhead='none', **label)}")
-                tail, label = junction, {}
-            for head in heads:
-                w(f"{tail} -> {head}" + (f" {_attrs(**label)}" if label else ""))
+            self.w(f"{out_id} {_attrs(**attrs, **self.group(out_id))}")
 
 
 # ------------------------------------------------------------------------------ rendering
@@ -473,10 +650,11 @@ def _graphviz_module():
 
 
 def to_graphviz(net: Network, **options):
-    """The diagram as a ``graphviz.Source`` (displays itself in Jupyter; ``.render()`` writes
-    files).  Takes the options of :func:`to_dot`."""
+    """The diagram as a ``graphviz.Source``: it displays itself in Jupyter, and ``.render()``
+    writes ``<name>.gv`` and ``<name>.gv.svg``.  Takes the options of :func:`to_dot`."""
     graphviz = _graphviz_module()
-    return graphviz.Source(to_dot(net, **options), filename=f"{net.name}.gv", engine="dot")
+    text = to_dot(net, **options)
+    return graphviz.Source(text, filename=f"{net.name}.gv", format="svg", engine="dot")
 
 
 def render(net: Network, fmt: str = "svg", **options) -> bytes:
@@ -496,4 +674,5 @@ def render(net: Network, fmt: str = "svg", **options) -> bytes:
         raise CnnDslError(INSTALL_DOT) from None
     except graphviz.CalledProcessError as e:
         stderr = (e.stderr or b"").decode("utf-8", "replace").strip()
-        raise CnnDslError(f"Graphviz's dot failed on the diagram of {net.name!r}: {stderr}") from None
+        message = f"Graphviz's dot failed on the diagram of {net.name!r}: {stderr}"
+        raise CnnDslError(message) from None

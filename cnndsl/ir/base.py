@@ -103,19 +103,33 @@ class CallSite(BaseModel):
     block: str
     instance: str
     args: dict[str, Any] = {}
+    """Every parameter's value, defaults included (tensors by node name)."""
+    call: str = ""
+    """The call as written, arguments evaluated: ``conv_bn(64, k=7, s=2)``, ``up(512, enc4)``."""
+    named: bool = False
+    """Whether the spec named the call (``stem = conv_bn(64)``): then ``instance`` is that name."""
     position: Position | None = None
 
     def signature(self) -> str:
-        """The call as written with its evaluated arguments: ``inception(64, 96, 128)``."""
-        return f"{self.block}({', '.join(_fmt(v) for v in self.args.values())})"
+        """The call as written, with its arguments evaluated: ``inception(64, 96, 128)``."""
+        return self.call or f"{self.block}({', '.join(_fmt(v) for v in self.args.values())})"
 
 
 def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(_fmt(v) for v in value) + ")"
     if isinstance(value, float):
-        return f"{value:g}"
+        return fmt_float(value)
     return str(value)
+
+
+def fmt_float(value: float) -> str:
+    """A float as a spec would write it: 0.5, 1e-5, 0.00002 -> 2e-5."""
+    text = f"{value:g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
 
 
 class Layer(BaseModel):

@@ -12,6 +12,7 @@ from .base import (
     Layer,
     Padding,
     Pair,
+    fmt_float,
     fmt_shape,
     require_map,
     whole_map_window,
@@ -149,9 +150,9 @@ class Activation(Layer):
 
     def notation(self):
         if self.function == "leakyrelu" and self.alpha != 0.3:
-            return f"leakyrelu {self.alpha:g}"
+            return f"leakyrelu {fmt_float(self.alpha)}"
         if self.function == "elu" and self.alpha != 1.0:
-            return f"elu {self.alpha:g}"
+            return f"elu {fmt_float(self.alpha)}"
         return self.function
 
 

@@ -132,6 +132,25 @@ class Network(BaseModel):
 
     __hash__ = None  # type: ignore[assignment]
 
+    # ---- diagrams (the Graphviz back end, imported on use)
+    def to_graphviz(self, **options):
+        """The diagram as a ``graphviz.Source``; options as
+        :func:`cnndsl.backends.graphviz.to_dot` (collapse, rankdir, shapes, params ...)."""
+        from ..backends.graphviz import to_graphviz
+
+        return to_graphviz(self, **options)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows a network as its diagram (block calls collapsed beyond 60 layers);
+        without Graphviz, as its repr."""
+        from ..backends.graphviz import render
+        from ..errors import CnnDslError
+
+        try:
+            return render(self, "svg", collapse=len(self.layers) > 60).decode("utf-8")
+        except CnnDslError:
+            return None
+
     def __repr__(self) -> str:
         return f"<Network {self.name!r}: {len(self.layers)} nodes, outputs {self.outputs}>"
 

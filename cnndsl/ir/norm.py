@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Layer, require_map
+from .base import Layer, fmt_float, require_map
 
 
 class BatchNorm(Layer):
@@ -35,9 +35,9 @@ class BatchNorm(Layer):
     def notation(self):
         opts = []
         if self.epsilon != 1e-3:
-            opts.append(f"epsilon={self.epsilon:g}")
+            opts.append(f"epsilon={fmt_float(self.epsilon)}")
         if self.momentum != 0.99:
-            opts.append(f"momentum={self.momentum:g}")
+            opts.append(f"momentum={fmt_float(self.momentum)}")
         if not self.center:
             opts.append("center=off")
         if not self.scale:
@@ -68,7 +68,7 @@ class LRN(Layer):
         return require_map(self, inputs[0])
 
     def notation(self):
-        return f"lrn radius={self.radius} alpha={self.alpha:g} beta={self.beta:g} bias={self.bias:g}"
+        return f"lrn radius={self.radius} alpha={fmt_float(self.alpha)} beta={fmt_float(self.beta)} bias={fmt_float(self.bias)}"
 
 
 class Dropout(Layer):
@@ -82,4 +82,4 @@ class Dropout(Layer):
     positional: ClassVar[tuple[str, ...]] = ("rate",)
 
     def notation(self):
-        return f"dropout {self.rate:g}"
+        return f"dropout {fmt_float(self.rate)}"
