@@ -684,6 +684,8 @@ class Elaborator:
                 if env.tensors[expr.id] == POISONED:
                     raise _Poisoned
                 return TensorRef(env.tensors[expr.id], expr.id)
+            if expr.id in ("true", "false"):
+                return expr.id == "true"
             return Symbol(expr.id)
         if isinstance(expr, S.Str):
             return expr.value

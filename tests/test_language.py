@@ -131,7 +131,9 @@ def test_block_arguments_defaults_and_arithmetic():
     c1, c2, c3, c4 = layers(text)
     assert (c1.filters, c2.filters, c2.activation) == (8, 5, "relu")
     assert (c3.filters, c4.filters, c4.activation) == (4, 11, "tanh")
-    assert c1.calls[0].signature() == "unit(8, 16, relu)"
+    assert c1.calls[0].signature() == "unit(8)"
+    assert c1.calls[0].args == {"f": 8, "g": 16, "act": "relu"}
+    assert c3.calls[0].signature() == "unit(4, g=40, act=tanh)"
     assert c1.name == "unit_1_conv_1" and c3.name == "unit_2_conv_1"
 
 

@@ -62,8 +62,9 @@ class _Pool2D(Layer):
         return window_axes(self.kernel, self.stride, (1, 1), pads)
 
     def explicit_padding(self, inputs) -> tuple[tuple[int, int], tuple[int, int]]:
-        """The padding actually applied, ((top, bottom), (left, right)), for these inputs
-        (SAME resolved as TensorFlow does; with ceil_mode, PyTorch adds more on the right)."""
+        """The padding declared or, for SAME, resolved as TensorFlow does:
+        ((top, bottom), (left, right)) for these inputs.  (With ceil_mode the last window may
+        also run past the bottom/right padding; :func:`geometry.window_output` sizes it.)"""
         return self._spatial(inputs[0])[1]
 
     def notation(self):

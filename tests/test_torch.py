@@ -1,0 +1,558 @@
+"""The PyTorch back end: every spec of the zoo and hand-written specs of every layer kind.
+
+For each spec: parameter and batch-norm statistic counts equal the IR's; every node's value has
+the IR's shape; the generated source, run alone in a fresh process, builds the same model;
+generated code is deterministic, formatted and matches the golden files.  Tricky operations are
+compared with independent numpy implementations of the TensorFlow / IR formulas.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from math import ceil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import cnndsl  # noqa: E402
+from cnndsl.backends import torch as backend  # noqa: E402
+from cnndsl.ir import LAYER_CLASSES  # noqa: E402
+from conftest import ROOT, SPEC_FILES  # noqa: E402
+
+pytestmark = pytest.mark.torch
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+GOLDEN = ROOT / "tests" / "golden" / "torch"
+
+# ------------------------------------------------------------------ hand-written specs
+
+KINDS = """\
+network kinds
+input 16x16x4
+3x3+2(S) conv 8 relu6
+3x3+1(S) conv 8 groups=2
+leakyrelu 0.2
+5x5+1(S) dwconv 2 elu
+3x3+2(S) sepconv 12 selu
+bn
+lrn radius=2 alpha=0.0001 beta=0.75 bias=2
+upsample 2
+upsample 2 bilinear
+3x3+2(S) maxpool
+3x3+2(S) avgpool
+zeropad 1
+3x3+1(S) avgpool
+3x3+1(1) avgpool
+3x3+2(V) maxpool ceil
+depthmaxpool 2
+2x2+2(S) convtranspose 6 gelu
+3x3+2(S) convtranspose 6
+3x3+2(V) convtranspose 4 silu
+4x4+2(1) convtranspose 4 nobias
+3x3+2(1) avgpool ceil
+2x2+2(S) avgpool
+zeropad padding=((0, 1), (2, 0))
+3x3+1(S) conv 4 dilation=2 leakyrelu
+linear
+sigmoid
+tanh
+softmax
+flatten
+dense 10 relu
+bn center=off
+dropout 0.3
+dense 5 softmax
+"""
+
+TWO_HEADS = """\
+network two_heads
+input image 12x12x3
+input meta 5
+
+block se(c, r=4) {
+  multiply { identity | globalavgpool -> dense c/r relu -> dense c sigmoid }
+}
+block fuse(skip, slope) {
+  concat(skip) -> 1x1 conv 8 -> leakyrelu slope
+}
+
+stem = image -> 3x3+1(S) conv 8 bias=off -> bn center=off -> relu
+se(8)
+a = 3x3+2(S) conv 16 -> bn scale=off -> silu
+se(16)
+b = 2x2+2(V) avgpool
+fuse(b, 0.1)
+fuse(b, 0.2)
+fuse(b, 0.3)
+gate = globalmaxpool keepdims
+b -> 1x1 conv 8
+multiply(gate)
+c = add { 1x1 conv 8 relu | identity | 3x3(S) conv 8 }
+m = meta -> dense 8 -> bn -> elu 0.5
+g = c -> globalmaxpool
+head1 = concat(m) -> dense 3 softmax
+head2 = c -> 2x2+2(S) conv 4 -> flatten -> dense 2
+output head1, head2
+"""
+
+BLOCKS = """\
+network blocks
+input 16x16x3
+
+block unit(filters, slope) {
+  3x3(S) conv filters bias=off -> bn -> leakyrelu slope
+}
+block down(filters, slope) {
+  unit(filters, slope) -> unit(filters*2, slope) -> 2x2+2(V) maxpool
+}
+block res(filters, project=false) {
+  add { unit(filters/2, 0.2) -> 1x1 conv filters | if project { 1x1 conv filters } }
+}
+
+down(8, 0.1)
+down(16, 0.3)
+res(32, true)
+repeat 2 { res(32) }
+globalavgpool
+dense 10 softmax
+"""
+
+HAND_SPECS = {"kinds": KINDS, "two_heads": TWO_HEADS, "blocks": BLOCKS}
+CASES = [p.stem for p in SPEC_FILES] + list(HAND_SPECS)
+GOLDEN_CASES = list(HAND_SPECS)
+
+
+def load(name: str) -> cnndsl.Network:
+    if name in HAND_SPECS:
+        return cnndsl.loads(HAND_SPECS[name], f"{name}.cnn")
+    return cnndsl.load(ROOT / "specs" / f"{name}.cnn")
+
+
+def nchw(shape: tuple[int, ...], batch: int = 2) -> tuple[int, ...]:
+    """An IR shape (H, W, C) or (N,) as PyTorch's, with the batch."""
+    return (batch, shape[2], shape[0], shape[1]) if len(shape) == 3 else (batch, *shape)
+
+
+class Built:
+    """A spec's network, its live model (observing every node's value) and one forward pass."""
+
+    def __init__(self, name: str):
+        self.net = load(name)
+        self.values: dict[str, tuple[int, ...]] = {}
+        torch.manual_seed(0)
+        self.model = backend.build(self.net, tap=self.record).eval()
+        self.inputs = [torch.randn(nchw(layer.shape)) for layer in self.net.inputs]
+        with torch.no_grad():
+            out = self.model(*self.inputs)
+        self.outputs = list(out) if isinstance(out, tuple) else [out]
+
+    def record(self, name, value):
+        self.values[name] = tuple(value.shape)
+
+
+_built: dict[str, Built] = {}
+
+
+def built(name: str) -> Built:
+    if name not in _built:
+        _built[name] = Built(name)
+    return _built[name]
+
+
+# ------------------------------------------------------------------ the handler table
+
+
+def test_every_layer_class_is_handled_or_declared_unsupported():
+    for cls in LAYER_CLASSES:
+        assert cls in backend.HANDLERS or cls in backend.UNSUPPORTED, cls.__name__
+
+
+# ------------------------------------------------------------------ every spec
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_parameter_and_statistic_counts(name):
+    b = built(name)
+    a = b.net.analysis
+    assert sum(p.numel() for p in b.model.parameters()) == a.trainable_params
+    stats = sum(
+        t.numel() for k, t in b.model.named_buffers() if k.endswith(("running_mean", "running_var"))
+    )
+    assert stats == a.non_trainable_params
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_node_has_the_ir_shape(name):
+    b = built(name)
+    a = b.net.analysis
+    expected = {
+        layer.name: nchw(a[layer.name].output_shape)
+        for layer in b.net.layers
+        if layer.kind != "input"
+    }
+    assert b.values == expected
+    assert [tuple(o.shape) for o in b.outputs] == [nchw(s) for _, s in a.outputs]
+
+
+@pytest.fixture(scope="module")
+def fresh_process(tmp_path_factory):
+    """Every spec's generated source, run alone in one fresh process: its build_model() gets
+    the live model's state_dict and inputs; the state_dict keys and outputs come back."""
+    folder = tmp_path_factory.mktemp("torch_sources")
+    for name in CASES:
+        b = built(name)
+        (folder / f"{name}.py").write_text(backend.to_source(b.net))
+        torch.save({"state": b.model.state_dict(), "inputs": b.inputs}, folder / f"{name}.pt")
+    script = textwrap.dedent("""
+        import importlib.util, sys
+        import torch
+        torch.set_num_threads(2)
+        folder = sys.argv[1]
+        for name in sys.argv[2:]:
+            spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            model = module.build_model().eval()
+            keys = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+            saved = torch.load(f"{folder}/{name}.pt")
+            model.load_state_dict(saved["state"])
+            with torch.no_grad():
+                out = model(*saved["inputs"])
+            out = list(out) if isinstance(out, tuple) else [out]
+            torch.save({"keys": keys, "outputs": out}, f"{folder}/{name}.out.pt")
+        assert not any(m.startswith("cnndsl") for m in sys.modules), "the source imports cnndsl"
+        """)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run(
+        [sys.executable, "-c", script, str(folder), *CASES],
+        cwd=folder,
+        env=env,
+        check=True,
+        timeout=600,
+    )
+    return folder
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_generated_source_alone_builds_the_same_model(name, fresh_process):
+    b = built(name)
+    result = torch.load(fresh_process / f"{name}.out.pt")
+    assert result["keys"] == {k: tuple(v.shape) for k, v in b.model.state_dict().items()}
+    assert len(result["outputs"]) == len(b.outputs)
+    for got, want in zip(result["outputs"], b.outputs):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_source_is_deterministic_and_formatted(name):
+    net = load(name)
+    text = backend.to_source(net)
+    assert text == backend.to_source(load(name))
+    compile(text, f"{name}.py", "exec")
+    long = [line for line in text.splitlines() if len(line) > 100]
+    assert not long
+    assert "cnndsl" not in "".join(line for line in text.splitlines() if "import" in line)
+
+
+def test_source_is_deterministic_across_processes():
+    """Set and hash orders must not leak into the output (a fresh PYTHONHASHSEED)."""
+    path = ROOT / "specs" / "googlenet_torchvision.cnn"
+    if not path.exists():
+        pytest.skip("no googlenet_torchvision spec")
+    for seed in ("1", "2"):
+        r = subprocess.run(
+            [sys.executable, "-m", "cnndsl", "compile", str(path), "--target", "torch"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            timeout=120,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        assert r.stdout == backend.to_source(cnndsl.load(path))
+
+
+WIDE = """\
+network wide
+input 8x8x4
+block b(f) {
+  add { 1x1 conv f | 1x1 conv f | 1x1 conv f | 1x1 conv f | 1x1 conv f | 1x1 conv f | identity }
+}
+b(4)
+c = concat { 1x1 conv 2 | 1x1 conv 2 | 1x1 conv 2 | 1x1 conv 2 | 1x1 conv 2 | 1x1 conv 2 }
+a_really_long_layer_name_to_make_the_lines_of_the_generated_code_long = 3x3+2(S) conv 4
+multiply { identity | identity | identity | identity }
+"""
+
+
+def test_long_statements_are_wrapped():
+    text = backend.to_source(cnndsl.loads(WIDE, "wide.cnn"))
+    assert max(len(line) for line in text.splitlines()) <= 100
+    assert "        return (\n            a_really_long" in text  # black's layout
+    compile(text, "wide.py", "exec")
+
+
+def test_source_is_black_formatted():
+    black = pytest.importorskip("black")
+    mode = black.Mode(line_length=100)
+    for name in GOLDEN_CASES + ["googlenet_torchvision", "resnet50_torchvision", "unet"]:
+        if name not in CASES:
+            continue
+        text = backend.to_source(load(name))
+        assert black.format_str(text, mode=mode) == text, name
+    text = backend.to_source(cnndsl.loads(WIDE, "wide.cnn"))
+    assert black.format_str(text, mode=mode) == text
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_golden_source(name):
+    """tests/golden/torch/<spec>.py; CNNDSL_UPDATE_GOLDEN=1 rewrites them."""
+    text = backend.to_source(load(name))
+    path = GOLDEN / f"{name}.py"
+    if os.environ.get("CNNDSL_UPDATE_GOLDEN") == "1":
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    assert path.read_text() == text
+
+
+def test_blocks_become_parameterized_classes():
+    text = backend.to_source(load("blocks"))
+    # one class per structure; what differs between calls is a parameter
+    assert "class Unit(nn.Module):" in text
+    assert "def __init__(self, in_channels, filters, slope):" in text
+    assert "self.slope = slope" in text and "F.leaky_relu(x, self.slope)" in text
+    assert "self.unit_2 = Unit(filters, filters * 2, slope)" in text
+    # calls of one block that differ in structure: one class each, named by the parameter
+    assert "class ResProject(nn.Module):" in text and "class Res(nn.Module):" in text
+    assert "self.down_1 = Down(3, 8, 0.1)  # blocks.cnn:14" in text
+    paths = backend.module_paths(load("blocks"))
+    assert paths["down_1_unit_2_conv_1"] == "down_1.unit_2.conv_1"
+
+
+def test_compile_command_writes_the_source(tmp_path):
+    from cnndsl.cli import main
+
+    out = tmp_path / "vgg16.py"
+    assert (
+        main(["compile", str(ROOT / "specs" / "vgg16.cnn"), "--target", "torch", "-o", str(out)])
+        == 0
+    )
+    assert out.read_text() == backend.to_source(load("vgg16"))
+
+
+# ------------------------------------------------------------------ numerics
+
+
+def one_layer(text: str, shape: tuple[int, ...], seed: int = 0):
+    """A model of `input <shape>` then the given lines, its input (NCHW) and output (numpy,
+    channels last)."""
+    dims = "x".join(map(str, shape))
+    net = cnndsl.loads(f"input {dims}\n{text}\n", "layer.cnn")
+    torch.manual_seed(seed)
+    model = backend.build(net).eval()
+    for p in model.parameters():
+        with torch.no_grad():
+            p.uniform_(-1, 1)
+    x = torch.randn(nchw(shape, 2))
+    with torch.no_grad():
+        y = model(x)
+    return net, model, to_hwc(x), to_hwc(y)
+
+
+def to_hwc(t):
+    t = t.detach().numpy().astype(np.float64)
+    return t.transpose(0, 2, 3, 1) if t.ndim == 4 else t
+
+
+def tf_same(n: int, k: int, s: int) -> tuple[int, int, int]:
+    """TensorFlow's SAME: output size and (before, after) padding (tf.nn docs)."""
+    out = ceil(n / s)
+    total = max((out - 1) * s + k - n, 0)
+    return out, total // 2, total - total // 2
+
+
+def np_conv(x, w, stride, pads, dilation=1, groups=1):
+    """x (N, H, W, C); w as PyTorch's (out, in/groups, kh, kw); pads ((t, b), (l, r))."""
+    x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    n, h, wd, c = x.shape
+    o, ig, kh, kw = w.shape
+    oh = (h - dilation * (kh - 1) - 1) // stride + 1
+    ow = (wd - dilation * (kw - 1) - 1) // stride + 1
+    y = np.zeros((n, oh, ow, o))
+    per = o // groups
+    for i in range(oh):
+        for j in range(ow):
+            rows = i * stride + dilation * np.arange(kh)
+            cols = j * stride + dilation * np.arange(kw)
+            patch = x[:, rows][:, :, cols]  # N, kh, kw, C
+            for g in range(groups):
+                part = patch[..., g * ig : (g + 1) * ig]
+                y[:, i, j, g * per : (g + 1) * per] = np.einsum(
+                    "nabc,ocab->no", part, w[g * per : (g + 1) * per]
+                )
+    return y
+
+
+def test_asymmetric_same_convolution_matches_tensorflow():
+    net, model, x, y = one_layer("3x3+2(S) conv 5", (8, 9, 2))
+    conv = model.conv_1
+    ohw = [tf_same(n, 3, 2) for n in (8, 9)]
+    assert [(b, a) for _, b, a in ohw] == [(0, 1), (1, 1)]  # rows asymmetric, columns not
+    ref = np_conv(x, conv.weight.detach().double().numpy(), 2, [(b, a) for _, b, a in ohw])
+    ref += conv.bias.detach().double().numpy()
+    assert y.shape[1:3] == (ohw[0][0], ohw[1][0])
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+
+
+def test_dilated_same_convolution_matches_tensorflow():
+    net, model, x, y = one_layer("3x3(S) conv 3 dilation=2 nobias", (7, 6, 2))
+    pads = [tf_same(n, 5, 1)[1:] for n in (7, 6)]  # effective kernel 5
+    ref = np_conv(x, model.conv_1.weight.detach().double().numpy(), 1, pads, dilation=2)
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+
+
+def test_separable_and_depthwise_convolutions():
+    net, model, x, y = one_layer("3x3+2(S) sepconv 4 depth_multiplier=2", (6, 6, 3))
+    sep = model.sepconv_1
+    pads = [tf_same(6, 3, 2)[1:]] * 2
+    mid = np_conv(x, sep.depthwise.weight.detach().double().numpy(), 2, pads, groups=3)
+    ref = np_conv(mid, sep.pointwise.weight.detach().double().numpy(), 1, [(0, 0), (0, 0)])
+    ref += sep.pointwise.bias.detach().double().numpy()
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+    # Keras orders depthwise outputs channel-major: input c, multiplier m -> c * M + m
+    assert sep.depthwise.weight.shape == (6, 1, 3, 3)
+
+
+def test_same_average_pooling_does_not_count_padding():
+    for text in ("3x3+2(S) avgpool", "3x3+1(S) avgpool", "2x2+2(S) avgpool"):
+        k, s = int(text[0]), int(text[4])
+        net, model, x, y = one_layer(text, (6, 5, 2))
+        (oh, t, _), (ow, left, _) = tf_same(6, k, s), tf_same(5, k, s)
+        ref = np.zeros((2, oh, ow, 2))
+        for i in range(oh):
+            for j in range(ow):
+                r0, c0 = i * s - t, j * s - left
+                rows = slice(max(r0, 0), min(r0 + k, 6))
+                cols = slice(max(c0, 0), min(c0 + k, 5))
+                ref[:, i, j] = x[:, rows, cols].mean(axis=(1, 2))  # real cells only
+        np.testing.assert_allclose(y, ref, atol=1e-6, err_msg=text)
+
+
+def test_same_max_pooling_never_picks_padding():
+    net, model, x, y = one_layer("3x3+2(S) maxpool", (6, 6, 1))
+    x = -np.abs(x) - 1  # all negative: a zero-padded pool would return 0
+    with torch.no_grad():
+        y = to_hwc(model(torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float32)))
+    _, t, _ = tf_same(6, 3, 2)
+    ref = np.array(
+        [
+            [
+                [
+                    x[n, max(i * 2 - t, 0) : i * 2 - t + 3, max(j * 2 - t, 0) : j * 2 - t + 3].max()
+                    for j in range(3)
+                ]
+                for i in range(3)
+            ]
+            for n in range(2)
+        ]
+    )
+    np.testing.assert_allclose(y[..., 0], ref, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
+def test_ceil_mode_pooling(kind):
+    # 8 rows, window 3, stride 2: ceil((8 - 3) / 2) + 1 = 4 windows, the last one clipped
+    net, model, x, y = one_layer(f"3x3+2(V) {kind} ceil", (8, 7, 2))
+    assert y.shape[1:3] == (4, 3)
+    reduce = np.max if kind == "maxpool" else np.mean
+    ref = np.array(
+        [
+            [
+                [reduce(x[n, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3], axis=(0, 1)) for j in range(3)]
+                for i in range(4)
+            ]
+            for n in range(2)
+        ]
+    )
+    np.testing.assert_allclose(y, ref, atol=1e-6)
+
+
+def test_lrn_matches_the_tensorflow_formula():
+    net, model, x, y = one_layer("lrn radius=2 alpha=0.01 beta=0.75 bias=2", (3, 3, 7))
+    ref = np.empty_like(x)
+    for c in range(7):
+        window = x[..., max(c - 2, 0) : c + 3] ** 2  # tf.nn.local_response_normalization
+        ref[..., c] = x[..., c] / (2 + 0.01 * window.sum(axis=-1)) ** 0.75
+    np.testing.assert_allclose(y, ref, rtol=1e-5)
+
+
+def test_transposed_convolution_crops_as_keras():
+    # Keras SAME, 3x3 stride 2: output 2n; the full (n-1)*2 + 3 is cropped 0 before, 1 after
+    net, model, x, y = one_layer("3x3+2(S) convtranspose 2", (4, 3, 2))
+    conv = model.convtranspose_1
+    w = conv.weight.detach().double().numpy()  # (in, out, kh, kw)
+    full = np.zeros((2, 9, 7, 2))
+    for i in range(4):
+        for j in range(3):
+            full[:, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] += np.einsum(
+                "nc,cokl->nklo", x[:, i, j], w
+            )
+    ref = full[:, :8, :6] + conv.bias.detach().double().numpy()
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+
+
+def test_depthmaxpool_flatten_and_channel_broadcast():
+    net, model, x, y = one_layer("depthmaxpool 3", (2, 2, 6))
+    np.testing.assert_allclose(y, x.reshape(2, 2, 2, 2, 3).max(axis=-1), atol=0)
+    net, model, x, y = one_layer("flatten", (2, 3, 4))
+    np.testing.assert_allclose(y, x.reshape(2, -1), atol=0)  # Keras's (H, W, C) order
+    spec = "input x 3x3x4\nv = globalavgpool\nx -> multiply(v)\n"  # a (C,) vector scales the map
+    model = backend.build(cnndsl.loads(spec))
+    t = torch.randn(2, 4, 3, 3)
+    torch.testing.assert_close(model(t), t * t.mean((2, 3), keepdim=True))
+
+
+def test_batchnorm_without_center_or_scale_is_exact():
+    for options, weight, bias in (("center=off", True, False), ("scale=off", False, True)):
+        net, model, x, y = one_layer(f"bn {options} epsilon=0.01 momentum=0.9", (2, 2, 3))
+        bn = model.batchnorm_1
+        assert (bn.weight is not None, bn.bias is not None) == (weight, bias)
+        assert bn.eps == 0.01 and abs(bn.momentum - 0.1) < 1e-12
+        with torch.no_grad():
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            y = to_hwc(model(torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float32)))
+        mean, var = bn.running_mean.double().numpy(), bn.running_var.double().numpy()
+        ref = (x - mean) / np.sqrt(var + 0.01)
+        ref = ref * bn.weight.detach().double().numpy() if weight else ref
+        ref = ref + bn.bias.detach().double().numpy() if bias else ref
+        np.testing.assert_allclose(y, ref, atol=1e-5)
+
+
+def test_unsupported_layer_is_a_located_error():
+    # explicit asymmetric padding with ceil mode: the IR's last window starts in the right
+    # padding, where PyTorch's rule for the pre-padded input keeps one
+    spec = "input 3x3x1\n4x4+3 maxpool padding=((0, 2), (0, 2)) ceil\n"
+    with pytest.raises(cnndsl.CnnDslError) as info:
+        backend.to_source(cnndsl.loads(spec, "bad.cnn"))
+    assert "PyTorch cannot express layer 'maxpool_1'" in str(info.value)
+    assert "bad.cnn:2" in str(info.value)
+
+
+def test_models_export_without_graph_breaks():
+    """No data-dependent Python control flow: torch.export traces the model as it is."""
+    for name in ("kinds", "two_heads"):
+        b = built(name)
+        model = backend.build(b.net).eval()  # without taps
+        model.load_state_dict(b.model.state_dict())
+        program = torch.export.export(model, tuple(b.inputs))
+        with torch.no_grad():
+            out = program.module()(*b.inputs)
+        out = list(out) if isinstance(out, tuple) else [out]
+        for got, want in zip(out, b.outputs):
+            torch.testing.assert_close(got, want)
