@@ -18,6 +18,7 @@ Public API: :func:`load`, :func:`loads`, :class:`Network` (the IR, see :mod:`cnn
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,8 @@ def loads(text: str, filename: str = "<string>", *, analyze: bool = True) -> Net
     from .elaborate import elaborate
     from .parser import parse
 
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # compiling makes many small objects and no cycles; collections would only cost
     try:
         net = elaborate(parse(text, filename))
         if analyze:
@@ -50,6 +53,9 @@ def loads(text: str, filename: str = "<string>", *, analyze: bool = True) -> Net
             Location(filename, 1, 1),
             hint="flatten the nesting, or use `repeat`",
         ) from None
+    finally:
+        if gc_was_enabled:
+            gc.enable()
     return net
 
 

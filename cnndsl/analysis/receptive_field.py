@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 
-def _num(x: Fraction) -> int | float:
+def _num(x: int | Fraction) -> int | float:
     return int(x) if x.denominator == 1 else float(x)
 
 
@@ -31,9 +31,10 @@ def _num(x: Fraction) -> int | float:
 class ReceptiveField:
     """Size, effective stride and effective padding, each as (height, width)."""
 
-    size: tuple[Fraction, Fraction]
-    stride: tuple[Fraction, Fraction]
-    padding: tuple[Fraction, Fraction]
+    size: tuple[int | Fraction, int | Fraction]
+    stride: tuple[int | Fraction, int | Fraction]
+    padding: tuple[int | Fraction, int | Fraction]
+    """Integers, or fractions after upsampling layers."""
 
     def as_dict(self) -> dict[str, list[int | float]]:
         return {
@@ -51,13 +52,11 @@ class ReceptiveField:
         return "/".join(parts)
 
 
-def _fmt(x: Fraction) -> str:
-    return str(x.numerator) if x.denominator == 1 else f"{float(x):.4g}"
+def _fmt(x: int | Fraction) -> str:
+    return str(int(x)) if x.denominator == 1 else f"{float(x):.4g}"
 
 
-ONE = Fraction(1)
-ZERO = Fraction(0)
-IMAGE = ReceptiveField((ONE, ONE), (ONE, ONE), (ZERO, ZERO))
+IMAGE = ReceptiveField((1, 1), (1, 1), (0, 0))
 
 
 def combine(fields: list[ReceptiveField]) -> ReceptiveField:

@@ -21,8 +21,8 @@ Shape = tuple[int, ...]
 """A tensor shape without the batch axis: (H, W, C) for maps, (N,) for vectors."""
 
 # One spatial axis of a receptive-field window: (span = k_eff - 1, stride, padding before),
-# in units of the layer's input.  Strides and paddings are fractions for upsampling layers.
-Axis = tuple[Fraction, Fraction, Fraction]
+# in units of the layer's input: integers, or fractions for upsampling layers.
+Axis = tuple[int | Fraction, int | Fraction, int | Fraction]
 
 ACTIVATIONS = (
     "linear",
@@ -225,7 +225,7 @@ def require_map(layer: Layer, shape: Shape) -> tuple[int, int, int]:
 def whole_map_window(shape: Shape) -> tuple[Axis, Axis]:
     """The window of a layer that sees its whole input map (global pooling, flatten)."""
     h, w = shape[0], shape[1]
-    return ((Fraction(h - 1), Fraction(1), Fraction(0)), (Fraction(w - 1), Fraction(1), Fraction(0)))
+    return ((h - 1, 1, 0), (w - 1, 1, 0))
 
 
 def fmt_shape(shape: Shape) -> str:

@@ -55,7 +55,7 @@ def sliding_window(layer, shape: Shape, kernel, stride, dilation, padding, ceil_
 
 def window_axes(kernel, stride, dilation, pads) -> tuple[Axis, Axis]:
     return tuple(  # type: ignore[return-value]
-        (Fraction(effective_kernel(kernel[i], dilation[i]) - 1), Fraction(stride[i]), Fraction(pads[i][0]))
+        (effective_kernel(kernel[i], dilation[i]) - 1, stride[i], pads[i][0])
         for i in (0, 1)
     )
 
@@ -283,7 +283,7 @@ class Conv2DTranspose(_ConvBase):
             k_eff = effective_kernel(self.kernel[axis], self.dilation[axis])
             s = self.stride[axis]
             axes.append(
-                (Fraction((k_eff - 1) // s), Fraction(1, s), Fraction(k_eff - 1 - before, s))
+                ((k_eff - 1) // s, Fraction(1, s), Fraction(k_eff - 1 - before, s))
             )
         return tuple(axes)
 

@@ -183,7 +183,7 @@ class ZeroPad(Layer):
 
     def window(self, inputs):
         (t, _), (l, _) = self.padding
-        return ((Fraction(0), Fraction(1), Fraction(t)), (Fraction(0), Fraction(1), Fraction(l)))
+        return ((0, 1, t), (0, 1, l))
 
     def notation(self):
         (t, b), (l, r) = self.padding
@@ -218,9 +218,9 @@ class Upsample(Layer):
         axes = []
         for f in self.size:
             if self.interpolation == "nearest":
-                axes.append((Fraction(0), Fraction(1, f), Fraction(0)))
+                axes.append((0, Fraction(1, f), 0))
             else:
-                axes.append((Fraction(1), Fraction(1, f), Fraction(1, 2) - Fraction(1, 2 * f)))
+                axes.append((1, Fraction(1, f), Fraction(1, 2) - Fraction(1, 2 * f)))
         return tuple(axes)
 
     def notation(self):

@@ -1,0 +1,175 @@
+"""Benchmarks: cnndsl against the tools that build a model and run it, measured side by side.
+
+    python bench/run.py                  # every section
+    python bench/run.py cold warm scale  # some of them (cold, warm, large, scale, startup, models)
+
+Prints one table per section with the ratios the README quotes.  Nothing here asserts a time:
+the test suite checks behaviour only.  Section `large` runs torchinfo on ResNet-152 at
+1024x1024 with batch 32 (minutes of CPU, several GB of memory); it is skipped unless asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+SPEC152 = ROOT / "specs" / "resnet152_torchvision.cnn"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
+
+
+def wall(cmd: list[str], repeat: int) -> float:
+    """Median wall time of a command, in seconds."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def timed(fn, repeat: int, number: int = 1) -> float:
+    """Median time of one call of fn, in seconds."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return statistics.median(times)
+
+
+def table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+    sys.stdout.flush()
+
+
+# ------------------------------------------------------------------------------ sections
+
+
+def cold(repeat: int) -> None:
+    """Whole process, cold: what a user waits for at the shell."""
+    ours = wall([PY, "-m", "cnndsl", "summary", str(SPEC152)], repeat)
+    torchinfo = wall(
+        [PY, "-c", "import torch, torchvision, torchinfo\n"
+         "torchinfo.summary(torchvision.models.resnet152(), (1, 3, 224, 224))"],
+        repeat,
+    )
+    keras = wall(
+        [PY, "-c", "import keras\nkeras.applications.ResNet152(weights=None).summary()"], repeat
+    )
+    table(
+        "Whole process, cold: ResNet-152 summary",
+        [
+            ("cnndsl summary specs/resnet152_torchvision.cnn", f"{ours:.2f} s", "1"),
+            ("torch + torchvision + torchinfo.summary(resnet152(), (1, 3, 224, 224))", f"{torchinfo:.2f} s", f"{ours / torchinfo:.3f}"),
+            ("keras.applications.ResNet152(weights=None).summary()", f"{keras:.2f} s", f"{ours / keras:.3f}"),
+        ],
+        ("command", "median wall time", "cnndsl / this"),
+    )
+
+
+def warm(repeat: int, large: bool) -> None:
+    """In process, warm: the question asked again of an already loaded tool."""
+    import torch
+    import torchinfo
+    import torchvision
+
+    import cnndsl
+
+    text = SPEC152.read_text()
+    torch.set_num_threads(2)
+    model = torchvision.models.resnet152().eval()
+    rows = []
+    cases = [("224x224, batch 1", 224, 1, repeat)]
+    if large:
+        cases.append(("1024x1024, batch 32", 1024, 32, 1))
+    for label, size, batch, reps in cases:
+        spec = text.replace("input 224x224x3", f"input {size}x{size}x3")
+
+        def ours():
+            net = cnndsl.loads(spec)
+            net.analysis.memory(batch_size=batch)
+
+        t_ours = timed(ours, repeat, number=5)
+        with torch.no_grad():
+            t_info = timed(
+                lambda: torchinfo.summary(model, (batch, 3, size, size), verbose=0, device="cpu"), reps
+            )
+        rows.append((label, f"{t_ours * 1000:.1f} ms", f"{t_info * 1000:.0f} ms", f"{t_info / t_ours:.0f}x"))
+    table(
+        "In process, warm: ResNet-152, parse + analysis against torchinfo.summary on the built model",
+        rows,
+        ("input", "cnndsl loads + analysis", "torchinfo.summary", "cnndsl faster by"),
+    )
+
+
+def synthetic(layers: int, residual: bool) -> str:
+    lines = ["network synthetic", "input 64x64x16"]
+    if residual:
+        lines.append("block unit() { add { 3x3+1(S) conv 16 -> bn -> relu | identity } }")
+        lines += ["unit()"] * (layers // 4)
+    else:
+        lines += ["3x3+1(S) conv 16 relu"] * layers
+    return "\n".join(lines) + "\n"
+
+
+def scale(repeat: int) -> None:
+    """Parse + analysis must grow linearly with the number of layers."""
+    import cnndsl
+
+    rows = []
+    for residual in (False, True):
+        times = {}
+        for n in (100, 1000, 10000):
+            text = synthetic(n, residual)
+            layers = len(cnndsl.loads(text).layers)
+            times[n] = timed(lambda: cnndsl.loads(text), repeat)
+            rows.append(
+                ("residual DAG" if residual else "plain stack", f"{layers:,}", f"{times[n] * 1000:.1f} ms",
+                 f"{times[n] / times[1000]:.2f}" if n == 10000 else "")
+            )
+    table("Scaling: parse + analysis of synthetic specs", rows, ("spec", "layers", "time", "10k / 1k"))
+
+
+def startup(repeat: int) -> None:
+    t = wall([PY, "-m", "cnndsl", "--help"], repeat)
+    t_script = wall([str(Path(PY).with_name("cnndsl")), "--help"], repeat)
+    table("Start-up", [("python -m cnndsl --help", f"{t:.3f} s"), ("cnndsl --help", f"{t_script:.3f} s")],
+          ("command", "median wall time"))
+
+
+SECTIONS = ("cold", "warm", "large", "scale", "startup")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", choices=SECTIONS, metavar="SECTION")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    chosen = args.sections or [s for s in SECTIONS if s != "large"]
+    print(f"# cnndsl benchmarks ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
+    if "startup" in chosen:
+        startup(args.repeat)
+    if "scale" in chosen:
+        scale(args.repeat)
+    if "warm" in chosen or "large" in chosen:
+        warm(args.repeat, "large" in chosen)
+    if "cold" in chosen:
+        cold(max(3, args.repeat // 2))
+
+
+if __name__ == "__main__":
+    main()
