@@ -1,6 +1,6 @@
-"""Render the diagram of every spec in specs/ into docs/diagrams/.
+"""Render the diagram of every spec in specs/ (and docs/examples/) into docs/diagrams/.
 
-    python docs/render_diagrams.py                  # every specs/*.cnn, as SVG
+    python docs/render_diagrams.py                  # every specs/*.cnn and docs/examples/*.cnn
     python docs/render_diagrams.py specs/vgg16.cnn  # some specs
     python docs/render_diagrams.py --format png --out /tmp/diagrams
 
@@ -37,13 +37,18 @@ def render_spec(spec: Path, out: Path, fmt: str = "svg") -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("specs", nargs="*", type=Path, help="specs (default: specs/*.cnn)")
+    parser.add_argument(
+        "specs", nargs="*", type=Path, help="specs (default: specs/*.cnn and docs/examples/*.cnn)"
+    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "docs" / "diagrams", help="output folder"
     )
     parser.add_argument("--format", choices=graphviz.FORMATS, default="svg")
     args = parser.parse_args(argv)
-    specs = args.specs or sorted((ROOT / "specs").glob("*.cnn"))
+    specs = args.specs or [
+        *sorted((ROOT / "specs").glob("*.cnn")),
+        *sorted((ROOT / "docs" / "examples").glob("*.cnn")),
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         for spec in specs:
