@@ -99,23 +99,39 @@ def svg_counts(root: ET.Element) -> tuple[int, int, int]:
 
 def renamed(net: Network, *, name=None, layers=None, instances=None, extra_arg=None) -> Network:
     """A copy of ``net`` with its name, some layer names and some call instances replaced
-    (inputs and outputs follow), and optionally one more argument on every block call."""
-    data = net.model_dump()
+    (inputs and outputs follow), and optionally one more argument on every block call.
+
+    The copy is made without validation: the IR refuses names that are not identifiers, and
+    these tests check that the diagrams would stay safe even if it did not."""
     layers = layers or {}
     instances = instances or {}
     rename = lambda n: layers.get(n, n)  # noqa: E731
-    for layer in data["layers"]:
-        layer["name"] = rename(layer["name"])
-        layer["inputs"] = [rename(i) for i in layer["inputs"]]
-        for call in layer["calls"]:
-            call["instance"] = instances.get(call["instance"], call["instance"])
-            if extra_arg is not None:
-                call["args"]["extra"] = extra_arg
-                call["call"] = call["call"][:-1] + f", {extra_arg})"
-    data["outputs"] = [rename(o) for o in data["outputs"]]
-    if name is not None:
-        data["name"] = name
-    return Network.model_validate(data)
+
+    def call(c):
+        update = {"instance": instances.get(c.instance, c.instance)}
+        if extra_arg is not None:
+            update["args"] = {**c.args, "extra": extra_arg}
+            update["call"] = c.call[:-1] + f", {extra_arg})"
+        return c.model_copy(update=update)
+
+    copied = [
+        layer.model_copy(
+            update={
+                "name": rename(layer.name),
+                "inputs": tuple(rename(i) for i in layer.inputs),
+                "calls": tuple(call(c) for c in layer.calls),
+            }
+        )
+        for layer in net.layers
+    ]
+    out = Network.model_construct(
+        name=net.name if name is None else name,
+        layers=copied,
+        outputs=[rename(o) for o in net.outputs],
+    )
+    out._index = {layer.name: layer for layer in copied}
+    out._sources = {}
+    return out
 
 
 # ------------------------------------------------------------------------------ golden DOT

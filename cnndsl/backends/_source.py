@@ -61,5 +61,11 @@ def py_identifier(name: str) -> str:
 
 
 def comment_text(text: str) -> str:
-    """Text made safe for a single-line ``#`` comment."""
-    return " ".join(str(text).split()).replace("\x00", "")
+    """Text made safe for a single-line ``#`` comment: one line, no control characters."""
+    return " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+
+
+def docstring_text(text: str) -> str:
+    """Text made safe inside a triple-quoted docstring: one line, quotes and backslashes
+    escaped, so that nothing in it can end the string."""
+    return comment_text(text).replace("\\", "\\\\").replace('"', '\\"')

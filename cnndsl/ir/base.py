@@ -13,7 +13,9 @@ from fractions import Fraction
 from math import prod
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import keyword
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from .geometry import ShapeError
 
@@ -67,6 +69,16 @@ def _padding(value: Any) -> Any:
     return value
 
 
+def _identifier(name: str) -> str:
+    if not (name.isidentifier() and name.isascii()) or keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is not a plain identifier (ASCII letters, digits and _)")
+    return name
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+"""Node, tensor, block and network names: ASCII Python identifiers, never keywords, so that
+back ends can use them in generated code as they are."""
+
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair)]
@@ -100,8 +112,8 @@ class CallSite(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    block: str
-    instance: str
+    block: Identifier
+    instance: Identifier
     args: dict[str, Any] = {}
     """Every parameter's value, defaults included (tensors by node name)."""
     call: str = ""
@@ -146,8 +158,8 @@ class Layer(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: str
-    name: str
-    inputs: tuple[str, ...] = ()
+    name: Identifier
+    inputs: tuple[Identifier, ...] = ()
     position: Position | None = None
     calls: tuple[CallSite, ...] = ()
 

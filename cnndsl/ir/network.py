@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from . import conv, core, merge, norm, pool  # noqa: F401  (registers every layer class)
-from .base import Layer
+from .base import Identifier, Layer
 from .core import Input
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ class Network(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: Identifier
     layers: list[AnyLayer]  # type: ignore[valid-type]
-    outputs: list[str]
+    outputs: list[Identifier]
 
     _index: dict[str, Layer] = PrivateAttr(default_factory=dict)
     _analysis: Any = PrivateAttr(default=None)

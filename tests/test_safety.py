@@ -1,0 +1,159 @@
+"""Nothing from a spec can inject code into generated Python or DOT, and imports run nothing.
+
+Names in specs must be identifiers (the IR refuses anything else, from a spec or from JSON);
+strings, file names and call arguments that reach generated code only appear escaped inside
+comments, docstrings and labels.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+
+import pytest
+from pydantic import ValidationError
+
+import cnndsl
+from cnndsl import CnnDslError
+
+PAYLOAD = 'x"); import os; os.system("echo pwned") #'
+HOSTILE_STRINGS = [
+    PAYLOAD,
+    '"""; import os; os.system("echo pwned"); """',
+    "a\\nb\\\\c\\\"",
+    "}{ <b> ]; n0 -> n1 [color=red] //",
+    "\u202e\u0441onv",  # right-to-left override and a Cyrillic look-alike
+]
+
+BACKENDS = [
+    pytest.param(name, marks=pytest.mark.skipif(
+        importlib.util.find_spec(f"cnndsl.backends.{name}") is None
+        or importlib.util.find_spec(framework) is None,
+        reason=f"{name} back end not installed",
+    ))
+    for name, framework in (("torch", "torch"), ("keras", "keras"))
+]
+
+
+def cnn_string(value: str) -> str:
+    """A cnndsl string literal holding exactly ``value`` (backslash escapes quotes and itself)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def source_for(backend: str, net) -> str:
+    module = __import__(f"cnndsl.backends.{backend}", fromlist=["to_source"])
+    return module.to_source(net)
+
+
+def assert_harmless(source: str, allowed_imports: set[str]) -> None:
+    """The generated module parses, imports only its framework, and calls nothing of os."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert {a.name.split(".")[0] for a in node.names} <= allowed_imports, ast.dump(node)
+        if isinstance(node, ast.ImportFrom):
+            assert node.module.split(".")[0] in allowed_imports, ast.dump(node)
+        if isinstance(node, ast.Name):
+            assert node.id not in ("os", "system", "exec", "eval", "__import__"), node.id
+    assert "pwned" not in "".join(
+        ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.Call)
+    )
+
+
+# ----------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize("bad", HOSTILE_STRINGS + ["class", "my layer", "сonv"])
+def test_layer_names_must_be_identifiers(bad):
+    with pytest.raises(CnnDslError) as e:
+        cnndsl.loads(f"input 8x8x3\nconv 8 kernel=1 name={cnn_string(bad)}")
+    assert "identifier" in str(e.value) or "keyword" in str(e.value)
+
+
+def test_unicode_look_alike_names_are_not_tokens():
+    with pytest.raises(CnnDslError, match="unexpected character"):
+        cnndsl.loads("input 8x8x3\n\u0441onv 8 kernel=1")  # Cyrillic 'с'
+
+
+@pytest.mark.parametrize("field", ["name", "layer", "output", "input_ref", "instance"])
+def test_ir_from_json_refuses_non_identifier_names(field):
+    net = cnndsl.loads("input 8x8x3\nblock b() { conv 8 kernel=1 }\nb()")
+    data = json.loads(net.to_json())
+    if field == "name":
+        data["name"] = PAYLOAD
+    elif field == "layer":
+        data["layers"][1]["name"] = PAYLOAD
+    elif field == "output":
+        data["outputs"] = [PAYLOAD]
+    elif field == "input_ref":
+        data["layers"][1]["inputs"] = [PAYLOAD]
+    else:
+        data["layers"][1]["calls"][0]["instance"] = PAYLOAD
+    with pytest.raises(ValidationError):
+        cnndsl.Network.model_validate(data)
+
+
+# -------------------------------------------------------------- strings and file names
+
+
+def hostile_spec(value: str) -> str:
+    literal = cnn_string(value)
+    return (
+        "network hostile\ninput 8x8x3\n"
+        f"block b(tag={literal}, f=4) {{ conv f kernel=1 -> relu }}\n"
+        f"b({literal})\nb({literal}, f=8)\n"
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("value", HOSTILE_STRINGS[:4])
+def test_strings_in_block_arguments_cannot_inject_code(backend, value):
+    net = cnndsl.loads(hostile_spec(value))
+    source = source_for(backend, net)
+    assert_harmless(source, {"torch", "keras", "math"})
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_file_names_cannot_inject_code(backend, tmp_path):
+    path = tmp_path / 'x"""; import os; os.system("echo pwned"); """\n#.cnn'
+    try:
+        path.write_text("input 8x8x3\nconv 4 kernel=1\n")
+    except OSError:
+        pytest.skip("the file system refuses this name")
+    net = cnndsl.load(path)
+    assert_harmless(source_for(backend, net), {"torch", "keras", "math"})
+
+
+@pytest.mark.parametrize("value", HOSTILE_STRINGS)
+def test_strings_cannot_break_the_dot(value):
+    from cnndsl.backends import graphviz
+
+    clean = graphviz.to_dot(cnndsl.loads(hostile_spec("ok")))
+    dot = graphviz.to_dot(cnndsl.loads(hostile_spec(value)))
+    # the same graph: as many statements, nodes and edges, whatever the argument text
+    assert dot.count("\n") == clean.count("\n")
+    assert dot.count(" -> ") == clean.count(" -> ")
+
+
+# ------------------------------------------------------------------------------ imports
+
+
+def test_imports_resolve_relative_to_the_importing_file_and_run_nothing(tmp_path, monkeypatch):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "blocks.cnn").write_text(
+        'import "more.cnn"\nblock b() { c() }\n'
+        # a top-level program in an imported file is never run: it would fail if it were
+        "input 2x2x1\n99x99 conv 1\n"
+    )
+    (tmp_path / "lib" / "more.cnn").write_text("block c() { relu }\n")
+    (tmp_path / "main.cnn").write_text('import "lib/blocks.cnn"\ninput 8x8x3\nb()\n')
+    monkeypatch.chdir(tmp_path / "lib")  # not the directory of main.cnn
+    net = cnndsl.load(tmp_path / "main.cnn")
+    assert [layer.kind for layer in net.layers] == ["input", "activation"]
+
+
+def test_imports_cannot_name_non_spec_things(tmp_path):
+    (tmp_path / "main.cnn").write_text('import "/dev/zero"\ninput 8x8x3\nrelu\n')
+    with pytest.raises(CnnDslError):
+        cnndsl.load(tmp_path / "main.cnn")
