@@ -130,11 +130,14 @@ def read_source(path: Path, at: Location | None = None) -> str:
     """Read a spec file as UTF-8 text, with clear errors for missing, binary or huge files."""
     shown = str(path)
     try:
-        data = path.read_bytes()
+        if path.is_dir():
+            raise CnnDslError(f"{shown} is a directory, not a .cnn file", at)
+        if path.exists() and not path.is_file():  # a device, a pipe: never read those
+            raise CnnDslError(f"{shown} is not a regular file", at)
+        with path.open("rb") as f:
+            data = f.read(MAX_SOURCE_BYTES + 1)
     except FileNotFoundError:
         raise CnnDslError(f"no such file: {shown}", at) from None
-    except IsADirectoryError:
-        raise CnnDslError(f"{shown} is a directory, not a .cnn file", at) from None
     except OSError as e:
         raise CnnDslError(f"cannot read {shown}: {e.strerror}", at) from None
     if len(data) > MAX_SOURCE_BYTES:

@@ -132,6 +132,29 @@ class Network(BaseModel):
 
     __hash__ = None  # type: ignore[assignment]
 
+    # ---- models (each back end, and its framework, imported on use)
+    def to_keras(self):
+        """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3."""
+        from ..backends.keras import build
+
+        return build(self)
+
+    def to_torch(self):
+        """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch."""
+        from ..backends.torch import build
+
+        return build(self)
+
+    def to_source(self, target: str) -> str:
+        """Standalone Python source of the model: ``target`` is ``"keras"`` or ``"torch"``."""
+        if target == "keras":
+            from ..backends.keras import to_source
+        elif target == "torch":
+            from ..backends.torch import to_source
+        else:
+            raise ValueError(f"unknown target {target!r}: choose 'keras' or 'torch'")
+        return to_source(self)
+
     # ---- diagrams (the Graphviz back end, imported on use)
     def to_graphviz(self, **options):
         """The diagram as a ``graphviz.Source``; options as

@@ -1,0 +1,702 @@
+"""The Keras back end: live models and generated source, against the IR and independent references.
+
+Every spec in specs/ and the small specs below (together they use every layer kind and padding
+case) is checked for: parameters (total, trainable, non-trainable) equal to the IR's; every node's
+output shape equal to its Keras layer's; a forward pass; generated source that, run in a fresh
+process, builds the same model; deterministic, formatted source; golden files.  The custom layers
+are checked against numpy (and PyTorch, where it computes the same thing), and the models of
+keras.applications against ours.
+
+Set CNNDSL_UPDATE_GOLDEN=1 to rewrite tests/golden/keras/*.py.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import tokenize
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+import cnndsl  # noqa: E402
+from cnndsl.backends import keras as backend  # noqa: E402
+from cnndsl.ir import LAYER_CLASSES  # noqa: E402
+
+pytestmark = pytest.mark.keras
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC_FILES = sorted((ROOT / "specs").glob("*.cnn"))
+GOLDEN = Path(__file__).resolve().parent / "golden" / "keras"
+
+# ------------------------------------------------------------------ small specs
+# Together with the zoo they cover every layer kind (test_small_specs_cover_every_kind).
+
+SMALL = {
+    "layers_zoo": """
+        network layers_zoo
+        input 16x16x8
+        3x3+2(S) conv 16 relu6               # SAME, stride 2 on an even size: pads after only
+        3x3(S) conv 16 groups=4 bias=off
+        bn epsilon=0.00001 momentum=0.9
+        relu
+        3x3(S) conv 16 dilation=2 activation=leakyrelu
+        3x3 conv 24 padding=((0, 1), (1, 2)) elu     # explicit asymmetric: ZeroPadding2D first
+        5x5+1(2) conv 24 silu                        # explicit, equal to SAME: padding="same"
+        3x3(S) dwconv 2 gelu
+        3x3+2(S) sepconv 16 depth_multiplier=2 selu
+        bn center=off scale=off
+        lrn 2 alpha=0.0001 beta=0.75 bias=2
+        depthmaxpool 2
+        leakyrelu 0.2
+        elu 0.5
+        zeropad padding=((1, 0), (2, 1))
+        upsample 2
+        upsample size=(1, 2) bilinear
+        selu
+        tanh
+        sigmoid
+        silu
+        gelu
+        linear
+        relu6
+        softmax
+        globalmaxpool keepdims
+        flatten
+        dropout 0.25
+        dense 10 nobias tanh
+        dense 5 sigmoid
+    """,
+    "pooling": """
+        network pooling
+        input x 15x14x4
+        a = x -> 3x3+2 maxpool padding=((1, 0), (0, 1))
+        b = x -> 3x3+2(1) maxpool ceil
+        c = x -> 2x2+2(V) maxpool ceil
+        d = x -> 3x3+2(1) avgpool
+        e = x -> 3x3+2(1) avgpool include_pad=off
+        f = x -> 3x3+2(1) avgpool ceil
+        g = x -> 3x3+2(1) avgpool ceil include_pad=off
+        h = x -> 2x2+2(V) avgpool ceil
+        i = x -> 3x3+1 avgpool padding=((1, 0), (1, 1)) include_pad=off
+        j = x -> 3x3+2(S) avgpool include_pad=on
+        k = x -> 3x3+1(1) avgpool include_pad=off
+        l = x -> 3x3+1(1) maxpool
+        m = x -> 3x3+2(S) maxpool
+        n = x -> 2x2+2(S) avgpool
+        o = x -> 2x2+2(1) maxpool ceil
+        top = x -> globalmaxpool
+        output a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, top
+    """,
+    "transposed": """
+        network transposed
+        input x 5x6x3
+        a = x -> 3x3+2(S) convtranspose 4 output_padding=1
+        b = x -> 3x3+2(V) convtranspose 4 relu
+        c = x -> 4x4+2(1) convtranspose 4
+        d = x -> 3x3+2(1) convtranspose 2 output_padding=1
+        e = x -> 3x3+2 convtranspose 2 padding=((1, 2), (0, 1)) bias=off
+        f = x -> 3x3 convtranspose 2 dilation=2
+        g = x -> 2x2+2(S) convtranspose 3
+        h = x -> 1x1+2(0) convtranspose 2 output_padding=1
+        i = x -> 3x3+2(1) convtranspose 2 -> 3x3(S) conv 2
+        output a, b, c, d, e, f, g, h, i
+    """,
+    "squeeze_excite": """
+        network squeeze_excite
+        input 8x8x16
+        block se(c, r) {
+          multiply { identity | gap -> dense c//r relu -> dense c sigmoid }
+        }
+        block se_map(c) {
+          multiply { identity | gap keepdims -> 1x1 conv c sigmoid }
+        }
+        se(16, 4)
+        se_map(16)
+        x = 3x3(S) conv 32
+        y = concat { identity | 1x1 conv 8 }
+        se(40, 8)
+        gap
+    """,
+    "mini_inception": """
+        network mini_inception
+        input 64x64x3
+        block inception(c1, c3r, c3, c5r, c5, pp) {
+          concat {
+            1x1+1(S) conv c1 relu
+          | 1x1+1(S) conv c3r relu -> 3x3+1(S) conv c3 relu
+          | 1x1+1(S) conv c5r relu -> 5x5+1(S) conv c5 relu
+          | 3x3+1(S) maxpool -> 1x1+1(S) conv pp relu
+          }
+        }
+        7x7+2(S) conv 16 relu
+        3x3+2(S) maxpool
+        lrn 2 alpha=0.00002 beta=0.75
+        inception_3a = inception(8, 12, 16, 2, 4, 4)
+        inception_3b = inception(16, 16, 24, 4, 12, 8)
+        3x3+2(S) maxpool
+        inception_4a = inception(24, 12, 26, 2, 6, 8)
+        gap
+        dropout 0.4
+        dense 10 softmax
+    """,
+    "mini_resnet": """
+        network mini_resnet
+        input 32x32x3
+        block bottleneck(filters, stride=1, project=false) {
+          add {
+            1x1 conv filters stride=stride bias=off -> bn -> relu
+            -> 3x3(S) conv filters bias=off -> bn -> relu
+            -> 1x1 conv filters*4 bias=off -> bn
+          | if project { shortcut = 1x1 conv filters*4 stride=stride bias=off -> bn }
+            else { identity }
+          }
+          relu
+        }
+        block stage(filters, blocks, stride) {
+          bottleneck(filters, stride, true)
+          repeat blocks - 1 { bottleneck(filters) }
+        }
+        7x7+2(3) conv 16 bias=off
+        bn
+        relu
+        3x3+2(1) maxpool
+        conv2 = stage(8, 3, 1)
+        conv3 = stage(16, 4, 2)
+        conv4 = stage(32, 2, 2)
+        gap
+        dense 10 softmax
+    """,
+    "mini_unet": """
+        network mini_unet
+        input image 32x32x3
+        block double(f) { 3x3(S) conv f relu -> 3x3(S) conv f relu }
+        c1 = double(8)
+        p1 = 2x2+2 maxpool
+        c2 = double(16)
+        p2 = 2x2+2 maxpool
+        c3 = double(32)
+        u2 = 2x2+2(S) convtranspose 16 -> concat(c2)
+        d2 = double(16)
+        u1 = 2x2+2(S) convtranspose 8 -> concat(c1)
+        d1 = double(8)
+        mask = 1x1 conv 1 sigmoid
+    """,
+    "two_heads": """
+        network two_heads
+        input a 16x16x3
+        input b 16x16x3
+        block res(f) { add { 3x3(S) conv f relu -> 3x3(S) conv f | identity } }
+        x1 = a -> 3x3(S) conv 8 relu
+        x2 = b -> 3x3(S) conv 8 relu -> repeat 2 { res(8) }
+        m = x1 -> add(x2)
+        h1 = m -> gap -> dense 4 softmax
+        h2 = m -> flatten -> dense 1
+        output h1, h2
+    """,
+    "name_clash": """
+        network name_clash
+        input 8x8x3
+        block layers(keras, name, x, i, input) {   # names that Python and Keras code also uses
+          3x3(S) conv keras relu -> 3x3(S) conv name -> 1x1 conv x -> dense_like(i, input)
+        }
+        block dense_like(layers, build_model) {
+          1x1 conv layers -> 1x1 conv build_model
+        }
+        layers(4, 5, 6, 7, 8)
+        layers(5, 6, 7, 8, 9)
+        flatten
+        dense 2
+    """,
+}
+
+GOLDEN_SPECS = ["vgg16", "mini_resnet", "mini_inception"]
+
+ALL = [path.stem for path in SPEC_FILES] + list(SMALL)
+assert len(set(ALL)) == len(ALL), "a small spec has the name of a spec file"
+
+# keras.applications models with a spec here: spec stem -> (constructor, keyword arguments)
+APPLICATIONS = {
+    "vgg16": ("VGG16", {}),
+    "resnet50_keras": ("ResNet50", {}),
+    "xception": ("Xception", {}),
+    "mobilenet_v2_keras": ("MobileNetV2", {}),
+}
+
+_NETS: dict[str, cnndsl.Network] = {}
+_MODELS: dict[str, keras.Model] = {}
+
+
+def load(name: str) -> cnndsl.Network:
+    if name not in _NETS:
+        if name in SMALL:
+            _NETS[name] = cnndsl.loads(textwrap.dedent(SMALL[name]), f"{name}.cnn")
+        else:
+            _NETS[name] = cnndsl.load(ROOT / "specs" / f"{name}.cnn")
+    return _NETS[name]
+
+
+def model(name: str) -> keras.Model:
+    """Each model is built once per test session."""
+    if name not in _MODELS:
+        _MODELS[name] = backend.build(load(name))
+    return _MODELS[name]
+
+
+def describe(m) -> list:
+    """What must agree between the live model and the generated one (the driver runs it too):
+    every layer's name, class, configuration, output shape and parameters."""
+    rows = []
+    for layer in m.layers:
+        config = {k: v for k, v in layer.get_config().items() if k not in ("name", "dtype")}
+        rows.append(
+            [
+                layer.name,
+                type(layer).__name__,
+                json.loads(json.dumps(config, sort_keys=True, default=repr)),
+                list(layer.output.shape[1:]),
+                layer.count_params(),
+                sum(int(np.prod(w.shape)) for w in layer.trainable_weights),
+            ]
+        )
+    outputs = m.outputs
+    return [rows, [list(t.shape[1:]) for t in outputs], [t.name for t in m.inputs]]
+
+
+# ------------------------------------------------------------------ the zoo and the small specs
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_parameters_equal_the_ir(name):
+    net, m = load(name), model(name)
+    a = net.analysis
+    trainable = sum(int(np.prod(w.shape)) for w in m.trainable_weights)
+    frozen = sum(int(np.prod(w.shape)) for w in m.non_trainable_weights)
+    assert (m.count_params(), trainable, frozen) == (
+        a.total_params,
+        a.trainable_params,
+        a.non_trainable_params,
+    )
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_node_has_its_shape(name):
+    net, m = load(name), model(name)
+    names = backend.layer_names(net)
+    for layer in net.layers:
+        keras_names = names[layer.name]
+        assert layer.name in keras_names  # the node's own layer keeps its name
+        last = m.get_layer(keras_names[-1])
+        assert tuple(last.output.shape[1:]) == net.shape(layer.name), layer.name
+        for param_layer in keras_names:  # helpers hold no weights; the node's layer holds them
+            if param_layer != layer.name:
+                assert m.get_layer(param_layer).count_params() == 0
+        info = net.analysis[layer.name]
+        assert m.get_layer(layer.name).count_params() == info.params, layer.name
+    assert sorted(layer.name for layer in m.layers) == sorted(
+        n for ns in names.values() for n in ns
+    )
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_pass(name):
+    net, m = load(name), model(name)
+    rng = np.random.default_rng(0)
+    batch = [rng.standard_normal((2, *layer.shape)).astype("float32") for layer in net.inputs]
+    out = m(batch[0] if len(batch) == 1 else batch, training=False)
+    out = out if isinstance(out, (list, tuple)) else [out]
+    assert [tuple(t.shape) for t in out] == [(2, *net.shape(o)) for o in net.outputs]
+    assert all(np.isfinite(np.asarray(t)).all() for t in out)
+
+
+# ------------------------------------------------------------------ generated source
+
+_DRIVER = f"""
+import importlib.util, json, sys
+import numpy as np
+
+{inspect.getsource(describe)}
+
+result = {{}}
+for name, path in json.loads(sys.argv[1]).items():
+    spec = importlib.util.spec_from_file_location("generated_" + name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result[name] = describe(module.build_model())
+assert not any(m.split(".")[0] == "cnndsl" for m in sys.modules), "generated code imports cnndsl"
+print("RESULT" + json.dumps(result))
+"""
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> dict:
+    """Every spec's generated module, run in one fresh process (it imports keras, not cnndsl)."""
+    folder = tmp_path_factory.mktemp("generated")
+    paths = {}
+    for name in ALL:
+        path = folder / f"{name}.py"
+        path.write_text(backend.to_source(load(name)), encoding="utf-8")
+        paths[name] = str(path)
+    env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _DRIVER, json.dumps(paths)],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(line[len("RESULT") :])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_generated_source_builds_the_same_model(name, generated):
+    assert generated[name] == json.loads(json.dumps(describe(model(name))))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_source_is_deterministic_and_formatted(name):
+    net = load(name)
+    text = backend.to_source(net)
+    assert text == backend.to_source(net)
+    assert text.endswith("\n") and not text.endswith("\n\n")
+    compile(text, f"{name}.py", "exec")
+    for number, line in enumerate(text.splitlines(), 1):
+        assert len(line) <= 100, f"line {number} is {len(line)} characters: {line}"
+        assert line == line.rstrip(), f"trailing space on line {number}"
+        assert "\t" not in line
+    assert "cnndsl" not in "".join(
+        line for line in text.splitlines() if line.startswith(("import", "from"))
+    )
+
+
+def test_source_is_deterministic_across_processes():
+    """No set or hash order leaks into the text: another hash seed gives the same bytes."""
+    names = ["mini_resnet", "two_heads", "squeeze_excite"]
+    code = textwrap.dedent("""
+        import json, sys, textwrap
+        import cnndsl
+        from cnndsl.backends import keras as backend
+        specs = json.loads(sys.argv[1])
+        texts = {n: cnndsl.loads(textwrap.dedent(t), n + ".cnn") for n, t in specs.items()}
+        print("RESULT" + json.dumps({n: backend.to_source(net) for n, net in texts.items()}))
+        """)
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps({n: SMALL[n] for n in names})],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    other = json.loads(line[len("RESULT") :])
+    for name in names:
+        assert other[name] == backend.to_source(load(name)), name
+
+
+@pytest.mark.parametrize("name", GOLDEN_SPECS)
+def test_golden_source(name):
+    text = backend.to_source(load(name))
+    path = GOLDEN / f"{name}.py"
+    if os.environ.get("CNNDSL_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no golden file {path}: run with CNNDSL_UPDATE_GOLDEN=1"
+    assert text == path.read_text(
+        encoding="utf-8"
+    ), f"{path} differs (CNNDSL_UPDATE_GOLDEN=1 rewrites it)"
+
+
+def test_blocks_become_functions():
+    """One function per block structure, parameters named after the block's, loops for repeats."""
+    vgg = backend.to_source(load("vgg16")) if "vgg16" in ALL else ""
+    if vgg:
+        assert "def stage(x, filters, convs, name):" in vgg
+        assert "for i in range(1, convs + 1):" in vgg
+        assert vgg.count("stage(") == 6  # the definition and five calls
+    resnet = backend.to_source(load("mini_resnet"))
+    assert "def bottleneck(x, filters, name):" in resnet
+    assert "def bottleneck_project(x, filters, stride, name):" in resnet  # project=true calls
+    assert "filters * 4" in resnet
+    assert "def stage(x, filters, blocks, stride, name):" in resnet
+    assert "for i in range(2, blocks + 1):" in resnet  # repeat blocks - 1, from bottleneck_2 on
+    line = textwrap.dedent(SMALL["mini_resnet"]).splitlines().index("conv3 = stage(16, 4, 2)") + 1
+    assert f'x = stage(x, 16, 4, 2, name="conv3")  # mini_resnet.cnn:{line}' in resnet
+    inception = backend.to_source(load("mini_inception"))
+    assert "def inception(x, c1, c3r, c3, c5r, c5, pp, name):" in inception
+    assert 'x = inception(x, 8, 12, 16, 2, 4, 4, name="inception_3a")' in inception
+    unet = backend.to_source(load("mini_unet"))
+    assert 'c1 = double(image, 8, name="c1")' in unet  # a skip connection keeps its name
+    assert 'layers.Concatenate(name="u1")([x, c1])' in unet
+
+
+@pytest.mark.parametrize("name", ["mini_inception", "transposed", "two_heads"])
+def test_every_layer_statement_says_where_it_comes_from(name):
+    """Each statement that makes a layer or calls a block ends with `# <spec file>:<line>`."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(backend.to_source(load(name))).readline))
+    statement: list = []
+    checked = 0
+    for token in tokens:
+        statement.append(token)
+        if token.type not in (tokenize.NEWLINE, tokenize.ENDMARKER):
+            continue
+        words = [t.string for t in statement]
+        if "name" in words and "=" in words and words[0] != "def" and "keras" != words[-1]:
+            comments = [t.string for t in statement if t.type == tokenize.COMMENT]
+            if "Model" not in words:
+                assert comments and comments[-1].startswith(f"# {name}.cnn:"), " ".join(words)
+                checked += 1
+        statement = []
+    assert checked >= len({layer.position.line for layer in load(name).layers})
+
+
+# ------------------------------------------------------------------ coverage and errors
+
+
+def test_every_layer_class_is_handled_or_unsupported():
+    for cls in LAYER_CLASSES:
+        assert (cls in backend.HANDLERS) != (cls in backend.UNSUPPORTED), cls.__name__
+
+
+def test_small_specs_cover_every_kind():
+    used = {layer.kind for name in SMALL for layer in load(name).layers}
+    assert used >= {cls.model_fields["kind"].default for cls in LAYER_CLASSES}
+
+
+def test_unreachable_layer_is_an_error():
+    """The elaborator refuses unused layers; a network built otherwise may still have them."""
+    text = "input 8x8x3\na = 3x3(S) conv 4\nb = a -> 3x3(S) conv 2\nc = a -> flatten -> dense 2\n"
+    text += "output b, c\n"
+    full = cnndsl.loads(text, "dead.cnn")
+    net = cnndsl.Network(name=full.name, layers=full.layers, outputs=["c"])
+    with pytest.raises(cnndsl.CnnDslError) as err:
+        backend.build(net)
+    assert "Keras cannot express layer 'b'" in str(err.value)
+    assert "reaches no output" in str(err.value)
+    assert err.value.location.line == 3
+
+
+def test_output_padding_keras_refuses_is_an_error():
+    net = cnndsl.loads("input 6x6x2\n3x3 convtranspose 2 dilation=2 output_padding=1\n", "op.cnn")
+    with pytest.raises(cnndsl.CnnDslError, match="output_padding smaller than the stride"):
+        backend.to_source(net)
+
+
+# ------------------------------------------------------------------ numerics of the custom layers
+
+
+def torch_pool(x, kind, k, s, pads, ceil, include_pad):
+    """PyTorch's pooling semantics in numpy, for asymmetric padding too: windows start at
+    o*s - before; with ceil_mode a last window starting in the input or the top/left padding is
+    kept; averages divide by the window's cells inside the input (or the padded input)."""
+    n, height, width, c = x.shape
+
+    def size(length, k, s, before, after):
+        span = length + before + after - k
+        if not ceil:
+            return span // s + 1
+        out = -(-span // s) + 1
+        return out - 1 if (out - 1) * s >= length + before else out
+
+    oh, ow = size(height, k[0], s[0], *pads[0]), size(width, k[1], s[1], *pads[1])
+    y = np.zeros((n, oh, ow, c))
+    for i in range(oh):
+        for j in range(ow):
+            h0, w0 = i * s[0] - pads[0][0], j * s[1] - pads[1][0]
+            h1, w1 = min(h0 + k[0], height + pads[0][1]), min(w0 + k[1], width + pads[1][1])
+            padded_cells = (h1 - h0) * (w1 - w0)
+            hs, he, ws, we = max(h0, 0), min(h1, height), max(w0, 0), min(w1, width)
+            window = x[:, hs:he, ws:we, :]
+            if kind == "max":
+                y[:, i, j] = window.max(axis=(1, 2))
+            else:
+                y[:, i, j] = window.sum(axis=(1, 2)) / (
+                    padded_cells if include_pad else (he - hs) * (we - ws)
+                )
+    return y
+
+
+def tf_same_pool(x, kind, k, s):
+    """TensorFlow's SAME pooling in numpy: pads never count."""
+    n, height, width, c = x.shape
+    pads = []
+    for length, kk, ss in zip((height, width), k, s):
+        out = -(-length // ss)
+        total = max((out - 1) * ss + kk - length, 0)
+        pads.append((total // 2, total - total // 2))
+    return torch_pool(x, kind, k, s, pads, False, False)
+
+
+POOL_CASES = {  # node of the `pooling` spec -> its semantics
+    "a": ("max", (3, 3), (2, 2), ((1, 0), (0, 1)), False, True),
+    "b": ("max", (3, 3), (2, 2), ((1, 1), (1, 1)), True, True),
+    "c": ("max", (2, 2), (2, 2), ((0, 0), (0, 0)), True, True),
+    "d": ("avg", (3, 3), (2, 2), ((1, 1), (1, 1)), False, True),
+    "e": ("avg", (3, 3), (2, 2), ((1, 1), (1, 1)), False, False),
+    "f": ("avg", (3, 3), (2, 2), ((1, 1), (1, 1)), True, True),
+    "g": ("avg", (3, 3), (2, 2), ((1, 1), (1, 1)), True, False),
+    "h": ("avg", (2, 2), (2, 2), ((0, 0), (0, 0)), True, False),
+    "i": ("avg", (3, 3), (1, 1), ((1, 0), (1, 1)), False, False),
+    "k": ("avg", (3, 3), (1, 1), ((1, 1), (1, 1)), False, False),
+    "l": ("max", (3, 3), (1, 1), ((1, 1), (1, 1)), False, True),
+    "o": ("max", (2, 2), (2, 2), ((1, 1), (1, 1)), True, True),
+}
+
+
+def _outputs_by_node(name: str, x) -> dict:
+    net, m = load(name), model(name)
+    out = m(x, training=False)
+    out = out if isinstance(out, (list, tuple)) else [out]
+    return {node: np.asarray(t) for node, t in zip(net.outputs, out)}
+
+
+def test_pooling_matches_pytorch_semantics():
+    x = np.random.default_rng(1).standard_normal((2, 15, 14, 4)).astype("float32")
+    got = _outputs_by_node("pooling", x)
+    for node, (kind, k, s, pads, ceil, include) in POOL_CASES.items():
+        expected = torch_pool(x.astype("float64"), kind, k, s, pads, ceil, include)
+        np.testing.assert_allclose(got[node], expected, rtol=1e-5, atol=1e-5, err_msg=node)
+    # SAME pooling keeps TensorFlow's semantics; include_pad=on counts the SAME pads
+    np.testing.assert_allclose(
+        got["m"], tf_same_pool(x, "max", (3, 3), (2, 2)), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        got["n"], tf_same_pool(x, "avg", (2, 2), (2, 2)), rtol=1e-5, atol=1e-5
+    )
+    pads_j = ((1, 1), (0, 1))  # SAME for 15x14, 3x3 window, stride 2
+    expected_j = torch_pool(x.astype("float64"), "avg", (3, 3), (2, 2), pads_j, False, True)
+    np.testing.assert_allclose(got["j"], expected_j, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["top"], x.max(axis=(1, 2)), rtol=1e-6)
+
+
+def test_the_pooling_reference_is_pytorch():
+    """The numpy reference above agrees with PyTorch itself where PyTorch can compute it."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(2).standard_normal((2, 15, 14, 4)).astype("float32")
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+    for node, (kind, k, s, pads, ceil, include) in POOL_CASES.items():
+        if pads[0][0] != pads[0][1] or pads[1][0] != pads[1][1]:
+            continue
+        padding = (pads[0][0], pads[1][0])
+        if kind == "max":
+            y = torch.nn.functional.max_pool2d(xt, k, s, padding, ceil_mode=ceil)
+        else:
+            y = torch.nn.functional.avg_pool2d(
+                xt, k, s, padding, ceil_mode=ceil, count_include_pad=include
+            )
+        expected = torch_pool(x.astype("float64"), kind, k, s, pads, ceil, include)
+        np.testing.assert_allclose(
+            y.permute(0, 2, 3, 1).numpy(), expected, rtol=1e-5, atol=1e-5, err_msg=node
+        )
+
+
+def test_local_response_normalization():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 4, 7)).astype("float32")
+    radius, bias, alpha, beta = 2, 2.0, 0.01, 0.75
+    layer = backend.LocalResponseNormalization(radius, bias, alpha, beta)
+    got = np.asarray(layer(x))
+    expected = np.empty_like(x, dtype="float64")
+    for c in range(7):
+        lo, hi = max(0, c - radius), min(7, c + radius + 1)
+        total = (x[..., lo:hi].astype("float64") ** 2).sum(axis=-1)
+        expected[..., c] = x[..., c] / (bias + alpha * total) ** beta
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    tf = pytest.importorskip("tensorflow")
+    reference = tf.nn.local_response_normalization(x, radius, bias, alpha, beta).numpy()
+    np.testing.assert_allclose(got, reference, rtol=1e-5)
+
+
+def test_depth_max_pooling():
+    x = np.random.default_rng(4).standard_normal((2, 3, 4, 12)).astype("float32")
+    got = np.asarray(backend.DepthMaxPooling2D(3)(x))
+    np.testing.assert_array_equal(got, x.reshape(2, 3, 4, 4, 3).max(axis=-1))
+
+
+def test_neg_inf_padding():
+    x = -np.abs(np.random.default_rng(5).standard_normal((1, 2, 3, 1))).astype("float32")
+    got = np.asarray(backend.NegInfPadding2D(((1, 0), (0, 2)))(x))
+    assert got.shape == (1, 3, 5, 1)
+    assert np.isneginf(got[0, 0]).all() and np.isneginf(got[0, :, 3:]).all()
+    np.testing.assert_array_equal(got[:, 1:, :3], x)
+
+
+def test_transposed_convolution_matches_its_definition():
+    """Output o gets input i through kernel tap t where o = i*s + t*d - before (PyTorch's
+    explicit padding), plus the bias on every output, extra output_padding rows included."""
+    net, m = load("transposed"), model("transposed")
+    x = np.random.default_rng(6).standard_normal((2, 5, 6, 3)).astype("float32")
+    got = _outputs_by_node("transposed", x)
+    for node in "abcdefgh":
+        layer, info = net[node], net.analysis[node]
+        weights = m.get_layer(node).get_weights()
+        kernel, bias = weights[0], (weights[1] if len(weights) > 1 else 0.0)  # (kh, kw, out, in)
+        (top, _), (left, _) = layer.explicit_padding(list(info.input_shapes))
+        oh, ow, _ = info.output_shape
+        y = np.zeros((2, oh, ow, layer.filters)) + bias
+        for i in range(5):
+            for j in range(6):
+                for a in range(layer.kernel[0]):
+                    for b in range(layer.kernel[1]):
+                        r = i * layer.stride[0] + a * layer.dilation[0] - top
+                        c = j * layer.stride[1] + b * layer.dilation[1] - left
+                        if 0 <= r < oh and 0 <= c < ow:
+                            y[:, r, c] += x[:, i, j] @ kernel[a, b].T
+        if layer.activation == "relu":
+            y = np.maximum(y, 0)
+        np.testing.assert_allclose(got[node], y, rtol=1e-4, atol=1e-4, err_msg=node)
+
+
+@pytest.mark.parametrize("name", ["layers_zoo", "pooling"])
+def test_custom_layers_are_serializable(name, tmp_path):
+    """Saved and loaded back (the custom layers and activation are registered), same outputs."""
+    net, m = load(name), model(name)
+    m.save(tmp_path / "model.keras")
+    again = keras.saving.load_model(tmp_path / "model.keras")
+    rng = np.random.default_rng(7)
+    batch = [rng.standard_normal((2, *layer.shape)).astype("float32") for layer in net.inputs]
+    batch = batch[0] if len(batch) == 1 else batch
+    ours, theirs = m(batch, training=False), again(batch, training=False)
+    ours = ours if isinstance(ours, (list, tuple)) else [ours]
+    theirs = theirs if isinstance(theirs, (list, tuple)) else [theirs]
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_leaky_relu_activation_slope():
+    assert np.allclose(
+        np.asarray(backend.leaky_relu(np.array([-1.0, 2.0], "float32"))), [-0.3, 2.0]
+    )
+
+
+# ------------------------------------------------------------------ keras.applications
+
+
+@pytest.mark.reference
+@pytest.mark.parametrize("name", sorted(APPLICATIONS))
+def test_same_parameters_as_keras_applications(name, refs):
+    if not (ROOT / "specs" / f"{name}.cnn").exists():
+        pytest.skip(f"no specs/{name}.cnn yet")
+    constructor, kwargs = APPLICATIONS[name]
+    ours = model(name)
+    theirs = getattr(keras.applications, constructor)(weights=None, **kwargs)
+    count = lambda ws: sum(int(np.prod(w.shape)) for w in ws)  # noqa: E731
+    assert ours.count_params() == theirs.count_params()
+    assert count(ours.trainable_weights) == count(theirs.trainable_weights)
+    assert count(ours.non_trainable_weights) == count(theirs.non_trainable_weights)
+    expected = refs["keras_applications"][constructor]
+    assert ours.count_params() == expected["total_params"]
+    assert tuple(ours.output.shape[1:]) == tuple(theirs.output.shape[1:])
