@@ -4,14 +4,15 @@
     cnndsl summary SPEC [--batch N] [--dtype D] [--format table|json|markdown|csv]
     cnndsl compile SPEC --target T [-o FILE]   T: keras, torch, json, dot, svg, png, pdf
 
-Exit codes: 0 success, 1 errors in a spec, 2 usage errors, 3 an internal error (a bug in
-cnndsl: please report it).  ``check`` and ``summary`` import neither TensorFlow nor PyTorch;
+Exit codes: 0 success, 1 errors in a spec, 2 usage errors (bad options, or a target whose
+framework is not installed), 3 an internal error (a bug in cnndsl: please report it).  ``check`` and ``summary`` import neither TensorFlow nor PyTorch;
 ``compile`` imports only the back end its target needs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -107,18 +108,25 @@ def _cmd_summary(args) -> int:
     return EXIT_OK
 
 
+_FRAMEWORKS = {"keras": ("TensorFlow and Keras", "keras"), "torch": ("PyTorch", "torch")}
+
+
 def _cmd_compile(args) -> int:
     net = _load(args.spec)
     target = args.target
     if target == "json":
         text: str | bytes = net.to_json() + "\n"
-    elif target == "keras":
-        from .backends import keras as backend
-
-        text = backend.to_source(net)
-    elif target == "torch":
-        from .backends import torch as backend  # type: ignore[no-redef]
-
+    elif target in ("keras", "torch"):
+        try:
+            backend = importlib.import_module(f".backends.{target}", __package__)
+        except ImportError as e:
+            framework, extra = _FRAMEWORKS[target]
+            print(
+                f"cnndsl: the {target} target needs {framework} ({e.name} is not installed):"
+                f" pip install 'cnndsl[{extra}]'",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
         text = backend.to_source(net)
     else:
         from .backends import graphviz as backend  # type: ignore[no-redef]

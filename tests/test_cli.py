@@ -126,3 +126,26 @@ def test_check_and_summary_import_no_framework():
 def test_help():
     r = cnndsl("--help")
     assert r.returncode == 0 and "summary" in r.stdout
+
+
+def test_missing_framework_says_how_to_install(monkeypatch, capsys):
+    from cnndsl import cli
+
+    def no_keras(name, package=None):
+        raise ImportError("No module named 'keras'", name="keras")
+
+    monkeypatch.setattr(cli.importlib, "import_module", no_keras)
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["compile", "specs/lenet5.cnn", "--target", "keras"]) == 2
+    err = capsys.readouterr().err
+    assert "needs TensorFlow and Keras" in err and "pip install 'cnndsl[keras]'" in err
+
+
+@pytest.mark.parametrize("target", ["keras", "torch"])
+def test_compile_models_to_files(target, tmp_path):
+    out = tmp_path / f"lenet5_{target}.py"
+    r = cnndsl("compile", "specs/lenet5.cnn", "--target", target, "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    source = out.read_text()
+    compile(source, str(out), "exec")
+    assert "def build_model" in source and "cnndsl" not in source.split('"""', 2)[2]
