@@ -27,7 +27,7 @@ from .ir import LAYER_CLASSES, Activation, CallSite, Input, Layer, Network, Posi
 from .ir.base import fmt_float
 from .parser import parse
 
-MAX_NODES = 1_000_000
+MAX_NODES = 200_000
 MAX_CALL_DEPTH = 64
 MAX_REPEAT = 100_000
 MAX_SOURCE_BYTES = 10_000_000
