@@ -1,7 +1,7 @@
 """Benchmarks: cnndsl against the tools that build a model and run it, measured side by side.
 
     python bench/run.py                  # every section
-    python bench/run.py cold warm scale  # some of them (cold, warm, large, scale, startup, models)
+    python bench/run.py cold warm scale  # some of them: startup scale warm large cold torch keras
 
 Prints one table per section with the ratios the README quotes.  Nothing here asserts a time:
 the test suite checks behaviour only.  Section `large` runs torchinfo on ResNet-152 at
@@ -151,7 +151,98 @@ def startup(repeat: int) -> None:
           ("command", "median wall time"))
 
 
-SECTIONS = ("cold", "warm", "large", "scale", "startup")
+def _load_module(source: str, name: str):
+    """Execute generated source as a module, as a user running the compiled file would."""
+    import types
+
+    module = types.ModuleType(name)
+    exec(compile(source, f"<{name}>", "exec"), module.__dict__)
+    return module
+
+
+def _interleaved(fns: dict, repeat: int, number: int) -> dict:
+    """Median seconds per call of each function, measured in alternation so that drifts in
+    machine load hit every contender alike."""
+    times: dict = {k: [] for k in fns}
+    for _ in range(repeat):
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times[key].append((time.perf_counter() - t0) / number)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def models_torch(repeat: int) -> None:
+    """The emitted PyTorch ResNet-50 against torchvision's, forward pass in eval mode."""
+    import torch
+    import torchvision
+
+    import cnndsl
+    from cnndsl.backends.torchvision_map import load_torchvision
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    net = cnndsl.load(ROOT / "specs" / "resnet50_torchvision.cnn")
+    ours = _load_module(net.to_source("torch"), "resnet50_cnndsl").build_model().eval()
+    reference = torchvision.models.resnet50().eval()
+    ours._cnndsl_network = net
+    load_torchvision(ours, reference)
+    x = torch.randn(8, 3, 224, 224)
+    with torch.inference_mode():
+        assert torch.allclose(ours(x), reference(x), atol=1e-4)
+        for m in (ours, reference):  # warm up
+            m(x)
+        t = _interleaved({"ours": lambda: ours(x), "ref": lambda: reference(x)}, repeat, 2)
+    rows = [
+        ("torchvision.models.resnet50", f"{t['ref'] * 1000:.0f} ms", "1.000"),
+        ("cnndsl compile specs/resnet50_torchvision.cnn --target torch", f"{t['ours'] * 1000:.0f} ms",
+         f"{t['ours'] / t['ref']:.3f}"),
+    ]
+    table("Emitted PyTorch model: ResNet-50 forward, eval, CPU, batch 8, 224x224", rows,
+          ("model", "median time", "ratio to torchvision"))
+    for label, make in (("torch.compile(fullgraph=True)", lambda: torch.compile(ours, fullgraph=True)),
+                        ("torch.export.export", None)):
+        try:
+            if make is None:
+                torch.export.export(ours, (x[:1],))
+            else:
+                with torch.inference_mode():
+                    make()(x[:1])
+            print(f"- {label}: works, no graph break")
+        except Exception as e:  # noqa: BLE001 - report, do not crash the benchmark
+            print(f"- {label}: FAILED ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+
+
+def models_keras(repeat: int) -> None:
+    """The emitted Keras ResNet-50 against keras.applications.ResNet50: build and forward."""
+    import keras
+    import numpy as np
+
+    import cnndsl
+
+    net = cnndsl.load(ROOT / "specs" / "resnet50_keras.cnn")
+    module = _load_module(net.to_source("keras"), "resnet50_keras_cnndsl")
+    builds = _interleaved(
+        {"ours": module.build_model, "ref": lambda: keras.applications.ResNet50(weights=None)},
+        max(3, repeat // 2), 1,
+    )
+    ours, reference = module.build_model(), keras.applications.ResNet50(weights=None)
+    x = np.random.default_rng(0).standard_normal((8, 224, 224, 3)).astype("float32")
+    for m in (ours, reference):
+        m.predict_on_batch(x)  # trace once
+    t = _interleaved({"ours": lambda: ours(x, training=False), "ref": lambda: reference(x, training=False)},
+                     repeat, 2)
+    rows = [
+        ("build: keras.applications.ResNet50(weights=None)", f"{builds['ref'] * 1000:.0f} ms", "1.000"),
+        ("build: generated build_model()", f"{builds['ours'] * 1000:.0f} ms", f"{builds['ours'] / builds['ref']:.3f}"),
+        ("forward: keras.applications.ResNet50", f"{t['ref'] * 1000:.0f} ms", "1.000"),
+        ("forward: generated resnet50_keras", f"{t['ours'] * 1000:.0f} ms", f"{t['ours'] / t['ref']:.3f}"),
+    ]
+    table("Emitted Keras model: ResNet-50, CPU, batch 8, 224x224", rows,
+          ("what", "median time", "ratio to keras.applications"))
+
+
+SECTIONS = ("cold", "warm", "large", "scale", "startup", "torch", "keras")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,6 +260,10 @@ def main(argv: list[str] | None = None) -> None:
         warm(args.repeat, "large" in chosen)
     if "cold" in chosen:
         cold(max(3, args.repeat // 2))
+    if "torch" in chosen:
+        models_torch(args.repeat)
+    if "keras" in chosen:  # TensorFlow after torch and torchvision: the import-order hazard
+        models_keras(args.repeat)
 
 
 if __name__ == "__main__":
