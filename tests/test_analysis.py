@@ -119,7 +119,7 @@ layer_strategy = st.tuples(
 @settings(max_examples=150, deadline=None)
 @given(st.lists(layer_strategy, min_size=1, max_size=6))
 def test_receptive_field_matches_brute_force(stack):
-    lines, n = [], 200
+    lines = []
     for kind, k, s, pad, d in stack:
         if kind != "conv":
             d = 1

@@ -1,0 +1,31 @@
+"""Elaboration: syntax tree -> IR.
+
+Evaluates block calls (with their arguments and defaults), arithmetic, ``repeat``/``for``/``if``,
+layer defaults and imports, resolves tensor names, and emits IR nodes in topological order with
+their source positions and block provenance.  Every failure is a located
+:class:`~cnndsl.errors.CnnDslError`.
+
+- :mod:`.elaborator`: statements, blocks, imports, outputs (the walk);
+- :mod:`.options`: layer kinds by word, and a layer's arguments -> a validated IR node;
+- :mod:`.values`: values, scopes and expression evaluation;
+- :mod:`.naming`: nodes under construction and their final names;
+- :mod:`.sources`: reading spec files safely;
+- :mod:`.limits`: what a spec may ask for.
+"""
+
+from .elaborator import Elaborator, elaborate
+from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, MAX_SOURCE_BYTES
+from .options import KINDS
+from .sources import read_source
+
+__all__ = [
+    "KINDS",
+    "MAX_CALL_DEPTH",
+    "MAX_ERRORS",
+    "MAX_NODES",
+    "MAX_REPEAT",
+    "MAX_SOURCE_BYTES",
+    "Elaborator",
+    "elaborate",
+    "read_source",
+]

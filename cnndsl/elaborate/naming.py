@@ -1,0 +1,96 @@
+"""Nodes under construction, block-call frames, and the names they end up with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Location
+from ..ir import Layer
+
+
+@dataclass(slots=True)
+class Frame:
+    """One block call: becomes a :class:`~cnndsl.ir.CallSite` on every node it produces."""
+
+    block: str
+    args: dict[str, Any]
+    loc: Location
+    user_name: str | None
+    parent: Frame | None
+    call: str = ""
+    instance: str | None = None  # assigned by assign_names
+
+    @property
+    def named(self) -> bool:
+        """Whether the spec named this call (``stem = conv_bn(64)``)."""
+        return self.user_name is not None and self.instance == instance_prefix(self.parent) + self.user_name
+
+
+@dataclass(slots=True)
+class Node:
+    """A node before naming: its validated layer (with a placeholder name) and its inputs."""
+
+    layer: Layer
+    inputs: list[int]
+    loc: Location
+    frame: Frame | None
+    user_name: str | None
+    name_loc: Location | None = None
+
+
+def instance_prefix(frame: Frame | None) -> str:
+    return frame.instance + "_" if frame is not None and frame.instance else ""
+
+
+def assign_names(nodes: list[Node]) -> list[str]:
+    """Unique identifiers for every node.
+
+    Named tensors keep their names; other nodes are named by kind, counted within their block
+    call: ``conv_1``, ``conv_2``, ``inception_1_conv_3``.  Block calls are ``<block>_<n>``
+    (or the tensor name they were assigned to), prefixed by their enclosing call.
+    """
+    taken: set[str] = set()
+    for node in nodes:
+        if node.user_name is not None and node.frame is None:
+            taken.add(node.user_name)
+    counters: dict[tuple[str, str], int] = {}
+
+    def fresh(prefix: str, base: str) -> str:
+        key = (prefix, base)
+        while True:
+            counters[key] = counters.get(key, 0) + 1
+            name = f"{prefix}{base}_{counters[key]}"
+            if name not in taken:
+                taken.add(name)
+                return name
+
+    def prefix_of(frame: Frame | None) -> str:
+        if frame is None:
+            return ""
+        if frame.instance is None:
+            outer = prefix_of(frame.parent)
+            if frame.user_name is not None and f"{outer}{frame.user_name}" not in taken:
+                frame.instance = f"{outer}{frame.user_name}"
+                taken.add(frame.instance)
+            else:
+                frame.instance = fresh(outer, frame.user_name or frame.block)
+        return frame.instance + "_"
+
+    names: list[str] = []
+    given: set[str] = set()  # top-level user names already given to a node
+    for node in nodes:
+        prefix = prefix_of(node.frame)
+        if node.user_name is not None:
+            candidate = f"{prefix}{node.user_name}"
+            if node.frame is not None and candidate not in taken:
+                taken.add(candidate)
+                names.append(candidate)
+            elif node.frame is None and candidate not in given:
+                given.add(candidate)
+                names.append(candidate)
+            else:  # the name again (a tensor reassigned in a loop): number it
+                names.append(fresh(prefix, node.user_name))
+            continue
+        names.append(fresh(prefix, node.layer.type_name))
+    return names

@@ -1,0 +1,211 @@
+"""Layer kinds and their options: from the words of a spec to a validated IR node.
+
+``3x3+2(S) conv 64 relu bias=off`` -> ``Conv2D(kernel=(3, 3), stride=(2, 2), padding="same",
+filters=64, activation="relu", bias=False)``.  Each layer class declares how it is written
+(``spec_names``, ``positional``, ``aliases``, ``flags``); this module reads those, so adding a
+layer kind needs no change here.  pydantic's validation errors become located sentences.
+"""
+
+from __future__ import annotations
+
+import keyword
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from .. import syntax as S
+from ..errors import CnnDslError, Location, did_you_mean
+from ..ir import LAYER_CLASSES, Activation, Layer
+from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show
+
+KINDS: dict[str, tuple[type[Layer], dict[str, Any]]] = {}
+"""Every word that selects a layer kind -> (class, preset fields)."""
+for _cls in LAYER_CLASSES:
+    for _word in _cls.spec_names:
+        KINDS[_word] = (_cls, Activation.preset(_word) if _cls is Activation else {})
+MERGES = {w for w, (c, _) in KINDS.items() if c.family == "merge"}
+"""The words of merge kinds: add, concat, multiply."""
+RESERVED = set(KINDS) | {"identity", "input"}
+"""Words that cannot name a tensor or a block."""
+
+Fields = dict[str, tuple[Any, Location]]
+"""Layer fields as written: {field: (value, where it was written)}."""
+
+
+def layer_fields(
+    cls: type[Layer], kspec: S.KernelSpec | None, args: list[S.Arg], scope: Scope
+) -> tuple[Fields, tuple[str, Location] | None]:
+    """The kernel notation and arguments of a layer as fields, and its ``name=`` if any."""
+    fields: Fields = {}
+    user_name = None
+    kind = kind_word(cls, {})
+
+    def put(key: str, value: Any, loc: Location) -> None:
+        if key in fields:
+            raise CnnDslError(f"{key} is given twice", loc, notes=[("first given", fields[key][1])])
+        fields[key] = (value, loc)
+
+    if kspec is not None:
+        if not cls.takes_kernel_spec:
+            raise CnnDslError(
+                f"the kernel notation '{kspec.text}' applies to convolution and pooling"
+                f" layers, not to {kind}",
+                kspec.loc,
+            )
+        put("kernel", kspec.kernel, kspec.loc)
+        if kspec.stride is not None:
+            put("stride", kspec.stride, kspec.loc)
+        if kspec.padding is not None:
+            put("padding", kspec.padding, kspec.loc)
+    positional = list(cls.positional)
+    known = set(cls.model_fields) - {"kind", "name", "inputs", "position", "calls"}
+    for arg in args:
+        if isinstance(arg, S.KwArg):
+            if arg.name == "name":
+                user_name = (identifier(arg.value, scope), arg.value.loc)
+                continue
+            key = cls.aliases.get(arg.name, arg.name)
+            if key not in known or (cls is Activation and key == "function"):
+                raise CnnDslError(
+                    f"{kind} has no option '{arg.name}'",
+                    arg.loc,
+                    hint=did_you_mean(arg.name, [*known, *cls.aliases, "name"]),
+                )
+            put(key, evaluate(arg.value, scope), arg.value.loc)
+            continue
+        value = evaluate(arg, scope)
+        if isinstance(value, Symbol):
+            word = value.name
+            if cls.takes_activation and word in KINDS and KINDS[word][0] is Activation:
+                put("activation", KINDS[word][1]["function"], arg.loc)
+                continue
+            if word in cls.flags:
+                key, flag = cls.flags[word]
+                put(key, flag, arg.loc)
+                continue
+        while positional and positional[0] in fields:
+            positional.pop(0)
+        if not positional:
+            raise _unexpected_value(cls, kind, value, arg.loc, scope)
+        put(positional.pop(0), value, arg.loc)
+    return fields, user_name
+
+
+def _unexpected_value(cls, kind: str, value: Any, loc: Location, scope: Scope) -> CnnDslError:
+    what = f"'{value.name}'" if isinstance(value, Symbol) else show(value)
+    hint = None
+    if isinstance(value, Symbol):
+        words = list(cls.flags)
+        if cls.takes_activation:
+            words += [w for w, (c, _) in KINDS.items() if c is Activation]
+        hint = did_you_mean(value.name, words + sorted(scope.all_vars()))
+    return CnnDslError(
+        f"{kind} does not take {what} here"
+        + (f" (its values: {', '.join(cls.positional)})" if cls.positional else ""),
+        loc,
+        hint=hint,
+    )
+
+
+def validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -> Layer:
+    """The IR node (with a placeholder name) for these fields; pydantic errors, located."""
+    data: dict[str, Any] = {"name": "_", **preset}
+    for key, (value, loc) in fields.items():
+        data[key] = _plain(value, key, cls, loc)
+    try:
+        return cls(**data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = err["loc"][0] if err["loc"] else None
+        loc = fields[key][1] if key in fields else where
+        raise CnnDslError(_explain(kind_word(cls, preset), key, err, data.get(key)), loc) from None
+
+
+def identifier(expr: S.Expr, scope: Scope) -> str:
+    """A layer name given with ``name=``: an ASCII identifier that is not a Python keyword."""
+    value = evaluate(expr, scope)
+    text = value.name if isinstance(value, (Symbol, TensorRef)) else value
+    if not isinstance(text, str) or not text.isidentifier() or not text.isascii():
+        raise CnnDslError(
+            f"a layer name must be a plain identifier (letters, digits, _), got {show(value)}",
+            expr.loc,
+        )
+    if keyword.iskeyword(text):
+        raise CnnDslError(f"'{text}' is a Python keyword and cannot name a layer", expr.loc)
+    return text
+
+
+def kind_word(cls: type[Layer], preset: dict) -> str:
+    """How a layer kind is called in messages: its spec word (``conv``, ``relu``, ``input``)."""
+    if cls is Activation:
+        return preset.get("function", "activation")
+    return cls.spec_names[0] if cls.spec_names else cls.model_fields["kind"].default
+
+
+@lru_cache(maxsize=None)
+def _field_takes(cls: type[Layer], key: str) -> tuple[bool, bool]:
+    """(takes words or strings, takes booleans) for a field of a layer class."""
+    annotation = str(cls.model_fields[key].annotation) if key in cls.model_fields else ""
+    return ("Literal" in annotation or "str" in annotation), "bool" in annotation
+
+
+def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
+    """An evaluated value as the pydantic field takes it."""
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, TensorRef):
+        raise CnnDslError(f"{key} cannot be a tensor ('{value.name}')", loc)
+    if isinstance(value, Symbol):
+        words, booleans = _field_takes(cls, key)
+        if value.name in BOOL_WORDS and booleans:
+            return BOOL_WORDS[value.name]
+        if words:
+            return value.name
+        raise CnnDslError(f"unknown name '{value.name}' for {key}", loc)
+    if isinstance(value, str) and not _field_takes(cls, key)[0]:
+        raise CnnDslError(f"{key} must be a number, not the string {value!r}", loc)
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(v, key, cls, loc) for v in value)
+    return value
+
+
+def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
+    """A readable sentence for a pydantic validation error."""
+    msg = err["msg"]
+    typ = err["type"]
+    shown = show(value) if value is not None else None
+    if key is None or typ == "value_error":
+        msg = msg.removeprefix("Value error, ")
+        return msg if msg.startswith(f"{kind} ") else f"{kind}: {msg}"
+    if typ == "missing":
+        return f"{kind} needs {_MISSING.get(key, key)}"
+    if typ in _BOUND:
+        bound = err["ctx"][_BOUND[typ][1]]
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return f"{kind} {key} {_BOUND[typ][0]} {bound}, got {shown}"
+    if typ.startswith(("int", "float", "bool")):
+        want = {"int": "an integer", "float": "a number", "bool": "on or off"}[typ.split("_")[0]]
+        return f"{kind} {key} must be {want}, got {shown}"
+    if typ == "literal_error":
+        return f"{kind} {key} must be {err['ctx']['expected']}, got {shown}"
+    if typ.startswith("tuple") or typ in ("too_long", "too_short"):
+        return f"{kind} {key} has the wrong form: {shown} ({msg.lower()})"
+    return f"{kind} {key}: {msg} (got {shown})"
+
+
+_BOUND = {
+    "greater_than_equal": ("must be at least", "ge"),
+    "greater_than": ("must be above", "gt"),
+    "less_than": ("must be below", "lt"),
+    "less_than_equal": ("must be at most", "le"),
+}
+_MISSING = {
+    "filters": "a number of filters: `conv 64`",
+    "kernel": "a kernel size: `3x3+1(S) conv 64` or `kernel=3`",
+    "units": "a number of units: `dense 128`",
+    "rate": "a rate: `dropout 0.5`",
+    "padding": "an amount: `zeropad 1`",
+    "pool": "a number of channels to pool: `depthmaxpool 3`",
+}
