@@ -108,8 +108,30 @@ def _unexpected_value(cls, kind: str, value: Any, loc: Location, scope: Scope) -
     )
 
 
+_VALIDATED: dict[tuple, Layer] = {}
+"""Validated nodes by their class and fields: specs repeat layers (blocks, `repeat`), and a
+frozen node with a placeholder name can stand for every identical one until naming."""
+
+
 def validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -> Layer:
     """The IR node (with a placeholder name) for these fields; pydantic errors, located."""
+    try:
+        values = tuple(sorted((k, type(v).__name__, v) for k, (v, _) in fields.items()))
+        key = (cls, values, tuple(sorted(preset.items())))
+        cached = _VALIDATED.get(key)
+    except TypeError:  # a list among the values: not hashable, not cached
+        key = cached = None
+    if cached is not None:
+        return cached
+    layer = _validate(cls, fields, preset, where)
+    if key is not None:
+        if len(_VALIDATED) > 4096:
+            _VALIDATED.clear()
+        _VALIDATED[key] = layer
+    return layer
+
+
+def _validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -> Layer:
     data: dict[str, Any] = {"name": "_", **preset}
     for key, (value, loc) in fields.items():
         data[key] = _plain(value, key, cls, loc)
