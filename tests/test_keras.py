@@ -463,6 +463,76 @@ def test_every_layer_statement_says_where_it_comes_from(name):
     assert checked >= len({layer.position.line for layer in load(name).layers})
 
 
+# ------------------------------------------------------------------ source without Keras
+
+_NO_FRAMEWORK = """
+import json, sys, textwrap
+import cnndsl
+from cnndsl.backends import keras as backend
+from cnndsl.cli import main
+specs, spec_file, out_file = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+nets = {n: cnndsl.loads(textwrap.dedent(t), n + ".cnn") for n, t in specs.items()}
+texts = {n: backend.to_source(net) for n, net in nets.items()}
+code = main(["compile", spec_file, "--target", "keras", "-o", out_file])
+loaded = [m for m in ("tensorflow", "keras") if m in sys.modules]
+print("RESULT" + json.dumps({"texts": texts, "code": code, "loaded": loaded}))
+"""
+
+
+def test_source_needs_neither_keras_nor_tensorflow(tmp_path):
+    """to_source (and `cnndsl compile --target keras`) of specs that use every custom layer, in
+    a fresh process, imports neither TensorFlow nor Keras, and writes the same text as here."""
+    names = ["layers_zoo", "pooling"]
+    spec_file, out_file = tmp_path / "pooling.cnn", tmp_path / "pooling.py"
+    spec_file.write_text(textwrap.dedent(SMALL["pooling"]), encoding="utf-8")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    args = [json.dumps({n: SMALL[n] for n in names}), str(spec_file), str(out_file)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_FRAMEWORK, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    result = json.loads(line[len("RESULT") :])
+    assert result["loaded"] == [], f"to_source imported {result['loaded']}"
+    assert result["code"] == 0
+    for name in names:
+        assert result["texts"][name] == backend.to_source(load(name)), name
+    assert out_file.read_text(encoding="utf-8") == backend.to_source(cnndsl.load(spec_file))
+    text = "".join(result["texts"].values())
+    for name, obj in backend.CUSTOM_OBJECTS.items():
+        kind = "class" if inspect.isclass(obj) else "def"
+        assert f"\n{kind} {name}(" in text, f"no spec here uses {name}"
+
+
+def test_copied_custom_layers_are_the_live_ones():
+    """What generated source defines (read from layers.py as text) is the code build() runs."""
+    from cnndsl.backends.keras.emit import custom_definitions
+
+    definitions = custom_definitions()
+    assert list(definitions) == list(backend.CUSTOM_OBJECTS)
+    for name, obj in backend.CUSTOM_OBJECTS.items():
+        assert definitions[name] == inspect.getsource(obj).rstrip("\n"), name
+        assert obj.__module__ == "cnndsl.backends.keras.layers"
+    assert issubclass(backend.NegInfPadding2D, keras.layers.Layer)  # `import keras`: Keras itself
+
+
+@pytest.mark.parametrize("escape", ["\\x", "\\N", "\\u", "\\", '"""', '\\"'])
+def test_long_file_names_cannot_break_docstrings(escape):
+    """A word longer than a line is broken across lines, never inside an escape (a backslash
+    left at the end of a line would escape the next line's first character)."""
+    spec = "network n\ninput 8x8x3\nblock b(f) {\n  3x3 conv f\n}\nb(4)\nb(4)\n"
+    for n in range(80, 200):
+        for tail in range(3):
+            text = backend.to_source(cnndsl.loads(spec, "a" * n + escape + "b" * tail + ".cnn"))
+            compile(text, "generated.py", "exec")
+            assert all(line == line.rstrip() for line in text.splitlines())
+
+
 # ------------------------------------------------------------------ coverage and errors
 
 

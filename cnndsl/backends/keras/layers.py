@@ -1,0 +1,170 @@
+"""The custom Keras layers of the models this back end makes, live and generated.
+
+Keras has no layer for a few of the semantics that cnndsl keeps exactly (PyTorch's padded max and
+average pooling, local response normalization, max pooling across channels, the `leakyrelu`
+activation of a layer).  :func:`cnndsl.backends.keras.build` uses them from here; generated source
+defines the ones it uses by copying their text from this file (``emit.py`` reads it with ``ast``,
+without importing this module or Keras).  So each definition must be self-contained: it may use
+only ``keras``, it is black-formatted, and it is registered for serialization.  Every top-level
+definition decorated with ``@keras.saving.register_keras_serializable`` is one of them, in the
+order generated source defines them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+__all__ = [
+    "CUSTOM_OBJECTS",
+    "DepthMaxPooling2D",
+    "LocalResponseNormalization",
+    "NegInfPadding2D",
+    "PaddedAveragePooling2D",
+    "leaky_relu",
+]
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class NegInfPadding2D(keras.layers.Layer):
+    """Pads height and width with -inf, so that a max pooling after it never picks a padded cell
+    (PyTorch's padded max pooling).  padding: as ZeroPadding2D's, an int, (height, width) or
+    ((top, bottom), (left, right))."""
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, int):
+            padding = (padding, padding)
+        self.padding = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+
+    def call(self, x):
+        (top, bottom), (left, right) = self.padding
+        pads = [[0, 0], [top, bottom], [left, right], [0, 0]]
+        return keras.ops.pad(x, pads, constant_values=float("-inf"))
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class PaddedAveragePooling2D(keras.layers.Layer):
+    """Average pooling as PyTorch's avg_pool2d: zero padding ((top, bottom), (left, right));
+    with ceil_mode, a last partial window is kept when it starts inside the input or the top/left
+    padding; each window's sum is divided by its cells inside the input (count_include_pad off)
+    or inside the padded input (on)."""
+
+    def __init__(
+        self, pool_size, strides, padding, ceil_mode=False, count_include_pad=True, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.pool_size = tuple(pool_size)
+        self.strides = tuple(strides)
+        self.padding = tuple(tuple(int(p) for p in side) for side in padding)
+        self.ceil_mode = bool(ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def _extra(self, n, k, s, before, after):
+        """Cells to add after the padding so that a VALID pooling gives PyTorch's output size."""
+        span = n + before + after - k
+        out = span // s + 1
+        if self.ceil_mode:
+            out = -(-span // s) + 1
+            if (out - 1) * s >= n + before:
+                out -= 1
+        return max(0, (out - 1) * s + k - (n + before + after))
+
+    def call(self, x):
+        (top, bottom), (left, right) = self.padding
+        height, width = x.shape[1], x.shape[2]
+        below = bottom + self._extra(height, self.pool_size[0], self.strides[0], top, bottom)
+        beside = right + self._extra(width, self.pool_size[1], self.strides[1], left, right)
+        # mask: 1 on the cells a window's average counts, 0 on the others
+        if self.count_include_pad:
+            mask = keras.ops.ones((1, top + height + bottom, left + width + right, 1), x.dtype)
+            mask_pads = [[0, 0], [0, below - bottom], [0, beside - right], [0, 0]]
+        else:
+            mask = keras.ops.ones((1, height, width, 1), x.dtype)
+            mask_pads = [[0, 0], [top, below], [left, beside], [0, 0]]
+        mask = keras.ops.pad(mask, mask_pads)
+        x = keras.ops.pad(x, [[0, 0], [top, below], [left, beside], [0, 0]])
+        sums = keras.ops.average_pool(x, self.pool_size, self.strides, "valid")
+        counts = keras.ops.average_pool(mask, self.pool_size, self.strides, "valid")
+        return sums / counts
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "strides": self.strides,
+            "padding": self.padding,
+            "ceil_mode": self.ceil_mode,
+            "count_include_pad": self.count_include_pad,
+        }
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Local response normalization across channels, as tf.nn.local_response_normalization:
+    x / (bias + alpha * sum(x[..., c - depth_radius : c + depth_radius + 1] ** 2)) ** beta."""
+
+    def __init__(self, depth_radius=5, bias=1.0, alpha=1.0, beta=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.depth_radius = int(depth_radius)
+        self.bias = float(bias)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def call(self, x):
+        r, channels = self.depth_radius, x.shape[-1]
+        squares = keras.ops.pad(keras.ops.square(x), [[0, 0]] * (len(x.shape) - 1) + [[r, r]])
+        total = squares[..., :channels]
+        for i in range(1, 2 * r + 1):
+            total = total + squares[..., i : i + channels]
+        return x / keras.ops.power(self.bias + self.alpha * total, self.beta)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth_radius": self.depth_radius,
+            "bias": self.bias,
+            "alpha": self.alpha,
+            "beta": self.beta,
+        }
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class DepthMaxPooling2D(keras.layers.Layer):
+    """Max pooling across channels: the max of every pool_size consecutive channels,
+    H x W x C -> H x W x C/pool_size (tf.nn.max_pool with ksize = strides = (1, 1, 1, k))."""
+
+    def __init__(self, pool_size, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = int(pool_size)
+
+    def call(self, x):
+        height, width, channels = x.shape[1:]
+        groups = (-1, height, width, channels // self.pool_size, self.pool_size)
+        return keras.ops.max(keras.ops.reshape(x, groups), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size}
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+def leaky_relu(x):
+    """The `leakyrelu` activation of a layer: negative slope 0.3, as keras.layers.LeakyReLU."""
+    return keras.ops.leaky_relu(x, negative_slope=0.3)
+
+
+CUSTOM_OBJECTS: dict[str, Any] = {
+    obj.__name__: obj
+    for obj in (
+        NegInfPadding2D,
+        PaddedAveragePooling2D,
+        LocalResponseNormalization,
+        DepthMaxPooling2D,
+        leaky_relu,
+    )
+}
+"""The custom layers by name (``keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)``)."""
