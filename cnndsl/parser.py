@@ -73,23 +73,25 @@ class _PostLex:
 
     def __init__(self) -> None:
         self.src: _Source | None = None
+        self.open: list[Token] = []
 
     def process(self, stream):
         return self._newlines(self._limits(self._input_names(stream)))
 
     def _limits(self, stream):
-        depth = 0
+        self.open = opened = []  # the brackets not closed yet, for "missing '}'" messages
         operators = 0
         for tok in stream:
             if tok.type in _OPEN:
-                depth += 1
-                if depth > MAX_NESTING:
+                opened.append(tok)
+                if len(opened) > MAX_NESTING:
                     raise CnnDslError(
                         f"brackets and braces nest more than {MAX_NESTING} deep here",
                         self.src.at_token(tok),
                     )
             elif tok.type in _CLOSE:
-                depth = max(depth - 1, 0)
+                if opened and _OPEN[opened[-1].type] == tok.type:
+                    opened.pop()
             elif tok.type in _OPERATORS:
                 operators += 1
                 if operators > MAX_OPERATORS:
@@ -283,9 +285,9 @@ class _ToSyntax(Transformer):
         padding: str | int | None
         if pad is None:
             padding = None
-        elif pad in ("S", "s"):
+        elif pad.lower() in ("s", "same"):
             padding = "same"
-        elif pad in ("V", "v"):
+        elif pad.lower() in ("v", "valid"):
             padding = "valid"
         elif pad.isdigit():
             padding = int(pad)
@@ -521,10 +523,10 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
     if isinstance(e, UnexpectedCharacters):
         ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else ""
         hint = None
-        if ch == "\t":
-            hint = None
         if ch in "'`":
             hint = 'strings are written in double quotes: "file.cnn"'
+        elif ch == ":":
+            hint = "blocks are written `block name(params) { ... }`"
         return CnnDslError(
             f"unexpected character {ch!r}", src.loc(e.line, e.column), hint=hint
         )
@@ -533,12 +535,37 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
     ):
         line = len(src.lines) or 1
         col = len(src.lines[-1]) + 1 if src.lines else 1
+        unclosed = _POSTLEX.open[-1] if _POSTLEX.open else None
+        if unclosed is not None:
+            closer = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[unclosed.type]
+            return CnnDslError(
+                f"unexpected end of file: the '{unclosed}' is never closed",
+                src.at_token(unclosed),
+                hint=f"add the missing '{closer}'",
+            )
         return CnnDslError(
-            "unexpected end of file" + _expected(e.expected),
-            src.loc(line, col),
-            hint="is a '}' or ')' missing?",
+            "unexpected end of file" + _expected(e.expected), src.loc(line, col)
         )
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     loc = src.at_token(tok) if tok.type != "_NL" else src.loc(tok.line, tok.column)
-    return CnnDslError(f"unexpected {_describe_token(tok)}" + _expected(e.expected), loc)
+    return CnnDslError(
+        f"unexpected {_describe_token(tok)}" + _expected(e.expected), loc, hint=_hint(tok, e.expected)
+    )
+
+
+def _hint(tok: Token, expected) -> str | None:
+    """Advice for the syntax mistakes people make most."""
+    if "RPAR" in expected and _POSTLEX.open and _POSTLEX.open[-1].type == "LPAR":
+        return f"is a ')' missing? the '(' on line {_POSTLEX.open[-1].line} is still open"
+    if tok.type == "COMMA" and "VBAR" in expected:
+        return "branches are separated by '|': `concat { a | b }`"
+    if tok.value == ":" or (tok.type == "LBRACE" and "RPAR" in expected):
+        return "blocks are written `block name(params) { ... }`"
+    if tok.type == "EQUAL" and "NAME" not in expected:
+        return "options are written `name=value` after the layer kind: `conv 64 stride=2`"
+    if tok.type == "SHAPE" and "_ARROW" in expected:
+        return "the kernel notation goes in front of the layer kind: `3x3+1(S) conv 64`"
+    if tok.type == "LPAR" and "_ARROW" in expected:
+        return "a layer's arguments follow its kind: `conv(64, kernel=3)` or `conv 64 kernel=3`"
+    return None

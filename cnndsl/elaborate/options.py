@@ -88,7 +88,13 @@ def layer_fields(
             positional.pop(0)
         if not positional:
             raise _unexpected_value(cls, kind, value, arg.loc, scope)
-        put(positional.pop(0), value, arg.loc)
+        key = positional.pop(0)
+        if isinstance(value, tuple) and not _field_takes(cls, key)[2]:
+            hint = None
+            if cls.takes_kernel_spec and len(value) == 2:
+                hint = f"the kernel notation goes in front: `{value[0]}x{value[1]} {kind} ...`"
+            raise CnnDslError(f"{kind} {key} must be a number, got {show(value)}", arg.loc, hint=hint)
+        put(key, value, arg.loc)
     return fields, user_name
 
 
@@ -100,6 +106,13 @@ def _unexpected_value(cls, kind: str, value: Any, loc: Location, scope: Scope) -
         if cls.takes_activation:
             words += [w for w, (c, _) in KINDS.items() if c is Activation]
         hint = did_you_mean(value.name, words + sorted(scope.all_vars()))
+    elif cls.takes_kernel_spec and isinstance(value, (int, tuple)) and not isinstance(value, bool):
+        shape = value if isinstance(value, tuple) else (value, value)
+        if len(shape) == 2 and all(isinstance(v, int) and 0 < v <= 11 for v in shape):
+            hint = (
+                f"for a {shape[0]}x{shape[1]} kernel write `{shape[0]}x{shape[1]} {kind} ...`"
+                f" or `kernel={show(value)}`"
+            )
     return CnnDslError(
         f"{kind} does not take {what} here"
         + (f" (its values: {', '.join(cls.positional)})" if cls.positional else ""),
@@ -166,10 +179,10 @@ def kind_word(cls: type[Layer], preset: dict) -> str:
 
 
 @lru_cache(maxsize=None)
-def _field_takes(cls: type[Layer], key: str) -> tuple[bool, bool]:
-    """(takes words or strings, takes booleans) for a field of a layer class."""
+def _field_takes(cls: type[Layer], key: str) -> tuple[bool, bool, bool]:
+    """(takes words or strings, takes booleans, takes tuples) for a field of a layer class."""
     annotation = str(cls.model_fields[key].annotation) if key in cls.model_fields else ""
-    return ("Literal" in annotation or "str" in annotation), "bool" in annotation
+    return ("Literal" in annotation or "str" in annotation), "bool" in annotation, "tuple" in annotation
 
 
 def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
@@ -179,7 +192,7 @@ def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
     if isinstance(value, TensorRef):
         raise CnnDslError(f"{key} cannot be a tensor ('{value.name}')", loc)
     if isinstance(value, Symbol):
-        words, booleans = _field_takes(cls, key)
+        words, booleans, _ = _field_takes(cls, key)
         if value.name in BOOL_WORDS and booleans:
             return BOOL_WORDS[value.name]
         if words:
