@@ -8,6 +8,7 @@ compared with independent numpy implementations of the TensorFlow / IR formulas.
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -277,6 +278,43 @@ def test_source_is_deterministic_across_processes():
         assert r.stdout == backend.to_source(cnndsl.load(path))
 
 
+def test_to_source_imports_no_torch(tmp_path):
+    """Generating text needs only the IR: the helper classes are copied from the text of
+    runtime.py, never imported, so `to_source` and `cnndsl compile --target torch` run without
+    torch (only `build` imports it, by running the source)."""
+    code = textwrap.dedent("""
+        import sys
+        import cnndsl
+        from cnndsl.backends.torch import module_paths, to_source
+        from cnndsl.cli import main
+        net = cnndsl.loads("input 16x16x4\\n3x3+2(S) sepconv 12\\n3x3+2(S) avgpool\\n")
+        text = to_source(net)
+        assert "class SeparableConv2d(nn.Module):" in text
+        assert "class ExcludePadAvgPool2d(nn.Module):" in text
+        module_paths(net)
+        assert main(["compile", sys.argv[1], "--target", "torch", "-o", sys.argv[2]]) == 0
+        loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+        assert "torch" not in sys.modules and not loaded, loaded
+        """)
+    spec, target = ROOT / "specs" / "xception.cnn", tmp_path / "xception.py"
+    subprocess.run(
+        [sys.executable, "-c", code, str(spec), str(target)], check=True, cwd=ROOT, timeout=120
+    )
+    assert "class SeparableConv2d(nn.Module):" in target.read_text()
+    assert target.read_text() == backend.to_source(cnndsl.load(spec))
+
+
+def test_helper_classes_are_copied_from_the_runtime_module():
+    from cnndsl.backends.torch import runtime
+
+    text = backend.to_source(load("kinds"))
+    for name in runtime.__all__:
+        assert inspect.getsource(getattr(runtime, name)) in text
+    x = torch.randn(2, 3, 7, 6)
+    pool = runtime.ExcludePadAvgPool2d(3, 2, (0, 1, 0, 1))
+    assert pool(x).shape == (2, 3, 3, 3)
+
+
 WIDE = """\
 network wide
 input 8x8x4
@@ -343,6 +381,79 @@ def test_compile_command_writes_the_source(tmp_path):
         == 0
     )
     assert out.read_text() == backend.to_source(load("vgg16"))
+
+
+# ------------------------------------------------------------------ in-place operations
+
+IN_PLACE = """\
+network in_place
+input 8x8x4
+block b() {
+  add { 1x1 conv 4 -> bn -> relu | identity } -> relu
+}
+block pre() { relu -> 1x1 conv 4 }
+relu
+b()
+t = bn
+pre()
+add(t)
+c = 1x1 conv 4
+relu
+add(c)
+1x1 conv 4
+dropout 0.5
+relu
+1x1 conv 4
+flatten
+relu
+"""
+
+
+def test_in_place_operations_only_where_safe():
+    text = backend.to_source(cnndsl.loads(IN_PLACE, "in_place.cnn"))
+    # forward's arguments: the network's input, and pre's (its caller reads t again)
+    assert text.count("def forward(self, x):\n        x = F.relu(x)  #") == 2
+    assert "out = F.relu(out, inplace=True)" in text  # batch norm's output, read once
+    assert "out = out + x" in text  # a ReLU's output (its gradient reads it), forward's argument
+    assert "return F.relu(out, inplace=True)" in text  # a sum, read once
+    assert "x = F.relu(c)" in text and "x = x + c" in text  # c is read twice
+    assert "x = self.dropout_1(x)\n        x = F.relu(x)  #" in text  # eval dropout: its input
+    assert "return F.relu(x)  #" in text  # a view of the convolution's output
+    resnet = backend.to_source(load("resnet50_torchvision"))
+    assert "out += x  # resnet50_torchvision.cnn:10" in resnet  # as torchvision's Bottleneck
+    assert "x += branch1" in resnet and "out = F.relu(out, inplace=True)" in resnet
+    tapped = backend.to_source(load("resnet50_torchvision"), taps=True)
+    assert "inplace=True" not in tapped and "+=" not in tapped  # taps see values that stay
+
+
+@pytest.mark.parametrize("name", ["in_place", *GOLDEN_CASES, "resnet34_torchvision", "googlenet"])
+def test_in_place_operations_keep_values_gradients_and_inputs(name):
+    """In training mode, the model written with in-place operations and the one without (built
+    with taps) give the same outputs and gradients, and leave forward's arguments untouched."""
+    net = cnndsl.loads(IN_PLACE, "in_place.cnn") if name == "in_place" else load(name)
+    torch.manual_seed(0)
+    fast = backend.build(net).train()
+    plain = backend.build(net, tap=lambda node, value: None).train()
+    plain.load_state_dict(fast.state_dict())
+    inputs = [torch.randn(nchw(layer.shape), requires_grad=True) for layer in net.inputs]
+    kept = [x.detach().clone() for x in inputs]
+    results = []
+    for model in (fast, plain):
+        torch.manual_seed(1)  # the same dropout masks
+        out = model(*inputs)
+        out = list(out) if isinstance(out, tuple) else [out]
+        weights = [torch.linspace(-1, 1, o.numel()).reshape(o.shape) for o in out]
+        grads = torch.autograd.grad(
+            sum((o * w).sum() for o, w in zip(out, weights)), [*inputs, *model.parameters()]
+        )
+        results.append((out, grads))
+        for x, k in zip(inputs, kept):
+            assert torch.equal(x.detach(), k)
+    (out_fast, grad_fast), (out_plain, grad_plain) = results
+    for got, want in zip(out_fast, out_plain):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    for got, want in zip(grad_fast, grad_plain):
+        torch.testing.assert_close(got, want)
 
 
 # ------------------------------------------------------------------ numerics

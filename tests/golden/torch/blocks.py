@@ -52,7 +52,8 @@ class ResProject(nn.Module):
         branch1 = self.unit_1(x)
         branch1 = self.conv_1(branch1)
         x = self.conv_2(x)
-        return branch1 + x  # blocks.cnn:11
+        x += branch1  # blocks.cnn:11
+        return x
 
 
 class Res(nn.Module):
@@ -66,7 +67,8 @@ class Res(nn.Module):
     def forward(self, x):
         out = self.unit_1(x)
         out = self.conv_1(out)
-        return out + x  # blocks.cnn:11
+        out += x  # blocks.cnn:11
+        return out
 
 
 class Blocks(nn.Module):

@@ -92,11 +92,11 @@ class Kinds(nn.Module):
         self.dense_2 = nn.Linear(10, 5)  # kinds.cnn:35
 
     def forward(self, x):
-        x = F.relu6(self.conv_1(F.pad(x, (0, 1, 0, 1))))
+        x = F.relu6(self.conv_1(F.pad(x, (0, 1, 0, 1))), inplace=True)
         x = self.conv_2(x)
         x = F.leaky_relu(x, 0.2)  # kinds.cnn:5
         x = F.elu(self.dwconv_1(x))
-        x = F.selu(self.sepconv_1(F.pad(x, (0, 1, 0, 1))))
+        x = F.selu(self.sepconv_1(F.pad(x, (0, 1, 0, 1))), inplace=True)
         x = self.batchnorm_1(x)
         x = self.lrn_1(x)
         x = self.upsample_1(x)
@@ -110,7 +110,7 @@ class Kinds(nn.Module):
         x = x.unflatten(1, (-1, 2)).amax(2)  # kinds.cnn:18
         x = F.gelu(self.convtranspose_1(x))
         x = self.convtranspose_2(x)[:, :, :-1, :-1]
-        x = F.silu(self.convtranspose_3(x))
+        x = F.silu(self.convtranspose_3(x), inplace=True)
         x = self.convtranspose_4(x)
         x = self.avgpool_4(x)
         x = self.avgpool_5(x)
@@ -121,7 +121,7 @@ class Kinds(nn.Module):
         x = torch.tanh(x)  # kinds.cnn:29
         x = F.softmax(x, dim=1)  # kinds.cnn:30
         x = x.permute(0, 2, 3, 1).flatten(1)  # kinds.cnn:31
-        x = F.relu(self.dense_1(x))
+        x = F.relu(self.dense_1(x), inplace=True)
         x = self.batchnorm_2(x)
         x = self.dropout_1(x)
         return F.softmax(self.dense_2(x), dim=1)

@@ -20,7 +20,7 @@ class Se(nn.Module):
 
     def forward(self, x):
         out = x.mean((2, 3))  # two_heads.cnn:6
-        out = F.relu(self.dense_1(out))
+        out = F.relu(self.dense_1(out), inplace=True)
         out = torch.sigmoid(self.dense_2(out))
         return x * out[:, :, None, None]  # two_heads.cnn:6
 
@@ -81,11 +81,11 @@ class TwoHeads(nn.Module):
     def forward(self, image, meta):
         x = self.conv_1(image)
         x = self.batchnorm_1(x)
-        x = F.relu(x)  # two_heads.cnn:12
+        x = F.relu(x, inplace=True)  # two_heads.cnn:12
         x = self.se_1(x)
         x = self.conv_2(F.pad(x, (0, 1, 0, 1)))
         x = self.batchnorm_2(x)
-        x = F.silu(x)  # two_heads.cnn:14
+        x = F.silu(x, inplace=True)  # two_heads.cnn:14
         x = self.se_2(x)
         b = self.b(x)
         x = self.fuse_1(b)
@@ -94,7 +94,7 @@ class TwoHeads(nn.Module):
         x = x.amax((2, 3), keepdim=True)  # two_heads.cnn:20
         conv_3 = self.conv_3(b)
         multiply_1 = conv_3 * x  # two_heads.cnn:22
-        x = F.relu(self.conv_4(multiply_1))
+        x = F.relu(self.conv_4(multiply_1), inplace=True)
         conv_5 = self.conv_5(multiply_1)
         c = x + multiply_1 + conv_5  # two_heads.cnn:23
         x = self.dense_1(meta)
