@@ -123,22 +123,30 @@ def analyze(network: Network) -> Analysis:
     fields: dict[str, ReceptiveField | None] = {}
     failed: set[str] = set()
     errors: list = []
-    for layer in network.layers:
+    # Nodes the elaborator made from one validated layer (a block called again, a repeat)
+    # have the same facts for the same input shapes: computed once.
+    templates = network._templates or [None] * len(network.layers)
+    memo: dict[tuple, tuple] = {}
+    for layer, template in zip(network.layers, templates):
         if any(name in failed for name in layer.inputs):
             failed.add(layer.name)
             continue
         in_shapes = [infos[name].output_shape for name in layer.inputs]
-        try:
-            out = layer.output_shape(in_shapes)
-            trainable, frozen = layer.param_counts(in_shapes)
-            macs = layer.macs(in_shapes, out)
-            rf = _receptive_field(layer, in_shapes, [fields[name] for name in layer.inputs])
-        except ShapeError as e:
-            failed.add(layer.name)
-            errors.extend(layer_error(network, layer, str(e)).diagnostics)
-            if len(errors) >= MAX_ERRORS:
-                break
-            continue
+        key = (id(template), *in_shapes) if template is not None else None
+        facts = memo.get(key) if key is not None else None
+        if facts is None:
+            try:
+                facts = _facts(layer, in_shapes)
+            except ShapeError as e:
+                failed.add(layer.name)
+                errors.extend(layer_error(network, layer, str(e)).diagnostics)
+                if len(errors) >= MAX_ERRORS:
+                    break
+                continue
+            if key is not None:
+                memo[key] = facts
+        out, trainable, frozen, macs, window = facts
+        rf = _receptive_field(layer, window, [fields[name] for name in layer.inputs])
         fields[layer.name] = rf
         infos[layer.name] = LayerInfo(layer, tuple(in_shapes), out, trainable, frozen, macs, rf)
     if errors:
@@ -146,12 +154,19 @@ def analyze(network: Network) -> Analysis:
     return Analysis(network, infos)
 
 
-def _receptive_field(layer: Layer, in_shapes, in_fields) -> ReceptiveField | None:
+def _facts(layer: Layer, in_shapes: list[Shape]) -> tuple:
+    """(output shape, trainable, non-trainable, MACs, receptive-field window) of one node."""
+    out = layer.output_shape(in_shapes)
+    trainable, frozen = layer.param_counts(in_shapes)
+    window = layer.window(in_shapes) if layer.kind != "input" else None
+    return out, trainable, frozen, layer.macs(in_shapes, out), window
+
+
+def _receptive_field(layer: Layer, window, in_fields) -> ReceptiveField | None:
     if layer.kind == "input":
         return IMAGE if len(layer.shape) == 3 else None  # type: ignore[attr-defined]
     known = [f for f in in_fields if f is not None]
     if not known:
         return None
     rf = combine(known)
-    window = layer.window(in_shapes)
     return rf if window is None else apply_window(rf, window)

@@ -18,7 +18,7 @@ from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
 from ..ir import CallSite, Input, Layer, Network, Position
 from ..parser import parse
 from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT
-from .naming import Frame, Node, assign_names
+from .naming import Expansion, Frame, Node, assign_names
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
 from .sources import read_source
 from .values import (
@@ -37,13 +37,15 @@ from .values import (
 
 
 class Elaborator:
-    def __init__(self) -> None:
+    def __init__(self, *, memoize: bool = True) -> None:
+        self.memoize = memoize  # copy repeated block calls (see replay); off only for tests
         self.nodes: list[Node] = []
         self.sources: dict[str, str] = {}
         self.namespaces: dict[str, dict[str, S.BlockDef]] = {}
         self.defaults: dict[str, dict[type[Layer], dict[str, tuple[Any, Location]]]] = {}
         self.active: list[tuple[S.BlockDef, Location]] = []
         self.frame: Frame | None = None
+        self.expansions: dict[tuple, Expansion | tuple | None] = {}
 
     # ---- modules and imports
     def load_module(self, module: S.Module, importing: tuple[str, ...] = ()) -> None:
@@ -403,15 +405,45 @@ class Elaborator:
             self.frame,
             call=f"{block.name}({', '.join(shown_args)})",
         )
+        key = None
+        if self.memoize and current is not None and current != POISONED:
+            key = _memo_key(block, args)
+        if key in self.expansions:
+            expansion = self.expansions[key]
+            if isinstance(expansion, tuple):  # first repeat: make the template now
+                expansion = self.expansions[key] = Expansion.record(self.nodes, *expansion)
+            if expansion is not None:
+                return self.replay(expansion, frame, current)
+        start = len(self.nodes)
         inner = Scope(block.module, args, {})
         saved = self.frame
         self.frame = frame
         self.active.append((block, item.loc))
         try:
-            return self.body(block.body, current, inner)
+            result = self.body(block.body, current, inner)
         finally:
             self.active.pop()
             self.frame = saved
+        if key is not None and key not in self.expansions:
+            # remembered cheaply; the template is made if the call comes again
+            self.expansions[key] = (start, len(self.nodes), current, result, frame)
+        return result
+
+    def replay(self, expansion: Expansion, frame: Frame, current: int) -> int:
+        """A block call seen before with the same arguments: copy its nodes, not re-elaborate
+        them (a block's expansion depends only on its arguments)."""
+        if len(self.nodes) + len(expansion.nodes) > MAX_NODES:
+            raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", frame.loc)
+        frames = [frame]
+        for old, parent in expansion.frames[1:]:
+            frames.append(
+                Frame(old.block, old.args, old.loc, old.user_name, frames[parent], call=old.call)
+            )
+        base = len(self.nodes)
+        for layer, inputs, loc, f, user_name, name_loc in expansion.nodes:
+            ids = [base + i if i >= 0 else current for i in inputs]
+            self.nodes.append(Node(layer, ids, loc, frames[f], user_name, name_loc))
+        return base + expansion.output if expansion.output >= 0 else current
 
     def bind(self, block: S.BlockDef, item: S.LayerItem, scope: Scope) -> tuple[dict[str, Any], list[str]]:
         """Bind a call's arguments to the block's parameters.
@@ -466,44 +498,73 @@ class Elaborator:
         return len(self.nodes) - 1
 
     def finish(self, module: S.Module, outputs: list[int]) -> Network:
+        """Name every node and build the validated Network."""
         names = assign_names(self.nodes)
-        layers = []
-        call_sites: dict[int, CallSite] = {}
+        positions: dict[tuple, Position] = {}  # nodes copied from one block line share theirs
+        provenance: dict[int, tuple[CallSite, ...]] = {}
 
-        def site(frame: Frame) -> CallSite:
-            key = id(frame)
-            if key not in call_sites:
-                call_sites[key] = CallSite(
+        def position(loc: Location) -> Position:
+            key = (loc.file, loc.line, loc.column, loc.end_column)
+            found = positions.get(key)
+            if found is None:
+                found = positions[key] = _position(loc)
+            return found
+
+        def calls(frame: Frame | None) -> tuple[CallSite, ...]:
+            if frame is None:
+                return ()
+            found = provenance.get(id(frame))
+            if found is None:
+                site = CallSite(
                     block=frame.block,
                     instance=frame.instance or frame.block,
                     args={k: json_value(v, names) for k, v in frame.args.items()},
                     call=frame.call,
                     named=frame.named,
-                    position=_position(frame.loc),
+                    position=position(frame.loc),
                 )
-            return call_sites[key]
+                found = provenance[id(frame)] = (*calls(frame.parent), site)
+            return found
 
-        for i, node in enumerate(self.nodes):
-            frames = []
-            frame = node.frame
-            while frame is not None:
-                frames.append(site(frame))
-                frame = frame.parent
-            layers.append(
-                node.layer.model_copy(
-                    update={
-                        "name": names[i],
-                        "inputs": tuple(names[j] for j in node.inputs),
-                        "position": _position(node.loc),
-                        "calls": tuple(reversed(frames)),
-                    }
-                )
+        layers = [
+            node.layer.model_copy(
+                update={
+                    "name": names[i],
+                    "inputs": tuple(names[j] for j in node.inputs),
+                    "position": position(node.loc),
+                    "calls": calls(node.frame),
+                }
             )
+            for i, node in enumerate(self.nodes)
+        ]
         name = module.network[0] if module.network else _stem(module.file)
-        net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
-        net = Network.model_validate(net.__dict__)
+        net = Network(name=name, layers=layers, outputs=[names[i] for i in outputs])
         net._sources = dict(self.sources)
+        net._templates = [node.layer for node in self.nodes]
         return net
+
+
+def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
+    """What a block call's expansion depends on: the block and its arguments (None when an
+    argument is a tensor, or not hashable)."""
+    try:
+        key = (id(block), tuple((k, type(v).__name__, _frozen(v)) for k, v in args.items()))
+        hash(key)
+    except (TypeError, _Unfrozen):
+        return None
+    return key
+
+
+class _Unfrozen(Exception):
+    pass
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, TensorRef):
+        raise _Unfrozen
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_frozen(v) for v in value))
+    return value
 
 
 def _in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

@@ -39,6 +39,65 @@ class Node:
     name_loc: Location | None = None
 
 
+@dataclass(slots=True)
+class Expansion:
+    """The nodes one block call produced, relative to their first node, to be copied for
+    another call of the block with the same arguments.
+
+    ``nodes``: (layer, inputs, loc, frame index, user name, name loc), with inputs as indices
+    into these nodes or -1 for the call's input; ``frames``: the call's frame and the frames of
+    the calls nested in it, each with the index of its parent; ``output``: the index of the
+    call's result, or -1 when the call returns its input.
+    """
+
+    nodes: list[tuple]
+    frames: list[tuple[Frame, int]]
+    output: int
+
+    @classmethod
+    def record(
+        cls, nodes: list[Node], start: int, end: int, input_id: int, result: int, top: Frame
+    ) -> Expansion | None:
+        """The template of the call that produced ``nodes[start:end]`` (None if the call
+        cannot be copied: it reads a tensor from outside, or passes one to a nested call)."""
+        index = {id(top): 0}
+        frames: list[tuple[Frame, int]] = [(top, -1)]
+        records = []
+        for node in nodes[start:end]:
+            chain = []
+            frame = node.frame
+            while frame is not None and id(frame) not in index:
+                chain.append(frame)
+                frame = frame.parent
+            if frame is None:
+                return None
+            for f in reversed(chain):
+                if any(_has_tensor(v) for v in f.args.values()):
+                    return None  # its CallSite would name nodes of this call: not copied
+                index[id(f)] = len(frames)
+                frames.append((f, index[id(f.parent)]))
+            inputs = []
+            for j in node.inputs:
+                if j >= start:
+                    inputs.append(j - start)
+                elif j == input_id:
+                    inputs.append(-1)
+                else:  # reads a tensor from outside the call: not a pure expansion
+                    return None
+            records.append((node.layer, inputs, node.loc, index[id(node.frame)], node.user_name, node.name_loc))
+        if result is None or (result < start and result != input_id):
+            return None
+        return cls(records, frames, result - start if result >= start else -1)
+
+
+def _has_tensor(value: Any) -> bool:
+    from .values import TensorRef
+
+    if isinstance(value, (list, tuple)):
+        return any(_has_tensor(v) for v in value)
+    return isinstance(value, TensorRef)
+
+
 def instance_prefix(frame: Frame | None) -> str:
     return frame.instance + "_" if frame is not None and frame.instance else ""
 

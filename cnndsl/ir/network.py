@@ -43,6 +43,9 @@ class Network(BaseModel):
     _index: dict[str, Layer] = PrivateAttr(default_factory=dict)
     _analysis: Any = PrivateAttr(default=None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+    # the elaborator's validated layer behind each node: nodes sharing one have the same facts
+    # for the same input shapes, so the analysis computes those once
+    _templates: list | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_graph(self):
