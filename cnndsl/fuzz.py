@@ -50,7 +50,11 @@ LAYERS = [
 SAME_SHAPE = ["1x1+1(S) conv {f}", "3x3+1(S) conv {f} {act}", "3x3+1(1) maxpool", "bn", "{act}", "identity"]
 HEADS = ["globalavgpool -> dense {f} {act}", "flatten -> dense {f}", "globalmaxpool", "1x1 conv {f} softmax", ""]
 ACTS = ["relu", "relu6", "tanh", "sigmoid", "softmax", "elu", "selu", "linear", "silu", "gelu"]
-ODD_VALUES = ["0", "-1", "1", "3", "99999999999999", "1e9", "0.5", '"s"', "x", "()", "[]", "same", "relu"]
+# tensor names that generated code must not confuse with its own names, and Python keywords
+TRICKY_NAMES = ["x", "F", "nn", "torch", "keras", "layers", "inputs", "self", "out", "branch1",
+                "build_model", "model", "name", "super", "forward", "math", "print"]
+ODD_VALUES = ["class", "def", "lambda", "None", "True",
+"0", "-1", "1", "3", "99999999999999", "1e9", "0.5", '"s"', "x", "()", "[]", "same", "relu"]
 
 
 def _layer(rng: random.Random, templates: list[str] = LAYERS) -> str:
@@ -102,7 +106,7 @@ def random_spec(rng: random.Random) -> str:
     for i in range(rng.randint(1, 8)):
         chain = _chain(rng, 0)
         if rng.random() < 0.3:
-            name = f"t{i}"
+            name = rng.choice(TRICKY_NAMES) if rng.random() < 0.3 else f"t{i}"
             names.append(name)
             lines.append(f"{name} = {chain}")
         elif names and rng.random() < 0.2:
@@ -177,12 +181,23 @@ def generators(targets: list[str]):
         elif target == "keras":
             from .backends import keras
 
-            found["keras"] = keras.to_source
+            found["keras"] = _compiled(keras.to_source)
         elif target == "torch":
             from .backends import torch
 
-            found["torch"] = torch.to_source
+            found["torch"] = _compiled(torch.to_source)
     return found
+
+
+def _compiled(to_source):
+    """A source generator whose output must also be valid Python."""
+
+    def generate(net):
+        source = to_source(net)
+        compile(source, f"<{net.name}>", "exec")
+        return source
+
+    return generate
 
 
 def check(text: str, gens: dict) -> bool:

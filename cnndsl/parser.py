@@ -8,6 +8,7 @@ its basic lexer and an inline transformer that builds syntax nodes as rules are 
 from __future__ import annotations
 
 import hashlib
+import keyword
 import os
 import re
 import threading
@@ -323,9 +324,18 @@ class _ToSyntax(Transformer):
     def chain(self, children):
         return S.Chain(children, self._span(children))
 
+    def _name(self, tok: Token, what: str) -> str:
+        """A name that may reach generated Python: never a Python keyword."""
+        if keyword.iskeyword(tok):
+            raise CnnDslError(
+                f"'{tok}' is a Python keyword and cannot name a {what}", self._tok(tok),
+                hint=f"try '{tok}_'",
+            )
+        return str(tok)
+
     def assign(self, children):
         name, chain = children
-        return S.Assign(str(name), chain, self._tok(name))
+        return S.Assign(self._name(name, "tensor"), chain, self._tok(name))
 
     def body(self, children):
         return S.Body(children, self._span(children))
@@ -333,7 +343,7 @@ class _ToSyntax(Transformer):
     # -- declarations
     def network_decl(self, children):
         (name,) = children
-        return ("network", str(name), self._tok(name))
+        return ("network", self._name(name, "network"), self._tok(name))
 
     def input_decl(self, children):
         _, *name, dims = children
@@ -342,7 +352,7 @@ class _ToSyntax(Transformer):
                 f"an input shape is H x W x C, such as 224x224x3, not '{dims}'", self._tok(dims)
             )
         return S.InputDecl(
-            str(name[0]) if name else None,
+            self._name(name[0], "tensor") if name else None,
             tuple(int(d) for d in str(dims).split("x")),
             self._span(children),
         )
@@ -356,11 +366,13 @@ class _ToSyntax(Transformer):
 
     def param(self, children):
         name, *default = children
-        return S.Param(str(name), default[0] if default else None, self._tok(name))
+        return S.Param(self._name(name, "parameter"), default[0] if default else None, self._tok(name))
 
     def block_def(self, children):
         name, *params, body = children
-        return S.BlockDef(str(name), [p for p in params if p is not None], body, self._tok(name))
+        return S.BlockDef(
+            self._name(name, "block"), [p for p in params if p is not None], body, self._tok(name)
+        )
 
     def import_all(self, children):
         (path,) = children

@@ -9,7 +9,9 @@ top-level statement is elaborated on its own, so that independent mistakes are a
 
 from __future__ import annotations
 
+import keyword
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -593,8 +595,14 @@ def _position(loc: Location) -> Position:
 
 
 def _stem(file: str) -> str:
-    stem = Path(file).stem if file not in ("<string>", "<stdin>") else "network"
-    return stem if stem.isidentifier() else "network"
+    """The network's name from its file: ``my-net.cnn`` -> ``my_net``, ``import.cnn`` ->
+    ``import_`` (names reach generated code: ASCII identifiers, never keywords)."""
+    if file in ("<string>", "<stdin>", "<fuzz>"):
+        return "network"
+    stem = re.sub(r"[^0-9A-Za-z_]", "_", Path(file).stem) or "network"
+    if stem[0].isdigit():
+        stem = "_" + stem
+    return stem + "_" if keyword.iskeyword(stem) else stem
 
 
 def elaborate(module: S.Module) -> Network:
