@@ -57,9 +57,8 @@ def assert_harmless(source: str, allowed_imports: set[str]) -> None:
             assert node.module.split(".")[0] in allowed_imports, ast.dump(node)
         if isinstance(node, ast.Name):
             assert node.id not in ("os", "system", "exec", "eval", "__import__"), node.id
-    assert "pwned" not in "".join(
-        ast.unparse(n) for n in ast.walk(tree) if isinstance(n, ast.Call)
-    )
+    called = [ast.unparse(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    assert not [f for f in called if "system" in f or "pwned" in f], called
 
 
 # ----------------------------------------------------------------------------- names
