@@ -10,8 +10,7 @@ errors.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import CnnDslError, Location
 from ..ir.base import Layer, Position, Shape, numel
@@ -26,9 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["Analysis", "LayerInfo", "Memory", "ReceptiveField", "analyze", "DTYPE_BYTES", "locate"]
 
 
-@dataclass(frozen=True, slots=True)
-class LayerInfo:
-    """What the analysis knows about one node."""
+class LayerInfo(NamedTuple):
+    """What the analysis knows about one node (immutable)."""
 
     layer: Layer
     input_shapes: tuple[Shape, ...]

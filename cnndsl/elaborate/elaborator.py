@@ -540,7 +540,10 @@ class Elaborator:
             for i, node in enumerate(self.nodes)
         ]
         name = module.network[0] if module.network else _stem(module.file)
-        net = Network(name=name, layers=layers, outputs=[names[i] for i in outputs])
+        # The elaborator checked every name (identifiers) and node; the graph itself is
+        # checked as Network's validator would, without revalidating every node.
+        net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
+        net._check_graph()
         net._sources = dict(self.sources)
         net._templates = [node.layer for node in self.nodes]
         return net
