@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import keyword
+import math
 import os
 import re
 import threading
@@ -190,7 +191,11 @@ class _ToSyntax(Transformer):
     # -- expressions
     def number(self, children):
         (tok,) = children
+        if tok.type == "INT" and len(tok) > 30:
+            raise CnnDslError(f"the number {tok[:12]}... is too large", self._tok(tok))
         value = int(tok) if tok.type == "INT" else float(tok)
+        if not math.isfinite(value):
+            raise CnnDslError(f"the number {tok} is too large", self._tok(tok))
         return S.Num(value, self._tok(tok))
 
     def name(self, children):

@@ -7,6 +7,7 @@ word that names nothing: ``relu``, ``same``, ``off``) or a :class:`TensorRef` (a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +122,13 @@ def evaluate_int(expr: S.Expr, scope: Scope, what: str, minimum: int = 0) -> int
 
 
 def _binop(expr: S.BinOp, scope: Scope) -> Any:
+    value = _arithmetic(expr, scope)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CnnDslError("this number is out of range", expr.loc)
+    return value
+
+
+def _arithmetic(expr: S.BinOp, scope: Scope) -> Any:
     op = expr.op
     if op in ("and", "or"):
         left = truth(evaluate(expr.left, scope), expr.left.loc)
