@@ -78,35 +78,55 @@ class _PostLex:
         self.open: list[Token] = []
 
     def process(self, stream):
-        return self._newlines(self._limits(self._input_names(stream)))
-
-    def _limits(self, stream):
+        """One pass over the tokens (this runs for every token: kept to a single loop)."""
+        at = self.src.at_token
         self.open = opened = []  # the brackets not closed yet, for "missing '}'" messages
         operators = 0
-        for tok in stream:
-            if tok.type in _OPEN:
+        parens = 0  # depth of () and [] only: newlines inside them are not statement ends
+        pending = None  # a newline, held until we know whether a '->' or 'else' follows
+        prev_type = None
+        for tok in self._lookahead_input(stream):
+            kind = tok.type
+            if kind == "_NL":
+                if parens > 0 or prev_type in ("_ARROW", "COMMA"):
+                    continue
+                if pending is None:
+                    pending = tok
+                operators = 0
+                continue
+            if pending is not None:
+                if kind not in ("_ARROW", "ELSE"):
+                    yield pending
+                pending = None
+            if kind in _OPEN:
                 opened.append(tok)
                 if len(opened) > MAX_NESTING:
                     raise CnnDslError(
-                        f"brackets and braces nest more than {MAX_NESTING} deep here",
-                        self.src.at_token(tok),
+                        f"brackets and braces nest more than {MAX_NESTING} deep here", at(tok)
                     )
-            elif tok.type in _CLOSE:
-                if opened and _OPEN[opened[-1].type] == tok.type:
+                if kind != "LBRACE":
+                    parens += 1
+            elif kind in _CLOSE:
+                if opened and _OPEN[opened[-1].type] == kind:
                     opened.pop()
-            elif tok.type in _OPERATORS:
+                if kind != "RBRACE" and parens > 0:
+                    parens -= 1
+            elif kind in _OPERATORS:
                 operators += 1
                 if operators > MAX_OPERATORS:
                     raise CnnDslError(
-                        f"this statement has more than {MAX_OPERATORS} operators",
-                        self.src.at_token(tok),
+                        f"this statement has more than {MAX_OPERATORS} operators", at(tok)
                     )
-            elif tok.type in ("_NL", "SEMICOLON"):
+            elif kind == "SEMICOLON":
                 operators = 0
             yield tok
+            prev_type = kind
+        if pending is not None:
+            yield pending
 
     @staticmethod
-    def _input_names(stream):
+    def _lookahead_input(stream):
+        """``input`` not followed by a name or a shape is the default input tensor's name."""
         held = None
         for tok in stream:
             if held is not None:
@@ -120,31 +140,6 @@ class _PostLex:
             yield tok
         if held is not None:
             yield held
-
-    @staticmethod
-    def _newlines(stream):
-        depth = 0
-        pending = None
-        prev = None
-        for tok in stream:
-            if tok.type == "_NL":
-                if depth > 0 or (prev is not None and prev.type in ("_ARROW", "COMMA")):
-                    continue
-                if pending is None:
-                    pending = tok
-                continue
-            if pending is not None:
-                if tok.type not in ("_ARROW", "ELSE"):
-                    yield pending
-                pending = None
-            if tok.type in ("LPAR", "LSQB"):
-                depth += 1
-            elif tok.type in ("RPAR", "RSQB") and depth > 0:
-                depth -= 1
-            yield tok
-            prev = tok
-        if pending is not None:
-            yield pending
 
 
 class _ToSyntax(Transformer):

@@ -336,3 +336,29 @@ def test_grammar_ships_inside_the_package():
 def test_parentheses_group_after_an_operator():
     a, b = layers("input 8x8x2\nblock b(f) { conv 2*(f+1) kernel=1 -> conv(f * (2 + 1), kernel=1) }\nb(3)")
     assert (a.filters, b.filters) == (8, 9)
+
+
+@pytest.mark.parametrize("name", ["resnet152_torchvision", "googlenet", "unet", "xception", "se_resnet50"])
+def test_repeated_block_calls_are_copied_exactly(name):
+    # the elaborator copies the expansion of a block call it has seen with the same arguments;
+    # the network must be the same as when every call is elaborated afresh
+    from conftest import SPECS
+    from cnndsl.elaborate import Elaborator
+    from cnndsl.parser import parse
+
+    path = SPECS / f"{name}.cnn"
+    module = parse(path.read_text(), str(path))
+    copied = Elaborator().elaborate(module)
+    afresh = Elaborator(memoize=False).elaborate(parse(path.read_text(), str(path)))
+    assert copied.to_json() == afresh.to_json()
+
+
+def test_placed_nodes_equal_validated_copies():
+    from cnndsl.ir import Conv2D, Position
+
+    layer = Conv2D(name="_", filters=8, kernel=3)
+    update = dict(name="c", inputs=("input",), position=Position(file="f", line=1, column=1), calls=())
+    placed = layer.placed(**update)
+    assert placed == layer.model_copy(update=update) == Conv2D(**{**layer.model_dump(), **update})
+    assert placed.model_fields_set == layer.model_copy(update=update).model_fields_set
+    assert Conv2D.model_validate_json(placed.model_dump_json()) == placed

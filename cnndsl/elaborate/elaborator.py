@@ -529,13 +529,11 @@ class Elaborator:
             return found
 
         layers = [
-            node.layer.model_copy(
-                update={
-                    "name": names[i],
-                    "inputs": tuple(names[j] for j in node.inputs),
-                    "position": position(node.loc),
-                    "calls": calls(node.frame),
-                }
+            node.layer.placed(
+                names[i],
+                tuple(names[j] for j in node.inputs),
+                position(node.loc),
+                calls(node.frame),
             )
             for i, node in enumerate(self.nodes)
         ]

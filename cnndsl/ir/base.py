@@ -210,6 +210,20 @@ class Layer(BaseModel):
         """Receptive-field window per spatial axis, or None for elementwise/merge nodes."""
         return None
 
+    def placed(self, name: str, inputs: tuple[str, ...], position: Position | None,
+               calls: tuple[CallSite, ...]) -> Layer:
+        """This node with its place in a network: the elaborator makes its nodes from shared,
+        validated layers this way (as ``model_copy(update=...)`` would, without its overhead:
+        the values were validated where they were made)."""
+        new = object.__new__(type(self))
+        values = dict(self.__dict__)
+        values.update(name=name, inputs=inputs, position=position, calls=calls)
+        object.__setattr__(new, "__dict__", values)
+        object.__setattr__(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _PLACE)
+        object.__setattr__(new, "__pydantic_extra__", None)
+        object.__setattr__(new, "__pydantic_private__", None)
+        return new
+
     # ---- presentation
     def notation(self) -> str:
         """The node in the spec's own notation, e.g. ``3x3+1(S) conv 64 relu``."""
@@ -220,6 +234,8 @@ class Layer(BaseModel):
         """What summaries show as the layer's type."""
         return self.kind
 
+
+_PLACE = frozenset({"name", "inputs", "position", "calls"})
 
 # ------------------------------------------------------------------------ shared helpers
 
