@@ -9,9 +9,11 @@ from :mod:`.runtime`.  Nothing here imports torch.
 
 from __future__ import annotations
 
+import io
 import keyword
 import os
 import textwrap
+import tokenize
 
 from .._source import SourceWriter, docstring_text, py_identifier
 from .blocks import BlockClass, Plan
@@ -186,8 +188,10 @@ class Renderer:
         self.out = w
         self.docstring()
         w.blank()
-        w.line("import torch")
-        if "F." in text:
+        used = _names_used(text)
+        if "torch" in used or self.taps:
+            w.line("import torch")
+        if "F" in used:
             w.line("import torch.nn.functional as F")
         w.line("from torch import nn")
         if self.taps:
@@ -315,3 +319,9 @@ def _nchw(shape: tuple[int, ...]) -> str:
         h, w, c = shape
         return f"(N, {c}, {h}, {w})"
     return f"(N, {shape[0]})"
+
+
+def _names_used(source: str) -> set[str]:
+    """The names a piece of generated Python uses (comments and strings aside)."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return {tok.string for tok in tokens if tok.type == tokenize.NAME}

@@ -4,7 +4,6 @@ Input: (N, 3, 16, 16), channels first.  Output: (N, 10).
 25,362 parameters, 240 batch-norm statistics.
 """
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
