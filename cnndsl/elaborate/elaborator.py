@@ -31,6 +31,7 @@ from .values import (
     TensorRef,
     evaluate,
     evaluate_int,
+    has_tensor,
     json_value,
     show,
     truth,
@@ -550,21 +551,18 @@ class Elaborator:
 def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
     """What a block call's expansion depends on: the block and its arguments (None when an
     argument is a tensor, or not hashable)."""
+    if any(has_tensor(v) for v in args.values()):
+        return None
+    key = (id(block), tuple((k, type(v).__name__, _frozen(v)) for k, v in args.items()))
     try:
-        key = (id(block), tuple((k, type(v).__name__, _frozen(v)) for k, v in args.items()))
         hash(key)
-    except (TypeError, _Unfrozen):
+    except TypeError:
         return None
     return key
 
 
-class _Unfrozen(Exception):
-    pass
-
-
 def _frozen(value: Any) -> Any:
-    if isinstance(value, TensorRef):
-        raise _Unfrozen
+    """A list or tuple as a hashable tuple that still tells them apart."""
     if isinstance(value, (list, tuple)):
         return (type(value).__name__, tuple(_frozen(v) for v in value))
     return value

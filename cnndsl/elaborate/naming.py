@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import Location
 from ..ir import Layer
+from .values import has_tensor
 
 
 @dataclass(slots=True)
@@ -72,7 +73,7 @@ class Expansion:
             if frame is None:
                 return None
             for f in reversed(chain):
-                if any(_has_tensor(v) for v in f.args.values()):
+                if any(has_tensor(v) for v in f.args.values()):
                     return None  # its CallSite would name nodes of this call: not copied
                 index[id(f)] = len(frames)
                 frames.append((f, index[id(f.parent)]))
@@ -88,14 +89,6 @@ class Expansion:
         if result is None or (result < start and result != input_id):
             return None
         return cls(records, frames, result - start if result >= start else -1)
-
-
-def _has_tensor(value: Any) -> bool:
-    from .values import TensorRef
-
-    if isinstance(value, (list, tuple)):
-        return any(_has_tensor(v) for v in value)
-    return isinstance(value, TensorRef)
 
 
 def instance_prefix(frame: Frame | None) -> str:

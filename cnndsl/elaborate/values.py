@@ -224,6 +224,13 @@ def show(value: Any) -> str:
     return str(value)
 
 
+def has_tensor(value: Any) -> bool:
+    """Whether a value is, or holds, a tensor."""
+    if isinstance(value, (list, tuple)):
+        return any(has_tensor(v) for v in value)
+    return isinstance(value, TensorRef)
+
+
 def json_value(value: Any, names: list[str]) -> Any:
     """A value as the IR keeps it in ``CallSite.args``: tensors by node name."""
     if isinstance(value, TensorRef):
