@@ -17,7 +17,7 @@ from ..ir.base import Layer, Position, Shape, numel
 from ..ir.geometry import ShapeError
 from . import memory as _memory
 from .memory import DTYPE_BYTES, Memory
-from .receptive_field import IMAGE, ReceptiveField, apply_window, combine
+from .receptive_field import IMAGE, ReceptiveField, apply_window, combine, flat_window
 
 if TYPE_CHECKING:
     from ..ir import Network
@@ -48,13 +48,17 @@ class LayerInfo(NamedTuple):
 class Analysis:
     """Per-node facts and totals for a network.  Index it by node name."""
 
-    def __init__(self, network: Network, infos: dict[str, LayerInfo]) -> None:
-        self.network = network
+    def __init__(self, network: Network, infos: dict[str, LayerInfo], input_ids: list) -> None:
+        # No reference to the network itself: it holds its analysis, and a cycle would keep
+        # both alive until the garbage collector runs.
         self.layers = infos
+        self._outputs = list(network.outputs)
+        self._input_ids = input_ids  # each node's inputs, as positions in network.layers
         self.trainable_params = sum(i.trainable_params for i in infos.values())
         self.non_trainable_params = sum(i.non_trainable_params for i in infos.values())
         self.total_params = self.trainable_params + self.non_trainable_params
         self.macs = sum(i.macs for i in infos.values())
+        self._sizes: list[int] | None = None
         self._last_use: list[int] | None = None
 
     def __getitem__(self, name: str) -> LayerInfo:
@@ -68,22 +72,22 @@ class Analysis:
 
     @property
     def outputs(self) -> list[tuple[str, Shape]]:
-        return [(name, self.layers[name].output_shape) for name in self.network.outputs]
+        return [(name, self.layers[name].output_shape) for name in self._outputs]
 
     def memory(self, batch_size: int = 1, dtype: str = "float32") -> Memory:
         """Parameter, inference-peak and training bytes (see :mod:`cnndsl.analysis.memory`)."""
-        infos = list(self.layers.values())
         if self._last_use is None:
-            position = {info.layer.name: i for i, info in enumerate(infos)}
+            infos = list(self.layers.values())
             last = list(range(len(infos)))
-            for i, info in enumerate(infos):
-                for name in info.layer.inputs:
-                    last[position[name]] = i
-            for name in self.network.outputs:
+            for i, ids in enumerate(self._input_ids):
+                for j in ids:
+                    last[j] = i
+            position = {info.layer.name: i for i, info in enumerate(infos)}
+            for name in self._outputs:
                 last[position[name]] = len(infos)
+            self._sizes = [numel(info.output_shape) for info in infos]
             self._last_use = last
-        sizes = [info.output_elements for info in infos]
-        return _memory.compute(self.total_params, sizes, self._last_use, batch_size, dtype)
+        return _memory.compute(self.total_params, self._sizes, self._last_use, batch_size, dtype)
 
 
 def locate(network: Network, position: Position | None) -> Location | None:
@@ -117,54 +121,72 @@ def analyze(network: Network) -> Analysis:
     Raises :class:`CnnDslError` listing every layer that cannot apply to its input (up to
     MAX_ERRORS); layers downstream of a failed one are skipped, not reported again.
     """
+    layers = network.layers
+    plan = network._plan
+    if plan is not None and plan[0] is layers and len(plan[1]) == len(layers):
+        # from the elaborator: each node's validated template layer, and its inputs by position
+        _, templates, input_ids = plan
+    else:
+        templates = layers
+        where: dict[str, int] = {}
+        input_ids = []
+        for i, layer in enumerate(layers):
+            input_ids.append(tuple([where[name] for name in layer.inputs]))
+            where[layer.name] = i
+    n = len(layers)
+    shapes: list[Shape | None] = [None] * n  # None: not computed (the node or an input failed)
+    fields: list[ReceptiveField | None] = [None] * n
     infos: dict[str, LayerInfo] = {}
-    fields: dict[str, ReceptiveField | None] = {}
-    failed: set[str] = set()
     errors: list = []
     # Nodes the elaborator made from one validated layer (a block called again, a repeat)
     # have the same facts for the same input shapes: computed once.
-    templates = network._templates or [None] * len(network.layers)
     memo: dict[tuple, tuple] = {}
-    for layer, template in zip(network.layers, templates):
-        if any(name in failed for name in layer.inputs):
-            failed.add(layer.name)
-            continue
-        in_shapes = [infos[name].output_shape for name in layer.inputs]
-        key = (id(template), *in_shapes) if template is not None else None
-        facts = memo.get(key) if key is not None else None
+    for i in range(n):
+        layer = layers[i]
+        ids = input_ids[i]
+        if len(ids) == 1:  # most nodes: one input, no merge of receptive fields
+            j = ids[0]
+            shape = shapes[j]
+            if shape is None:
+                continue
+            in_shapes: tuple = (shape,)
+            rf = fields[j]
+        else:
+            in_shapes = tuple([shapes[j] for j in ids])
+            if None in in_shapes:
+                continue
+            if ids:
+                known = [fields[j] for j in ids if fields[j] is not None]
+                rf = combine(known) if known else None
+            else:  # an input
+                rf = None
+        key = (id(templates[i]), in_shapes)
+        facts = memo.get(key)
         if facts is None:
             try:
-                facts = _facts(layer, in_shapes)
+                facts = memo[key] = _facts(layer, in_shapes)
             except ShapeError as e:
-                failed.add(layer.name)
                 errors.extend(layer_error(network, layer, str(e)).diagnostics)
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
-            if key is not None:
-                memo[key] = facts
         out, trainable, frozen, macs, window = facts
-        rf = _receptive_field(layer, window, [fields[name] for name in layer.inputs])
-        fields[layer.name] = rf
-        infos[layer.name] = LayerInfo(layer, tuple(in_shapes), out, trainable, frozen, macs, rf)
+        if window is not None and rf is not None:
+            rf = apply_window(rf, window)
+        elif not ids and len(out) == 3:
+            rf = IMAGE
+        shapes[i] = out
+        fields[i] = rf
+        infos[layer.name] = LayerInfo(layer, in_shapes, out, trainable, frozen, macs, rf)
     if errors:
         raise CnnDslError(errors)
-    return Analysis(network, infos)
+    return Analysis(network, infos, input_ids)
 
 
-def _facts(layer: Layer, in_shapes: list[Shape]) -> tuple:
-    """(output shape, trainable, non-trainable, MACs, receptive-field window) of one node."""
-    out = layer.output_shape(in_shapes)
-    trainable, frozen = layer.param_counts(in_shapes)
-    window = layer.window(in_shapes) if layer.kind != "input" else None
-    return out, trainable, frozen, layer.macs(in_shapes, out), window
-
-
-def _receptive_field(layer: Layer, window, in_fields) -> ReceptiveField | None:
-    if layer.kind == "input":
-        return IMAGE if len(layer.shape) == 3 else None  # type: ignore[attr-defined]
-    known = [f for f in in_fields if f is not None]
-    if not known:
-        return None
-    rf = combine(known)
-    return rf if window is None else apply_window(rf, window)
+def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> tuple:
+    """(output shape, trainable, non-trainable, MACs, flat receptive-field window) of one node."""
+    inputs = list(in_shapes)
+    out = layer.output_shape(inputs)
+    trainable, frozen = layer.param_counts(inputs)
+    window = flat_window(layer.window(inputs)) if inputs else None
+    return out, trainable, frozen, layer.macs(inputs, out), window

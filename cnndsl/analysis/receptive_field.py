@@ -19,7 +19,6 @@ fractional strides.  Nodes that no image input reaches have no receptive field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 
 
@@ -27,14 +26,36 @@ def _num(x: int | Fraction) -> int | float:
     return int(x) if x.denominator == 1 else float(x)
 
 
-@dataclass(frozen=True, slots=True)
-class ReceptiveField:
-    """Size, effective stride and effective padding, each as (height, width)."""
+class ReceptiveField(tuple):
+    """Size, effective stride and effective padding, each as (height, width).
 
-    size: tuple[int | Fraction, int | Fraction]
-    stride: tuple[int | Fraction, int | Fraction]
-    padding: tuple[int | Fraction, int | Fraction]
-    """Integers, or fractions after upsampling layers."""
+    Stored flat, as the tuple (size_h, size_w, stride_h, stride_w, padding_h, padding_w): the
+    analysis makes one per node, so it is one allocation.  Values are integers, or fractions
+    after upsampling layers.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, size, stride, padding) -> ReceptiveField:
+        return tuple.__new__(cls, (*size, *stride, *padding))
+
+    @property
+    def size(self) -> tuple[int | Fraction, int | Fraction]:
+        return self[0], self[1]
+
+    @property
+    def stride(self) -> tuple[int | Fraction, int | Fraction]:
+        return self[2], self[3]
+
+    @property
+    def padding(self) -> tuple[int | Fraction, int | Fraction]:
+        return self[4], self[5]
+
+    def __getnewargs__(self):
+        return self.size, self.stride, self.padding
+
+    def __repr__(self) -> str:
+        return f"ReceptiveField(size={self.size}, stride={self.stride}, padding={self.padding})"
 
     def as_dict(self) -> dict[str, list[int | float]]:
         return {
@@ -58,25 +79,37 @@ def _fmt(x: int | Fraction) -> str:
 
 IMAGE = ReceptiveField((1, 1), (1, 1), (0, 0))
 
+_make = tuple.__new__
+
 
 def combine(fields: list[ReceptiveField]) -> ReceptiveField:
     """The union of the receptive fields of a merge's inputs."""
     if len(fields) == 1:
         return fields[0]
-    size, stride, padding = [], [], []
-    for axis in (0, 1):
-        p = max(f.padding[axis] for f in fields)
-        padding.append(p)
-        size.append(max(f.size[axis] - f.padding[axis] for f in fields) + p)
-        stride.append(max(f.stride[axis] for f in fields))
-    return ReceptiveField(tuple(size), tuple(stride), tuple(padding))
+    p0 = max(f[4] for f in fields)
+    p1 = max(f[5] for f in fields)
+    return _make(ReceptiveField, (
+        max(f[0] - f[4] for f in fields) + p0,
+        max(f[1] - f[5] for f in fields) + p1,
+        max(f[2] for f in fields),
+        max(f[3] for f in fields),
+        p0,
+        p1,
+    ))
 
 
-def apply_window(rf: ReceptiveField, window) -> ReceptiveField:
-    size, stride, padding = [], [], []
-    for axis, (span, s, q) in enumerate(window):
-        r, j, p = rf.size[axis], rf.stride[axis], rf.padding[axis]
-        size.append(r + span * j)
-        stride.append(j * s)
-        padding.append(p + q * j)
-    return ReceptiveField(tuple(size), tuple(stride), tuple(padding))
+def apply_window(rf: ReceptiveField, window: tuple) -> ReceptiveField:
+    """The field after a layer whose window is the flat (span_h, stride_h, padding_h, span_w,
+    stride_w, padding_w), in units of the layer's input (see :func:`flat_window`)."""
+    r0, r1, j0, j1, p0, p1 = rf
+    a0, s0, q0, a1, s1, q1 = window
+    return _make(ReceptiveField, (r0 + a0 * j0, r1 + a1 * j1, j0 * s0, j1 * s1, p0 + q0 * j0, p1 + q1 * j1))
+
+
+def flat_window(window) -> tuple | None:
+    """A layer's window, ((span, stride, padding), (span, stride, padding)) per axis as
+    :meth:`cnndsl.ir.Layer.window` gives it, flattened for :func:`apply_window`."""
+    if window is None:
+        return None
+    (a0, s0, q0), (a1, s1, q1) = window
+    return (a0, s0, q0, a1, s1, q1)

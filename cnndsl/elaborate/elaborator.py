@@ -155,14 +155,17 @@ class Elaborator:
 
     def check_all_used(self, outputs: list[int]) -> None:
         """Every node must lead to an output: report the ends of dead paths."""
-        used = [False] * len(self.nodes)
+        nodes = self.nodes
+        used = [False] * len(nodes)
         for i in outputs:
             used[i] = True
-        for i in range(len(self.nodes) - 1, -1, -1):
+        for i in range(len(nodes) - 1, -1, -1):
             if used[i]:
-                for j in self.nodes[i].inputs:
+                for j in nodes[i].inputs:
                     used[j] = True
-        consumed = {j for node in self.nodes for j in node.inputs}
+        if all(used):
+            return
+        consumed = {j for node in nodes for j in node.inputs}
         errors = []
         for i, node in enumerate(self.nodes):
             if used[i] or i in consumed:
@@ -442,10 +445,15 @@ class Elaborator:
             frames.append(
                 Frame(old.block, old.args, old.loc, old.user_name, frames[parent], call=old.call)
             )
-        base = len(self.nodes)
+        nodes = self.nodes
+        base = len(nodes)
         for layer, inputs, loc, f, user_name, name_loc in expansion.nodes:
-            ids = [base + i if i >= 0 else current for i in inputs]
-            self.nodes.append(Node(layer, ids, loc, frames[f], user_name, name_loc))
+            if len(inputs) == 1:
+                i = inputs[0]
+                ids: tuple[int, ...] = (base + i,) if i >= 0 else (current,)
+            else:
+                ids = tuple([base + i if i >= 0 else current for i in inputs])
+            nodes.append(Node(layer, ids, loc, frames[f], user_name, name_loc))
         return base + expansion.output if expansion.output >= 0 else current
 
     def bind(self, block: S.BlockDef, item: S.LayerItem, scope: Scope) -> tuple[dict[str, Any], list[str]]:
@@ -497,55 +505,70 @@ class Elaborator:
     def add(self, layer: Layer, inputs: list[int], loc: Location, user_name, name_loc) -> int:
         if len(self.nodes) >= MAX_NODES:
             raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", loc)
-        self.nodes.append(Node(layer, inputs, loc, self.frame, user_name, name_loc))
+        self.nodes.append(Node(layer, tuple(inputs), loc, self.frame, user_name, name_loc))
         return len(self.nodes) - 1
 
     def finish(self, module: S.Module, outputs: list[int]) -> Network:
         """Name every node and build the validated Network."""
-        names = assign_names(self.nodes)
-        positions: dict[tuple, Position] = {}  # nodes copied from one block line share theirs
-        provenance: dict[int, tuple[CallSite, ...]] = {}
-
-        def position(loc: Location) -> Position:
-            key = (loc.file, loc.line, loc.column, loc.end_column)
-            found = positions.get(key)
-            if found is None:
-                found = positions[key] = _position(loc)
-            return found
-
-        def calls(frame: Frame | None) -> tuple[CallSite, ...]:
-            if frame is None:
-                return ()
-            found = provenance.get(id(frame))
-            if found is None:
-                site = CallSite(
-                    block=frame.block,
-                    instance=frame.instance or frame.block,
-                    args={k: json_value(v, names) for k, v in frame.args.items()},
-                    call=frame.call,
-                    named=frame.named,
-                    position=position(frame.loc),
-                )
-                found = provenance[id(frame)] = (*calls(frame.parent), site)
-            return found
-
-        layers = [
-            node.layer.placed(
-                names[i],
-                tuple(names[j] for j in node.inputs),
-                position(node.loc),
-                calls(node.frame),
-            )
-            for i, node in enumerate(self.nodes)
-        ]
+        nodes = self.nodes
+        names = assign_names(nodes)
+        places = _Places(names)
+        position = places.position
+        calls = places.calls
+        layers = []
+        fields: dict[int, set[str]] = {}  # placed_fields() by id of the template layer
+        for i, node in enumerate(nodes):
+            ids = node.inputs
+            inputs = (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids])
+            frame = node.frame
+            layer = node.layer
+            fields_set = fields.get(id(layer))
+            if fields_set is None:
+                fields_set = fields[id(layer)] = layer.placed_fields()
+            layers.append(layer.placed(
+                names[i], inputs, position(node.loc), () if frame is None else calls(frame),
+                fields_set,
+            ))
         name = module.network[0] if module.network else _stem(module.file)
         # The elaborator checked every name (identifiers) and node; the graph itself is
         # checked as Network's validator would, without revalidating every node.
         net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
         net._check_graph()
         net._sources = dict(self.sources)
-        net._templates = [node.layer for node in self.nodes]
+        net._plan = (layers, [node.layer for node in nodes], [node.inputs for node in nodes])
         return net
+
+
+class _Places:
+    """The Position and CallSite objects of the nodes, made once per location and per block
+    call: nodes copied from one block line share them."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.positions: dict[int, Position] = {}  # by id of the Location (all alive meanwhile)
+        self.sites: dict[int, tuple[CallSite, ...]] = {}  # by id of the Frame
+
+    def position(self, loc: Location) -> Position:
+        found = self.positions.get(id(loc))
+        if found is None:
+            found = self.positions[id(loc)] = _position(loc)
+        return found
+
+    def calls(self, frame: Frame) -> tuple[CallSite, ...]:
+        """The call sites from the outermost call down to ``frame``."""
+        found = self.sites.get(id(frame))
+        if found is None:
+            site = CallSite(
+                block=frame.block,
+                instance=frame.instance or frame.block,
+                args={k: json_value(v, self.names) for k, v in frame.args.items()},
+                call=frame.call,
+                named=frame.named,
+                position=self.position(frame.loc),
+            )
+            outer = () if frame.parent is None else self.calls(frame.parent)
+            found = self.sites[id(frame)] = (*outer, site)
+        return found
 
 
 def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:

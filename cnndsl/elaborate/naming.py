@@ -33,7 +33,7 @@ class Node:
     """A node before naming: its validated layer (with a placeholder name) and its inputs."""
 
     layer: Layer
-    inputs: list[int]
+    inputs: tuple[int, ...]
     loc: Location
     frame: Frame | None
     user_name: str | None
@@ -85,7 +85,7 @@ class Expansion:
                     inputs.append(-1)
                 else:  # reads a tensor from outside the call: not a pure expansion
                     return None
-            records.append((node.layer, inputs, node.loc, index[id(node.frame)], node.user_name, node.name_loc))
+            records.append((node.layer, tuple(inputs), node.loc, index[id(node.frame)], node.user_name, node.name_loc))
         if result is None or (result < start and result != input_id):
             return None
         return cls(records, frames, result - start if result >= start else -1)
@@ -102,47 +102,52 @@ def assign_names(nodes: list[Node]) -> list[str]:
     call: ``conv_1``, ``conv_2``, ``inception_1_conv_3``.  Block calls are ``<block>_<n>``
     (or the tensor name they were assigned to), prefixed by their enclosing call.
     """
-    taken: set[str] = set()
-    for node in nodes:
-        if node.user_name is not None and node.frame is None:
-            taken.add(node.user_name)
+    taken = {node.user_name for node in nodes if node.user_name is not None and node.frame is None}
     counters: dict[tuple[str, str], int] = {}
 
     def fresh(prefix: str, base: str) -> str:
         key = (prefix, base)
-        while True:
-            counters[key] = counters.get(key, 0) + 1
-            name = f"{prefix}{base}_{counters[key]}"
-            if name not in taken:
-                taken.add(name)
-                return name
+        n = counters.get(key, 0) + 1
+        name = f"{prefix}{base}_{n}"
+        while name in taken:
+            n += 1
+            name = f"{prefix}{base}_{n}"
+        counters[key] = n
+        taken.add(name)
+        return name
+
+    prefixes: dict[int, str] = {}  # by id of the frame
 
     def prefix_of(frame: Frame | None) -> str:
         if frame is None:
             return ""
-        if frame.instance is None:
+        found = prefixes.get(id(frame))
+        if found is None:
             outer = prefix_of(frame.parent)
             if frame.user_name is not None and f"{outer}{frame.user_name}" not in taken:
                 frame.instance = f"{outer}{frame.user_name}"
                 taken.add(frame.instance)
             else:
                 frame.instance = fresh(outer, frame.user_name or frame.block)
-        return frame.instance + "_"
+            found = prefixes[id(frame)] = frame.instance + "_"
+        return found
 
     names: list[str] = []
     given: set[str] = set()  # top-level user names already given to a node
     for node in nodes:
-        prefix = prefix_of(node.frame)
-        if node.user_name is not None:
-            candidate = f"{prefix}{node.user_name}"
-            if node.frame is not None and candidate not in taken:
-                taken.add(candidate)
-                names.append(candidate)
-            elif node.frame is None and candidate not in given:
-                given.add(candidate)
-                names.append(candidate)
-            else:  # the name again (a tensor reassigned in a loop): number it
-                names.append(fresh(prefix, node.user_name))
+        frame = node.frame
+        prefix = "" if frame is None else prefixes.get(id(frame)) or prefix_of(frame)
+        user_name = node.user_name
+        if user_name is None:
+            names.append(fresh(prefix, node.layer.type_name))
             continue
-        names.append(fresh(prefix, node.layer.type_name))
+        candidate = f"{prefix}{user_name}"
+        if frame is not None and candidate not in taken:
+            taken.add(candidate)
+            names.append(candidate)
+        elif frame is None and candidate not in given:
+            given.add(candidate)
+            names.append(candidate)
+        else:  # the name again (a tensor reassigned in a loop): number it
+            names.append(fresh(prefix, user_name))
     return names

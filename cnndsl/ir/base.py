@@ -211,18 +211,27 @@ class Layer(BaseModel):
         return None
 
     def placed(self, name: str, inputs: tuple[str, ...], position: Position | None,
-               calls: tuple[CallSite, ...]) -> Layer:
+               calls: tuple[CallSite, ...], fields_set: set[str] | None = None) -> Layer:
         """This node with its place in a network: the elaborator makes its nodes from shared,
         validated layers this way (as ``model_copy(update=...)`` would, without its overhead:
-        the values were validated where they were made)."""
-        new = object.__new__(type(self))
-        values = dict(self.__dict__)
-        values.update(name=name, inputs=inputs, position=position, calls=calls)
-        object.__setattr__(new, "__dict__", values)
-        object.__setattr__(new, "__pydantic_fields_set__", self.__pydantic_fields_set__ | _PLACE)
-        object.__setattr__(new, "__pydantic_extra__", None)
-        object.__setattr__(new, "__pydantic_private__", None)
+        the values were validated where they were made).  ``fields_set``, when given, is
+        :meth:`placed_fields` of this layer (callers placing one layer many times compute it
+        once)."""
+        new = _new(self.__class__)
+        values = self.__dict__.copy()
+        values["name"] = name
+        values["inputs"] = inputs
+        values["position"] = position
+        values["calls"] = calls
+        _setattr(new, "__dict__", values)
+        _set_fields_set(new, (fields_set or self.placed_fields()).copy())
+        _set_extra(new, None)
+        _set_private(new, None)
         return new
+
+    def placed_fields(self) -> set[str]:
+        """The fields set explicitly on a node :meth:`placed` from this layer."""
+        return self.__pydantic_fields_set__ | _PLACE
 
     # ---- presentation
     def notation(self) -> str:
@@ -236,6 +245,12 @@ class Layer(BaseModel):
 
 
 _PLACE = frozenset({"name", "inputs", "position", "calls"})
+_new = object.__new__
+_setattr = object.__setattr__
+# BaseModel's slots, set as pydantic's own __copy__ sets them
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 # ------------------------------------------------------------------------ shared helpers
 

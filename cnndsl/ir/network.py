@@ -43,25 +43,29 @@ class Network(BaseModel):
     _index: dict[str, Layer] = PrivateAttr(default_factory=dict)
     _analysis: Any = PrivateAttr(default=None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
-    # the elaborator's validated layer behind each node: nodes sharing one have the same facts
-    # for the same input shapes, so the analysis computes those once
-    _templates: list | None = PrivateAttr(default=None)
+    # From the elaborator: (layers, templates, input ids) -- the validated layer behind each
+    # node (nodes sharing one have the same facts for the same input shapes, so the analysis
+    # computes those once) and each node's inputs by position.  Used only while `layers` is
+    # still the list it was made for.
+    _plan: tuple | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_graph(self):
         index: dict[str, Layer] = {}
         for layer in self.layers:
-            if layer.name in index:
-                raise ValueError(f"two nodes are named '{layer.name}'")
-            for name in layer.inputs:
-                if name not in index:
+            name = layer.name
+            if name in index:
+                raise ValueError(f"two nodes are named '{name}'")
+            inputs = layer.inputs
+            for source in inputs:
+                if source not in index:
                     raise ValueError(
-                        f"node '{layer.name}' reads '{name}', which is not an earlier node"
+                        f"node '{name}' reads '{source}', which is not an earlier node"
                     )
-            n = len(layer.inputs)
+            n = len(inputs)
             if n < layer.min_inputs or (layer.max_inputs is not None and n > layer.max_inputs):
-                raise ValueError(f"node '{layer.name}' ({layer.kind}) cannot take {n} inputs")
-            index[layer.name] = layer
+                raise ValueError(f"node '{name}' ({layer.kind}) cannot take {n} inputs")
+            index[name] = layer
         if not self.outputs:
             raise ValueError("a network needs at least one output")
         for name in self.outputs:
