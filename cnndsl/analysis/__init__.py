@@ -48,17 +48,22 @@ class LayerInfo(NamedTuple):
 class Analysis:
     """Per-node facts and totals for a network.  Index it by node name."""
 
-    def __init__(self, network: Network, infos: dict[str, LayerInfo], input_ids: list) -> None:
+    def __init__(
+        self,
+        network: Network,
+        infos: dict[str, LayerInfo],
+        input_ids: list,
+        sizes: list[int],
+        totals: tuple[int, int, int],
+    ) -> None:
         # No reference to the network itself: it holds its analysis, and a cycle would keep
         # both alive until the garbage collector runs.
         self.layers = infos
         self._outputs = list(network.outputs)
         self._input_ids = input_ids  # each node's inputs, as positions in network.layers
-        self.trainable_params = sum(i.trainable_params for i in infos.values())
-        self.non_trainable_params = sum(i.non_trainable_params for i in infos.values())
+        self.trainable_params, self.non_trainable_params, self.macs = totals
         self.total_params = self.trainable_params + self.non_trainable_params
-        self.macs = sum(i.macs for i in infos.values())
-        self._sizes: list[int] | None = None
+        self._sizes = sizes  # elements of each node's output
         self._last_use: list[int] | None = None
 
     def __getitem__(self, name: str) -> LayerInfo:
@@ -77,15 +82,15 @@ class Analysis:
     def memory(self, batch_size: int = 1, dtype: str = "float32") -> Memory:
         """Parameter, inference-peak and training bytes (see :mod:`cnndsl.analysis.memory`)."""
         if self._last_use is None:
-            infos = list(self.layers.values())
-            last = list(range(len(infos)))
+            n = len(self._input_ids)
+            last = list(range(n))
             for i, ids in enumerate(self._input_ids):
                 for j in ids:
                     last[j] = i
-            position = {info.layer.name: i for i, info in enumerate(infos)}
-            for name in self._outputs:
-                last[position[name]] = len(infos)
-            self._sizes = [numel(info.output_shape) for info in infos]
+            outputs = set(self._outputs)
+            for i, name in enumerate(self.layers):
+                if name in outputs:
+                    last[i] = n
             self._last_use = last
         return _memory.compute(self.total_params, self._sizes, self._last_use, batch_size, dtype)
 
@@ -113,6 +118,7 @@ def layer_error(network: Network, layer: Layer, message: str, hint: str | None =
 
 
 MAX_ERRORS = 20
+_info = tuple.__new__  # LayerInfo(...) without the keyword handling of its generated __new__
 
 
 def analyze(network: Network) -> Analysis:
@@ -137,6 +143,8 @@ def analyze(network: Network) -> Analysis:
     shapes: list[Shape | None] = [None] * n  # None: not computed (the node or an input failed)
     fields: list[ReceptiveField | None] = [None] * n
     infos: dict[str, LayerInfo] = {}
+    sizes: list[int] = []
+    total_trainable = total_frozen = total_macs = 0
     errors: list = []
     # Nodes the elaborator made from one validated layer (a block called again, a repeat)
     # have the same facts for the same input shapes: computed once.
@@ -170,23 +178,28 @@ def analyze(network: Network) -> Analysis:
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
-        out, trainable, frozen, macs, window = facts
+        out, trainable, frozen, macs, window, elements = facts
         if window is not None and rf is not None:
             rf = apply_window(rf, window)
         elif not ids and len(out) == 3:
             rf = IMAGE
         shapes[i] = out
         fields[i] = rf
-        infos[layer.name] = LayerInfo(layer, in_shapes, out, trainable, frozen, macs, rf)
+        sizes.append(elements)
+        total_trainable += trainable
+        total_frozen += frozen
+        total_macs += macs
+        infos[layer.name] = _info(LayerInfo, (layer, in_shapes, out, trainable, frozen, macs, rf))
     if errors:
         raise CnnDslError(errors)
-    return Analysis(network, infos, input_ids)
+    return Analysis(network, infos, input_ids, sizes, (total_trainable, total_frozen, total_macs))
 
 
 def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> tuple:
-    """(output shape, trainable, non-trainable, MACs, flat receptive-field window) of one node."""
+    """(output shape, trainable, non-trainable, MACs, flat receptive-field window, output
+    elements) of one node."""
     inputs = list(in_shapes)
     out = layer.output_shape(inputs)
     trainable, frozen = layer.param_counts(inputs)
     window = flat_window(layer.window(inputs)) if inputs else None
-    return out, trainable, frozen, layer.macs(inputs, out), window
+    return out, trainable, frozen, layer.macs(inputs, out), window, numel(out)

@@ -84,15 +84,22 @@ _make = tuple.__new__
 
 def combine(fields: list[ReceptiveField]) -> ReceptiveField:
     """The union of the receptive fields of a merge's inputs."""
-    if len(fields) == 1:
-        return fields[0]
-    p0 = max(f[4] for f in fields)
-    p1 = max(f[5] for f in fields)
+    rf = fields[0]
+    for other in fields[1:]:
+        rf = _union(rf, other)
+    return rf
+
+
+def _union(a: ReceptiveField, b: ReceptiveField) -> ReceptiveField:
+    a0, a1, aj0, aj1, ap0, ap1 = a
+    b0, b1, bj0, bj1, bp0, bp1 = b
+    p0 = ap0 if ap0 > bp0 else bp0
+    p1 = ap1 if ap1 > bp1 else bp1
     return _make(ReceptiveField, (
-        max(f[0] - f[4] for f in fields) + p0,
-        max(f[1] - f[5] for f in fields) + p1,
-        max(f[2] for f in fields),
-        max(f[3] for f in fields),
+        max(a0 - ap0, b0 - bp0) + p0,
+        max(a1 - ap1, b1 - bp1) + p1,
+        aj0 if aj0 > bj0 else bj0,
+        aj1 if aj1 > bj1 else bj1,
         p0,
         p1,
     ))

@@ -20,7 +20,7 @@ from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
 from ..ir import CallSite, Input, Layer, Network, Position
 from ..parser import parse
 from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT
-from .naming import Expansion, Frame, Node, assign_names
+from .naming import Expansion, Frame, Nodes, assign_names
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
 from .sources import read_source
 from .values import (
@@ -42,7 +42,7 @@ from .values import (
 class Elaborator:
     def __init__(self, *, memoize: bool = True) -> None:
         self.memoize = memoize  # copy repeated block calls (see replay); off only for tests
-        self.nodes: list[Node] = []
+        self.nodes = Nodes()
         self.sources: dict[str, str] = {}
         self.namespaces: dict[str, dict[str, S.BlockDef]] = {}
         self.defaults: dict[str, dict[type[Layer], dict[str, tuple[Any, Location]]]] = {}
@@ -155,35 +155,37 @@ class Elaborator:
 
     def check_all_used(self, outputs: list[int]) -> None:
         """Every node must lead to an output: report the ends of dead paths."""
-        nodes = self.nodes
-        used = [False] * len(nodes)
+        inputs = self.nodes.inputs
+        used = [False] * len(inputs)
         for i in outputs:
             used[i] = True
-        for i in range(len(nodes) - 1, -1, -1):
+        for i in range(len(inputs) - 1, -1, -1):
             if used[i]:
-                for j in nodes[i].inputs:
+                for j in inputs[i]:
                     used[j] = True
         if all(used):
             return
-        consumed = {j for node in nodes for j in node.inputs}
+        consumed = {j for ids in inputs for j in ids}
         errors = []
-        for i, node in enumerate(self.nodes):
+        nodes = self.nodes
+        for i in range(len(inputs)):
             if used[i] or i in consumed:
                 continue
+            layer, user_name = nodes.layers[i], nodes.user_names[i]
             what = (
-                f"input '{node.user_name}'" if node.layer.kind == "input"
-                else f"'{node.user_name}'" if node.user_name
-                else f"this {node.layer.type_name} layer"
+                f"input '{user_name}'" if layer.kind == "input"
+                else f"'{user_name}'" if user_name
+                else f"this {layer.type_name} layer"
             )
             notes = []
-            frame = node.frame
+            frame = nodes.frames[i]
             while frame is not None:
                 notes.append((f"in a call of {frame.block}", frame.loc))
                 frame = frame.parent
             errors.append(
                 Diagnostic(
                     f"{what} is computed but never used: it leads to no output",
-                    node.loc,
+                    nodes.locs[i],
                     "use it (`x -> ...`, `concat(x)`), list it in `output`, or remove it",
                     tuple(notes),
                 )
@@ -419,7 +421,9 @@ class Elaborator:
             if isinstance(expansion, tuple):  # first repeat: make the template now
                 expansion = self.expansions[key] = Expansion.record(self.nodes, *expansion)
             if expansion is not None:
-                return self.replay(expansion, frame, current)
+                if len(self.nodes) + len(expansion.layers) > MAX_NODES:
+                    raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", frame.loc)
+                return expansion.replay(self.nodes, frame, current)
         start = len(self.nodes)
         inner = Scope(block.module, args, {})
         saved = self.frame
@@ -434,27 +438,6 @@ class Elaborator:
             # remembered cheaply; the template is made if the call comes again
             self.expansions[key] = (start, len(self.nodes), current, result, frame)
         return result
-
-    def replay(self, expansion: Expansion, frame: Frame, current: int) -> int:
-        """A block call seen before with the same arguments: copy its nodes, not re-elaborate
-        them (a block's expansion depends only on its arguments)."""
-        if len(self.nodes) + len(expansion.nodes) > MAX_NODES:
-            raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", frame.loc)
-        frames = [frame]
-        for old, parent in expansion.frames[1:]:
-            frames.append(
-                Frame(old.block, old.args, old.loc, old.user_name, frames[parent], call=old.call)
-            )
-        nodes = self.nodes
-        base = len(nodes)
-        for layer, inputs, loc, f, user_name, name_loc in expansion.nodes:
-            if len(inputs) == 1:
-                i = inputs[0]
-                ids: tuple[int, ...] = (base + i,) if i >= 0 else (current,)
-            else:
-                ids = tuple([base + i if i >= 0 else current for i in inputs])
-            nodes.append(Node(layer, ids, loc, frames[f], user_name, name_loc))
-        return base + expansion.output if expansion.output >= 0 else current
 
     def bind(self, block: S.BlockDef, item: S.LayerItem, scope: Scope) -> tuple[dict[str, Any], list[str]]:
         """Bind a call's arguments to the block's parameters.
@@ -505,37 +488,39 @@ class Elaborator:
     def add(self, layer: Layer, inputs: list[int], loc: Location, user_name, name_loc) -> int:
         if len(self.nodes) >= MAX_NODES:
             raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", loc)
-        self.nodes.append(Node(layer, tuple(inputs), loc, self.frame, user_name, name_loc))
-        return len(self.nodes) - 1
+        return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name, name_loc)
 
     def finish(self, module: S.Module, outputs: list[int]) -> Network:
         """Name every node and build the validated Network."""
         nodes = self.nodes
         names = assign_names(nodes)
         places = _Places(names)
-        position = places.position
-        calls = places.calls
+        positions = places.positions
+        sites = places.sites
         layers = []
+        append = layers.append
         fields: dict[int, set[str]] = {}  # placed_fields() by id of the template layer
-        for i, node in enumerate(nodes):
-            ids = node.inputs
+        i = 0
+        for layer, ids, loc, frame in zip(nodes.layers, nodes.inputs, nodes.locs, nodes.frames):
             inputs = (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids])
-            frame = node.frame
-            layer = node.layer
             fields_set = fields.get(id(layer))
             if fields_set is None:
                 fields_set = fields[id(layer)] = layer.placed_fields()
-            layers.append(layer.placed(
-                names[i], inputs, position(node.loc), () if frame is None else calls(frame),
+            append(layer.placed(
+                names[i],
+                inputs,
+                positions.get(id(loc)) or places.position(loc),
+                () if frame is None else sites.get(id(frame)) or places.calls(frame),
                 fields_set,
             ))
+            i += 1
         name = module.network[0] if module.network else _stem(module.file)
         # The elaborator checked every name (identifiers) and node; the graph itself is
         # checked as Network's validator would, without revalidating every node.
         net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
         net._check_graph()
         net._sources = dict(self.sources)
-        net._plan = (layers, [node.layer for node in nodes], [node.inputs for node in nodes])
+        net._plan = (layers, nodes.layers, nodes.inputs)
         return net
 
 

@@ -28,81 +28,147 @@ class Frame:
         return self.user_name is not None and self.instance == instance_prefix(self.parent) + self.user_name
 
 
-@dataclass(slots=True)
-class Node:
-    """A node before naming: its validated layer (with a placeholder name) and its inputs."""
+class Nodes:
+    """The nodes made so far, before naming, as parallel lists indexed by node id: each
+    node's validated layer (with a placeholder name), its inputs (node ids), where it was
+    written, the block call that made it, and the name the spec gave it (and where).  A block
+    call replayed from its :class:`Expansion` appends whole runs to these lists."""
 
-    layer: Layer
-    inputs: tuple[int, ...]
-    loc: Location
-    frame: Frame | None
-    user_name: str | None
-    name_loc: Location | None = None
+    __slots__ = ("layers", "inputs", "locs", "frames", "user_names", "name_locs")
+
+    def __init__(self) -> None:
+        self.layers: list[Layer] = []
+        self.inputs: list[tuple[int, ...]] = []
+        self.locs: list[Location] = []
+        self.frames: list[Frame | None] = []
+        self.user_names: list[str | None] = []
+        self.name_locs: list[Location | None] = []
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def add(self, layer: Layer, inputs: tuple[int, ...], loc: Location, frame: Frame | None,
+            user_name: str | None, name_loc: Location | None) -> int:
+        self.layers.append(layer)
+        self.inputs.append(inputs)
+        self.locs.append(loc)
+        self.frames.append(frame)
+        self.user_names.append(user_name)
+        self.name_locs.append(name_loc)
+        return len(self.layers) - 1
 
 
 @dataclass(slots=True)
 class Expansion:
-    """The nodes one block call produced, relative to their first node, to be copied for
-    another call of the block with the same arguments.
+    """The nodes one block call produced, to be copied for another call of the block with the
+    same arguments.
 
-    ``nodes``: (layer, inputs, loc, frame index, user name, name loc), with inputs as indices
-    into these nodes or -1 for the call's input; ``frames``: the call's frame and the frames of
-    the calls nested in it, each with the index of its parent; ``output``: the index of the
-    call's result, or -1 when the call returns its input.
+    ``layers``, ``locs``, ``user_names``, ``name_locs``: as in :class:`Nodes`, shared by every
+    copy; ``inputs``: each node's inputs as indices into these nodes, or -1 for the call's
+    input; ``frame_ids``: each node's frame as an index into ``frames``, which holds the call's
+    frame and the frames of the calls nested in it, each with the index of its parent;
+    ``output``: the index of the call's result, or -1 when the call returns its input.
     """
 
-    nodes: list[tuple]
+    layers: list[Layer]
+    inputs: list[tuple[int, ...]]
+    locs: list[Location]
+    frame_ids: list[int]
+    user_names: list[str | None]
+    name_locs: list[Location | None]
     frames: list[tuple[Frame, int]]
     output: int
 
     @classmethod
     def record(
-        cls, nodes: list[Node], start: int, end: int, input_id: int, result: int, top: Frame
+        cls, nodes: Nodes, start: int, end: int, input_id: int, result: int, top: Frame
     ) -> Expansion | None:
-        """The template of the call that produced ``nodes[start:end]`` (None if the call
+        """The template of the call that produced nodes ``start:end`` (None if the call
         cannot be copied: it reads a tensor from outside, or passes one to a nested call)."""
+        if result is None or (result < start and result != input_id):
+            return None
         index = {id(top): 0}
         frames: list[tuple[Frame, int]] = [(top, -1)]
-        records = []
-        for node in nodes[start:end]:
+        frame_ids = []
+        for frame in nodes.frames[start:end]:
             chain = []
-            frame = node.frame
-            while frame is not None and id(frame) not in index:
-                chain.append(frame)
-                frame = frame.parent
-            if frame is None:
+            f = frame
+            while f is not None and id(f) not in index:
+                chain.append(f)
+                f = f.parent
+            if f is None:
                 return None
             for f in reversed(chain):
                 if any(has_tensor(v) for v in f.args.values()):
                     return None  # its CallSite would name nodes of this call: not copied
                 index[id(f)] = len(frames)
                 frames.append((f, index[id(f.parent)]))
-            inputs = []
-            for j in node.inputs:
+            frame_ids.append(index[id(frame)])
+        inputs = []
+        for ids in nodes.inputs[start:end]:
+            relative = []
+            for j in ids:
                 if j >= start:
-                    inputs.append(j - start)
+                    relative.append(j - start)
                 elif j == input_id:
-                    inputs.append(-1)
+                    relative.append(-1)
                 else:  # reads a tensor from outside the call: not a pure expansion
                     return None
-            records.append((node.layer, tuple(inputs), node.loc, index[id(node.frame)], node.user_name, node.name_loc))
-        if result is None or (result < start and result != input_id):
-            return None
-        return cls(records, frames, result - start if result >= start else -1)
+            inputs.append(tuple(relative))
+        return cls(
+            nodes.layers[start:end],
+            inputs,
+            nodes.locs[start:end],
+            frame_ids,
+            nodes.user_names[start:end],
+            nodes.name_locs[start:end],
+            frames,
+            result - start if result >= start else -1,
+        )
+
+    def replay(self, nodes: Nodes, frame: Frame, current: int) -> int:
+        """Append a copy of these nodes for a new call (``frame``) whose input is node
+        ``current``; returns the id of the call's result."""
+        frames = [frame]
+        for old, parent in self.frames[1:]:
+            frames.append(
+                Frame(old.block, old.args, old.loc, old.user_name, frames[parent], call=old.call)
+            )
+        base = len(nodes.layers)
+        inputs = nodes.inputs
+        for relative in self.inputs:
+            if len(relative) == 1:
+                i = relative[0]
+                inputs.append((base + i,) if i >= 0 else (current,))
+            else:
+                inputs.append(tuple([base + i if i >= 0 else current for i in relative]))
+        nodes.layers.extend(self.layers)
+        nodes.locs.extend(self.locs)
+        if len(frames) == 1:
+            nodes.frames.extend([frame] * len(self.layers))
+        else:
+            nodes.frames.extend([frames[f] for f in self.frame_ids])
+        nodes.user_names.extend(self.user_names)
+        nodes.name_locs.extend(self.name_locs)
+        return base + self.output if self.output >= 0 else current
 
 
 def instance_prefix(frame: Frame | None) -> str:
     return frame.instance + "_" if frame is not None and frame.instance else ""
 
 
-def assign_names(nodes: list[Node]) -> list[str]:
+def assign_names(nodes: Nodes) -> list[str]:
     """Unique identifiers for every node.
 
     Named tensors keep their names; other nodes are named by kind, counted within their block
     call: ``conv_1``, ``conv_2``, ``inception_1_conv_3``.  Block calls are ``<block>_<n>``
     (or the tensor name they were assigned to), prefixed by their enclosing call.
     """
-    taken = {node.user_name for node in nodes if node.user_name is not None and node.frame is None}
+    taken = {
+        user_name
+        for user_name, frame in zip(nodes.user_names, nodes.frames)
+        if user_name is not None and frame is None
+    }
     counters: dict[tuple[str, str], int] = {}
 
     def fresh(prefix: str, base: str) -> str:
@@ -134,12 +200,10 @@ def assign_names(nodes: list[Node]) -> list[str]:
 
     names: list[str] = []
     given: set[str] = set()  # top-level user names already given to a node
-    for node in nodes:
-        frame = node.frame
+    for layer, frame, user_name in zip(nodes.layers, nodes.frames, nodes.user_names):
         prefix = "" if frame is None else prefixes.get(id(frame)) or prefix_of(frame)
-        user_name = node.user_name
         if user_name is None:
-            names.append(fresh(prefix, node.layer.type_name))
+            names.append(fresh(prefix, layer.type_name))
             continue
         candidate = f"{prefix}{user_name}"
         if frame is not None and candidate not in taken:

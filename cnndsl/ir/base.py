@@ -215,8 +215,9 @@ class Layer(BaseModel):
         """This node with its place in a network: the elaborator makes its nodes from shared,
         validated layers this way (as ``model_copy(update=...)`` would, without its overhead:
         the values were validated where they were made).  ``fields_set``, when given, is
-        :meth:`placed_fields` of this layer (callers placing one layer many times compute it
-        once)."""
+        :meth:`placed_fields` of this layer: callers placing one layer many times compute it
+        once, and the nodes share it (they are frozen: nothing adds to it, and ``model_copy``
+        copies it before it updates)."""
         new = _new(self.__class__)
         values = self.__dict__.copy()
         values["name"] = name
@@ -224,7 +225,7 @@ class Layer(BaseModel):
         values["position"] = position
         values["calls"] = calls
         _setattr(new, "__dict__", values)
-        _set_fields_set(new, (fields_set or self.placed_fields()).copy())
+        _set_fields_set(new, fields_set if fields_set is not None else self.placed_fields())
         _set_extra(new, None)
         _set_private(new, None)
         return new
