@@ -191,6 +191,21 @@ def test_inference_peak_keeps_skip_connections_alive():
     assert m.inference_peak_bytes == 3 * 400 * 4 + x.analysis.total_params * 4
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10**6), st.integers(0, 12)), min_size=1, max_size=12))
+def test_peak_live_elements_against_brute_force(nodes):
+    from cnndsl.analysis.memory import peak_live_elements
+
+    sizes = [size for size, _ in nodes]
+    n = len(sizes)
+    last_use = [min(n, i + reach) for i, (_, reach) in enumerate(nodes)]  # may be the end (n)
+    # while node i runs, tensor k is alive if it was made by then and is read at i or later
+    brute = max(
+        sum(sizes[k] for k in range(i + 1) if max(last_use[k], k) >= i) for i in range(n)
+    )
+    assert peak_live_elements(sizes, last_use) == brute
+
+
 def test_memory_dtypes():
     a = net("input 4x4x1\nrelu").analysis
     assert a.memory(dtype="bfloat16").activation_bytes == 32 * 2

@@ -51,20 +51,32 @@ class Analysis:
     def __init__(
         self,
         network: Network,
-        infos: dict[str, LayerInfo],
+        facts: list[tuple],
+        fields: list[ReceptiveField | None],
         input_ids: list,
-        sizes: list[int],
         totals: tuple[int, int, int],
     ) -> None:
         # No reference to the network itself: it holds its analysis, and a cycle would keep
         # both alive until the garbage collector runs.
-        self.layers = infos
+        self._nodes = network.layers
         self._outputs = list(network.outputs)
+        self._facts = facts  # each node's facts, as _facts gives them
+        self._fields = fields  # each node's receptive field
         self._input_ids = input_ids  # each node's inputs, as positions in network.layers
         self.trainable_params, self.non_trainable_params, self.macs = totals
         self.total_params = self.trainable_params + self.non_trainable_params
-        self._sizes = sizes  # elements of each node's output
+        self._layers: dict[str, LayerInfo] | None = None
         self._last_use: list[int] | None = None
+
+    @property
+    def layers(self) -> dict[str, LayerInfo]:
+        """Every node's :class:`LayerInfo` by name, in topological order."""
+        if self._layers is None:  # the records are made when first asked for
+            self._layers = {
+                layer.name: _info(LayerInfo, (layer, f[6], f[0], f[1], f[2], f[3], rf))
+                for layer, f, rf in zip(self._nodes, self._facts, self._fields)
+            }
+        return self._layers
 
     def __getitem__(self, name: str) -> LayerInfo:
         return self.layers[name]
@@ -73,7 +85,7 @@ class Analysis:
         return iter(self.layers.values())
 
     def __len__(self) -> int:
-        return len(self.layers)
+        return len(self._facts)
 
     @property
     def outputs(self) -> list[tuple[str, Shape]]:
@@ -88,11 +100,12 @@ class Analysis:
                 for j in ids:
                     last[j] = i
             outputs = set(self._outputs)
-            for i, name in enumerate(self.layers):
-                if name in outputs:
+            for i, layer in enumerate(self._nodes):
+                if layer.name in outputs:
                     last[i] = n
             self._last_use = last
-        return _memory.compute(self.total_params, self._sizes, self._last_use, batch_size, dtype)
+        sizes = [f[5] for f in self._facts]
+        return _memory.compute(self.total_params, sizes, self._last_use, batch_size, dtype)
 
 
 def locate(network: Network, position: Position | None) -> Location | None:
@@ -142,13 +155,13 @@ def analyze(network: Network) -> Analysis:
     n = len(layers)
     shapes: list[Shape | None] = [None] * n  # None: not computed (the node or an input failed)
     fields: list[ReceptiveField | None] = [None] * n
-    infos: dict[str, LayerInfo] = {}
-    sizes: list[int] = []
+    facts_of: list[tuple] = []
     total_trainable = total_frozen = total_macs = 0
     errors: list = []
     # Nodes the elaborator made from one validated layer (a block called again, a repeat)
-    # have the same facts for the same input shapes: computed once.
-    memo: dict[tuple, tuple] = {}
+    # have the same facts for the same input shapes: computed once.  By template, then by
+    # input shape (the tuple of shapes for nodes with several inputs).
+    memo: dict[int, dict] = {}
     for i in range(n):
         layer = layers[i]
         ids = input_ids[i]
@@ -157,49 +170,49 @@ def analyze(network: Network) -> Analysis:
             shape = shapes[j]
             if shape is None:
                 continue
-            in_shapes: tuple = (shape,)
             rf = fields[j]
         else:
-            in_shapes = tuple([shapes[j] for j in ids])
-            if None in in_shapes:
+            shape = tuple([shapes[j] for j in ids])
+            if None in shape:
                 continue
             if ids:
                 known = [fields[j] for j in ids if fields[j] is not None]
                 rf = combine(known) if known else None
             else:  # an input
                 rf = None
-        key = (id(templates[i]), in_shapes)
-        facts = memo.get(key)
+        by_shape = memo.get(id(templates[i]))
+        if by_shape is None:
+            by_shape = memo[id(templates[i])] = {}
+        facts = by_shape.get(shape)
         if facts is None:
             try:
-                facts = memo[key] = _facts(layer, in_shapes)
+                facts = by_shape[shape] = _facts(layer, (shape,) if len(ids) == 1 else shape)
             except ShapeError as e:
                 errors.extend(layer_error(network, layer, str(e)).diagnostics)
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
-        out, trainable, frozen, macs, window, elements = facts
+        window = facts[4]
         if window is not None and rf is not None:
             rf = apply_window(rf, window)
-        elif not ids and len(out) == 3:
+        elif not ids and len(facts[0]) == 3:
             rf = IMAGE
-        shapes[i] = out
+        shapes[i] = facts[0]
         fields[i] = rf
-        sizes.append(elements)
-        total_trainable += trainable
-        total_frozen += frozen
-        total_macs += macs
-        infos[layer.name] = _info(LayerInfo, (layer, in_shapes, out, trainable, frozen, macs, rf))
+        facts_of.append(facts)
+        total_trainable += facts[1]
+        total_frozen += facts[2]
+        total_macs += facts[3]
     if errors:
         raise CnnDslError(errors)
-    return Analysis(network, infos, input_ids, sizes, (total_trainable, total_frozen, total_macs))
+    return Analysis(network, facts_of, fields, input_ids, (total_trainable, total_frozen, total_macs))
 
 
 def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> tuple:
     """(output shape, trainable, non-trainable, MACs, flat receptive-field window, output
-    elements) of one node."""
+    elements, input shapes) of one node."""
     inputs = list(in_shapes)
     out = layer.output_shape(inputs)
     trainable, frozen = layer.param_counts(inputs)
     window = flat_window(layer.window(inputs)) if inputs else None
-    return out, trainable, frozen, layer.macs(inputs, out), window, numel(out)
+    return out, trainable, frozen, layer.macs(inputs, out), window, numel(out), in_shapes

@@ -50,13 +50,13 @@ def peak_live_elements(sizes: list[int], last_use: list[int]) -> int:
     Linear time: each tensor is added when produced and removed after its last use.
     """
     free_at: list[int] = [0] * (len(sizes) + 2)
-    for i, last in enumerate(last_use):
-        free_at[max(last, i) + 1] += sizes[i]
+    for i, (last, size) in enumerate(zip(last_use, sizes)):
+        free_at[(last if last > i else i) + 1] += size
     live = peak = 0
-    for i, size in enumerate(sizes):
-        live -= free_at[i]
-        live += size
-        peak = max(peak, live)
+    for freed, size in zip(free_at, sizes):
+        live += size - freed
+        if live > peak:
+            peak = live
     return peak
 
 

@@ -59,7 +59,7 @@ def layer_fields(
         if kspec.padding is not None:
             put("padding", kspec.padding, kspec.loc)
     positional = list(cls.positional)
-    known = set(cls.model_fields) - {"kind", "name", "inputs", "position", "calls"}
+    known = _options(cls)
     for arg in args:
         if isinstance(arg, S.KwArg):
             if arg.name == "name":
@@ -176,6 +176,12 @@ def kind_word(cls: type[Layer], preset: dict) -> str:
     if cls is Activation:
         return preset.get("function", "activation")
     return cls.spec_names[0] if cls.spec_names else cls.model_fields["kind"].default
+
+
+@lru_cache(maxsize=None)
+def _options(cls: type[Layer]) -> frozenset[str]:
+    """The fields of a layer class that a spec may set."""
+    return frozenset(cls.model_fields) - {"kind", "name", "inputs", "position", "calls"}
 
 
 @lru_cache(maxsize=None)
