@@ -17,10 +17,10 @@ from typing import Any
 
 from .. import syntax as S
 from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
-from ..ir import CallSite, Input, Layer, Network, Position
+from ..ir import Input, Layer, Network
 from ..parser import parse
 from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT
-from .naming import Expansion, Frame, Nodes, assign_names
+from .naming import Expansion, Frame, Nodes, place
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
 from .sources import read_source
 from .values import (
@@ -32,7 +32,6 @@ from .values import (
     evaluate,
     evaluate_int,
     has_tensor,
-    json_value,
     show,
     truth,
     written,
@@ -492,68 +491,15 @@ class Elaborator:
 
     def finish(self, module: S.Module, outputs: list[int]) -> Network:
         """Name every node and build the validated Network."""
-        nodes = self.nodes
-        names = assign_names(nodes)
-        places = _Places(names)
-        positions = places.positions
-        sites = places.sites
-        layers = []
-        append = layers.append
-        fields: dict[int, set[str]] = {}  # placed_fields() by id of the template layer
-        i = 0
-        for layer, ids, loc, frame in zip(nodes.layers, nodes.inputs, nodes.locs, nodes.frames):
-            inputs = (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids])
-            fields_set = fields.get(id(layer))
-            if fields_set is None:
-                fields_set = fields[id(layer)] = layer.placed_fields()
-            append(layer.placed(
-                names[i],
-                inputs,
-                positions.get(id(loc)) or places.position(loc),
-                () if frame is None else sites.get(id(frame)) or places.calls(frame),
-                fields_set,
-            ))
-            i += 1
+        layers, names = place(self.nodes)
         name = module.network[0] if module.network else _stem(module.file)
-        # The elaborator checked every name (identifiers) and node; the graph itself is
-        # checked as Network's validator would, without revalidating every node.
+        # Not validated again: every node was validated where it was made, names are unique
+        # identifiers and inputs come first by construction (the tests and the fuzzer check
+        # that every network they make passes Network's validation).
         net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
-        net._check_graph()
         net._sources = dict(self.sources)
-        net._plan = (layers, nodes.layers, nodes.inputs)
+        net._plan = (layers, self.nodes.layers, self.nodes.inputs)
         return net
-
-
-class _Places:
-    """The Position and CallSite objects of the nodes, made once per location and per block
-    call: nodes copied from one block line share them."""
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = names
-        self.positions: dict[int, Position] = {}  # by id of the Location (all alive meanwhile)
-        self.sites: dict[int, tuple[CallSite, ...]] = {}  # by id of the Frame
-
-    def position(self, loc: Location) -> Position:
-        found = self.positions.get(id(loc))
-        if found is None:
-            found = self.positions[id(loc)] = _position(loc)
-        return found
-
-    def calls(self, frame: Frame) -> tuple[CallSite, ...]:
-        """The call sites from the outermost call down to ``frame``."""
-        found = self.sites.get(id(frame))
-        if found is None:
-            site = CallSite(
-                block=frame.block,
-                instance=frame.instance or frame.block,
-                args={k: json_value(v, self.names) for k, v in frame.args.items()},
-                call=frame.call,
-                named=frame.named,
-                position=self.position(frame.loc),
-            )
-            outer = () if frame.parent is None else self.calls(frame.parent)
-            found = self.sites[id(frame)] = (*outer, site)
-        return found
 
 
 def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
@@ -595,10 +541,6 @@ def _in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
         return (files[loc.file], loc.line, loc.column) if loc else (len(files), 0, 0)
 
     return sorted(unique, key=order)
-
-
-def _position(loc: Location) -> Position:
-    return Position(file=loc.file, line=loc.line, column=loc.column, end_column=loc.end_column)
 
 
 def _stem(file: str) -> str:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Location
-from ..ir import Layer
-from .values import has_tensor
+from ..ir import CallSite, Layer, Position
+from ..ir.base import trusted
+from .values import has_tensor, json_value
 
 
 @dataclass(slots=True)
@@ -20,7 +21,7 @@ class Frame:
     user_name: str | None
     parent: Frame | None
     call: str = ""
-    instance: str | None = None  # assigned by assign_names
+    instance: str | None = None  # assigned by place()
 
     @property
     def named(self) -> bool:
@@ -157,12 +158,15 @@ def instance_prefix(frame: Frame | None) -> str:
     return frame.instance + "_" if frame is not None and frame.instance else ""
 
 
-def assign_names(nodes: Nodes) -> list[str]:
-    """Unique identifiers for every node.
+def place(nodes: Nodes) -> tuple[list[Layer], list[str]]:
+    """Name every node and make it an IR node in its place: (nodes, names), in order.
 
     Named tensors keep their names; other nodes are named by kind, counted within their block
     call: ``conv_1``, ``conv_2``, ``inception_1_conv_3``.  Block calls are ``<block>_<n>``
-    (or the tensor name they were assigned to), prefixed by their enclosing call.
+    (or the tensor name they were assigned to), prefixed by their enclosing call.  Each node
+    is its template layer :meth:`~cnndsl.ir.Layer.placed` with its name, its inputs' names,
+    its Position and its CallSites (one object per location and per call, shared by the nodes
+    that have them).  One pass: a node's inputs come before it.
     """
     taken = {
         user_name
@@ -182,7 +186,7 @@ def assign_names(nodes: Nodes) -> list[str]:
         taken.add(name)
         return name
 
-    prefixes: dict[int, str] = {}  # by id of the frame
+    prefixes: dict[int, str] = {}  # by id of the frame (every frame is alive meanwhile)
 
     def prefix_of(frame: Frame | None) -> str:
         if frame is None:
@@ -199,19 +203,58 @@ def assign_names(nodes: Nodes) -> list[str]:
         return found
 
     names: list[str] = []
+    positions: dict[int, Position] = {}  # by id of the Location
+    sites: dict[int, tuple[CallSite, ...]] = {}  # by id of the frame
+
+    def position(loc: Location) -> Position:
+        found = positions[id(loc)] = trusted(
+            Position, file=loc.file, line=loc.line, column=loc.column, end_column=loc.end_column
+        )
+        return found
+
+    def calls(frame: Frame) -> tuple[CallSite, ...]:
+        """The call sites from the outermost call down to ``frame``."""
+        found = sites.get(id(frame))
+        if found is None:
+            site = trusted(
+                CallSite,
+                block=frame.block,
+                instance=frame.instance,
+                args={k: json_value(v, names) for k, v in frame.args.items()},
+                call=frame.call,
+                named=frame.named,
+                position=positions.get(id(frame.loc)) or position(frame.loc),
+            )
+            outer = () if frame.parent is None else calls(frame.parent)
+            found = sites[id(frame)] = (*outer, site)
+        return found
+
+    layers: list[Layer] = []
+    fields: dict[int, set[str]] = {}  # placed_fields() by id of the template layer
     given: set[str] = set()  # top-level user names already given to a node
-    for layer, frame, user_name in zip(nodes.layers, nodes.frames, nodes.user_names):
+    for layer, ids, loc, frame, user_name in zip(
+        nodes.layers, nodes.inputs, nodes.locs, nodes.frames, nodes.user_names
+    ):
         prefix = "" if frame is None else prefixes.get(id(frame)) or prefix_of(frame)
         if user_name is None:
-            names.append(fresh(prefix, layer.type_name))
-            continue
-        candidate = f"{prefix}{user_name}"
-        if frame is not None and candidate not in taken:
-            taken.add(candidate)
-            names.append(candidate)
-        elif frame is None and candidate not in given:
-            given.add(candidate)
-            names.append(candidate)
-        else:  # the name again (a tensor reassigned in a loop): number it
-            names.append(fresh(prefix, user_name))
-    return names
+            name = fresh(prefix, layer.type_name)
+        else:
+            name = f"{prefix}{user_name}"
+            if frame is not None and name not in taken:
+                taken.add(name)
+            elif frame is None and name not in given:
+                given.add(name)
+            else:  # the name again (a tensor reassigned in a loop): number it
+                name = fresh(prefix, user_name)
+        names.append(name)
+        fields_set = fields.get(id(layer))
+        if fields_set is None:
+            fields_set = fields[id(layer)] = layer.placed_fields()
+        layers.append(layer.placed(
+            name,
+            (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids]),
+            positions.get(id(loc)) or position(loc),
+            () if frame is None else sites.get(id(frame)) or calls(frame),
+            fields_set,
+        ))
+    return layers, names

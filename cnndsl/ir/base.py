@@ -91,6 +91,18 @@ Padding = Annotated[
 """``same`` (TensorFlow), ``valid``, or explicit ((top, bottom), (left, right)) pixels."""
 
 
+def trusted(cls: type[BaseModel], **values: Any) -> Any:
+    """An instance of a frozen model from values known to be valid (every field given), made
+    without validation: what the elaborator uses for what it has already checked.  The tests
+    and the fuzzer validate the networks it makes."""
+    new = _new(cls)
+    _setattr(new, "__dict__", values)
+    _set_fields_set(new, set(values))
+    _set_extra(new, None)
+    _set_private(new, None)
+    return new
+
+
 class Position(BaseModel):
     """Where a node was written: file, 1-based line and column."""
 

@@ -40,7 +40,7 @@ class Network(BaseModel):
     layers: list[AnyLayer]  # type: ignore[valid-type]
     outputs: list[Identifier]
 
-    _index: dict[str, Layer] = PrivateAttr(default_factory=dict)
+    _index: dict[str, Layer] | None = PrivateAttr(default=None)  # by name, made on first use
     _analysis: Any = PrivateAttr(default=None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
     # From the elaborator: (layers, templates, input ids) -- the validated layer behind each
@@ -76,10 +76,15 @@ class Network(BaseModel):
 
     # ---- graph access
     def __getitem__(self, name: str) -> Layer:
-        return self._index[name]
+        return self._by_name()[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self._index
+        return name in self._by_name()
+
+    def _by_name(self) -> dict[str, Layer]:
+        if self._index is None:
+            self._index = {layer.name: layer for layer in self.layers}
+        return self._index
 
     def __iter__(self):  # type: ignore[override]
         return iter(self.layers)
