@@ -230,14 +230,26 @@ def place(nodes: Nodes) -> tuple[list[Layer], list[str]]:
         return found
 
     layers: list[Layer] = []
-    fields: dict[int, set[str]] = {}  # placed_fields() by id of the template layer
+    # (type name, placed_fields()) by id of the template layer
+    templates: dict[int, tuple[str, set[str]]] = {}
     given: set[str] = set()  # top-level user names already given to a node
     for layer, ids, loc, frame, user_name in zip(
         nodes.layers, nodes.inputs, nodes.locs, nodes.frames, nodes.user_names
     ):
         prefix = "" if frame is None else prefixes.get(id(frame)) or prefix_of(frame)
+        template = templates.get(id(layer))
+        if template is None:
+            template = templates[id(layer)] = (layer.type_name, layer.placed_fields())
         if user_name is None:
-            name = fresh(prefix, layer.type_name)
+            # fresh(prefix, type name), inlined: this runs for most nodes
+            key = (prefix, template[0])
+            n = counters.get(key, 0) + 1
+            name = f"{prefix}{template[0]}_{n}"
+            if name in taken:
+                name = fresh(prefix, template[0])
+            else:
+                counters[key] = n
+                taken.add(name)
         else:
             name = f"{prefix}{user_name}"
             if frame is not None and name not in taken:
@@ -247,14 +259,11 @@ def place(nodes: Nodes) -> tuple[list[Layer], list[str]]:
             else:  # the name again (a tensor reassigned in a loop): number it
                 name = fresh(prefix, user_name)
         names.append(name)
-        fields_set = fields.get(id(layer))
-        if fields_set is None:
-            fields_set = fields[id(layer)] = layer.placed_fields()
         layers.append(layer.placed(
             name,
             (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids]),
             positions.get(id(loc)) or position(loc),
             () if frame is None else sites.get(id(frame)) or calls(frame),
-            fields_set,
+            template[1],
         ))
     return layers, names
