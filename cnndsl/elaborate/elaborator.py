@@ -490,7 +490,7 @@ class Elaborator:
         return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name, name_loc)
 
     def finish(self, module: S.Module, outputs: list[int]) -> Network:
-        """Name every node and build the validated Network."""
+        """Name every node and build the Network."""
         layers, names = place(self.nodes)
         name = module.network[0] if module.network else _stem(module.file)
         # Not validated again: every node was validated where it was made, names are unique
