@@ -97,10 +97,15 @@ class LayerItem:
     words: list[Arg]
     loc: Location  # the NAME
     span: Location  # the whole item
+    _args: list[Arg] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def args(self) -> list[Arg]:
-        return [*(self.call_args or ()), *self.words]
+        """The call arguments, then the words (made once: the tree is not changed after
+        parsing, and the elaborator reads this for every call)."""
+        if self._args is None:
+            self._args = [*(self.call_args or ()), *self.words]
+        return self._args
 
     @property
     def is_bare_name(self) -> bool:

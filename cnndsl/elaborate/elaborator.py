@@ -230,7 +230,7 @@ class Elaborator:
         return current
 
     def stmt(self, stmt: S.Stmt, current: int | None, scope: Scope) -> int | None:
-        if isinstance(stmt, S.Assign):
+        if type(stmt) is S.Assign:
             target = stmt.target
             if target in RESERVED:
                 raise CnnDslError(
@@ -248,7 +248,7 @@ class Elaborator:
     def chain(self, chain: S.Chain, current, scope: Scope, assign) -> int | None:
         items = chain.items
         first = items[0]
-        if isinstance(first, S.LayerItem) and first.is_bare_name and first.name in scope.tensors:
+        if type(first) is S.LayerItem and first.is_bare_name and first.name in scope.tensors:
             current = scope.tensors[first.name]
             if current == POISONED:
                 raise Poisoned
@@ -258,9 +258,10 @@ class Elaborator:
         return current
 
     def item(self, item: S.Item, current, scope: Scope, assign) -> int | None:
-        if isinstance(item, S.LayerItem):
+        kind = type(item)
+        if kind is S.LayerItem:
             return self.layer_item(item, current, scope, assign)
-        if isinstance(item, S.Group):
+        if kind is S.Group:
             return self.group(item, current, scope, assign)
         if isinstance(item, S.Repeat):
             count = evaluate_int(item.count, scope, "a repeat count", minimum=0)
@@ -444,10 +445,11 @@ class Elaborator:
         Returns every parameter's value (defaults included) and the arguments as written,
         evaluated (``["64", "k=7"]``).
         """
-        params = {p.name: p for p in block.params}
         values: dict[str, Any] = {}
-        positional = [a for a in item.args if not isinstance(a, S.KwArg)]
-        keywords = [a for a in item.args if isinstance(a, S.KwArg)]
+        positional = []
+        keywords = []
+        for arg in item.args:
+            (keywords if type(arg) is S.KwArg else positional).append(arg)
         if len(positional) > len(block.params):
             raise CnnDslError(
                 f"{block.name}() takes {len(block.params)} argument"
@@ -459,6 +461,7 @@ class Elaborator:
         for param, arg in zip(block.params, positional):
             values[param.name] = evaluate(arg, scope)
             shown_args.append(written(values[param.name]))
+        params = {p.name: p for p in block.params} if keywords else {}
         for kw in keywords:
             if kw.name not in params:
                 raise CnnDslError(
@@ -470,12 +473,11 @@ class Elaborator:
             values[kw.name] = evaluate(kw.value, scope)
             shown_args.append(f"{kw.name}={written(values[kw.name])}")
         bound: dict[str, Any] = {}
-        def_scope = Scope(block.module, bound, {})
         for param in block.params:
             if param.name in values:
                 bound[param.name] = values[param.name]
-            elif param.default is not None:
-                bound[param.name] = evaluate(param.default, def_scope)
+            elif param.default is not None:  # in a scope of the parameters bound so far
+                bound[param.name] = evaluate(param.default, Scope(block.module, bound, {}))
             else:
                 raise CnnDslError(
                     f"{block.name}() is missing argument '{param.name}'", item.loc,
@@ -505,9 +507,16 @@ class Elaborator:
 def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
     """What a block call's expansion depends on: the block and its arguments (None when an
     argument is a tensor, or not hashable)."""
-    if any(has_tensor(v) for v in args.values()):
-        return None
-    key = (id(block), tuple((k, type(v).__name__, _frozen(v)) for k, v in args.items()))
+    parts = []
+    for k, v in args.items():
+        kind = type(v)
+        if kind is int or kind is float or kind is bool or kind is str:  # most arguments
+            parts.append((k, kind, v))
+        elif has_tensor(v):
+            return None
+        else:
+            parts.append((k, kind, _frozen(v)))
+    key = (id(block), tuple(parts))
     try:
         hash(key)
     except TypeError:
