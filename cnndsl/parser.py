@@ -1,12 +1,16 @@
 """Front end: .cnn text -> syntax tree (:mod:`cnndsl.syntax`), with positions.
 
 The grammar lives in ``cnndsl/grammars/cnn.lark`` (also reachable as ``grammars/`` at the top
-of the repository) and is loaded relative to this module.  Parsing uses Lark's LALR parser with
-its basic lexer and an inline transformer that builds syntax nodes as rules are reduced.
+of the repository) and is loaded relative to this module.  Parsing uses Lark's LALR parser, fed
+by a lexer of our own that matches the grammar's terminals exactly as Lark's basic lexer does and
+applies the grammar's newline and ``input`` rules in the same pass, and an inline transformer
+that builds syntax nodes as rules are reduced.  Each call lexes and parses its text afresh; only
+the analysed grammar is cached (see :func:`_cache_file`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import keyword
 import math
@@ -14,10 +18,12 @@ import os
 import re
 import threading
 from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 
 import lark
 from lark import Lark, Token, Transformer
+from lark.common import LexerConf
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -25,6 +31,9 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.grammar import Rule
+from lark.lexer import BasicLexer, Lexer, UnlessCallback
+from lark.parse_tree_builder import ExpandSingleChild
 
 from . import syntax as S
 from .errors import CnnDslError, Location
@@ -36,6 +45,32 @@ GRAMMAR_PATH = Path(__file__).with_name("grammars") / "cnn.lark"
 _KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+)\))?$")
 
 
+# Location(...) is a frozen dataclass: its __init__ sets each field through object.__setattr__.
+# The parser makes a Location for most tokens and rules, so it sets the slots directly.
+assert [f.name for f in dataclasses.fields(Location)] == [
+    "file", "line", "column", "end_column", "source_line"
+]
+_new_location = Location.__new__
+_set_file = Location.file.__set__
+_set_line = Location.line.__set__
+_set_column = Location.column.__set__
+_set_end_column = Location.end_column.__set__
+_set_source_line = Location.source_line.__set__
+
+
+def _location(
+    file: str, line: int, column: int, end_column: int | None, source_line: str
+) -> Location:
+    """``Location(file, line, column, end_column, source_line)`` in half the time."""
+    loc = _new_location(Location)
+    _set_file(loc, file)
+    _set_line(loc, line)
+    _set_column(loc, column)
+    _set_end_column(loc, end_column)
+    _set_source_line(loc, source_line)
+    return loc
+
+
 class _Source:
     """A file's text, split into lines once, that turns positions into Locations."""
 
@@ -44,13 +79,20 @@ class _Source:
         self.text = text
         self.lines = text.splitlines()
 
+    def line(self, line: int) -> str:
+        return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+
     def loc(self, line: int, column: int, end_line: int | None = None, end_column: int | None = None):
-        src = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        src = self.line(line)
         end = end_column if end_line in (None, line) else len(src) + 1
-        return Location(self.file, line, column, end, src)
+        return _location(self.file, line, column, end, src)
 
     def at_token(self, tok: Token) -> Location:
-        return self.loc(tok.line, tok.column, tok.end_line, tok.end_column)
+        """loc(tok.line, tok.column, tok.end_line, tok.end_column), for the parser's hot path."""
+        line = tok.line
+        src = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
+        end = tok.end_column if tok.end_line in (None, line) else len(src) + 1
+        return _location(self.file, line, tok.column, end, src)
 
 
 MAX_NESTING = 32
@@ -58,88 +100,181 @@ MAX_NESTING = 32
 MAX_OPERATORS = 256
 """How many operators one statement may hold."""
 
-_OPEN = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
-_CLOSE = set(_OPEN.values())
-_OPERATORS = {"PLUS", "MINUS", "MUL_OP", "CMP_OP", "AND", "OR", "NOT"}
+# what the lexer does with a token besides passing it on, by token type
+_INPUT, _NEWLINE, _OPENER, _CLOSER, _OPERATOR, _SEMICOLON = range(6)
+_ROLES = {
+    "INPUT": _INPUT,
+    "_NL": _NEWLINE,
+    **dict.fromkeys(["LPAR", "LSQB", "LBRACE"], _OPENER),
+    **dict.fromkeys(["RPAR", "RSQB", "RBRACE"], _CLOSER),
+    **dict.fromkeys(["PLUS", "MINUS", "MUL_OP", "CMP_OP", "AND", "OR", "NOT"], _OPERATOR),
+    "SEMICOLON": _SEMICOLON,
+}
+_CLOSER_OF = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+
+_new_str = str.__new__
 
 
-class _PostLex:
-    """Newlines end statements, except inside () and [], after ',' and around '->'.
+class _Lexer(Lexer):
+    """Lark's basic lexer and the token rewriting the grammar needs, in one loop.
 
-    Also: the keyword ``input`` that does not start an input declaration (``input -> ...``,
-    ``concat(input)``) is the name of the default input tensor; and nesting and expression
-    length are bounded, so that no spec can exhaust the parser's or the elaborator's stack.
+    The tokens are the ones Lark's basic lexer makes: the text is matched against one regular
+    expression with a group per terminal, in the order Lark's lexer tries them, and a NAME that
+    spells a keyword (``block``, ``input``...) takes the keyword's type, as Lark does it.  Then:
+
+    * newlines end statements, except inside () and [], after ',' and around '->';
+    * the keyword ``input`` that does not start an input declaration (``input -> ...``,
+      ``concat(input)``) is the name of the default input tensor;
+    * nesting and expression length are bounded, so that no spec can exhaust the parser's or
+      the elaborator's stack.
+
+    Tokens are made as the parser asks for them, so an error comes from the lexer or from the
+    parser according to which of them meets it first in the text.
     """
 
-    always_accept = ()
+    __future_interface__ = 2  # lex() takes Lark's lexer state and parser state
 
-    def __init__(self) -> None:
+    def __init__(self, conf: LexerConf) -> None:
+        basic = BasicLexer(conf)  # Lark's: it checks the terminals and sorts them
+        scanner = basic.scanner  # the terminals once keywords are set apart
+        # the expression Lark's scanner matches with: an alternation takes its first
+        # alternative that matches, so the order of the terminals decides, as in Lark
+        self._regex = conf.re_module.compile(
+            "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanner.terminals),
+            conf.g_regex_flags,
+        )
+        # terminal -> {its text: keyword}: Lark looks a keyword up once it has matched a NAME
+        self._keywords: dict[str, dict[str, str]] = {}
+        for kind, callback in basic.callback.items():
+            assert isinstance(callback, UnlessCallback), callback
+            words = callback.scanner.terminals
+            assert all(w.pattern.type == "str" and not w.pattern.flags for w in words), words
+            self._keywords[kind] = {w.pattern.value: w.name for w in words}
+        self._ignore = basic.ignore_types
+        self._multiline = basic.newline_types  # the terminals that may span lines
+        self._allowed = scanner.allowed_types - basic.ignore_types  # for UnexpectedCharacters
+        self._terminals_by_name = basic.terminals_by_name
         self.src: _Source | None = None
         self.open: list[Token] = []
 
-    def process(self, stream):
-        """One pass over the tokens (this runs for every token: kept to a single loop)."""
-        at = self.src.at_token
+    def lex(self, lexer_state, parser_state):
+        """The tokens of the text, one by one (this runs for every token: kept to one loop)."""
+        text = lexer_state.text.text  # parse() gives Lark whole texts, never slices
+        keywords = self._keywords
+        ignore = self._ignore
+        multiline = self._multiline
+        blanks = ignore - multiline  # ignored, and no line to count: skipped at once
+        roles = _ROLES
         self.open = opened = []  # the brackets not closed yet, for "missing '}'" messages
+        line, line_start = 1, 0  # the current line, and where it starts in the text
+        pos = 0  # where the next token must start
         operators = 0
         parens = 0  # depth of () and [] only: newlines inside them are not statement ends
         pending = None  # a newline, held until we know whether a '->' or 'else' follows
-        prev_type = None
-        for tok in self._lookahead_input(stream):
-            kind = tok.type
-            if kind == "_NL":
-                if parens > 0 or prev_type in ("_ARROW", "COMMA"):
+        held = None  # an `input`, held until we know whether a name or a shape follows
+        prev = None  # the type of the last token passed on
+        for m in self._regex.finditer(text):
+            start, end = m.span()
+            if start != pos:  # nothing matches at pos: finditer searched further
+                break
+            pos = end
+            kind = m.lastgroup
+            if kind in blanks:
+                continue
+            value = m.group()
+            first_line, column = line, start - line_start + 1
+            if kind in multiline and "\n" in value:
+                line += value.count("\n")
+                line_start = start + value.rindex("\n") + 1
+            if kind in ignore:
+                continue
+            if kind in keywords:
+                kind = keywords[kind].get(value, kind)
+            tok = _new_str(Token, value)  # what Token(...) does, without its argument checks
+            tok.type = kind
+            tok.value = value
+            tok.start_pos = start
+            tok.line = first_line
+            tok.column = column
+            tok.end_line = line
+            tok.end_column = end - line_start + 1
+            tok.end_pos = end
+
+            if held is not None:
+                # `input` followed by anything but a name or a shape names the default input
+                if kind not in ("NAME", "SHAPE", "INT"):
+                    held.type = "NAME"
+                if pending is not None:
+                    yield pending
+                    pending = None
+                yield held
+                prev = held.type
+                held = None
+            role = roles.get(kind)
+            if role == _NEWLINE:
+                if parens > 0 or prev in ("_ARROW", "COMMA"):
                     continue
                 if pending is None:
                     pending = tok
                 operators = 0
                 continue
+            if role == _INPUT:
+                held = tok
+                continue
             if pending is not None:
                 if kind not in ("_ARROW", "ELSE"):
                     yield pending
                 pending = None
-            if kind in _OPEN:
-                opened.append(tok)
-                if len(opened) > MAX_NESTING:
-                    raise CnnDslError(
-                        f"brackets and braces nest more than {MAX_NESTING} deep here", at(tok)
-                    )
-                if kind != "LBRACE":
-                    parens += 1
-            elif kind in _CLOSE:
-                if opened and _OPEN[opened[-1].type] == kind:
-                    opened.pop()
-                if kind != "RBRACE" and parens > 0:
-                    parens -= 1
-            elif kind in _OPERATORS:
-                operators += 1
-                if operators > MAX_OPERATORS:
-                    raise CnnDslError(
-                        f"this statement has more than {MAX_OPERATORS} operators", at(tok)
-                    )
-            elif kind == "SEMICOLON":
-                operators = 0
+            if role is not None:
+                if role == _OPENER:
+                    opened.append(tok)
+                    if len(opened) > MAX_NESTING:
+                        raise CnnDslError(
+                            f"brackets and braces nest more than {MAX_NESTING} deep here",
+                            self.src.at_token(tok),
+                        )
+                    if kind != "LBRACE":
+                        parens += 1
+                elif role == _CLOSER:
+                    if opened and _CLOSER_OF[opened[-1].type] == kind:
+                        opened.pop()
+                    if kind != "RBRACE" and parens > 0:
+                        parens -= 1
+                elif role == _OPERATOR:
+                    operators += 1
+                    if operators > MAX_OPERATORS:
+                        raise CnnDslError(
+                            f"this statement has more than {MAX_OPERATORS} operators",
+                            self.src.at_token(tok),
+                        )
+                else:  # a semicolon
+                    operators = 0
             yield tok
-            prev_type = kind
+            prev = kind
+        if pos < len(text):
+            raise UnexpectedCharacters(
+                text, pos, line, pos - line_start + 1, allowed=self._allowed,
+                state=parser_state, terminals_by_name=self._terminals_by_name,
+            )
         if pending is not None:
             yield pending
-
-    @staticmethod
-    def _lookahead_input(stream):
-        """``input`` not followed by a name or a shape is the default input tensor's name."""
-        held = None
-        for tok in stream:
-            if held is not None:
-                if tok.type not in ("NAME", "SHAPE", "INT"):
-                    held = Token.new_borrow_pos("NAME", held.value, held)
-                yield held
-                held = None
-            if tok.type == "INPUT":
-                held = tok
-                continue
-            yield tok
         if held is not None:
             yield held
+
+
+def _edge(child, i: int) -> Token | Location | None:
+    """The token, or the location of the node, that a rule's child starts with (i=0) or ends
+    with (i=-1); None for a child without a position."""
+    if isinstance(child, Token):
+        return child
+    if isinstance(child, list):  # its first (last) item that is not None
+        for item in child if i == 0 else reversed(child):
+            if item is not None:
+                return _edge(item, i)
+        return None
+    if isinstance(child, S.LayerItem):
+        return child.span
+    return getattr(child, "loc", None)
 
 
 class _ToSyntax(Transformer):
@@ -155,33 +290,35 @@ class _ToSyntax(Transformer):
     def _tok(self, tok: Token) -> Location:
         return self.src.at_token(tok)
 
-    def _edge(self, child, last: bool) -> Location | None:
-        if isinstance(child, Token):
-            return self._tok(child)
-        if isinstance(child, list):
-            items = [c for c in child if c is not None]
-            return self._edge(items[-1 if last else 0], last) if items else None
-        if child is None:
-            return None
-        if isinstance(child, S.LayerItem):
-            return child.span
-        return getattr(child, "loc", None)
-
     def _span(self, children) -> Location:
-        start = end = None
+        """From the first child with a position to the last one when both are on one line,
+        else the first one's location.  (A hot path: tokens, the commonest children, are
+        taken as they are, and become a Location only if one is the span.)"""
         for child in children:
-            start = self._edge(child, False)
-            if start is not None:
-                break
-        for child in reversed(children):
-            end = self._edge(child, True)
-            if end is not None:
-                break
-        if start is None:
+            if child is not None:
+                first = child if isinstance(child, Token) else _edge(child, 0)
+                if first is not None:
+                    break
+        else:
             return self.src.loc(1, 1)
-        if end is not None and end.line == start.line and end.end_column:
-            return Location(start.file, start.line, start.column, end.end_column, start.source_line)
-        return start
+        last = None
+        for child in reversed(children):
+            if child is not None:
+                last = child if isinstance(child, Token) else _edge(child, -1)
+                if last is not None:
+                    break
+        if last is first and type(first) is Location:
+            return first  # a node alone: its location (a Location cannot change)
+        src = self.src
+        if last is not None and last.line == first.line:
+            end = last.end_column
+            if type(last) is Token and last.end_line not in (None, last.line):
+                end = len(src.line(last.line)) + 1  # as at_token(last) ends
+            if end:
+                if type(first) is Location:
+                    return _location(first.file, first.line, first.column, end, first.source_line)
+                return _location(src.file, first.line, first.column, end, src.line(first.line))
+        return first if type(first) is Location else src.at_token(first)
 
     # -- expressions
     def number(self, children):
@@ -266,9 +403,9 @@ class _ToSyntax(Transformer):
                 call_args = [c for c in child if not isinstance(c, Token)]
             elif child is not None:
                 words.append(child)
-        return S.LayerItem(
-            str(name_tok), kspec, call_args, words, self._tok(name_tok), self._span(children)
-        )
+        loc = self._tok(name_tok)
+        span = loc if len(children) == 1 else self._span(children)  # a bare name spans itself
+        return S.LayerItem(str(name_tok), kspec, call_args, words, loc, span)
 
     def _kspec(self, tok: Token) -> S.KernelSpec:
         loc = self._tok(tok)
@@ -425,24 +562,58 @@ def _grammar() -> str:
 
 
 _PARSER: Lark | None = None
+_LEXER: _Lexer | None = None  # the parser's lexer, which Lark makes from the class
 _TRANSFORMER = _ToSyntax()
-_POSTLEX = _PostLex()
-_LOCK = threading.Lock()  # the parser and its transformer are shared; parse one file at a time
+_LOCK = threading.Lock()  # the parser, lexer and transformer are shared; one file at a time
 
 
 def _parser() -> Lark:
-    global _PARSER
+    global _PARSER, _LEXER
     if _PARSER is None:
         _PARSER = Lark(
             _grammar(),
             parser="lalr",
-            lexer="basic",
-            postlex=_POSTLEX,
+            lexer=_Lexer,
             maybe_placeholders=True,
             transformer=_TRANSFORMER,
             cache=_cache_file(),
         )
+        _LEXER = _PARSER.parser.lexer
+        assert isinstance(_LEXER, _Lexer)
+        _streamline_callbacks(_PARSER)
     return _PARSER
+
+
+class _Rule(Rule):
+    """A grammar rule that is equal only to itself, with object's hash and equality (in C)."""
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+
+
+def _streamline_callbacks(parser: Lark) -> None:
+    """Two shortcuts in what Lark's LALR loop does for each reduction (620 of them for
+    ResNet-152), the same results sooner:
+
+    * it looks the rule's callback up in a dict keyed by rules, and asserts that the rule is not
+      the end state, which calls Rule.__hash__ and Rule.__eq__, Python methods that compare
+      rules by content.  The parse table holds the very rules that key the dict, one object per
+      rule, so identity is equality here: the rules become _Rule, and the dict (which Lark's
+      parser shares) is filled again under their new hashes;
+    * a ``?rule`` reduced from a single symbol (``?atom: number``) passes its one child up,
+      through Lark's ExpandSingleChild in Python; itemgetter(0) does it in C.
+    """
+    callbacks = parser._callbacks
+    entries = list(callbacks.items())
+    callbacks.clear()
+    for rule, callback in entries:
+        if type(rule) is Rule:
+            rule.__class__ = _Rule
+        if type(callback) is ExpandSingleChild and len(rule.expansion) == 1:
+            callback = itemgetter(0)
+        callbacks[rule] = callback
 
 
 def _cache_file() -> str | bool:
@@ -473,9 +644,10 @@ def parse(text: str, file: str = "<string>") -> S.Module:
             hint="a spec needs at least an `input` line and one layer",
         )
     with _LOCK:
-        _TRANSFORMER.src = _POSTLEX.src = src
+        parser = _parser()
+        _TRANSFORMER.src = _LEXER.src = src
         try:
-            return _parser().parse(text)
+            return parser.parse(text)
         except UnexpectedInput as e:
             raise _syntax_error(e, src) from None
         except VisitError as e:  # an error raised inside a callback
@@ -483,7 +655,7 @@ def parse(text: str, file: str = "<string>") -> S.Module:
                 raise e.orig_exc from None
             raise
         finally:
-            _TRANSFORMER.src = _POSTLEX.src = None
+            _TRANSFORMER.src = _LEXER.src = None
 
 
 # ------------------------------------------------------------------------- syntax errors
@@ -547,7 +719,7 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
     ):
         line = len(src.lines) or 1
         col = len(src.lines[-1]) + 1 if src.lines else 1
-        unclosed = _POSTLEX.open[-1] if _POSTLEX.open else None
+        unclosed = _LEXER.open[-1] if _LEXER.open else None
         if unclosed is not None:
             closer = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[unclosed.type]
             return CnnDslError(
@@ -568,8 +740,8 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
 
 def _hint(tok: Token, expected) -> str | None:
     """Advice for the syntax mistakes people make most."""
-    if "RPAR" in expected and _POSTLEX.open and _POSTLEX.open[-1].type == "LPAR":
-        return f"is a ')' missing? the '(' on line {_POSTLEX.open[-1].line} is still open"
+    if "RPAR" in expected and _LEXER.open and _LEXER.open[-1].type == "LPAR":
+        return f"is a ')' missing? the '(' on line {_LEXER.open[-1].line} is still open"
     if tok.type == "COMMA" and "VBAR" in expected:
         return "branches are separated by '|': `concat { a | b }`"
     if tok.value == ":" or (tok.type == "LBRACE" and "RPAR" in expected):
