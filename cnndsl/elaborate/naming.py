@@ -233,10 +233,16 @@ def place(nodes: Nodes) -> tuple[list[Layer], list[str]]:
     # (type name, placed_fields()) by id of the template layer
     templates: dict[int, tuple[str, set[str]]] = {}
     given: set[str] = set()  # top-level user names already given to a node
+    last_frame: Frame | None = None  # runs of nodes share their frame: its prefix and calls
+    prefix = ""
+    call_sites: tuple[CallSite, ...] = ()
     for layer, ids, loc, frame, user_name in zip(
         nodes.layers, nodes.inputs, nodes.locs, nodes.frames, nodes.user_names
     ):
-        prefix = "" if frame is None else prefixes.get(id(frame)) or prefix_of(frame)
+        if frame is not last_frame:
+            last_frame = frame
+            prefix = prefix_of(frame)
+            call_sites = () if frame is None else calls(frame)
         template = templates.get(id(layer))
         if template is None:
             template = templates[id(layer)] = (layer.type_name, layer.placed_fields())
@@ -263,7 +269,7 @@ def place(nodes: Nodes) -> tuple[list[Layer], list[str]]:
             name,
             (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids]),
             positions.get(id(loc)) or position(loc),
-            () if frame is None else sites.get(id(frame)) or calls(frame),
+            call_sites,
             template[1],
         ))
     return layers, names
