@@ -129,8 +129,9 @@ frozen node with a placeholder name can stand for every identical one until nami
 def validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -> Layer:
     """The IR node (with a placeholder name) for these fields; pydantic errors, located."""
     try:
-        values = tuple(sorted((k, type(v).__name__, v) for k, (v, _) in fields.items()))
-        key = (cls, values, tuple(sorted(preset.items())))
+        # in the order written: the same layer written another way is validated once more
+        values = tuple([(k, type(v), v) for k, (v, _) in fields.items()])
+        key = (cls, values, tuple(preset.items()))
         cached = _VALIDATED.get(key)
     except TypeError:  # a list among the values: not hashable, not cached
         key = cached = None
