@@ -162,9 +162,7 @@ def analyze(network: Network) -> Analysis:
     # have the same facts for the same input shapes: computed once.  By template, then by
     # input shape (the tuple of shapes for nodes with several inputs).
     memo: dict[int, dict] = {}
-    for i in range(n):
-        layer = layers[i]
-        ids = input_ids[i]
+    for i, (layer, template, ids) in enumerate(zip(layers, templates, input_ids)):
         if len(ids) == 1:  # most nodes: one input, no merge of receptive fields
             j = ids[0]
             shape = shapes[j]
@@ -180,9 +178,9 @@ def analyze(network: Network) -> Analysis:
                 rf = combine(known) if known else None
             else:  # an input
                 rf = None
-        by_shape = memo.get(id(templates[i]))
+        by_shape = memo.get(id(template))
         if by_shape is None:
-            by_shape = memo[id(templates[i])] = {}
+            by_shape = memo[id(template)] = {}
         facts = by_shape.get(shape)
         if facts is None:
             try:

@@ -323,10 +323,10 @@ class Elaborator:
             layer = validate(cls, merged, preset, item.span)
             loc = item.span
             if user_name is not None:
-                return self.add(layer, [current], loc, user_name[0], user_name[1])
+                return self.add(layer, (current,), loc, user_name[0], user_name[1])
             if assign is not None:
-                return self.add(layer, [current], loc, assign[0], assign[1])
-            return self.add(layer, [current], loc, None, None)
+                return self.add(layer, (current,), loc, assign[0], assign[1])
+            return self.add(layer, (current,), loc, None, None)
         candidates = [*KINDS, *blocks, "identity"]
         raise CnnDslError(
             f"unknown layer kind or block '{name}'", item.loc, hint=did_you_mean(name, candidates)
@@ -416,8 +416,9 @@ class Elaborator:
         key = None
         if self.memoize and current is not None and current != POISONED:
             key = _memo_key(block, args)
-        if key in self.expansions:
-            expansion = self.expansions[key]
+        seen = self.expansions.get(key, _UNSEEN) if key is not None else _UNSEEN
+        if seen is not _UNSEEN:
+            expansion = seen
             if isinstance(expansion, tuple):  # first repeat: make the template now
                 expansion = self.expansions[key] = Expansion.record(self.nodes, *expansion)
             if expansion is not None:
@@ -434,7 +435,7 @@ class Elaborator:
         finally:
             self.active.pop()
             self.frame = saved
-        if key is not None and key not in self.expansions:
+        if key is not None and seen is _UNSEEN:
             # remembered cheaply; the template is made if the call comes again
             self.expansions[key] = (start, len(self.nodes), current, result, frame)
         return result
@@ -486,8 +487,8 @@ class Elaborator:
         return bound, shown_args
 
     # ---- nodes
-    def add(self, layer: Layer, inputs: list[int], loc: Location, user_name, name_loc) -> int:
-        if len(self.nodes) >= MAX_NODES:
+    def add(self, layer: Layer, inputs: tuple[int, ...] | list[int], loc: Location, user_name, name_loc) -> int:
+        if len(self.nodes.layers) >= MAX_NODES:
             raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", loc)
         return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name, name_loc)
 
@@ -502,6 +503,9 @@ class Elaborator:
         net._sources = dict(self.sources)
         net._plan = (layers, self.nodes.layers, self.nodes.inputs)
         return net
+
+
+_UNSEEN = object()
 
 
 def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:

@@ -39,7 +39,6 @@ def layer_fields(
     """The kernel notation and arguments of a layer as fields, and its ``name=`` if any."""
     fields: Fields = {}
     user_name = None
-    kind = kind_word(cls, {})
 
     def put(key: str, value: Any, loc: Location) -> None:
         if key in fields:
@@ -50,7 +49,7 @@ def layer_fields(
         if not cls.takes_kernel_spec:
             raise CnnDslError(
                 f"the kernel notation '{kspec.text}' applies to convolution and pooling"
-                f" layers, not to {kind}",
+                f" layers, not to {kind_word(cls, {})}",
                 kspec.loc,
             )
         put("kernel", kspec.kernel, kspec.loc)
@@ -61,14 +60,14 @@ def layer_fields(
     positional = list(cls.positional)
     known = _options(cls)
     for arg in args:
-        if isinstance(arg, S.KwArg):
+        if type(arg) is S.KwArg:
             if arg.name == "name":
                 user_name = (identifier(arg.value, scope), arg.value.loc)
                 continue
             key = cls.aliases.get(arg.name, arg.name)
             if key not in known or (cls is Activation and key == "function"):
                 raise CnnDslError(
-                    f"{kind} has no option '{arg.name}'",
+                    f"{kind_word(cls, {})} has no option '{arg.name}'",
                     arg.loc,
                     hint=did_you_mean(arg.name, [*known, *cls.aliases, "name"]),
                 )
@@ -87,9 +86,10 @@ def layer_fields(
         while positional and positional[0] in fields:
             positional.pop(0)
         if not positional:
-            raise _unexpected_value(cls, kind, value, arg.loc, scope)
+            raise _unexpected_value(cls, kind_word(cls, {}), value, arg.loc, scope)
         key = positional.pop(0)
         if isinstance(value, tuple) and not _field_takes(cls, key)[2]:
+            kind = kind_word(cls, {})
             hint = None
             if cls.takes_kernel_spec and len(value) == 2:
                 hint = f"the kernel notation goes in front: `{value[0]}x{value[1]} {kind} ...`"
