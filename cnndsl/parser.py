@@ -1,11 +1,12 @@
 """Front end: .cnn text -> syntax tree (:mod:`cnndsl.syntax`), with positions.
 
 The grammar lives in ``cnndsl/grammars/cnn.lark`` (also reachable as ``grammars/`` at the top
-of the repository) and is loaded relative to this module.  Parsing uses Lark's LALR parser, fed
-by a lexer of our own that matches the grammar's terminals exactly as Lark's basic lexer does and
-applies the grammar's newline and ``input`` rules in the same pass, and an inline transformer
-that builds syntax nodes as rules are reduced.  Each call lexes and parses its text afresh; only
-the analysed grammar is cached (see :func:`_cache_file`).
+of the repository) and is loaded relative to this module.  Lark analyses it; parsing runs Lark's
+LALR parse table in a loop of our own (:class:`_LALR`), which shapes each rule's children as
+Lark's tree builder would, fed by a lexer of our own that matches the grammar's terminals
+exactly as Lark's basic lexer does and applies the grammar's newline and ``input`` rules in the
+same pass; an inline transformer builds syntax nodes as rules are reduced.  Each call lexes and
+parses its text afresh; only the analysed grammar is cached (see :func:`_cache_file`).
 """
 
 from __future__ import annotations
@@ -24,16 +25,12 @@ from pathlib import Path
 import lark
 from lark import Lark, Token, Transformer
 from lark.common import LexerConf
-from lark.exceptions import (
-    UnexpectedCharacters,
-    UnexpectedEOF,
-    UnexpectedInput,
-    UnexpectedToken,
-    VisitError,
-)
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.grammar import Rule
-from lark.lexer import BasicLexer, Lexer, UnlessCallback
-from lark.parse_tree_builder import ExpandSingleChild
+from lark.lexer import BasicLexer, Lexer, LexerThread, UnlessCallback
+from lark.parsers.lalr_analysis import Reduce, Shift
+from lark.parsers.lalr_interactive_parser import InteractiveParser
+from lark.parsers.lalr_parser_state import ParseConf, ParserState
 
 from . import syntax as S
 from .errors import CnnDslError, Location
@@ -278,9 +275,10 @@ def _edge(child, i: int) -> Token | Location | None:
 
 
 class _ToSyntax(Transformer):
-    """Lark callbacks building the syntax tree, run inline by the LALR parser as it reduces
-    (no parse tree is built).  A rule's location spans its children: the first token or
-    syntax node to the last one."""
+    """Methods building the syntax tree, one per rule name or alias, run inline by the LALR
+    parser as it reduces (no parse tree is built).  A rule's location spans its children: the
+    first token or syntax node to the last one.  (A Lark Transformer, so that Lark's own
+    parser, which the tests compare with ours, can run it too.)"""
 
     def __init__(self) -> None:
         super().__init__()
@@ -561,15 +559,234 @@ def _grammar() -> str:
     return GRAMMAR_PATH.read_text(encoding="utf-8")
 
 
+class _LALR:
+    """Lark's LALR(1) parser, rewritten as one loop (:meth:`run`) over Lark's own parse table.
+
+    Lark's loop (lark.parsers.lalr_parser) feeds the tokens one by one to a method, and for
+    each reduction calls a chain of wrappers (lark.parse_tree_builder) that shape the rule's
+    children before the transformer sees them: tokens the grammar filters out (``"("``) are
+    dropped, the children of ``_rules`` are spliced into their parent, the ``None`` of an
+    absent ``[optional]`` is inserted, and a ``?rule`` with one child is that child.  Here that
+    shaping is decided once per rule, from Lark's rule objects, and compiled into one small
+    function per rule; the tokens, reductions, results and errors are Lark's.
+    """
+
+    def __init__(self, lark_parser: Lark, transformer: _ToSyntax) -> None:
+        self._lark_parser = lark_parser.parser.parser.parser  # the _Parser of its LALR_Parser
+        # Lark would pass a token through a callback named after its type: there is none
+        assert not any(isinstance(key, str) for key in self._lark_parser.callbacks)
+        table = self._lark_parser.parse_table
+        self._table = table
+        self._start = table.start_states["start"]
+        self._end = table.end_states["start"]
+
+        states = table.states  # state -> {symbol: (Shift, state) or (Reduce, rule)}
+        gotos: dict[str, dict] = {}  # nonterminal -> {state: where it goes on the nonterminal}
+        builds = {}  # rule -> its _reducer
+        for state, actions in states.items():
+            for symbol, (action, arg) in actions.items():
+                if action is Shift and not symbol.isupper():
+                    gotos.setdefault(symbol, {})[state] = arg
+                elif action is Reduce and arg not in builds:
+                    builds[arg] = _reducer(arg, transformer)
+        # Lark's callbacks for the same values, for the parser state that errors carry
+        # (an InteractiveParser resumes the parse with them)
+        callbacks = {rule: build or _only_child for rule, build in builds.items()}
+        self._conf = ParseConf(table, callbacks, "start")
+
+        # (state, lookahead) -> the nonterminal of the rule reduced there, for the rules
+        # whose value is their one symbol's
+        passes = {
+            (state, symbol): arg.origin.name
+            for state, actions in states.items()
+            for symbol, (action, arg) in actions.items()
+            if action is Reduce and builds[arg] is None
+        }
+
+        def settle(below, state, lookahead):
+            """The state reached from ``state`` (on top of ``below``) once the lookahead has
+            reduced there every rule whose value is its one symbol's: each only changes
+            the top state, to a goto from ``below``."""
+            while (state, lookahead) in passes:
+                state = gotos[passes[state, lookahead]][below]
+            return state
+
+        # The reductions, as (size, goto, build): how many symbols the rule pops; the state
+        # each state goes to on its nonterminal; the function that makes its value from the
+        # stack of values, None where its value is its one symbol's (``?expr: or_expr``):
+        # then its goto goes on through all such reductions the same lookahead calls for
+        # next (about half of all reductions: ``expr`` over ``or_expr`` over ... ``number``).
+        self._reductions: list[tuple[int, dict, object]] = []
+        index: dict = {}  # a rule, or (nonterminal, lookahead) -> its place in self._reductions
+
+        def reduction(rule: Rule, lookahead: str) -> int:
+            build = builds[rule]
+            key = rule if build is not None else (rule.origin.name, lookahead)
+            if key not in index:
+                goto = gotos[rule.origin.name]
+                if build is None:
+                    goto = {below: settle(below, top, lookahead) for below, top in goto.items()}
+                index[key] = len(self._reductions)
+                self._reductions.append((len(rule.expansion), goto, build))
+            return index[key]
+
+        # Each state's actions: a shift is the state shifted to (>= 0), a reduction ~ its
+        # index in self._reductions (< 0).  (Lark's table keeps the gotos on nonterminals
+        # there too, as shifts: harmless, since no token is named like a rule.)
+        self._actions = {
+            state: {
+                symbol: arg if action is Shift else ~reduction(arg, symbol)
+                for symbol, (action, arg) in actions.items()
+            }
+            for state, actions in states.items()
+        }
+
+    def run(self, lexer: _Lexer, text: str):
+        """What ``Lark.parse(text)`` returns or raises, the start rule's value."""
+        lexer_thread = LexerThread.from_text(lexer, text)
+        parser_state = ParserState(self._conf, lexer_thread, [self._start])
+        try:
+            return self._run(lexer_thread.lex(parser_state), parser_state)
+        except UnexpectedInput as e:  # as Lark's parser does it
+            e.interactive_parser = InteractiveParser(self._lark_parser, parser_state, lexer_thread)
+            raise
+
+    def _run(self, tokens, parser_state: ParserState):
+        # The stacks are the parser state's lists, so that an error holds the state it met.
+        states = parser_state.state_stack
+        values = parser_state.value_stack
+        actions = self._actions
+        reductions = self._reductions
+        state = states[-1]
+        token = None
+        for token in tokens:
+            kind = token.type
+            while True:  # reduce as long as the token calls for it, then shift it
+                try:
+                    action = actions[state][kind]
+                except KeyError:
+                    raise self._unexpected(token, parser_state) from None
+                if action >= 0:
+                    states.append(action)
+                    values.append(token)
+                    state = action
+                    break
+                size, goto, build = reductions[~action]
+                if build is None:  # one symbol, whose value is the rule's: only the state changes
+                    state = states[-1] = goto[states[-2]]
+                    continue
+                value = build(values)
+                if size:
+                    del states[-size:]
+                    del values[-size:]
+                state = goto[states[-1]]
+                states.append(state)
+                values.append(value)
+
+        # the end of the text: reduce until the start rule is complete (as just above; the
+        # end is never shifted)
+        end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+        while True:
+            try:
+                action = actions[state]["$END"]
+            except KeyError:
+                raise self._unexpected(end, parser_state) from None
+            size, goto, build = reductions[~action]
+            if build is None:
+                state = states[-1] = goto[states[-2]]
+                continue
+            value = build(values)
+            if size:
+                del states[-size:]
+                del values[-size:]
+            state = goto[states[-1]]
+            states.append(state)
+            values.append(value)
+            if state == self._end:
+                return value
+
+    def _unexpected(self, token: Token, parser_state: ParserState) -> UnexpectedToken:
+        """The error Lark's parser raises for a token its state has no action for."""
+        expected = {s for s in self._table.states[parser_state.position] if s.isupper()}
+        return UnexpectedToken(token, expected, state=parser_state, interactive_parser=None)
+
+
+_only_child = itemgetter(0)  # as a Lark callback, the value of a rule that None builds
+
+
+def _reducer(rule: Rule, transformer: _ToSyntax):
+    """The function that makes a rule's value from the parser's stack of values (the rule's
+    symbols on top), as Lark's callback for the rule does (lark.parse_tree_builder), or None
+    where that value is the value of the rule's one symbol.
+
+    The rule's children are its symbols but the tokens the grammar filters out (anonymous
+    ones like ``"("`` and ``_NAMES``), with the children of a ``_rule`` in place of its value,
+    and a None where an ``[optional]`` part is absent (Lark's ``maybe_placeholders``).  A
+    ``_rule``'s value is the list of its children, which its parent splices in; a ``?rule``
+    with one child is that child; any other rule's value is what the transformer's method of
+    the rule's name (or alias) makes of the children.  The function is compiled from Python
+    source written here, one expression per child, e.g. for ``kwarg: NAME "=" expr``::
+
+        def build(v): return f([v[-3], v[-1]])
+    """
+    options = rule.options
+    size = len(rule.expansion)
+    # how many Nones go before each symbol, and after the last one (as Lark counts them)
+    nones = [0] * (size + 1)
+    if options.empty_indices:
+        flags = "".join("1" if empty else "0" for empty in options.empty_indices)
+        nones = [len(ones) for ones in flags.split("0")]
+    children = []  # an expression per child: "v[-2]", "*v[-2]" (spliced) or "None"
+    pending = 0
+    for i, symbol in enumerate(rule.expansion):
+        pending += nones[i]
+        if symbol.is_term and symbol.filter_out and not options.keep_all_tokens:
+            continue  # its Nones go before the next child kept, as in Lark
+        children += ["None"] * pending
+        pending = 0
+        spliced = not symbol.is_term and symbol.name.startswith("_")
+        children.append(f"{'*' if spliced else ''}v[{i - size}]")
+    children += ["None"] * (pending + nones[size])
+
+    name = rule.alias or options.template_source or rule.origin.name
+    single = options.expand1 and not rule.alias  # a ?rule: with one child, that child
+    # (a spliced child would make the number of children known only when parsing)
+    assert not (single and any(c.startswith("*") for c in children)), rule
+    if rule.origin.name.startswith("_"):  # spliced into its parent: the list of its children
+        assert not hasattr(transformer, name), f"the rule {name} is spliced, not transformed"
+        if children == ["*v[-1]"] and size == 1:  # `_a: _b`: the same list
+            return None
+        if children[:1] == ["*v[-%d]" % size]:
+            # The first child is spliced: extend its list, which belongs to nobody else, rather
+            # than copy it (a left-recursive rule, ``_items: _items item``, grows one list).
+            body = f"c = v[-{size}]; c += [{', '.join(children[1:])}]; return c"
+        else:
+            body = f"return [{', '.join(children)}]"
+        method = None
+    elif single and len(children) == 1:
+        if children == ["v[-1]"] and size == 1:
+            return None
+        body = f"return {children[0]}"
+        method = None
+    else:
+        method = getattr(transformer, name)
+        assert not hasattr(method, "visit_wrapper"), name  # Lark would call it otherwise
+        body = f"return f([{', '.join(children)}])"
+    namespace = {"f": method}
+    exec(f"def build(v): {body}", namespace)
+    return namespace["build"]
+
+
 _PARSER: Lark | None = None
 _LEXER: _Lexer | None = None  # the parser's lexer, which Lark makes from the class
+_LALR_PARSER: _LALR | None = None
 _TRANSFORMER = _ToSyntax()
 _LOCK = threading.Lock()  # the parser, lexer and transformer are shared; one file at a time
 
 
-def _parser() -> Lark:
-    global _PARSER, _LEXER
-    if _PARSER is None:
+def _parser() -> _LALR:
+    global _PARSER, _LEXER, _LALR_PARSER
+    if _LALR_PARSER is None:
         _PARSER = Lark(
             _grammar(),
             parser="lalr",
@@ -580,40 +797,8 @@ def _parser() -> Lark:
         )
         _LEXER = _PARSER.parser.lexer
         assert isinstance(_LEXER, _Lexer)
-        _streamline_callbacks(_PARSER)
-    return _PARSER
-
-
-class _Rule(Rule):
-    """A grammar rule that is equal only to itself, with object's hash and equality (in C)."""
-
-    __slots__ = ()
-    __hash__ = object.__hash__
-    __eq__ = object.__eq__
-    __ne__ = object.__ne__
-
-
-def _streamline_callbacks(parser: Lark) -> None:
-    """Two shortcuts in what Lark's LALR loop does for each reduction (620 of them for
-    ResNet-152), the same results sooner:
-
-    * it looks the rule's callback up in a dict keyed by rules, and asserts that the rule is not
-      the end state, which calls Rule.__hash__ and Rule.__eq__, Python methods that compare
-      rules by content.  The parse table holds the very rules that key the dict, one object per
-      rule, so identity is equality here: the rules become _Rule, and the dict (which Lark's
-      parser shares) is filled again under their new hashes;
-    * a ``?rule`` reduced from a single symbol (``?atom: number``) passes its one child up,
-      through Lark's ExpandSingleChild in Python; itemgetter(0) does it in C.
-    """
-    callbacks = parser._callbacks
-    entries = list(callbacks.items())
-    callbacks.clear()
-    for rule, callback in entries:
-        if type(rule) is Rule:
-            rule.__class__ = _Rule
-        if type(callback) is ExpandSingleChild and len(rule.expansion) == 1:
-            callback = itemgetter(0)
-        callbacks[rule] = callback
+        _LALR_PARSER = _LALR(_PARSER, _TRANSFORMER)
+    return _LALR_PARSER
 
 
 def _cache_file() -> str | bool:
@@ -647,13 +832,9 @@ def parse(text: str, file: str = "<string>") -> S.Module:
         parser = _parser()
         _TRANSFORMER.src = _LEXER.src = src
         try:
-            return parser.parse(text)
+            return parser.run(_LEXER, text)
         except UnexpectedInput as e:
             raise _syntax_error(e, src) from None
-        except VisitError as e:  # an error raised inside a callback
-            if isinstance(e.orig_exc, CnnDslError):
-                raise e.orig_exc from None
-            raise
         finally:
             _TRANSFORMER.src = _LEXER.src = None
 

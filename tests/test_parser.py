@@ -7,6 +7,11 @@ not end a statement dropped, `input` as a name, the nesting and operator limits)
 the same tokens with the same positions, the same open brackets at every token (the parser's
 "is a ')' missing?" hints read them), and the same error at the same place.
 
+cnndsl's parsing loop (cnndsl.parser._LALR) runs Lark's parse table, and shapes each rule's
+children itself rather than through the wrappers Lark builds around the transformer's methods.
+Lark's own parser, with those wrappers and the same transformer, is the reference: both must
+give the same syntax tree, or the same error with the same parser state.
+
 The parser is the same whether Lark builds the grammar afresh, loads it from the cache, or has
 no cache to use.
 """
@@ -24,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lark import Lark, Token
-from lark.exceptions import UnexpectedCharacters
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 from lark.lexer import LexerState, TextSlice
 
 from cnndsl import CnnDslError, fuzz
@@ -174,6 +179,90 @@ def test_random_texts(text):
 def test_generated_and_mutated_specs(seed):
     text = fuzz.generate(random.Random(seed), fuzz.zoo_sources())
     assert ours(text) == reference(text)
+
+
+def parse_outcome(parse, text: str):
+    """What ``parse(text)`` gives, with P.parse's setting up: the syntax tree, or the error
+    raised (Lark's, with the state it left the parser in, and the message cnndsl makes of it)."""
+    src = P._Source("t.cnn", text)
+    with P._LOCK:
+        P._parser()
+        P._TRANSFORMER.src = P._LEXER.src = src
+        try:
+            return "tree", repr(parse(text))
+        except UnexpectedInput as e:
+            if isinstance(e, UnexpectedToken):
+                tok = e.token
+                where = (tok.type, tok.value, tok.line, tok.column, tok.end_line, tok.end_column,
+                         tok.start_pos, tok.end_pos, sorted(e.expected))
+            else:
+                where = (e.pos_in_stream, e.line, e.column, sorted(e.allowed))
+            resumable = e.interactive_parser.parser_state
+            return (
+                type(e).__name__, str(e), where, e.state.state_stack, len(e.state.value_stack),
+                resumable.state_stack, str(P._syntax_error(e, src)),
+            )
+        except CnnDslError as e:
+            return "error", str(e)
+        finally:
+            P._TRANSFORMER.src = P._LEXER.src = None
+
+
+def lark_parse(text: str):
+    return P._PARSER.parse(text)  # Lark's loop, its callbacks around the same transformer
+
+
+def our_parse(text: str):
+    return P._parser().run(P._LEXER, text)
+
+
+def same_parse(text: str) -> None:
+    assert parse_outcome(our_parse, text) == parse_outcome(lark_parse, text)
+
+
+@pytest.mark.parametrize("path", SPEC_FILES + ERROR_FILES, ids=lambda p: p.name)
+def test_parse_files_as_lark(path):
+    same_parse(path.read_text(encoding="utf-8", errors="replace"))
+
+
+@pytest.mark.parametrize("text", TRICKY + ["[]", "f(a=[1,], b=(2,), c=())", "block b() { a }"])
+def test_parse_tricky_texts_as_lark(text):
+    same_parse(text)
+
+
+@LENIENT
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join))
+def test_parse_random_texts_as_lark(text):
+    same_parse(text)
+
+
+@LENIENT
+@given(st.integers(0, 2**32 - 1))
+def test_parse_generated_and_mutated_specs_as_lark(seed):
+    rng = random.Random(seed)
+    same_parse(fuzz.generate(rng, fuzz.zoo_sources()))
+    same_parse(fuzz.mutate(rng.choice(fuzz.zoo_sources()), rng))
+
+
+def test_an_error_can_resume_the_parse():
+    """The parser state an error holds is one Lark's interactive parser can go on with (the
+    values on its stack are the ones its callbacks expect)."""
+    text = "input 8x8x3\nconv 3 )\nrelu\n"
+    with P._LOCK:
+        P._parser()
+        P._TRANSFORMER.src = P._LEXER.src = P._Source("t.cnn", text)
+        try:
+            tokens = list(P._LEXER.lex(LexerState(TextSlice.cast_from(text)), None))
+            with pytest.raises(UnexpectedToken) as caught:
+                our_parse(text)
+            assert caught.value.token == ")"
+            parser = caught.value.interactive_parser
+            for tok in tokens[tokens.index(caught.value.token) + 1:]:  # all but the ')'
+                parser.feed_token(tok)
+            module = parser.feed_eof(tokens[-1])
+        finally:
+            P._TRANSFORMER.src = P._LEXER.src = None
+    assert [item.name for stmt in module.program[1:] for item in stmt.items] == ["conv", "relu"]
 
 
 DIGEST = """
