@@ -545,7 +545,7 @@ class _ToSyntax(Transformer):
                         child.loc,
                         notes=[("first defined", first)],
                     )
-                child.module = mod
+                child.file = mod.file
                 mod.blocks[child.name] = child
             elif isinstance(child, S.Import):
                 mod.imports.append(child)

@@ -185,7 +185,7 @@ class BlockDef:
     params: list[Param]
     body: Body
     loc: Location
-    module: Module | None = None  # the file it was defined in (set by the parser)
+    file: str = ""  # the file it was defined in (set by the parser; a Module's `file`)
 
 
 @dataclass(slots=True)

@@ -43,6 +43,7 @@ class Elaborator:
         self.memoize = memoize  # copy repeated block calls (see replay); off only for tests
         self.nodes = Nodes()
         self.sources: dict[str, str] = {}
+        self.modules: dict[str, S.Module] = {}  # by file: where each block was defined
         self.namespaces: dict[str, dict[str, S.BlockDef]] = {}
         self.defaults: dict[str, dict[type[Layer], dict[str, tuple[Any, Location]]]] = {}
         self.active: list[tuple[S.BlockDef, Location]] = []
@@ -53,6 +54,7 @@ class Elaborator:
     def load_module(self, module: S.Module, importing: tuple[str, ...] = ()) -> None:
         """Register a parsed module's blocks and imports (recursively)."""
         self.sources[module.file] = module.source
+        self.modules[module.file] = module
         namespace: dict[str, S.BlockDef] = {}
         for imp in module.imports:
             base = Path(module.file).parent if module.file not in ("<string>", "<stdin>") else Path.cwd()
@@ -426,7 +428,7 @@ class Elaborator:
                     raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", frame.loc)
                 return expansion.replay(self.nodes, frame, current)
         start = len(self.nodes)
-        inner = Scope(block.module, args, {})
+        inner = Scope(self.modules[block.file], args, {})
         saved = self.frame
         self.frame = frame
         self.active.append((block, item.loc))
@@ -478,7 +480,7 @@ class Elaborator:
             if param.name in values:
                 bound[param.name] = values[param.name]
             elif param.default is not None:  # in a scope of the parameters bound so far
-                bound[param.name] = evaluate(param.default, Scope(block.module, bound, {}))
+                bound[param.name] = evaluate(param.default, Scope(self.modules[block.file], bound, {}))
             else:
                 raise CnnDslError(
                     f"{block.name}() is missing argument '{param.name}'", item.loc,

@@ -168,108 +168,121 @@ def place(nodes: Nodes) -> tuple[list[Layer], list[str]]:
     its Position and its CallSites (one object per location and per call, shared by the nodes
     that have them).  One pass: a node's inputs come before it.
     """
-    taken = {
-        user_name
-        for user_name, frame in zip(nodes.user_names, nodes.frames)
-        if user_name is not None and frame is None
-    }
-    counters: dict[tuple[str, str], int] = {}
+    return _Placer(nodes).run()
 
-    def fresh(prefix: str, base: str) -> str:
+
+class _Placer:
+    """The state of :func:`place` (a class, not closures: recursive closures would make
+    reference cycles that only the garbage collector frees)."""
+
+    def __init__(self, nodes: Nodes) -> None:
+        self.nodes = nodes
+        self.taken = {  # every name given so far, and the top-level tensor names to come
+            user_name
+            for user_name, frame in zip(nodes.user_names, nodes.frames)
+            if user_name is not None and frame is None
+        }
+        self.counters: dict[tuple[str, str], int] = {}
+        self.prefixes: dict[int, str] = {}  # by id of the frame (every frame is alive meanwhile)
+        self.positions: dict[int, Position] = {}  # by id of the Location
+        self.sites: dict[int, tuple[CallSite, ...]] = {}  # by id of the frame
+        self.names: list[str] = []
+
+    def fresh(self, prefix: str, base: str) -> str:
         key = (prefix, base)
-        n = counters.get(key, 0) + 1
+        n = self.counters.get(key, 0) + 1
         name = f"{prefix}{base}_{n}"
-        while name in taken:
+        while name in self.taken:
             n += 1
             name = f"{prefix}{base}_{n}"
-        counters[key] = n
-        taken.add(name)
+        self.counters[key] = n
+        self.taken.add(name)
         return name
 
-    prefixes: dict[int, str] = {}  # by id of the frame (every frame is alive meanwhile)
-
-    def prefix_of(frame: Frame | None) -> str:
+    def prefix_of(self, frame: Frame | None) -> str:
         if frame is None:
             return ""
-        found = prefixes.get(id(frame))
+        found = self.prefixes.get(id(frame))
         if found is None:
-            outer = prefix_of(frame.parent)
-            if frame.user_name is not None and f"{outer}{frame.user_name}" not in taken:
+            outer = self.prefix_of(frame.parent)
+            if frame.user_name is not None and f"{outer}{frame.user_name}" not in self.taken:
                 frame.instance = f"{outer}{frame.user_name}"
-                taken.add(frame.instance)
+                self.taken.add(frame.instance)
             else:
-                frame.instance = fresh(outer, frame.user_name or frame.block)
-            found = prefixes[id(frame)] = frame.instance + "_"
+                frame.instance = self.fresh(outer, frame.user_name or frame.block)
+            found = self.prefixes[id(frame)] = frame.instance + "_"
         return found
 
-    names: list[str] = []
-    positions: dict[int, Position] = {}  # by id of the Location
-    sites: dict[int, tuple[CallSite, ...]] = {}  # by id of the frame
-
-    def position(loc: Location) -> Position:
-        found = positions[id(loc)] = trusted(
+    def position(self, loc: Location) -> Position:
+        found = self.positions[id(loc)] = trusted(
             Position, file=loc.file, line=loc.line, column=loc.column, end_column=loc.end_column
         )
         return found
 
-    def calls(frame: Frame) -> tuple[CallSite, ...]:
+    def calls(self, frame: Frame) -> tuple[CallSite, ...]:
         """The call sites from the outermost call down to ``frame``."""
-        found = sites.get(id(frame))
+        found = self.sites.get(id(frame))
         if found is None:
             site = trusted(
                 CallSite,
                 block=frame.block,
                 instance=frame.instance,
-                args={k: json_value(v, names) for k, v in frame.args.items()},
+                args={k: json_value(v, self.names) for k, v in frame.args.items()},
                 call=frame.call,
                 named=frame.named,
-                position=positions.get(id(frame.loc)) or position(frame.loc),
+                position=self.positions.get(id(frame.loc)) or self.position(frame.loc),
             )
-            outer = () if frame.parent is None else calls(frame.parent)
-            found = sites[id(frame)] = (*outer, site)
+            outer = () if frame.parent is None else self.calls(frame.parent)
+            found = self.sites[id(frame)] = (*outer, site)
         return found
 
-    layers: list[Layer] = []
-    # (type name, placed_fields()) by id of the template layer
-    templates: dict[int, tuple[str, set[str]]] = {}
-    given: set[str] = set()  # top-level user names already given to a node
-    last_frame: Frame | None = None  # runs of nodes share their frame: its prefix and calls
-    prefix = ""
-    call_sites: tuple[CallSite, ...] = ()
-    for layer, ids, loc, frame, user_name in zip(
-        nodes.layers, nodes.inputs, nodes.locs, nodes.frames, nodes.user_names
-    ):
-        if frame is not last_frame:
-            last_frame = frame
-            prefix = prefix_of(frame)
-            call_sites = () if frame is None else calls(frame)
-        template = templates.get(id(layer))
-        if template is None:
-            template = templates[id(layer)] = (layer.type_name, layer.placed_fields())
-        if user_name is None:
-            # fresh(prefix, type name), inlined: this runs for most nodes
-            key = (prefix, template[0])
-            n = counters.get(key, 0) + 1
-            name = f"{prefix}{template[0]}_{n}"
-            if name in taken:
-                name = fresh(prefix, template[0])
+    def run(self) -> tuple[list[Layer], list[str]]:
+        nodes = self.nodes
+        names = self.names
+        taken = self.taken
+        counters = self.counters
+        positions = self.positions
+        layers: list[Layer] = []
+        # (type name, placed_fields()) by id of the template layer
+        templates: dict[int, tuple[str, set[str]]] = {}
+        given: set[str] = set()  # top-level user names already given to a node
+        last_frame: Frame | None = None  # runs of nodes share their frame: its prefix and calls
+        prefix = ""
+        call_sites: tuple[CallSite, ...] = ()
+        for layer, ids, loc, frame, user_name in zip(
+            nodes.layers, nodes.inputs, nodes.locs, nodes.frames, nodes.user_names
+        ):
+            if frame is not last_frame:
+                last_frame = frame
+                prefix = self.prefix_of(frame)
+                call_sites = () if frame is None else self.calls(frame)
+            template = templates.get(id(layer))
+            if template is None:
+                template = templates[id(layer)] = (layer.type_name, layer.placed_fields())
+            if user_name is None:
+                # self.fresh(prefix, type name), inlined: this runs for most nodes
+                key = (prefix, template[0])
+                n = counters.get(key, 0) + 1
+                name = f"{prefix}{template[0]}_{n}"
+                if name in taken:
+                    name = self.fresh(prefix, template[0])
+                else:
+                    counters[key] = n
+                    taken.add(name)
             else:
-                counters[key] = n
-                taken.add(name)
-        else:
-            name = f"{prefix}{user_name}"
-            if frame is not None and name not in taken:
-                taken.add(name)
-            elif frame is None and name not in given:
-                given.add(name)
-            else:  # the name again (a tensor reassigned in a loop): number it
-                name = fresh(prefix, user_name)
-        names.append(name)
-        layers.append(layer.placed(
-            name,
-            (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids]),
-            positions.get(id(loc)) or position(loc),
-            call_sites,
-            template[1],
-        ))
-    return layers, names
+                name = f"{prefix}{user_name}"
+                if frame is not None and name not in taken:
+                    taken.add(name)
+                elif frame is None and name not in given:
+                    given.add(name)
+                else:  # the name again (a tensor reassigned in a loop): number it
+                    name = self.fresh(prefix, user_name)
+            names.append(name)
+            layers.append(layer.placed(
+                name,
+                (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids]),
+                positions.get(id(loc)) or self.position(loc),
+                call_sites,
+                template[1],
+            ))
+        return layers, names
