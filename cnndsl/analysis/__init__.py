@@ -46,7 +46,11 @@ class LayerInfo(NamedTuple):
 
 
 class Analysis:
-    """Per-node facts and totals for a network.  Index it by node name."""
+    """Per-node facts and totals for a network.  Index it by node name.
+
+    :func:`analyze` computes every fact at once; the per-node :class:`LayerInfo` records that
+    present them are made when first asked for.
+    """
 
     def __init__(
         self,
