@@ -559,6 +559,14 @@ def _grammar() -> str:
     return GRAMMAR_PATH.read_text(encoding="utf-8")
 
 
+def _ending(tokens):
+    """The tokens, then the end of the text ($END, placed on the last token as Lark does)."""
+    token = None
+    for token in tokens:
+        yield token
+    yield Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+
+
 class _LALR:
     """Lark's LALR(1) parser, rewritten as one loop (:meth:`run`) over Lark's own parse table.
 
@@ -657,16 +665,16 @@ class _LALR:
         values = parser_state.value_stack
         actions = self._actions
         reductions = self._reductions
+        end_state = self._end
         state = states[-1]
-        token = None
-        for token in tokens:
+        for token in _ending(tokens):
             kind = token.type
             while True:  # reduce as long as the token calls for it, then shift it
                 try:
                     action = actions[state][kind]
                 except KeyError:
                     raise self._unexpected(token, parser_state) from None
-                if action >= 0:
+                if action >= 0:  # (the end of the text is never shifted)
                     states.append(action)
                     values.append(token)
                     state = action
@@ -682,28 +690,9 @@ class _LALR:
                 state = goto[states[-1]]
                 states.append(state)
                 values.append(value)
-
-        # the end of the text: reduce until the start rule is complete (as just above; the
-        # end is never shifted)
-        end = Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
-        while True:
-            try:
-                action = actions[state]["$END"]
-            except KeyError:
-                raise self._unexpected(end, parser_state) from None
-            size, goto, build = reductions[~action]
-            if build is None:
-                state = states[-1] = goto[states[-2]]
-                continue
-            value = build(values)
-            if size:
-                del states[-size:]
-                del values[-size:]
-            state = goto[states[-1]]
-            states.append(state)
-            values.append(value)
-            if state == self._end:
-                return value
+                if state == end_state and kind == "$END":  # the start rule is complete
+                    return value
+        raise AssertionError("the parse table ends every text with the start rule")
 
     def _unexpected(self, token: Token, parser_state: ParserState) -> UnexpectedToken:
         """The error Lark's parser raises for a token its state has no action for."""
