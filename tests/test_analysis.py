@@ -222,3 +222,21 @@ def test_absurd_sizes_are_computed_not_allocated():
     assert a["conv_1"].output_shape == (500000000, 500000000, 64)
     assert a["conv_1"].macs == 500000000**2 * 64 * 27
     assert a.memory().activation_bytes == (3 * 10**18 + 64 * 25 * 10**16 + 64) * 4
+
+
+def test_a_load_leaves_no_reference_cycles():
+    # A network, its analysis and everything made on the way are freed as soon as they are
+    # unused: a cycle would leave each load to the garbage collector (and a slower warm loop).
+    import gc
+
+    cnndsl.load("specs/googlenet.cnn")  # the first load in a process loads the grammar
+    gc.collect()
+    gc.disable()
+    try:
+        net = cnndsl.load("specs/googlenet.cnn")  # blocks, named calls, merges
+        net.analysis.memory(batch_size=2)
+        assert net.analysis["inception_3a_concat_1"].output_shape == (28, 28, 256)
+        del net
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
