@@ -346,13 +346,18 @@ def generated(tmp_path_factory) -> dict:
         path.write_text(backend.to_source(load(name)), encoding="utf-8")
         paths[name] = str(path)
     env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return _run_result(_DRIVER, [json.dumps(paths)], env, cwd=folder, timeout=600)
+
+
+def _run_result(code: str, args: list[str], env: dict, cwd=ROOT, timeout: int = 300):
+    """Run ``python -c code args`` in a fresh process; what it printed after ``RESULT``, as JSON."""
     proc = subprocess.run(
-        [sys.executable, "-c", _DRIVER, json.dumps(paths)],
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
-        cwd=folder,
+        cwd=cwd,
         env=env,
-        timeout=600,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
@@ -392,17 +397,7 @@ def test_source_is_deterministic_across_processes():
         print("RESULT" + json.dumps({n: backend.to_source(net) for n, net in texts.items()}))
         """)
     env = {**os.environ, "PYTHONHASHSEED": "12345", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps({n: SMALL[n] for n in names})],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
-    other = json.loads(line[len("RESULT") :])
+    other = _run_result(code, [json.dumps({n: SMALL[n] for n in names})], env)
     for name in names:
         assert other[name] == backend.to_source(load(name)), name
 
@@ -487,17 +482,7 @@ def test_source_needs_neither_keras_nor_tensorflow(tmp_path):
     spec_file.write_text(textwrap.dedent(SMALL["pooling"]), encoding="utf-8")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     args = [json.dumps({n: SMALL[n] for n in names}), str(spec_file), str(out_file)]
-    proc = subprocess.run(
-        [sys.executable, "-c", _NO_FRAMEWORK, *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
-    result = json.loads(line[len("RESULT") :])
+    result = _run_result(_NO_FRAMEWORK, args, env)
     assert result["loaded"] == [], f"to_source imported {result['loaded']}"
     assert result["code"] == 0
     for name in names:
