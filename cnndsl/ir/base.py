@@ -95,9 +95,15 @@ def trusted(cls: type[BaseModel], **values: Any) -> Any:
     """An instance of a frozen model from values known to be valid (every field given), made
     without validation: what the elaborator uses for what it has already checked.  The tests
     and the fuzzer validate the networks it makes."""
+    return _construct(cls, values, set(values))
+
+
+def _construct(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
+    """An instance of ``cls`` with these field values, its slots set as pydantic's own
+    ``__copy__`` sets them, and no validation."""
     new = _new(cls)
     _setattr(new, "__dict__", values)
-    _set_fields_set(new, set(values))
+    _set_fields_set(new, fields_set)
     _set_extra(new, None)
     _set_private(new, None)
     return new
@@ -230,17 +236,11 @@ class Layer(BaseModel):
         :meth:`placed_fields` of this layer: callers placing one layer many times compute it
         once, and the nodes share it (they are frozen: nothing adds to it, and ``model_copy``
         copies it before it updates)."""
-        new = _new(self.__class__)
-        values = self.__dict__.copy()
-        values["name"] = name
-        values["inputs"] = inputs
-        values["position"] = position
-        values["calls"] = calls
-        _setattr(new, "__dict__", values)
-        _set_fields_set(new, fields_set if fields_set is not None else self.placed_fields())
-        _set_extra(new, None)
-        _set_private(new, None)
-        return new
+        return _construct(
+            self.__class__,
+            dict(self.__dict__, name=name, inputs=inputs, position=position, calls=calls),
+            fields_set if fields_set is not None else self.placed_fields(),
+        )
 
     def placed_fields(self) -> set[str]:
         """The fields set explicitly on a node :meth:`placed` from this layer."""
