@@ -45,6 +45,19 @@ class LayerInfo(NamedTuple):
         return numel(self.output_shape)
 
 
+class _Facts(NamedTuple):
+    """What a layer gives for its input shapes (the same for every node made from one
+    template with the same inputs: computed once)."""
+
+    output_shape: Shape
+    trainable: int
+    frozen: int
+    macs: int
+    window: tuple | None  # flat, for apply_window; None for elementwise and merge nodes
+    elements: int  # of the output
+    input_shapes: tuple[Shape, ...]
+
+
 class Analysis:
     """Per-node facts and totals for a network.  Index it by node name.
 
@@ -55,7 +68,7 @@ class Analysis:
     def __init__(
         self,
         network: Network,
-        facts: list[tuple],
+        facts: list[_Facts],
         fields: list[ReceptiveField | None],
         input_ids: list,
         totals: tuple[int, int, int],
@@ -64,7 +77,7 @@ class Analysis:
         # both alive until the garbage collector runs.
         self._nodes = network.layers
         self._outputs = list(network.outputs)
-        self._facts = facts  # each node's facts, as _facts gives them
+        self._facts = facts  # each node's facts
         self._fields = fields  # each node's receptive field
         self._input_ids = input_ids  # each node's inputs, as positions in network.layers
         self.trainable_params, self.non_trainable_params, self.macs = totals
@@ -77,7 +90,10 @@ class Analysis:
         """Every node's :class:`LayerInfo` by name, in topological order."""
         if self._layers is None:  # the records are made when first asked for
             self._layers = {
-                layer.name: _info(LayerInfo, (layer, f[6], f[0], f[1], f[2], f[3], rf))
+                layer.name: _info(
+                    LayerInfo,
+                    (layer, f.input_shapes, f.output_shape, f.trainable, f.frozen, f.macs, rf),
+                )
                 for layer, f, rf in zip(self._nodes, self._facts, self._fields)
             }
         return self._layers
@@ -108,7 +124,7 @@ class Analysis:
                 if layer.name in outputs:
                     last[i] = n
             self._last_use = last
-        sizes = [f[5] for f in self._facts]
+        sizes = [f.elements for f in self._facts]
         return _memory.compute(self.total_params, sizes, self._last_use, batch_size, dtype)
 
 
@@ -159,7 +175,7 @@ def analyze(network: Network) -> Analysis:
     n = len(layers)
     shapes: list[Shape | None] = [None] * n  # None: not computed (the node or an input failed)
     fields: list[ReceptiveField | None] = [None] * n
-    facts_of: list[tuple] = []
+    facts_of: list[_Facts] = []
     total_trainable = total_frozen = total_macs = 0
     errors: list = []
     # Nodes the elaborator made from one validated layer (a block called again, a repeat)
@@ -194,27 +210,26 @@ def analyze(network: Network) -> Analysis:
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
-        window = facts[4]
+        out, trainable, frozen, macs, window, _, _ = facts
         if window is not None and rf is not None:
             rf = apply_window(rf, window)
-        elif not ids and len(facts[0]) == 3:
+        elif not ids and len(out) == 3:
             rf = IMAGE
-        shapes[i] = facts[0]
+        shapes[i] = out
         fields[i] = rf
         facts_of.append(facts)
-        total_trainable += facts[1]
-        total_frozen += facts[2]
-        total_macs += facts[3]
+        total_trainable += trainable
+        total_frozen += frozen
+        total_macs += macs
     if errors:
         raise CnnDslError(errors)
     return Analysis(network, facts_of, fields, input_ids, (total_trainable, total_frozen, total_macs))
 
 
-def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> tuple:
-    """(output shape, trainable, non-trainable, MACs, flat receptive-field window, output
-    elements, input shapes) of one node."""
+def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> _Facts:
+    """What ``layer`` gives for these input shapes (raises ShapeError where it cannot apply)."""
     inputs = list(in_shapes)
     out = layer.output_shape(inputs)
     trainable, frozen = layer.param_counts(inputs)
     window = flat_window(layer.window(inputs)) if inputs else None
-    return out, trainable, frozen, layer.macs(inputs, out), window, numel(out), in_shapes
+    return _Facts(out, trainable, frozen, layer.macs(inputs, out), window, numel(out), in_shapes)
