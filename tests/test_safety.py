@@ -177,3 +177,19 @@ def test_huge_files_are_refused_without_reading_them_whole(tmp_path):
         f.truncate(MAX_SOURCE_BYTES * 50)  # sparse: 500 MB that take no disk
     with pytest.raises(CnnDslError, match="larger than"):
         cnndsl.load(path)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "repeat 30 { relu }",  # nodes made one by one
+        "block two() { relu -> relu }\nrepeat 15 { two() }",  # and copied from a block call
+    ],
+)
+def test_the_number_of_layers_is_bounded(monkeypatch, body):
+    from cnndsl.elaborate import elaborator
+
+    monkeypatch.setattr(elaborator, "MAX_NODES", 20)
+    with pytest.raises(CnnDslError, match="the spec makes more than 20 layers"):
+        cnndsl.loads("input 8x8x1\n" + body + "\n")
+    cnndsl.loads("input 8x8x1\n" + body.replace("30", "19").replace("15", "9") + "\n")

@@ -424,8 +424,7 @@ class Elaborator:
             if isinstance(expansion, tuple):  # first repeat: make the template now
                 expansion = self.expansions[key] = Expansion.record(self.nodes, *expansion)
             if expansion is not None:
-                if len(self.nodes) + len(expansion.layers) > MAX_NODES:
-                    raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", frame.loc)
+                self.room_for(len(expansion.layers), frame.loc)
                 return expansion.replay(self.nodes, frame, current)
         start = len(self.nodes)
         inner = Scope(self.modules[block.file], args, {})
@@ -489,9 +488,13 @@ class Elaborator:
         return bound, shown_args
 
     # ---- nodes
-    def add(self, layer: Layer, inputs: tuple[int, ...] | list[int], loc: Location, user_name, name_loc) -> int:
-        if len(self.nodes.layers) >= MAX_NODES:
+    def room_for(self, count: int, loc: Location) -> None:
+        """Refuse to make ``count`` more nodes beyond the limit of MAX_NODES."""
+        if len(self.nodes.layers) + count > MAX_NODES:
             raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", loc)
+
+    def add(self, layer: Layer, inputs: tuple[int, ...] | list[int], loc: Location, user_name, name_loc) -> int:
+        self.room_for(1, loc)
         return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name, name_loc)
 
     def finish(self, module: S.Module, outputs: list[int]) -> Network:
