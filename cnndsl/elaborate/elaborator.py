@@ -203,7 +203,7 @@ class Elaborator:
                 decl.loc,
             )
         layer = validate(Input, {"shape": (decl.dims, decl.loc)}, {}, decl.loc)
-        node = self.add(layer, [], decl.loc, name, decl.loc)
+        node = self.add(layer, [], decl.loc, name)
         scope.tensors[name] = node
         return node
 
@@ -325,10 +325,8 @@ class Elaborator:
             layer = validate(cls, merged, preset, item.span)
             loc = item.span
             if user_name is not None:
-                return self.add(layer, (current,), loc, user_name[0], user_name[1])
-            if assign is not None:
-                return self.add(layer, (current,), loc, assign[0], assign[1])
-            return self.add(layer, (current,), loc, None, None)
+                return self.add(layer, (current,), loc, user_name[0])
+            return self.add(layer, (current,), loc, assign[0] if assign is not None else None)
         candidates = [*KINDS, *blocks, "identity"]
         raise CnnDslError(
             f"unknown layer kind or block '{name}'", item.loc, hint=did_you_mean(name, candidates)
@@ -371,7 +369,7 @@ class Elaborator:
                 hint=f"`{item.name} {{ branch | branch }}` or `{item.name}(tensor)`",
             )
         layer = validate(cls, {}, {}, item.span)
-        return self.add(layer, inputs, item.span, *(user_name or (None, None)))
+        return self.add(layer, inputs, item.span, user_name[0] if user_name else None)
 
     def group(self, group: S.Group, current, scope: Scope, assign) -> int:
         if group.merge not in MERGES:
@@ -392,7 +390,7 @@ class Elaborator:
                 hint="for a residual connection add an `identity` branch",
             )
         layer = validate(cls, {}, {}, group.loc)
-        return self.add(layer, outputs, group.loc, *(assign or (None, None)))
+        return self.add(layer, outputs, group.loc, assign[0] if assign else None)
 
     # ---- block calls
     def call(self, block: S.BlockDef, item: S.LayerItem, current, scope: Scope, assign) -> int | None:
@@ -493,9 +491,10 @@ class Elaborator:
         if len(self.nodes.layers) + count > MAX_NODES:
             raise CnnDslError(f"the spec makes more than {MAX_NODES:,} layers", loc)
 
-    def add(self, layer: Layer, inputs: tuple[int, ...] | list[int], loc: Location, user_name, name_loc) -> int:
+    def add(self, layer: Layer, inputs: tuple[int, ...] | list[int], loc: Location,
+            user_name: str | None) -> int:
         self.room_for(1, loc)
-        return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name, name_loc)
+        return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name)
 
     def finish(self, module: S.Module, outputs: list[int]) -> Network:
         """Name every node and build the Network."""

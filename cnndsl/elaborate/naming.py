@@ -32,10 +32,10 @@ class Frame:
 class Nodes:
     """The nodes made so far, before naming, as parallel lists indexed by node id: each
     node's validated layer (with a placeholder name), its inputs (node ids), where it was
-    written, the block call that made it, and the name the spec gave it (and where).  A block
+    written, the block call that made it, and the name the spec gave it.  A block
     call replayed from its :class:`Expansion` appends whole runs to these lists."""
 
-    __slots__ = ("layers", "inputs", "locs", "frames", "user_names", "name_locs")
+    __slots__ = ("layers", "inputs", "locs", "frames", "user_names")
 
     def __init__(self) -> None:
         self.layers: list[Layer] = []
@@ -43,19 +43,17 @@ class Nodes:
         self.locs: list[Location] = []
         self.frames: list[Frame | None] = []
         self.user_names: list[str | None] = []
-        self.name_locs: list[Location | None] = []
 
     def __len__(self) -> int:
         return len(self.layers)
 
     def add(self, layer: Layer, inputs: tuple[int, ...], loc: Location, frame: Frame | None,
-            user_name: str | None, name_loc: Location | None) -> int:
+            user_name: str | None) -> int:
         self.layers.append(layer)
         self.inputs.append(inputs)
         self.locs.append(loc)
         self.frames.append(frame)
         self.user_names.append(user_name)
-        self.name_locs.append(name_loc)
         return len(self.layers) - 1
 
 
@@ -64,7 +62,7 @@ class Expansion:
     """The nodes one block call produced, to be copied for another call of the block with the
     same arguments.
 
-    ``layers``, ``locs``, ``user_names``, ``name_locs``: as in :class:`Nodes`, shared by every
+    ``layers``, ``locs``, ``user_names``: as in :class:`Nodes`, shared by every
     copy; ``inputs``: each node's inputs as indices into these nodes, or -1 for the call's
     input; ``frame_ids``: each node's frame as an index into ``frames``, which holds the call's
     frame and the frames of the calls nested in it, each with the index of its parent;
@@ -76,7 +74,6 @@ class Expansion:
     locs: list[Location]
     frame_ids: list[int]
     user_names: list[str | None]
-    name_locs: list[Location | None]
     frames: list[tuple[Frame, int]]
     output: int
 
@@ -122,7 +119,6 @@ class Expansion:
             nodes.locs[start:end],
             frame_ids,
             nodes.user_names[start:end],
-            nodes.name_locs[start:end],
             frames,
             result - start if result >= start else -1,
         )
@@ -150,7 +146,6 @@ class Expansion:
         else:
             nodes.frames.extend([frames[f] for f in self.frame_ids])
         nodes.user_names.extend(self.user_names)
-        nodes.name_locs.extend(self.name_locs)
         return base + self.output if self.output >= 0 else current
 
 
