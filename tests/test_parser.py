@@ -290,6 +290,41 @@ def test_syntax_errors(text, where, message, hint):
     assert e.value.hint == hint if hint is None else e.value.hint.startswith(hint)
 
 
+BIG = "1" + "0" * 5000  # beyond Python's own limit on converting digits (4,300)
+
+
+@pytest.mark.parametrize(
+    "text,column",
+    [
+        (f"conv {BIG}", 6),  # an integer
+        (f"{BIG}x3(S) conv 4", 1),  # the kernel notation: each of its numbers
+        (f"3x{BIG}(S) conv 4", 3),
+        (f"3x3+{BIG}(S) conv 4", 5),
+        (f"3x3+1({BIG}) conv 4", 7),
+        (f"conv 4 kernel=3x{BIG}", 17),  # a size
+        (f"input 8x{BIG}x3", 9),  # an input shape
+        (f"input {BIG}", 7),
+        (f"conv {'9' * (P.MAX_DIGITS + 1)}", 6),  # the limit is the same everywhere
+        (f"3x{'9' * (P.MAX_DIGITS + 1)} conv 4", 3),
+    ],
+)
+def test_every_integer_has_the_digit_limit(text, column):
+    with pytest.raises(CnnDslError) as e:
+        P.parse(text)
+    assert e.value.message.endswith("... is too large")
+    loc = e.value.location
+    assert loc.column == column
+    assert text[loc.column - 1 : loc.end_column - 1].isdigit()  # the caret under that number
+
+
+def test_integers_up_to_the_limit():
+    n = "9" * P.MAX_DIGITS
+    _, conv = P.parse(f"input 8x8x3\n3x{n}+{n}({n}) conv {n} kernel={n}x1").program
+    (layer,) = conv.items
+    assert layer.kspec.kernel == (3, int(n)) and layer.kspec.stride == layer.kspec.padding == int(n)
+    assert [sexp(w) for w in layer.words] == [n, f"kernel=(tuple {n} 1)"]
+
+
 def test_the_parser_is_reusable_after_an_error():
     with pytest.raises(CnnDslError):
         P.parse("f((((")
