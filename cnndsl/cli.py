@@ -80,8 +80,10 @@ def _version() -> str:
 def _load(spec: str):
     from . import load, loads
 
-    if spec == "-":
-        return loads(sys.stdin.read(), "<stdin>")
+    if spec == "-":  # read as a file is: the size limit, the binary and UTF-8 checks, the BOM
+        from .elaborate.sources import STDIN, read_source
+
+        return loads(read_source(sys.stdin.buffer), STDIN)
     return load(spec)
 
 

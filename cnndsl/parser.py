@@ -32,7 +32,7 @@ from lark import (
 )
 
 from . import syntax as S
-from .errors import CnnDslError, Location
+from .errors import CnnDslError, Location, normalize_newlines, split_lines
 
 __all__ = ["parse", "GRAMMAR_PATH", "MAX_NESTING", "MAX_OPERATORS", "MAX_DIGITS"]
 
@@ -45,6 +45,15 @@ MAX_OPERATORS = 256
 MAX_DIGITS = 30
 """How many digits an integer of a spec may have."""
 
+_ESCAPE = re.compile(r"\\([0-7]{1,3}|x[0-9A-Fa-f]{0,2}|u[0-9A-Fa-f]{0,4}|U[0-9A-Fa-f]{0,8}|.)")
+_ESCAPES = {
+    "n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'",
+    "a": "\a", "b": "\b", "f": "\f", "v": "\v",
+}
+_HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
+ESCAPES = "\\n \\t \\r \\\\ \\\" \\' \\a \\b \\f \\v \\0 to \\377, \\xHH, \\uHHHH, \\UHHHHHHHH"
+"""The escapes a string may hold: Python's, but for named characters (``\\N{...}``)."""
+
 _KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+)\))?$")
 
 
@@ -54,7 +63,7 @@ class _Source:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.text = text
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
 
     def line(self, line: int) -> str:
         return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
@@ -246,9 +255,35 @@ class _ToSyntax(Transformer):
 
     def string(self, children):
         (tok,) = children
-        raw = str(tok)[1:-1]
-        value = re.sub(r"\\(.)", r"\1", raw)
-        return S.Str(value, self._tok(tok))
+        return S.Str(self._string(tok), self._tok(tok))
+
+    def _string(self, tok: Token) -> str:
+        """The text of a STRING token, its escapes read as Python reads them."""
+
+        def escape(m: re.Match) -> str:
+            code = m.group(1)
+            if code in _ESCAPES:
+                return _ESCAPES[code]
+            if code[0] in "01234567":
+                return chr(int(code, 8))
+            what = "an unknown escape"
+            if code[0] in _HEX_DIGITS:
+                if len(code) - 1 < _HEX_DIGITS[code[0]]:
+                    what = f"not an escape: \\{code[0]} takes {_HEX_DIGITS[code[0]]} hexadecimal digits"
+                elif int(code[1:], 16) > 0x10FFFF:
+                    what = "beyond the last Unicode character"
+                elif 0xD800 <= int(code[1:], 16) <= 0xDFFF:
+                    what = "a surrogate, not a character"
+                else:
+                    return chr(int(code[1:], 16))
+            column = tok.column + 1 + m.start()
+            raise CnnDslError(
+                f"'{m.group()}' in a string is {what}",
+                self.src.loc(tok.line, column, column + len(m.group())),
+                hint=f"the escapes are Python's: {ESCAPES}; a backslash is written \\\\",
+            )
+
+        return _ESCAPE.sub(escape, str(tok)[1:-1])
 
     def shape(self, children):
         (tok,) = children
@@ -422,11 +457,11 @@ class _ToSyntax(Transformer):
 
     def import_all(self, children):
         (path,) = children
-        return S.Import(str(path)[1:-1], None, self._span(children))
+        return S.Import(self._string(path), None, self._span(children))
 
     def import_from(self, children):
         path, *names = children
-        return S.Import(str(path)[1:-1], [(str(n), self._tok(n)) for n in names], self._span(children))
+        return S.Import(self._string(path), [(str(n), self._tok(n)) for n in names], self._span(children))
 
     def start(self, children):
         mod = S.Module(self.src.file, self.src.text)
@@ -508,8 +543,12 @@ def _cache_file() -> str | bool:
 def parse(text: str, file: str = "<string>") -> S.Module:
     """Parse .cnn source text into a :class:`cnndsl.syntax.Module`.
 
-    Raises :class:`CnnDslError` with the position of the first syntax error.
+    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (:func:`cnndsl.errors.split_lines`): the
+    module keeps the text with every line end written ``\\n``, so that its line numbers, its
+    excerpts and Lark's, which counts ``\\n``, agree.  Raises :class:`CnnDslError` with the
+    position of the first syntax error.
     """
+    text = normalize_newlines(text)
     src = _Source(file, text)
     if not text.strip():
         raise CnnDslError(
@@ -554,10 +593,11 @@ def _describe_terminal(name: str) -> str:
 
 
 def _describe_token(tok: Token) -> str:
+    """What a token is, after 'unexpected'."""
     if tok.type == "$END":
-        return "the end of the file"
+        return "end of file"
     if tok.type == "_NL":
-        return "the end of the line"
+        return "end of line"
     if tok.type == "NAME":
         return f"name '{tok}'"
     return f"'{tok}'"
@@ -582,6 +622,7 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
         elif ch == ":":
             hint = "blocks are written `block name(params) { ... }`"
         return CnnDslError(f"unexpected character {ch!r}", src.loc(e.line, e.column), hint=hint)
+    expected = _acceptable(e)
     if isinstance(e, UnexpectedEOF) or (
         isinstance(e, UnexpectedToken) and e.token.type == "$END"
     ):
@@ -595,19 +636,29 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
             )
         line = len(src.lines) or 1
         col = len(src.lines[-1]) + 1 if src.lines else 1
-        return CnnDslError("unexpected end of file" + _expected(e.expected), src.loc(line, col))
+        return CnnDslError("unexpected end of file" + _expected(expected), src.loc(line, col))
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     loc = src.at_token(tok) if tok.type != "_NL" else src.loc(tok.line, tok.column)
     return CnnDslError(
-        f"unexpected {_describe_token(tok)}" + _expected(e.expected),
+        f"unexpected {_describe_token(tok)}" + _expected(expected),
         loc,
-        hint=_hint(tok, e.expected, opened),
+        hint=_hint(tok, expected, opened),
     )
+
+
+def _acceptable(e: UnexpectedToken) -> set[str]:
+    """The tokens the parser would have taken where it met the unexpected one: the parse
+    table's state at the error lists every token of the states it merges (LALR), some of
+    which the rest of the parse refuses; the interactive parser tries each."""
+    parser = getattr(e, "interactive_parser", None)
+    return (parser.accepts() if parser is not None else None) or e.expected
 
 
 def _hint(tok: Token, expected, opened: list[Token]) -> str | None:
     """Advice for the syntax mistakes people make most."""
+    if opened and opened[-1].start_pos == tok.start_pos:
+        opened = opened[:-1]  # the unexpected token is a '(' itself: not the one left open
     if "RPAR" in expected and opened and opened[-1].type == "LPAR":
         return f"is a ')' missing? the '(' on line {opened[-1].line} is still open"
     if tok.type == "COMMA" and "VBAR" in expected:

@@ -84,6 +84,53 @@ def test_stdin():
     assert r.returncode == 0 and "6x6x2" in r.stdout
 
 
+def cnndsl_bytes(*args: str, stdin: bytes) -> subprocess.CompletedProcess:
+    run = subprocess.run(
+        [sys.executable, "-m", "cnndsl", *args], cwd=ROOT, input=stdin, capture_output=True,
+        timeout=120,
+    )
+    run.stderr = run.stderr.decode("utf-8")
+    return run
+
+
+@pytest.mark.parametrize(
+    "data,error",
+    [
+        (b"input 8x8x1\n\x00conv 2\n", "<stdin>:2:1: error: <stdin> is a binary file, not a .cnn spec"),
+        (b'input 8x8x1\nconv 2 name="\xff"\n', "<stdin>:2:14: error: <stdin> is not UTF-8 text (byte 0xff)"),
+        (b"input 8x8x1\r3x3 conv 2\r\xfe", "<stdin>:3:1: error: <stdin> is not UTF-8 text (byte 0xfe)"),
+    ],
+)
+def test_stdin_is_checked_as_a_file_is(data, error):
+    """Standard input gets the checks files get: no binary or non-UTF-8 text goes further (it
+    became surrogates that crashed the JSON output, exit 3)."""
+    for command in ("check", "summary", "compile"):
+        extra = ("--target", "json") if command == "compile" else ()
+        r = cnndsl_bytes(command, "-", *extra, stdin=data)
+        assert r.returncode == 1 and r.stderr.startswith(error), r.stderr
+
+
+def test_stdin_has_the_size_limit():
+    from cnndsl.elaborate import MAX_SOURCE_BYTES
+
+    data = b"input 8x8x1\nconv 2\n" + b"#" * MAX_SOURCE_BYTES
+    r = cnndsl_bytes("check", "-", stdin=data)
+    assert r.returncode == 1
+    assert r.stderr.startswith(f"<stdin>:1:1: error: <stdin> is larger than {MAX_SOURCE_BYTES:,} bytes")
+
+
+def test_stdin_like_a_file_bom_and_line_ends(tmp_path):
+    text = "\ufeffinput 8x8x1\r\n3x3 conv 2\r7x7 conv 4\n"
+    path = tmp_path / "s.cnn"
+    path.write_bytes(text.encode("utf-8"))
+    from_file = cnndsl("summary", str(path), "--format", "json")
+    from_stdin = cnndsl_bytes("summary", "-", "--format", "json", stdin=text.encode("utf-8"))
+    assert from_file.returncode == from_stdin.returncode == 1  # 7x7 does not fit: same error
+    assert from_stdin.stderr == from_file.stderr.replace(str(path), "<stdin>")
+    assert from_stdin.stderr.startswith("<stdin>:3:1: error: 7x7+1(V) conv 4 on a 6x6x2 map")
+    assert "    3 | 7x7 conv 4\n" in from_stdin.stderr
+
+
 def test_compile_json_round_trips(monkeypatch):
     r = cnndsl("compile", "specs/resnet34.cnn", "--target", "json")
     assert r.returncode == 0

@@ -23,9 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import cnndsl
 from cnndsl import CnnDslError, fuzz
 from cnndsl import parser as P
 from cnndsl import syntax as S
+from cnndsl.errors import split_lines
 from conftest import ROOT, SPEC_FILES
 
 LENIENT = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -362,6 +364,110 @@ def test_generated_and_mutated_specs(seed):
 @pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.name)
 def test_every_spec_parses(path):
     P.parse(path.read_text(encoding="utf-8"), str(path))
+
+
+# ------------------------------------------------------------------------------ strings
+
+
+@pytest.mark.parametrize(
+    "literal",
+    [
+        r'"a\nb"', r'"\t\r\\\"\'"', r'"\a\b\f\v"', r'"\0\01\012\177\377"', r'"\x41\xff"',
+        r'"\u00e9\u2028"', r'"\U0001F600"', r'"plain é"', r'""',
+    ],
+)
+def test_string_escapes_are_pythons(literal):
+    (stmt,) = P.parse(f"f({literal})").program
+    (value,) = stmt.items[0].call_args
+    assert value.value == ast.literal_eval(literal)
+
+
+@pytest.mark.parametrize(
+    "literal,column,message",
+    [
+        (r'"a\qb"', 3, r"'\q' in a string is an unknown escape"),
+        (r'"\N{BULLET}"', 2, r"'\N' in a string is an unknown escape"),  # no named characters
+        (r'"\x4"', 2, r"'\x4' in a string is not an escape: \x takes 2 hexadecimal digits"),
+        (r'"ab\u12"', 4, r"'\u12' in a string is not an escape: \u takes 4 hexadecimal digits"),
+        (r'"\ud800"', 2, r"'\ud800' in a string is a surrogate, not a character"),
+        (r'"\U00110000"', 2, r"'\U00110000' in a string is beyond the last Unicode character"),
+    ],
+)
+def test_bad_escapes_are_located_errors(literal, column, message):
+    """(``column``: where the escape starts in the literal, its quote being column 1)"""
+    for text in f"conv 4 name={literal}", f"import {literal}":
+        with pytest.raises(CnnDslError) as e:
+            P.parse(text)
+        start = text.index(literal)
+        assert e.value.message == message
+        loc = e.value.location
+        assert loc.column == start + column
+        assert text[loc.column - 1 : loc.end_column - 1] == message.split("'")[1]
+
+
+@LENIENT
+@given(st.text(max_size=30))
+def test_strings_written_back_read_the_same(value):
+    """A string value as a call's signature writes it (values.written) is a literal that
+    reads back as the same string."""
+    from cnndsl.elaborate.values import written
+
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+        return  # not text: a spec cannot hold it
+    (stmt,) = P.parse(f"f({written(value)})").program
+    assert stmt.items[0].call_args[0].value == value
+
+
+# ------------------------------------------------------------------------------ lines
+
+ODD = ["\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+"""Characters str.splitlines() breaks lines at, and a spec does not."""
+ENDS = ["\n", "\r\n", "\r"]
+
+
+def test_what_a_line_is():
+    assert split_lines("a\nb\r\nc\rd") == ["a", "b", "c", "d"]
+    assert split_lines("a\r\n") == ["a"] and split_lines("") == [] and split_lines("\n") == [""]
+    assert split_lines("a\r\rb") == ["a", "", "b"]  # two lone CRs: an empty line between
+    odd = "a" + "".join(ODD) + "b"
+    assert split_lines(odd) == [odd] != odd.splitlines()
+
+
+def test_a_lone_cr_ends_a_statement():
+    net = cnndsl.loads("input 8x8x3\r3x3 conv 4\r\rrelu\r")
+    assert [(layer.name, layer.position.line) for layer in net.layers] == [
+        ("input", 1), ("conv_1", 2), ("relu_1", 4),
+    ]
+
+
+@LENIENT
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["relu", "\frelu", ""]), st.sampled_from(ODD), st.sampled_from(ENDS)),
+        max_size=12,
+    ),
+    st.sampled_from(["conv 3 )", "7x7 conv 4"]),  # a syntax error; a shape error (analysis)
+)
+def test_excerpts_show_the_line_of_the_error(lines, bad):
+    """Whatever characters the lines hold, the error names the line the text has there by the
+    one definition (split_lines), and its excerpt shows that line."""
+    text = "input 4x4x3\n"
+    for code, odd, end in lines:  # the odd characters in comments, where they are allowed
+        text += f"{code} # {odd} {odd}{end}"
+    text += bad
+    with pytest.raises(CnnDslError) as e:
+        cnndsl.loads(text, "t.cnn")
+    loc = e.value.location
+    expected = split_lines(text)
+    assert loc.line == len(expected) and loc.source_line == expected[-1] == bad
+    assert f"{loc.line:>5} | {bad}\n" in str(e.value)
+
+
+def test_a_vertical_tab_is_no_line_end_and_no_blank():
+    with pytest.raises(CnnDslError) as e:
+        P.parse("input 8x8x3\nconv 4 \v relu\nrelu")
+    loc = e.value.location
+    assert e.value.message == "unexpected character '\\x0b'" and (loc.line, loc.column) == (2, 8)
 
 
 # ------------------------------------------------------------------------------ the front end

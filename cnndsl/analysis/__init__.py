@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import CnnDslError, Location
+from ..errors import CnnDslError, Location, split_lines
 from ..ir.base import Layer, Position, Shape, numel
 from ..ir.geometry import ShapeError
 from . import memory as _memory
@@ -135,7 +135,7 @@ def locate(network: Network, position: Position | None) -> Location | None:
     text = network._sources.get(position.file)
     line = None
     if text is not None:
-        lines = text.splitlines()
+        lines = split_lines(text)
         if 0 < position.line <= len(lines):
             line = lines[position.line - 1]
     return Location(position.file, position.line, position.column, position.end_column, line)

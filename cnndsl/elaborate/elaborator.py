@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import syntax as S
-from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
+from ..errors import CnnDslError, Diagnostic, Location, did_you_mean, split_lines
 from ..ir import Input, Layer, Network
 from ..parser import parse
 from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT
@@ -144,7 +144,7 @@ class Elaborator:
         if errors:
             raise CnnDslError(_in_source_order(errors))
         if current is None or current == POISONED:
-            loc = module.inputs[0].loc if module.inputs else Location(module.file, 1, 1, None, module.source.splitlines()[0] if module.source else "")
+            loc = module.inputs[0].loc if module.inputs else Location(module.file, 1, 1, None, (split_lines(module.source) or [""])[0])
             raise CnnDslError(
                 "the spec has no layers" if module.inputs else "the spec declares no input",
                 loc,
@@ -320,7 +320,7 @@ class Elaborator:
             cls, preset = KINDS[name]
             current = self.need_input(current, item.span)
             defaults = self.module_defaults(scope.module).get(cls, {})
-            fields, user_name = layer_fields(cls, item.kspec, item.args, scope)
+            fields, user_name = layer_fields(cls, item.kspec, item.args, scope, item.call_args)
             merged = {**defaults, **fields}
             layer = validate(cls, merged, preset, item.span)
             loc = item.span

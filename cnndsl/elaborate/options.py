@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir import LAYER_CLASSES, Activation, Layer
-from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show
+from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show, written
 
 KINDS: dict[str, tuple[type[Layer], dict[str, Any]]] = {}
 """Every word that selects a layer kind -> (class, preset fields)."""
@@ -34,9 +34,14 @@ Fields = dict[str, tuple[Any, Location]]
 
 
 def layer_fields(
-    cls: type[Layer], kspec: S.KernelSpec | None, args: list[S.Arg], scope: Scope
+    cls: type[Layer],
+    kspec: S.KernelSpec | None,
+    args: list[S.Arg],
+    scope: Scope,
+    call: list[S.Arg] | None = None,
 ) -> tuple[Fields, tuple[str, Location] | None]:
-    """The kernel notation and arguments of a layer as fields, and its ``name=`` if any."""
+    """The kernel notation and arguments of a layer as fields, and its ``name=`` if any.
+    ``call`` is the part of ``args`` written in parentheses after the kind, if any."""
     fields: Fields = {}
     user_name = None
 
@@ -86,7 +91,10 @@ def layer_fields(
         while positional and positional[0] in fields:
             positional.pop(0)
         if not positional:
-            raise _unexpected_value(cls, kind_word(cls, {}), value, arg.loc, scope)
+            error = _unexpected_value(cls, kind_word(cls, {}), value, arg.loc, scope)
+            if error.hint is None and call and any(arg is a for a in call):
+                error = _one_value_in_parentheses(cls, call, scope, error)
+            raise error
         key = positional.pop(0)
         if isinstance(value, tuple) and not _field_takes(cls, key)[2]:
             kind = kind_word(cls, {})
@@ -118,6 +126,22 @@ def _unexpected_value(cls, kind: str, value: Any, loc: Location, scope: Scope) -
         + (f" (its values: {', '.join(cls.positional)})" if cls.positional else ""),
         loc,
         hint=hint,
+    )
+
+
+def _one_value_in_parentheses(cls, call: list[S.Arg], scope: Scope, error: CnnDslError) -> CnnDslError:
+    """`zeropad ((0, 1), (0, 1))`: a parenthesis after the kind starts the layer's arguments,
+    so the pairs are two values; say so, and how to write the one value meant."""
+    values = [a for a in call if type(a) is not S.KwArg]
+    if len(values) < 2 or not cls.positional:
+        return error
+    kind = kind_word(cls, {})
+    meant = "(" + ", ".join(written(evaluate(a, scope)) for a in values) + ")"
+    return CnnDslError(
+        error.message,
+        error.location,
+        hint=f"`{kind} (...)` reads the parentheses as the layer's arguments, {len(values)} values"
+        f" here; to give one value write `{kind} {cls.positional[0]}={meant}`",
     )
 
 

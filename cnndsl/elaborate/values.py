@@ -7,6 +7,7 @@ word that names nothing: ``relu``, ``same``, ``off``) or a :class:`TensorRef` (a
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -201,8 +202,8 @@ def written(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return fmt_float(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, str):  # JSON's escapes are a spec's too
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(written(v) for v in value) + "]"
     if isinstance(value, tuple):
