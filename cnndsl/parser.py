@@ -34,7 +34,7 @@ from lark import (
 from . import syntax as S
 from .errors import CnnDslError, Location, normalize_newlines, split_lines
 
-__all__ = ["parse", "GRAMMAR_PATH", "MAX_NESTING", "MAX_OPERATORS", "MAX_DIGITS"]
+__all__ = ["parse", "GRAMMAR_PATH", "MAX_NESTING", "MAX_OPERATORS", "MAX_DIGITS", "MAX_TOKENS"]
 
 GRAMMAR_PATH = Path(__file__).with_name("grammars") / "cnn.lark"
 
@@ -44,6 +44,9 @@ MAX_OPERATORS = 256
 """How many operators one statement may hold."""
 MAX_DIGITS = 30
 """How many digits an integer of a spec may have."""
+MAX_TOKENS = 1_000_000
+"""How many tokens (names, numbers, symbols, line ends) one file may hold: parsing takes some
+microseconds and some hundred bytes a token, so this bounds it to seconds and megabytes."""
 
 _ESCAPE = re.compile(r"\\([0-7]{1,3}|x[0-9A-Fa-f]{0,2}|u[0-9A-Fa-f]{0,4}|U[0-9A-Fa-f]{0,8}|.)")
 _ESCAPES = {
@@ -90,8 +93,9 @@ class _PostLex:
       before ``else``), and a run of them is one separator;
     * the keyword ``input`` that does not start an input declaration (``input -> ...``,
       ``concat(input)``) is the name of the default input tensor;
-    * nesting and expression length are bounded, so that no spec can exhaust the parser's or
-      the elaborator's stack.
+    * nesting and expression length (operators, and the ``x`` of sizes) are bounded, so that
+      no spec can exhaust the parser's or the elaborator's stack, and so is the number of
+      tokens.
 
     ``open`` lists the brackets not closed yet, which the syntax errors name.
     """
@@ -113,7 +117,12 @@ class _PostLex:
         pending = None  # a newline, held until we know whether a '->' or 'else' follows
         held = None  # an `input`, held until we know whether a name or a shape follows
         prev = None  # the type of the last token passed on
-        for tok in stream:
+        for count, tok in enumerate(stream, 1):
+            if count > MAX_TOKENS:
+                raise CnnDslError(
+                    f"the spec holds more than {MAX_TOKENS:,} tokens", self.src.at_token(tok),
+                    hint="use blocks, `repeat` and `for` rather than writing every layer out",
+                )
             kind = tok.type
             if held is not None:
                 # `input` followed by anything but a name or a shape names the default input
@@ -151,8 +160,8 @@ class _PostLex:
                     opened.pop()
                 if kind != "RBRACE" and parens > 0:
                     parens -= 1
-            elif kind in _OPERATORS:
-                operators += 1
+            elif kind in _OPERATORS or kind == "SHAPE":
+                operators += 1 if kind != "SHAPE" else tok.count("x")  # `3x3`: one operator
                 if operators > MAX_OPERATORS:
                     raise CnnDslError(
                         f"this statement has more than {MAX_OPERATORS} operators",

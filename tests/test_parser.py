@@ -11,6 +11,7 @@ Lark's public API, and that the grammar cache changes nothing.
 from __future__ import annotations
 
 import ast
+import gc
 import hashlib
 import os
 import random
@@ -136,6 +137,10 @@ def test_operator_limit_per_statement():
         tokens(f"f({half},\n{half[5:]})")
     with pytest.raises(CnnDslError):  # every operator counts, not only + and -
         tokens("x = " + " and ".join(["not a < b"] * 86))
+    tokens("conv " + "x".join(["1"] * (P.MAX_OPERATORS + 1)))  # and each x of a size
+    with pytest.raises(CnnDslError) as e:
+        tokens("conv 1 + " + "x".join(["1"] * (P.MAX_OPERATORS + 1)))
+    assert e.value.location.column == 10
 
 
 # ------------------------------------------------------------------------------ tree shapes
@@ -485,24 +490,65 @@ def test_only_larks_public_api():
             assert all(a.name == "lark" or not a.name.startswith("lark") for a in node.names)
 
 
-def stack(layers: int) -> str:
-    return "input 32x32x3\n" + "3x3(S) conv 8 relu -> bn -> relu\n" * layers
-
-
-def best_time(text: str, repeat: int = 3) -> float:
+def best_time(text: str, repeat: int) -> float:
+    """The shortest of some parses, with the garbage collector off as cnndsl.loads runs."""
     times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        P.parse(text)
-        times.append(time.perf_counter() - start)
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            try:
+                P.parse(text)
+            except CnnDslError:
+                pass
+            times.append(time.perf_counter() - start)
+    finally:
+        gc.enable()
     return min(times)
 
 
-def test_parsing_is_linear():
-    """100,000 tokens take about 10x what 10,000 take (bounded at 25x: the machine is noisy)."""
-    small, large = stack(1250), stack(12500)  # 9 tokens a line
-    assert len(lexed(large)) >= 100_000
-    assert best_time(large) / best_time(small) <= 25
+SHAPES = {  # text of about n tokens, in the shapes that stress a parser most
+    "statements": lambda n: "input 32x32x3\n" + "3x3(S) conv 8 relu -> bn -> relu\n" * (n // 9),
+    "one list": lambda n: "x = f([" + "1, " * (n // 2) + "])",
+    "else if": lambda n: "if a { b }" + " else if a { b }" * (n // 6),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_parsing_is_linear(shape):
+    """100,000 tokens take about 10x what 10,000 take (at most 25x, as bench/run.py's scaling
+    budget: the machine is noisy); 50,000 and 5,000 for the other shapes, to save time."""
+    make = SHAPES[shape]
+    n = 100_000 if shape == "statements" else 50_000
+    small, large = make(n // 10), make(n)
+    assert len(lexed(large)) >= 0.99 * n
+    assert best_time(large, 2) / best_time(small, 5) <= 25
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda n: "conv " + "1" * n,  # one token of every kind, as long as a file may be
+        lambda n: 'conv name="' + "a" * n + '"',
+        lambda n: 'conv name="' + 'a\\"' * (n // 3),  # never closed
+        lambda n: "# " + "a" * n + "\nrelu",
+        lambda n: "relu" + "\n" * n + "relu",
+        lambda n: "relu" + " " * n + "relu",
+    ],
+)
+def test_long_tokens_are_linear(make):
+    assert best_time(make(10_000_000), 1) / best_time(make(1_000_000), 3) <= 25
+
+
+def test_the_number_of_tokens_is_bounded(monkeypatch):
+    monkeypatch.setattr(P, "MAX_TOKENS", 100)
+    P.parse("relu\n" * 50)  # 100 tokens
+    with pytest.raises(CnnDslError) as e:
+        P.parse("relu\n" * 50 + "relu")
+    assert e.value.message == "the spec holds more than 100 tokens"
+    assert (e.value.location.line, e.value.location.column) == (51, 1)
+    with pytest.raises(CnnDslError):  # separators count too
+        P.parse("relu" + ";" * 100)
 
 
 DIGEST = """
