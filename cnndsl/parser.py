@@ -57,7 +57,7 @@ _HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
 ESCAPES = "\\n \\t \\r \\\\ \\\" \\' \\a \\b \\f \\v \\0 to \\377, \\xHH, \\uHHHH, \\UHHHHHHHH"
 """The escapes a string may hold: Python's, but for named characters (``\\N{...}``)."""
 
-_KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+)\))?$")
+_KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+|\d+ *, *\d+)\))?$")
 
 
 class _Source:
@@ -197,6 +197,11 @@ def _edge(child, i: int) -> Token | Location | None:
     return getattr(child, "loc", None)
 
 
+def _names(target: S.Unpack) -> list[str]:
+    """The names a loop target binds, in order."""
+    return [n for t in target.targets for n in ([t] if isinstance(t, str) else _names(t))]
+
+
 class _ToSyntax(Transformer):
     """Methods building the syntax tree, one per rule name or alias, which Lark's LALR parser
     calls as it reduces (no parse tree is built).  A rule's location spans its children: the
@@ -306,8 +311,18 @@ class _ToSyntax(Transformer):
             )
         return S.TupleExpr([S.Num(n, loc) for n in self._ints(tok, 0, text)], loc)
 
-    def list(self, children):
-        return S.ListExpr([c for c in children if c is not None], self._span(children))
+    def function_call(self, children):
+        name, *args = children
+        args = [a for a in args if a is not None and not isinstance(a, Token)]  # not the ')'
+        return S.Call(str(name), args, self._span(children), self._tok(name))
+
+    def index(self, children):
+        value, index, _ = children
+        return S.Index(value, index, self._span(children))
+
+    def list(self, children):  # (the brackets are kept, so that `[]` has a place too)
+        items = [c for c in children if c is not None and not isinstance(c, Token)]
+        return S.ListExpr(items, self._span(children))
 
     def tuple(self, children):
         return S.TupleExpr([c for c in children if c is not None], self._span(children))
@@ -377,9 +392,12 @@ class _ToSyntax(Transformer):
             None if part is None else self._int(part, tok, m.start(i)) if part.isdigit() else part
             for i, part in enumerate(m.groups(), 1)
         )
-        padding: str | int | None
+        padding: str | int | tuple[int, int] | None
         if pad is None or isinstance(pad, int):
             padding = pad
+        elif "," in pad:  # `1x7(0,3)`: rows and columns, as Inception-v3 writes its 1x7 convolutions
+            ph, pw = self._ints(tok, m.start(4), pad)
+            padding = (ph, pw)
         elif pad.lower() in ("s", "same"):
             padding = "same"
         elif pad.lower() in ("v", "valid"):
@@ -388,7 +406,7 @@ class _ToSyntax(Transformer):
             raise CnnDslError(
                 f"unknown padding '({pad})' in '{text}'",
                 loc,
-                hint="use (S) for SAME, (V) for VALID, or a number of pixels such as (3)",
+                hint="use (S) for SAME, (V) for VALID, or pixels such as (3) or (0,3)",
             )
         return S.KernelSpec((kh, kw), stride, padding, text, loc)
 
@@ -400,9 +418,25 @@ class _ToSyntax(Transformer):
         count, body = children
         return S.Repeat(count, body, self._span(children))
 
+    def targets(self, children):
+        """`k, c` or `(k, (c, s))`: names that each item of a loop unpacks into."""
+        targets = [c for c in children if c is not None]
+        unpack = S.Unpack([str(t) if isinstance(t, Token) else t for t in targets], self._span(targets))
+        seen: set[str] = set()
+        for target in targets:
+            names = [(str(target), self._tok(target))] if isinstance(target, Token) else [
+                (name, target.loc) for name in _names(target)
+            ]
+            for name, loc in names:
+                if name in seen:
+                    raise CnnDslError(f"'{name}' is named twice in this loop's target", loc)
+                seen.add(name)
+        return unpack
+
     def for_loop(self, children):
         var, iterable, body = children
-        return S.ForLoop(str(var), iterable, body, self._span(children))
+        var = var if isinstance(var, S.Unpack) else str(var)
+        return S.ForLoop(var, iterable, body, self._span(children))
 
     def if_else(self, children):
         cond, then, *rest = children

@@ -167,6 +167,12 @@ def sexp(node) -> str:
         return f"({node.op} {sexp(node.operand)})"
     if t is S.KwArg:
         return f"{node.name}={sexp(node.value)}"
+    if t is S.Call:
+        return f"({node.func}() " + " ".join(map(sexp, node.args)) + ")"
+    if t is S.Index:
+        return f"([] {sexp(node.value)} {sexp(node.index)})"
+    if t is S.Unpack:
+        return "<" + " ".join(n if isinstance(n, str) else sexp(n) for n in node.targets) + ">"
     if t is S.LayerItem:
         parts = ["layer"]
         if node.kspec is not None:
@@ -182,7 +188,8 @@ def sexp(node) -> str:
     if t is S.Repeat:
         return f"(repeat {sexp(node.count)} {sexp(node.body)})"
     if t is S.ForLoop:
-        return f"(for {node.var} {sexp(node.iterable)} {sexp(node.body)})"
+        var = node.var if isinstance(node.var, str) else sexp(node.var)
+        return f"(for {var} {sexp(node.iterable)} {sexp(node.body)})"
     if t is S.IfElse:
         return f"(if {sexp(node.cond)} {sexp(node.then)} {sexp(node.orelse)})"
     if t is S.Chain:

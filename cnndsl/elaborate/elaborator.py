@@ -29,6 +29,7 @@ from .values import (
     Scope,
     Symbol,
     TensorRef,
+    bind,
     evaluate,
     evaluate_int,
     has_tensor,
@@ -280,7 +281,7 @@ class Elaborator:
                     item.iterable.loc,
                 )
             for value in values:
-                current = self.body(item.body, current, scope.child({item.var: value}))
+                current = self.body(item.body, current, scope.child(bind(item.var, value, item.iterable.loc)))
             return current
         if isinstance(item, S.IfElse):
             if truth(evaluate(item.cond, scope), item.cond.loc):

@@ -15,6 +15,7 @@ from typing import Any
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir.base import fmt_float
+from .functions import FUNCTIONS, ArgumentError
 from .limits import MAX_REPEAT
 
 BOOL_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
@@ -111,7 +112,102 @@ def evaluate(expr: S.Expr, scope: Scope) -> Any:
         return -number(value, expr.operand.loc, scope)
     if kind is S.BinOp:
         return _binop(expr, scope)
+    if kind is S.Call:
+        return _call(expr, scope)
+    if kind is S.Index:
+        return _index(expr, scope)
     raise AssertionError(expr)
+
+
+def _call(expr: S.Call, scope: Scope) -> Any:
+    """A built-in function applied (the registry: :mod:`cnndsl.elaborate.functions`)."""
+    function = FUNCTIONS.get(expr.func)
+    if function is None:
+        raise CnnDslError(
+            f"unknown function '{expr.func}'",
+            expr.func_loc,
+            hint=did_you_mean(expr.func, FUNCTIONS) or f"the functions are {', '.join(sorted(FUNCTIONS))}",
+        )
+    positional = [a for a in expr.args if type(a) is not S.KwArg]
+    keywords = [a for a in expr.args if type(a) is S.KwArg]
+    params = function.params
+    most = None if function.variadic else len(params)
+    given = len(positional)
+    for i, kw in enumerate(keywords):
+        if kw.name not in params or (function.variadic and kw.name == params[0]):
+            raise CnnDslError(
+                f"{expr.func}() has no parameter '{kw.name}'", kw.loc,
+                hint=f"it is {function.signature}",
+            )
+        if params.index(kw.name) < given or any(k.name == kw.name for k in keywords[:i]):
+            raise CnnDslError(f"{expr.func}() gets '{kw.name}' twice", kw.loc)
+    named = {kw.name for kw in keywords}
+    missing = [p for p in params[given:function.required] if p not in named]
+    if missing or given < min(function.required, 1) or (most is not None and given > most):
+        count = f"{function.required}" if most == function.required else (
+            f"{function.required} or more" if most is None else f"{function.required} to {most}"
+        )
+        raise CnnDslError(
+            f"{expr.func}() takes {count} value{'' if count == '1' else 's'},"
+            f" got {given + len(keywords)}",
+            expr.loc,
+            hint=f"it is {function.signature}",
+        )
+    args = [evaluate(a, scope) for a in positional]
+    kwargs = {kw.name: evaluate(kw.value, scope) for kw in keywords}
+    try:
+        value = function.impl(scope, *args, **kwargs) if function.scope else function.impl(*args, **kwargs)
+    except ArgumentError as e:
+        where = expr.loc
+        if e.index is not None:
+            where = (positional[e.index] if e.index < given else next(
+                (kw.value for kw in keywords if kw.name == params[e.index]), expr
+            )).loc
+        raise CnnDslError(f"{expr.func}(): {e.message}", where, hint=f"it is {function.signature}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CnnDslError("this number is out of range", expr.loc)
+    return value
+
+
+def _index(expr: S.Index, scope: Scope) -> Any:
+    """``items[i]``, with Python's negative indices."""
+    items = evaluate(expr.value, scope)
+    if not isinstance(items, (list, tuple, str)):
+        raise CnnDslError(f"only lists, tuples and strings have items, not {show(items)}", expr.value.loc)
+    i = evaluate(expr.index, scope)
+    if isinstance(i, bool) or not isinstance(i, int):
+        raise CnnDslError(f"an index is an integer, got {show(i)}", expr.index.loc)
+    if not -len(items) <= i < len(items):
+        what = "string" if isinstance(items, str) else type(items).__name__
+        raise CnnDslError(
+            f"index {i} is out of range for a {what} of {_items(len(items))}", expr.index.loc,
+            hint=f"indices go from 0 to {len(items) - 1}, or from -{len(items)} to -1"
+            if items else None,
+        )
+    return items[i]
+
+
+def _items(count: int) -> str:
+    return f"{count} item{'' if count == 1 else 's'}"
+
+
+def bind(target: str | S.Unpack, value: Any, loc: Location) -> dict[str, Any]:
+    """The variables a loop target binds to an item (``loc``: the item's loop, for errors):
+    one name, or a tuple of targets that unpacks the item as Python does."""
+    if isinstance(target, str):
+        return {target: value}
+    if not isinstance(value, (list, tuple)) or len(value) != len(target.targets):
+        count = len(value) if isinstance(value, (list, tuple)) else None
+        raise CnnDslError(
+            f"cannot unpack {show(value)} into {len(target.targets)} names"
+            + (f": it has {_items(count)}" if count is not None else ": it is not a list or tuple"),
+            target.loc,
+            notes=[("iterating over the list", loc)],
+        )
+    names: dict[str, Any] = {}
+    for part, item in zip(target.targets, value):
+        names.update(bind(part, item, loc))
+    return names
 
 
 def evaluate_int(expr: S.Expr, scope: Scope, what: str, minimum: int = 0) -> int:
