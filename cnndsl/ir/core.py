@@ -217,7 +217,9 @@ class Upsample(Layer):
     def window(self, inputs):
         axes = []
         for f in self.size:
-            if self.interpolation == "nearest":
+            if f == 1:  # both modes copy the input along this axis
+                axes.append((0, 1, 0))
+            elif self.interpolation == "nearest":
                 axes.append((0, Fraction(1, f), 0))
             else:
                 axes.append((1, Fraction(1, f), Fraction(1, 2) - Fraction(1, 2 * f)))
