@@ -362,3 +362,124 @@ def test_placed_nodes_equal_validated_copies():
     assert placed == layer.model_copy(update=update) == Conv2D(**{**layer.model_dump(), **update})
     assert placed.model_fields_set == layer.model_copy(update=update).model_fields_set
     assert Conv2D.model_validate_json(placed.model_dump_json()) == placed
+
+
+# ------------------------------------------- a load depends on its text alone (issue 10 §1)
+
+# Values that `==` confuses (True == 1 == 1.0, [2] == [2.0], 0.0 == -0.0) but a spec does not.
+TYPED_VALUES = [
+    1, 1.0, True, 2, 2.0, 0, 0.0, -0.0, False, "1",
+    (1, 1), (True, 1), (1.0, 1), (1, True), [1, 1], [True, 1], [2], [2.0], [True],
+    ((1, 1), (0, 1)), ((True, 1), (0, 1)), ((1.0, 1), (0, 1)),
+]
+# Where a value goes: `{v}` is the value; as a block body, `v` is its parameter.
+VALUE_USES = [
+    "conv 4 kernel=3 padding={v}",
+    "conv 4 kernel={v}",
+    "conv {v} kernel=1",
+    "conv 4 kernel=1 stride={v}",
+    "conv 4 kernel=1 groups={v}",
+    "leakyrelu {v}",
+    "bn epsilon={v}",
+    "2x2 maxpool padding={v}",
+    "dropout {v}",
+    "zeropad {v}",
+    "for k in {v} {{ conv 4 kernel=k }}",
+    "if {v} {{ relu }}",
+]
+
+
+def spec_value(value) -> str:
+    """A value as spec text that keeps its type (1.0 stays a float, -0.0 its sign)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return f'"{value}"'
+    inner = ", ".join(spec_value(v) for v in value)
+    return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+
+
+def outcome(text: str) -> tuple[str, object]:
+    """What loading a spec gives: the network's JSON, or the error's diagnostics."""
+    try:
+        return "ok", cnndsl.loads(text).to_json()
+    except CnnDslError as e:
+        return "error", [(d.message, d.location and d.location.line) for d in e.diagnostics]
+
+
+def outcome_layers(result) -> list:
+    return cnndsl.Network.from_json(result[1]).layers
+
+
+def parses(text: str) -> bool:
+    from cnndsl.parser import parse
+
+    try:
+        parse(text, "<string>")
+    except CnnDslError:
+        return False
+    return True
+
+
+def test_a_load_does_not_depend_on_earlier_loads(tmp_path, capsys):
+    from cnndsl.cli import main
+
+    (tmp_path / "A.cnn").write_text("input 8x8x3\nconv 4 kernel=3 padding=(true, 1)\n")
+    (tmp_path / "B.cnn").write_text("input 8x8x3\nconv 4 kernel=3 padding=(1, 1)\n")
+    assert main(["check", str(tmp_path / "A.cnn")]) == 1
+    assert main(["check", str(tmp_path / "B.cnn"), str(tmp_path / "A.cnn")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("A.cnn:2:26: error: conv padding") == 2
+
+
+def test_a_block_call_is_not_replayed_for_arguments_of_another_type():
+    block = "input 8x8x3\nblock b(ks) { for k in ks { conv 4 kernel=k } }\n"
+    alone = outcome(block + "b([2.0])\n")
+    assert alone[0] == "error"
+    assert outcome(block + "b([2])\nb([2.0])\n") == alone
+    # and the same layer, written twice in one file with values of other types
+    assert outcome("input 8x8x3\nconv 4 kernel=3 padding=(1, 1)\nconv 4 kernel=3 padding=(true, 1)\n")[0] == "error"
+    # -0.0 and 0.0 are equal, but a node keeps the one its spec wrote
+    a, b = layers("input 8x8x3\nleakyrelu 0.0\nleakyrelu -0.0\n")
+    assert str(a.alpha) == "0.0" and str(b.alpha) == "-0.0"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(use=st.sampled_from(VALUE_USES), value=st.sampled_from(TYPED_VALUES))
+def test_loads_and_block_calls_are_independent_of_what_came_before(use, value):
+    head = "input 8x8x4\n"
+    line = use.format(v=spec_value(value))
+    block = "block b(v) { " + use.replace("{{", "{").replace("}}", "}").replace("{v}", "v") + " }\n"
+    skip = {"name", "inputs", "position", "calls"}
+    alone = outcome(head + line + "\n")
+    for earlier in TYPED_VALUES:
+        # another load first
+        outcome(head + use.format(v=spec_value(earlier)) + "\n")
+        assert outcome(head + line + "\n") == alone
+        # in one load: the same line, or the same block called, with another value first
+        for first, then in (
+            (use.format(v=spec_value(earlier)), line),
+            (f"b({spec_value(earlier)})", f"b({spec_value(value)})"),
+        ):
+            if not parses(head + block + first + "\n" + then + "\n"):
+                continue  # a syntax error stops a load before elaboration
+            both = outcome(head + block + first + "\n" + then + "\n")
+            one = outcome(head + block + then + "\n")
+            before = outcome(head + block + first + "\n")
+            if one[0] == "error":
+                assert both[0] == "error"
+                # `then` is one line further down in `both`
+                assert {(m, n + 1 if n == 3 else n) for m, n in one[1]} <= set(both[1])
+            elif before[0] == "ok":
+                assert both[0] == "ok"
+                made = outcome_layers(one)[1:]  # what `then` makes
+                last = outcome_layers(both)[len(outcome_layers(before)):]
+                assert [n.model_dump(exclude=skip) for n in last] == [
+                    n.model_dump(exclude=skip) for n in made
+                ]

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir import LAYER_CLASSES, Activation, Layer
-from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show
+from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show, value_key
 
 KINDS: dict[str, tuple[type[Layer], dict[str, Any]]] = {}
 """Every word that selects a layer kind -> (class, preset fields)."""
@@ -121,27 +121,29 @@ def _unexpected_value(cls, kind: str, value: Any, loc: Location, scope: Scope) -
     )
 
 
-_VALIDATED: dict[tuple, Layer] = {}
-"""Validated nodes by their class and fields: specs repeat layers (blocks, `repeat`), and a
-frozen node with a placeholder name can stand for every identical one until naming."""
+def validate(
+    cls: type[Layer], fields: Fields, preset: dict, where: Location, memo: dict[tuple, Layer] | None = None
+) -> Layer:
+    """The IR node (with a placeholder name) for these fields; pydantic errors, located.
 
-
-def validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -> Layer:
-    """The IR node (with a placeholder name) for these fields; pydantic errors, located."""
+    ``memo`` (one per load, kept by the elaborator) holds the nodes validated so far by their
+    class and fields, each value keyed with its type at every depth (``(1, 1)``, ``(true, 1)``
+    and ``(1.0, 1)`` are three keys): specs repeat layers (blocks, ``repeat``), and a frozen
+    node with a placeholder name can stand for every identical one until naming.
+    """
+    if memo is None:
+        return _validate(cls, fields, preset, where)
     try:
         # in the order written: the same layer written another way is validated once more
-        values = tuple([(k, type(v), v) for k, (v, _) in fields.items()])
-        key = (cls, values, tuple(preset.items()))
-        cached = _VALIDATED.get(key)
-    except TypeError:  # a list among the values: not hashable, not cached
+        key = (cls, tuple([(k, value_key(v)) for k, (v, _) in fields.items()]), tuple(preset.items()))
+        cached = memo.get(key)
+    except TypeError:  # a value that is not hashable: not cached
         key = cached = None
     if cached is not None:
         return cached
     layer = _validate(cls, fields, preset, where)
     if key is not None:
-        if len(_VALIDATED) > 4096:
-            _VALIDATED.clear()
-        _VALIDATED[key] = layer
+        memo[key] = layer
     return layer
 
 
