@@ -219,7 +219,7 @@ def show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(show(v) for v in value) + ")"
     return str(value)
