@@ -90,6 +90,20 @@ def test_every_layer_kind_is_writable():
     linear
     silu
     gelu
+    gelu_tanh
+    hardsigmoid
+    hardswish
+    layernorm
+    pointwise 8
+    layerscale
+    stochasticdepth 0.1
+    rescaling 0.5
+    normalization
+    split 2 part=1
+    shuffle 2
+    crop 1
+    adaptiveavgpool 4
+    reshape shape=(4, 4, -1)
     x = globalavgpool keepdims
     globalmaxpool
     flatten
