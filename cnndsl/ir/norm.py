@@ -157,10 +157,19 @@ class StochasticDepth(Layer):
     mode: Literal["row", "batch"] = "row"
 
     family: ClassVar[str] = "regularization"
-    spec_names: ClassVar[tuple[str, ...]] = ("stochasticdepth", "stochastic_depth", "droppath", "drop_path")
+    spec_names: ClassVar[tuple[str, ...]] = (
+        "stochasticdepth",
+        "stochastic_depth",
+        "droppath",
+        "drop_path",
+    )
     positional: ClassVar[tuple[str, ...]] = ("rate",)
     aliases: ClassVar[dict[str, str]] = {"p": "rate", "drop_rate": "rate", "drop_path_rate": "rate"}
-    flags: ClassVar[dict[str, tuple[str, object]]] = {"row": ("mode", "row"), "batch": ("mode", "batch")}
+    flags: ClassVar[dict[str, tuple[str, object]]] = {
+        "row": ("mode", "row"),
+        "batch": ("mode", "batch"),
+    }
 
     def notation(self):
-        return f"stochasticdepth {fmt_float(self.rate)}" + (" batch" if self.mode == "batch" else "")
+        mode = " batch" if self.mode == "batch" else ""
+        return f"stochasticdepth {fmt_float(self.rate)}{mode}"

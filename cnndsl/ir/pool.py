@@ -122,8 +122,9 @@ def adaptive_bins(n: int, out: int) -> list[tuple[int, int]]:
     return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
 
 
-def adaptive_window(n: int, out: int) -> Axis:
-    """The receptive-field window of adaptive pooling along one axis: (span, stride, padding).
+def adaptive_window(shape, axis: int, out: int) -> Axis:
+    """The receptive-field window of adaptive pooling to ``out`` cells along ``axis`` (0 or 1)
+    of a map of this ``shape``: (span, stride, padding).
 
     When ``out`` divides ``n`` the bins are plain windows of n/out cells at stride n/out.
     Otherwise they vary in size and start at floor(i * n / out); the window is the smallest one
@@ -133,7 +134,8 @@ def adaptive_window(n: int, out: int) -> Axis:
     axis, as global pooling's window.
     """
     if out == 1:
-        return (n - 1, 1, 0)
+        return whole_map_window(shape)[axis]
+    n = shape[axis]
     if n % out == 0:
         return (n // out - 1, n // out, 0)
     b = out // gcd(n, out)
@@ -143,9 +145,9 @@ def adaptive_window(n: int, out: int) -> Axis:
 
 
 class AdaptiveAvgPool2D(Layer):
-    """Average pooling to a fixed output size (``adaptiveavgpool 7``, ``adaptiveavgpool (6, 6)``,
-    ``adaptiveavgpool 4x4``): H x W x C -> OH x OW x C at any input size, as VGG's and AlexNet's
-    classifiers and GoogLeNet's auxiliary heads use it.
+    """Average pooling to a fixed output size (``adaptiveavgpool 7``, ``adaptiveavgpool 4x4``,
+    ``adaptiveavgpool output_size=(6, 4)``): H x W x C -> OH x OW x C at any input size, as
+    VGG's and AlexNet's classifiers and GoogLeNet's auxiliary heads use it.
 
     Field: output_size (OH, OW); one number means both.  Along an axis of n cells, output i
     averages cells [floor(i * n / out), ceil((i + 1) * n / out)) -- PyTorch's rule; the bins may
@@ -160,7 +162,11 @@ class AdaptiveAvgPool2D(Layer):
     output_size: Pair
 
     family: ClassVar[str] = "pool"
-    spec_names: ClassVar[tuple[str, ...]] = ("adaptiveavgpool", "adaptive_avgpool", "adaptiveavgpool2d")
+    spec_names: ClassVar[tuple[str, ...]] = (
+        "adaptiveavgpool",
+        "adaptive_avgpool",
+        "adaptiveavgpool2d",
+    )
     positional: ClassVar[tuple[str, ...]] = ("output_size",)
     aliases: ClassVar[dict[str, str]] = {"size": "output_size"}
 
@@ -169,8 +175,8 @@ class AdaptiveAvgPool2D(Layer):
         return (*self.output_size, c)
 
     def window(self, inputs):
-        h, w, _ = inputs[0]
-        return adaptive_window(h, self.output_size[0]), adaptive_window(w, self.output_size[1])
+        shape, (oh, ow) = inputs[0], self.output_size
+        return adaptive_window(shape, 0, oh), adaptive_window(shape, 1, ow)
 
     def notation(self):
         oh, ow = self.output_size

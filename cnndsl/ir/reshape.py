@@ -83,7 +83,8 @@ class Reshape(Layer):
 
     def notation(self):
         if len(self.shape) == 1 or -1 in self.shape:
-            return f"reshape shape=({', '.join(map(str, self.shape))}{',' if len(self.shape) == 1 else ''})"
+            dims = ", ".join(map(str, self.shape)) + ("," if len(self.shape) == 1 else "")
+            return f"reshape shape=({dims})"
         return f"reshape {fmt_shape(self.shape)}"
 
 

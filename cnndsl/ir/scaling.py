@@ -21,7 +21,9 @@ def _floats(value):
 
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
-Values = Annotated[Finite | Annotated[tuple[Finite, ...], Field(min_length=1)], BeforeValidator(_floats)]
+Values = Annotated[
+    Finite | Annotated[tuple[Finite, ...], Field(min_length=1)], BeforeValidator(_floats)
+]
 """One number for every channel, or one per channel."""
 
 
@@ -38,7 +40,8 @@ def _check_channels(layer: Layer, shape, **per_channel) -> None:
 
 def _show(value) -> str:
     if isinstance(value, tuple):
-        return "(" + ", ".join(fmt_float(float(v)) for v in value) + ("," if len(value) == 1 else "") + ")"
+        items = ", ".join(fmt_float(float(v)) for v in value)
+        return f"({items},)" if len(value) == 1 else f"({items})"
     return fmt_float(float(value))
 
 
@@ -68,7 +71,8 @@ class Rescaling(Layer):
         return inputs[0]
 
     def notation(self):
-        text = f"rescaling scale={_show(self.scale)}" if isinstance(self.scale, tuple) else f"rescaling {_show(self.scale)}"
+        scale = _show(self.scale)
+        text = f"rescaling scale={scale}" if isinstance(self.scale, tuple) else f"rescaling {scale}"
         return text + (f" offset={_show(self.offset)}" if self.offset != 0 else "")
 
 
