@@ -1,0 +1,185 @@
+"""Documentation tools: the Pygments lexer for .cnn specs (``pygmentize -l cnn``) and the Sphinx
+extension (``extensions = ["cnndsl.sphinx"]``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
+from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String
+
+from cnndsl.ir import ACTIVATIONS, LAYER_CLASSES
+from cnndsl.lexer import KERNEL, CnnLexer, vocabulary
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Every spec of the repository but the error corpus, where bad input is the point.
+ZOO = sorted(
+    p for p in ROOT.rglob("*.cnn")
+    if not {".venv", ".git", "errors"} & set(p.relative_to(ROOT).parts[:-1])
+)
+
+
+def _tokens(text: str) -> list[tuple[object, str]]:
+    lexer = CnnLexer(stripnl=False, ensurenl=False)
+    return [(t, v) for t, v in lexer.get_tokens(text) if v]
+
+
+def _types(text: str) -> dict[str, object]:
+    """Each non-blank token's text -> its token type (the last one, for repeated words)."""
+    return {v: t for t, v in _tokens(text) if v.strip()}
+
+
+# ---------------------------------------------------------------------------- the lexer
+
+
+def test_the_zoo_is_found():
+    names = {p.name for p in ZOO}
+    assert {"googlenet.cnn", "unet.cnn", "tiny_resnet.cnn", "mini_inception.cnn"} <= names
+    assert not any("errors" in p.parts for p in ZOO)
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_spec_lexes_without_errors_and_round_trips(path):
+    text = path.read_text(encoding="utf-8")
+    tokens = _tokens(text)
+    errors = [v for t, v in tokens if t in Error]
+    assert not errors, f"{path.name}: error tokens {errors[:10]}"
+    assert "".join(v for _, v in tokens) == text
+    # no identifier-like word falls through as plain text
+    assert not [v for t, v in tokens if t is String.Other or t is Name.Other]
+
+
+def test_every_layer_kind_and_activation_is_highlighted():
+    # From the IR's registry, so that a kind added there without the lexer knowing it fails.
+    kind_words, activation_words = [], []
+    for cls in LAYER_CLASSES:
+        (activation_words if cls.family == "activation" else kind_words).extend(cls.spec_names)
+    assert kind_words and activation_words
+    for word in kind_words + ["identity"]:
+        assert _types(f"{word} 8\n")[word] is Keyword.Type, word
+    for word in activation_words + list(ACTIVATIONS):
+        assert _types(f"conv 8 {word}\n")[word] is Name.Builtin, word
+        assert _types(f"conv 8 activation={word}\n")[word] is Name.Builtin, word
+    # every option value of the IR's fields is a constant: padding=same, interpolation=nearest
+    for word in ("same", "valid", "ceil", "nobias", "keepdims", "bilinear", "nearest"):
+        assert _types(f"x {word}\n")[word] is Name.Constant, word
+
+
+def test_keywords_and_operators():
+    for word in ["network", "input", "output", "block", "repeat", "for", "in", "if", "else",
+                 "import", "from", "defaults"]:
+        assert word in vocabulary()["keywords"], word
+    text = (
+        'from "lib.cnn" import a\nimport "b.cnn"\ndefaults conv kernel=3\n'
+        "repeat 2 { if n > 1 and not k or m { identity } else { relu } }\n"
+        "for f in [1, 2] { conv f }\n"
+    )
+    types = _types(text)
+    for word in ["from", "import", "defaults", "repeat", "if", "else", "for", "in"]:
+        assert types[word] is Keyword, word
+    for word in ["and", "or", "not"]:
+        assert types[word] is Operator.Word, word
+    assert types["kernel"] is Name.Attribute
+    assert types["f"] is Name and types["n"] is Name
+
+
+def test_token_classes():
+    text = (
+        "network tiny  # a comment\n"
+        "input 224x224x3\n"
+        'block conv_bn(f, s=1) { 3x3+2(S) conv f stride=s bias=off -> bn -> relu }\n'
+        "x = conv_bn(64)\n"
+        "7x7+2(3) conv 64 -> dropout 0.5 -> bn epsilon=1e-5\n"
+        'import "a \\"b\\".cnn"\n'
+    )
+    tokens = _tokens(text)
+    types = _types(text)
+    assert types["tiny"] is Name.Class
+    assert ("224x224x3" in types) and types["224x224x3"] is KERNEL
+    assert types["3x3+2(S)"] is KERNEL and types["7x7+2(3)"] is KERNEL  # one token each
+    assert types["conv_bn"] is Name.Function
+    assert types["x"] is Name.Variable
+    assert types["stride"] is Name.Attribute and types["bias"] is Name.Attribute
+    assert types["off"] is Keyword.Constant
+    assert types["->"] is Operator
+    assert types["64"] is Number.Integer
+    assert types["0.5"] is Number.Float and types["1e-5"] is Number.Float
+    strings = [(t, v) for t, v in tokens if t in String and t is not KERNEL]
+    assert strings == [
+        (String.Double, '"a '), (String.Escape, '\\"'), (String.Double, "b"),
+        (String.Escape, '\\"'), (String.Double, '.cnn"'),
+    ]
+    assert types["# a comment"] is Comment.Single
+
+
+def test_bad_input_gives_error_tokens():
+    # what the grammar refuses, the highlighter shows as an error
+    assert [v for t, v in _tokens("conv 8 @ $\n") if t in Error] == ["@", "$"]
+    assert Error in {t for t, _ in _tokens('import "unterminated\n')}
+
+
+# ------------------------------------------------------------- the entry point, pygmentize
+
+
+def _declared_entry_points() -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return project["entry-points"]["pygments.lexers"]
+
+
+def _dist_info(where: Path) -> Path:
+    """A distribution's metadata with the entry points pyproject.toml declares, written as pip
+    writes them (``entry_points.txt``): what ``pip install`` makes of the declaration."""
+    info = where / "cnndsl_entry_points-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cnndsl-entry-points\nVersion: 0\n")
+    lines = ["[pygments.lexers]", *(f"{k} = {v}" for k, v in _declared_entry_points().items())]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return where
+
+
+def test_pygmentize_finds_the_lexer_through_the_entry_point(tmp_path):
+    assert _declared_entry_points() == {"cnn": "cnndsl.lexer:CnnLexer"}
+    site = _dist_info(tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)])}
+    spec = ROOT / "specs" / "googlenet.cnn"
+    for args in (["-l", "cnn"], ["-l", "cnndsl"], []):  # by name, and by the file's extension
+        out = subprocess.run(
+            [sys.executable, "-m", "pygments", *args, "-f", "html", str(spec)],
+            capture_output=True, text=True, env=env, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert '<span class="kt">conv</span>' in out.stdout, args
+        assert '<span class="ss">3x3+2(S)</span>' in out.stdout, args
+        assert '<span class="err">' not in out.stdout
+    # in a terminal
+    out = subprocess.run(
+        [sys.executable, "-m", "pygments", "-l", "cnn", "-f", "terminal", str(spec)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert out.returncode == 0 and "\x1b[" in out.stdout and "inception_3a" in out.stdout
+
+
+def test_the_installed_entry_point_matches_the_declaration():
+    # Where cnndsl is installed from this checkout (CI: pip install -e '.[test]'), Pygments finds
+    # the lexer by itself; an older install (without the entry point) is not this checkout's.
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        installed = distribution("cnndsl").entry_points.select(group="pygments.lexers")
+    except PackageNotFoundError:
+        pytest.skip("cnndsl is not installed")
+    if not installed:
+        pytest.skip("the installed cnndsl predates the entry point: pip install -e . again")
+    assert {e.name: e.value for e in installed} == _declared_entry_points()
+    assert get_lexer_by_name("cnn").__class__.__name__ == "CnnLexer"
+    assert get_lexer_for_filename("googlenet.cnn").__class__.__name__ == "CnnLexer"
+
+
+def test_the_lexer_class():
+    assert {"cnn", "cnndsl"} <= set(CnnLexer.aliases) and CnnLexer.filenames == ["*.cnn"]
