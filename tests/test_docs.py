@@ -4,6 +4,7 @@ extension (``extensions = ["cnndsl.sphinx"]``)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -183,3 +184,186 @@ def test_the_installed_entry_point_matches_the_declaration():
 
 def test_the_lexer_class():
     assert {"cnn", "cnndsl"} <= set(CnnLexer.aliases) and CnnLexer.filenames == ["*.cnn"]
+
+
+# ------------------------------------------------------------------- the Sphinx extension
+
+SPEC = """\
+network small
+input 32x32x3
+import "blocks.cnn"
+
+stem = 3x3+1(S) conv 16 relu
+unit(16)
+globalavgpool
+dense 10 softmax
+"""
+
+BLOCKS = """\
+block unit(f) {
+  add { 3x3(S) conv f bias=off -> bn -> relu | identity }
+}
+"""
+
+INDEX = """\
+Networks
+========
+
+.. cnn-diagram:: ../specs/small.cnn
+   :collapse:
+   :rankdir: LR
+   :params:
+   :summary:
+   :caption: A *small* network
+   :name: small-diagram
+
+.. cnn-summary:: /../specs/small.cnn
+   :batch: 8
+   :dtype: float16
+
+.. code-block:: cnn
+
+   7x7+2(3) conv 64 bias=off -> bn -> relu  # the stem
+"""
+
+
+def _sphinx_build(src: Path, out: Path, builder: str = "html") -> str:
+    """Builds the project in ``src`` into ``out`` as ``sphinx-build`` does (incrementally: the
+    environment is kept between builds); returns what Sphinx warned."""
+    from sphinx.cmd.build import build_main
+
+    log = out / f"warnings-{builder}.txt"
+    out.mkdir(exist_ok=True)
+    args = ["-b", builder, "-d", str(out / "doctrees"), "-q", "-N", "-w", str(log)]
+    status = build_main([*args, str(src), str(out / builder)])
+    assert status == 0, log.read_text(encoding="utf-8")
+    return log.read_text(encoding="utf-8")
+
+
+def _project(tmp_path: Path, index: str = INDEX) -> tuple[Path, Path, Path]:
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "small.cnn").write_text(SPEC)
+    (specs / "blocks.cnn").write_text(BLOCKS)
+    src = tmp_path / "docs"
+    src.mkdir()
+    (src / "conf.py").write_text('extensions = ["cnndsl.sphinx"]\nproject = "test"\n')
+    (src / "index.rst").write_text(index)
+    return src, tmp_path / "_build", specs
+
+
+def _rewrite(path: Path, text: str) -> None:
+    """Rewrites a file after the last build: its modification time is then later than the time
+    Sphinx read the page (a time in the future would keep the page outdated in every later
+    build, and so hide whether the file itself was noted as a dependency)."""
+    import time
+
+    time.sleep(0.05)
+    path.write_text(text)
+
+
+def test_sphinx_directives_embed_the_diagram_and_the_summary(tmp_path):
+    src, out, specs = _project(tmp_path)
+    warnings = _sphinx_build(src, out)
+    assert warnings == ""
+    html = (out / "html" / "index.html").read_text(encoding="utf-8")
+
+    import cnndsl
+
+    net = cnndsl.load(specs / "small.cnn")
+    # the diagram: inline SVG drawn from the spec, collapsed (the block call is one node)
+    assert html.count("<svg") == 1
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    assert 'aria-label="diagram of the network small' in svg
+    assert "unit(16)" in svg and ">stem<" in svg
+    assert 'id="cnn0-graph0"' in svg and 'id="graph0"' not in svg  # ids unique on the page
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html
+    assert f"{net.analysis.total_params:,}" in svg  # :params: writes the total under the title
+    assert 'class="caption-text">A <em>small</em> network' in html
+    assert 'id="small-diagram"' in html
+    # the summary tables: one after the diagram, one from cnn-summary (batch 8, float16)
+    assert html.count('<table class="cnn-summary') == 2
+    for info in net.analysis:
+        assert f"{info.layer.name} ({info.layer.type_name})" in html
+    assert f"Total params: {net.analysis.total_params:,}" in html
+    assert "Memory (batch 1, float32)" in html and "Memory (batch 8, float16)" in html
+    assert "Connected to" in html  # a DAG
+    # cnn code blocks are highlighted
+    assert '<span class="kt">conv</span>' in html and '<span class="ss">7x7+2(3)</span>' in html
+
+
+def test_sphinx_rebuilds_the_page_when_the_spec_or_an_import_changes(tmp_path):
+    src, out, specs = _project(tmp_path)
+    assert _sphinx_build(src, out) == ""
+    page = out / "html" / "index.html"
+    before = page.read_text(encoding="utf-8")
+    assert _row(before, "dense_1 (dense)")[:3] == ["dense_1 (dense)", "10", "170"]  # 16*10 + 10
+
+    _rewrite(specs / "small.cnn", SPEC.replace("dense 10 softmax", "dense 7 softmax"))
+    assert _sphinx_build(src, out) == ""
+    after = page.read_text(encoding="utf-8")
+    assert _row(after, "dense_1 (dense)")[:3] == ["dense_1 (dense)", "7", "119"]
+
+    _rewrite(specs / "blocks.cnn", BLOCKS.replace("3x3(S) conv f", "5x5(S) conv f"))
+    assert _sphinx_build(src, out) == ""
+    imported = page.read_text(encoding="utf-8")
+    assert imported != after
+    assert _row(imported, "unit_1_conv_1 (conv)")[2] == "6,400"  # 5*5*16*16, no bias
+
+
+def _row(html: str, first_cell: str) -> list[str]:
+    """The cells of the first summary row that starts with ``first_cell``."""
+    for row in re.findall(r"<tr[^>]*>(.*?)</tr>", html, re.S):
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        if cells and cells[0] == first_cell:
+            return cells
+    raise AssertionError(f"no row {first_cell!r}")
+
+
+def test_sphinx_reports_a_bad_spec_with_its_location(tmp_path):
+    src, out, specs = _project(tmp_path)
+    (specs / "small.cnn").write_text(SPEC.replace("dense 10 softmax", "dense 10 sofmax"))
+    warnings = _sphinx_build(src, out)
+    assert "Traceback" not in warnings
+    # Sphinx's location (the directive), then cnndsl's: file:line:col, the line, a caret, a hint
+    assert "index.rst:4: ERROR: cnn-diagram ../specs/small.cnn:\n" in warnings
+    assert f"{specs / 'small.cnn'}:8:10: error:" in warnings
+    assert "    8 | dense 10 sofmax" in warnings and "^^^^^^" in warnings
+    assert "did you mean 'softmax'?" in warnings
+    assert "index.rst:12: ERROR: cnn-summary ../specs/small.cnn:\n" in warnings
+    # the page is still written, without a diagram; fixing the spec rebuilds it
+    assert "<svg" not in (out / "html" / "index.html").read_text(encoding="utf-8")
+    _rewrite(specs / "small.cnn", SPEC)
+    assert _sphinx_build(src, out) == ""
+    assert "<svg" in (out / "html" / "index.html").read_text(encoding="utf-8")
+
+
+def test_sphinx_reports_an_error_in_an_imported_file_and_bad_options(tmp_path):
+    index = INDEX.replace(":rankdir: LR", ":rankdir: sideways")
+    src, out, specs = _project(tmp_path, index)
+    (specs / "blocks.cnn").write_text(BLOCKS.replace("bias=off", "bias=maybe"))
+    warnings = _sphinx_build(src, out)
+    assert "Traceback" not in warnings
+    assert 'invalid option value: (option: "rankdir"; value: \'sideways\')' in warnings
+    assert f"{specs / 'blocks.cnn'}:2:28: error: unknown name 'maybe' for bias" in warnings
+    _rewrite(src / "index.rst", INDEX)
+    warnings = _sphinx_build(src, out)
+    assert "rankdir" not in warnings and warnings.count("unknown name 'maybe' for bias") == 2
+    # fixing the imported file (the spec and the page are unchanged) rebuilds the page
+    _rewrite(specs / "blocks.cnn", BLOCKS)
+    assert _sphinx_build(src, out) == ""
+    html = (out / "html" / "index.html").read_text(encoding="utf-8")
+    assert html.count('<table class="cnn-summary') == 2
+
+
+def test_sphinx_latex_and_text_builders(tmp_path):
+    src, out, _ = _project(tmp_path)
+    assert _sphinx_build(src, out, "latex") == ""
+    tex = (out / "latex" / "test.tex").read_text(encoding="utf-8")
+    found = re.findall(r"\\sphinxincludegraphics\[\]\{(cnn-[0-9a-f]{16}\.pdf)\}", tex)
+    assert len(found) == 1
+    assert (out / "latex" / found[0]).read_bytes().startswith(b"%PDF")
+    assert _sphinx_build(src, out, "text") == ""
+    text = (out / "text" / "index.txt").read_text(encoding="utf-8")
+    assert "[diagram of the network small (../specs/small.cnn)]" in text
+    assert "Total params:" in text
