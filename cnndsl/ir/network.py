@@ -71,6 +71,9 @@ class Network(BaseModel):
         for name in self.outputs:
             if name not in index:
                 raise ValueError(f"output '{name}' is not a node")
+        if len(set(self.outputs)) != len(self.outputs):
+            twice = next(name for name in self.outputs if self.outputs.count(name) > 1)
+            raise ValueError(f"'{twice}' is listed twice as an output")
         self._index = index
         return self
 

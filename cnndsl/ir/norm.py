@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Layer, fmt_float, require_map
+from .base import Bool, Float, Layer, NonNegInt, fmt_float, require_map
 
 
 class BatchNorm(Layer):
@@ -19,10 +19,10 @@ class BatchNorm(Layer):
     """
 
     kind: Literal["batchnorm"] = "batchnorm"
-    epsilon: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.99, ge=0, le=1)
-    center: bool = True
-    scale: bool = True
+    epsilon: Float = Field(1e-3, gt=0)
+    momentum: Float = Field(0.99, ge=0, le=1)
+    center: Bool = True
+    scale: Bool = True
 
     family: ClassVar[str] = "norm"
     spec_names: ClassVar[tuple[str, ...]] = ("bn", "batchnorm", "batch_norm", "batchnormalization")
@@ -54,10 +54,10 @@ class LRN(Layer):
     """
 
     kind: Literal["lrn"] = "lrn"
-    radius: int = Field(5, ge=0)
-    alpha: float = Field(1.0, ge=0)
-    beta: float = Field(0.5, ge=0)
-    bias: float = Field(1.0, gt=0)
+    radius: NonNegInt = 5
+    alpha: Float = Field(1.0, ge=0)
+    beta: Float = Field(0.5, ge=0)
+    bias: Float = Field(1.0, gt=0)
 
     family: ClassVar[str] = "norm"
     spec_names: ClassVar[tuple[str, ...]] = ("lrn", "local_response_norm")
@@ -75,7 +75,7 @@ class Dropout(Layer):
     """Dropout (``dropout 0.5``): zeroes a fraction ``rate`` of the activations in training."""
 
     kind: Literal["dropout"] = "dropout"
-    rate: float = Field(ge=0, lt=1)
+    rate: Float = Field(ge=0, lt=1)
 
     family: ClassVar[str] = "regularization"
     spec_names: ClassVar[tuple[str, ...]] = ("dropout",)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from .base import Layer, Padding, Pair, kspec_notation, require_map, whole_map_window
+from .base import Bool, Layer, Padding, Pair, PositiveInt, kspec_notation, require_map, whole_map_window
 from .conv import sliding_window, window_axes
 from .geometry import ShapeError
 
@@ -28,7 +28,7 @@ class _Pool2D(Layer):
     kernel: Pair = (2, 2)
     stride: Pair | None = None
     padding: Padding = "valid"
-    ceil_mode: bool = False
+    ceil_mode: Bool = False
 
     takes_kernel_spec: ClassVar[bool] = True
     family: ClassVar[str] = "pool"
@@ -93,7 +93,7 @@ class AvgPool2D(_Pool2D):
     """
 
     kind: Literal["avgpool"] = "avgpool"
-    include_pad: bool | None = None
+    include_pad: Bool | None = None
 
     spec_names: ClassVar[tuple[str, ...]] = ("avgpool", "avgpool2d", "averagepooling")
     aliases: ClassVar[dict[str, str]] = {**_POOL_ALIASES, "count_include_pad": "include_pad"}
@@ -114,7 +114,7 @@ class AvgPool2D(_Pool2D):
 
 
 class _GlobalPool(Layer):
-    keepdims: bool = False
+    keepdims: Bool = False
 
     family: ClassVar[str] = "pool"
     flags: ClassVar[dict[str, tuple[str, object]]] = {"keepdims": ("keepdims", True)}
@@ -151,7 +151,7 @@ class DepthMaxPool(Layer):
     """
 
     kind: Literal["depthmaxpool"] = "depthmaxpool"
-    pool: int = Field(ge=1)
+    pool: PositiveInt
 
     family: ClassVar[str] = "pool"
     spec_names: ClassVar[tuple[str, ...]] = ("depthmaxpool", "depth_maxpool", "channelmaxpool")
