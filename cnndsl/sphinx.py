@@ -235,7 +235,7 @@ def _visit_text(self, node: cnn_diagram) -> None:
 
 
 def _visit_body(self, node: cnn_diagram) -> None:
-    self.body.append(f"[{node['alt']}]")
+    self.body.append(f"[{node['alt']}]\n")
     raise nodes.SkipNode
 
 

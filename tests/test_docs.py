@@ -367,3 +367,15 @@ def test_sphinx_latex_and_text_builders(tmp_path):
     text = (out / "text" / "index.txt").read_text(encoding="utf-8")
     assert "[diagram of the network small (../specs/small.cnn)]" in text
     assert "Total params:" in text
+
+
+def test_sphinx_without_graphviz_says_how_to_install_it(tmp_path, monkeypatch):
+    src, out, _ = _project(tmp_path)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no `dot` to be found
+    warnings = _sphinx_build(src, out)
+    assert "Traceback" not in warnings
+    assert "index.rst:4: ERROR: cnn-diagram ../specs/small.cnn:" in warnings
+    assert "Graphviz" in warnings and "apt-get install graphviz" in warnings
+    html = (out / "html" / "index.html").read_text(encoding="utf-8")
+    assert "<svg" not in html and '<table class="cnn-summary' in html  # cnn-summary needs no dot
