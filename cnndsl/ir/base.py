@@ -40,8 +40,12 @@ ACTIVATIONS = (
     "softmax",
     "silu",
     "gelu",
+    "gelu_tanh",
+    "hardsigmoid",
+    "hardswish",
 )
-"""Activation functions a layer can carry (``activation=``) or be (``relu``, ``softmax`` ...)."""
+"""Activation functions a layer can carry (``activation=``) or be (``relu``, ``softmax`` ...).
+Their exact definitions, in both frameworks, are in :class:`cnndsl.ir.Activation`."""
 
 
 def _scalar(value: Any) -> bool:
@@ -183,8 +187,11 @@ def _fmt(value: Any) -> str:
 
 
 def fmt_float(value: float) -> str:
-    """A float as a spec would write it: 0.5, 1e-5, 0.00002 -> 2e-5."""
+    """A float as a spec would write it: 0.5, 1e-5, 0.00002 -> 2e-5; every digit that is needed
+    to read back the same float (1/255 -> 0.00392156862745098)."""
     text = f"{value:g}"
+    if float(text) != value:
+        text = repr(value)
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = f"{mantissa}e{int(exponent)}"
