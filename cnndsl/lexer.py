@@ -156,6 +156,9 @@ def _tokens() -> dict:
 
     return {
         "root": [
+            # a tensor named at the start of a line, indented or not (before whitespace)
+            (rf"^([ \t]*)({name})([ \t]*)(=)(?!=)",
+             bygroups(Whitespace, Name.Variable, Whitespace, Operator)),
             (r"[ \t\f\r]+", Whitespace),
             (r"\n", Whitespace),
             (t["COMMENT"], Comment.Single),
@@ -166,8 +169,6 @@ def _tokens() -> dict:
             (t["INT"], Number.Integer),
             (rf"\b(block)(\s+)({name})", bygroups(Keyword, Whitespace, Name.Function)),
             (rf"\b(network)(\s+)({name})", bygroups(Keyword, Whitespace, Name.Class)),
-            (rf"^([ \t]*)({name})([ \t]*)(=)(?!=)",
-             bygroups(Whitespace, Name.Variable, Whitespace, Operator)),
             (rf"({name})([ \t]*)(=)(?!=)", bygroups(Name.Attribute, Whitespace, Operator)),
             (vocab("keywords"), Keyword),
             (vocab("operators"), Operator.Word),

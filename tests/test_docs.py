@@ -106,6 +106,8 @@ def test_token_classes():
     assert types["3x3+2(S)"] is KERNEL and types["7x7+2(3)"] is KERNEL  # one token each
     assert types["conv_bn"] is Name.Function
     assert types["x"] is Name.Variable
+    indented = _types("block b(f) {\n  y = conv f\n  conv f stride=2\n}\n")
+    assert indented["y"] is Name.Variable and indented["stride"] is Name.Attribute
     assert types["stride"] is Name.Attribute and types["bias"] is Name.Attribute
     assert types["off"] is Keyword.Constant
     assert types["->"] is Operator
