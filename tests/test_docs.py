@@ -19,10 +19,14 @@ from cnndsl.lexer import KERNEL, CnnLexer, vocabulary
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Every spec of the repository but the error corpus, where bad input is the point.
+# Every spec of the repository (outside hidden folders such as .venv) but the error corpus,
+# where bad input is the point.
 ZOO = sorted(
-    p for p in ROOT.rglob("*.cnn")
-    if not {".venv", ".git", "errors"} & set(p.relative_to(ROOT).parts[:-1])
+    p
+    for folder in ROOT.iterdir()
+    if folder.is_dir() and not folder.name.startswith(".")
+    for p in folder.rglob("*.cnn")
+    if "errors" not in p.relative_to(ROOT).parts[:-1]
 )
 
 
