@@ -127,7 +127,7 @@ def test_functions_in_word_position():
         ("min()", "min() takes 1 or more values, got 0", "it is min(values, ...)"),
         ("round(2.5, digits=1)", "round() has no parameter 'digits'", "it is round("),
         ("round(2.5, 1, ndigits=1)", "round() gets 'ndigits' twice", None),
-        ("abs(true)", "abs(): expected a number, got on", "it is abs(x)"),
+        ("abs(true)", "abs(): expected a number, got true", "it is abs(x)"),
         ('int("3")', "int(): expected a number, got '3'", "it is int(x)"),
         ("min([1, relu])", "min(): expected numbers in the list, got 'relu'", None),
         ("make_divisible(10, 0)", "make_divisible(): the divisor must be at least 1, got 0", None),
@@ -201,7 +201,7 @@ conv([(3, 16), (1, 24), (5, 40)][-1][1], kernel=1)
         ("[][0]", "index 0 is out of range for a list of 0 items", "0"),
         ("(1, 2)[2]", "index 2 is out of range for a tuple of 2 items", "2"),
         ("[1, 2][1.0]", "an index is an integer, got 1.0", "1.0"),
-        ("[1, 2][true]", "an index is an integer, got on", "true"),
+        ("[1, 2][true]", "an index is an integer, got true", "true"),
         ("7[0]", "only lists, tuples and strings have items, not 7", "7"),
     ],
 )
