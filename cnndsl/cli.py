@@ -81,7 +81,9 @@ def _load(spec: str):
     from . import load, loads
 
     if spec == "-":
-        return loads(sys.stdin.read(), "<stdin>")
+        from .elaborate.sources import read_stdin
+
+        return loads(read_stdin(), "<stdin>")
     return load(spec)
 
 

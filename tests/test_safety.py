@@ -193,3 +193,133 @@ def test_the_number_of_layers_is_bounded(monkeypatch, body):
     with pytest.raises(CnnDslError, match="the spec makes more than 20 layers"):
         cnndsl.loads("input 8x8x1\n" + body + "\n")
     cnndsl.loads("input 8x8x1\n" + body.replace("30", "19").replace("15", "9") + "\n")
+
+
+# ------------------------------------------------------------ bounded work (issue 10 §3)
+
+NO_LAYER_LOOPS = [
+    "repeat 100000 { repeat 100000 { identity } }",
+    "for a in [0] * 100000 { for b in [0] * 100000 { identity } }",
+    "repeat 100000 { repeat 100000 { if false { relu } } }",
+    "block nothing() { if false { relu } }\nrepeat 100000 { repeat 100000 { nothing() } }",
+    "repeat 100000 { repeat 100000 { if 1 + 1 + 1 + 1 > 99 { relu } } }",
+]
+
+
+@pytest.mark.parametrize("body", NO_LAYER_LOOPS)
+def test_loops_that_make_no_layer_stop_at_the_work_limit(monkeypatch, body):
+    import time
+
+    from cnndsl.elaborate import limits
+
+    monkeypatch.setattr(limits, "MAX_STEPS", 20_000)
+    start = time.perf_counter()
+    with pytest.raises(CnnDslError, match="takes more than 20,000 steps") as e:
+        cnndsl.loads("input 8x8x1\nrelu\n" + body + "\n")
+    assert time.perf_counter() - start < 2
+    assert len(e.value.diagnostics) == 1  # the load stops there: no cascade of errors
+    assert e.value.location.line >= 3
+
+
+def test_the_work_limit_leaves_room_for_every_zoo_spec_and_the_layer_limit():
+    from conftest import SPEC_FILES
+
+    from cnndsl.elaborate import MAX_NODES, MAX_STEPS, Elaborator
+    from cnndsl.parser import parse
+
+    for path in SPEC_FILES:
+        elaborator = Elaborator()
+        elaborator.elaborate(parse(path.read_text(), str(path)))
+        assert elaborator.work.steps < MAX_STEPS / 100
+    # the most layers a spec may make, one statement each, stays within the work limit
+    elaborator = Elaborator()
+    text = f"input 8x8x1\nrepeat {MAX_NODES // 2 - 1} {{ relu -> relu }}\n"
+    elaborator.elaborate(parse(text, "<string>"))
+    assert MAX_NODES - 2 <= len(elaborator.nodes) and elaborator.work.steps < MAX_STEPS
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "for x in [0] * 60000 + [0] * 60000 { relu }",  # `+` grows a list too
+        "for x in [[0] * 1000] * 1000 { relu }",  # nested lists count their items
+        "for x in [[0] * 60000, [0] * 60000] { relu }",
+        "block b(x) { relu }\nb([[0] * 100000] * 100000)",  # through a call
+        # doubling through nested calls: 2^k copies of one list
+        "block b0(x) { relu }\n"
+        + "".join(f"block b{i}(x) {{ b{i - 1}([x, x]) }}\n" for i in range(1, 40))
+        + "b39([0] * 1000)",
+    ],
+)
+def test_lists_cannot_grow_past_the_limit_by_any_operator(body):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(CnnDslError, match="a list of more than 100,000 items"):
+            cnndsl.loads("input 8x8x1\n" + body + "\n")
+        assert tracemalloc.get_traced_memory()[1] < 50_000_000
+    finally:
+        tracemalloc.stop()
+
+
+def test_imports_through_symlinked_directories_read_each_file_once(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from cnndsl.elaborate import elaborator
+
+    (tmp_path / "lib").mkdir()
+    os.symlink(".", tmp_path / "lib" / "l1")
+    os.symlink(".", tmp_path / "lib" / "l2")
+    levels = 22
+    for i in range(levels):
+        imports = f'import "l1/f{i + 1}.cnn"\nimport "l2/f{i + 1}.cnn"\n' if i + 1 < levels else ""
+        (tmp_path / "lib" / f"f{i}.cnn").write_text(imports + f"block b{i}() {{ relu }}\n")
+    (tmp_path / "lib" / "main.cnn").write_text('import "l1/l2/f0.cnn"\ninput 8x8x1\nb21()\n')
+    reads = []
+    real = elaborator.read_source
+    monkeypatch.setattr(elaborator, "read_source", lambda path, at=None: reads.append(path) or real(path, at))
+    start = time.perf_counter()
+    net = cnndsl.load(tmp_path / "lib" / "main.cnn")
+    assert time.perf_counter() - start < 5
+    assert len(reads) == levels
+    assert [layer.kind for layer in net.layers] == ["input", "activation"]
+
+
+def test_a_file_imported_through_a_symlink_to_itself_is_a_cycle(tmp_path):
+    import os
+
+    os.symlink(".", tmp_path / "here")
+    (tmp_path / "a.cnn").write_text('import "here/a.cnn"\ninput 8x8x1\nrelu\n')
+    with pytest.raises(CnnDslError, match="import cycle"):
+        cnndsl.load(tmp_path / "a.cnn")
+
+
+def test_the_reader_never_blocks(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "pipe.cnn"
+    os.mkfifo(fifo)
+    code = (
+        "import sys; from pathlib import Path; from cnndsl import CnnDslError\n"
+        "from cnndsl.elaborate import read_source\n"
+        "try:\n    read_source(Path(sys.argv[1]))\nexcept CnnDslError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=30)
+    assert "is not a regular file" in out.stdout
+
+
+def test_standard_input_gets_the_file_checks():
+    import io
+
+    from cnndsl.elaborate import MAX_SOURCE_BYTES
+    from cnndsl.elaborate.sources import read_stream
+
+    assert read_stream(io.BytesIO("\ufeffinput 8x8x1\n".encode())) == "input 8x8x1\n"
+    with pytest.raises(CnnDslError, match="binary file"):
+        read_stream(io.BytesIO(b"input 8x8x1\n\x00"))
+    with pytest.raises(CnnDslError, match="larger than"):
+        read_stream(io.BytesIO(b"#" * (MAX_SOURCE_BYTES + 10)))

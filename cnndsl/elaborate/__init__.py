@@ -10,11 +10,11 @@ their source positions and block provenance.  Every failure is a located
 - :mod:`.values`: values, scopes and expression evaluation;
 - :mod:`.naming`: nodes under construction and their final names;
 - :mod:`.sources`: reading spec files safely;
-- :mod:`.limits`: what a spec may ask for.
+- :mod:`.limits`: what a spec may ask for, and the work a load may do.
 """
 
 from .elaborator import Elaborator, elaborate
-from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, MAX_SOURCE_BYTES
+from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, MAX_SOURCE_BYTES, MAX_STEPS
 from .options import KINDS
 from .sources import read_source
 
@@ -25,6 +25,7 @@ __all__ = [
     "MAX_NODES",
     "MAX_REPEAT",
     "MAX_SOURCE_BYTES",
+    "MAX_STEPS",
     "Elaborator",
     "elaborate",
     "read_source",

@@ -19,7 +19,7 @@ from .. import syntax as S
 from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
 from ..ir import Input, Layer, Network
 from ..parser import parse
-from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT
+from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, Work
 from .naming import Expansion, Frame, Nodes, place
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
 from .sources import read_source
@@ -46,6 +46,7 @@ class Elaborator:
         self.sources: dict[str, str] = {}
         self.modules: dict[str, S.Module] = {}  # by file: where each block was defined
         self.namespaces: dict[str, dict[str, S.BlockDef]] = {}
+        self.files: dict[str, str] = {}  # resolved path -> the file name its module has
         self.defaults: dict[str, dict[type[Layer], dict[str, tuple[Any, Location]]]] = {}
         self.active: list[tuple[S.BlockDef, Location]] = []
         self.frame: Frame | None = None
@@ -53,24 +54,34 @@ class Elaborator:
         # class and fields (see options.validate), block expansions by block and arguments.
         self.validated: dict[tuple, Layer] = {}
         self.expansions: dict[tuple, Expansion | tuple | None] = {}
+        self.work = Work()  # steps taken, against limits.MAX_STEPS
 
     # ---- modules and imports
-    def load_module(self, module: S.Module, importing: tuple[str, ...] = ()) -> None:
-        """Register a parsed module's blocks and imports (recursively)."""
+    def load_module(self, module: S.Module, importing: tuple[tuple[str, str], ...] = ()) -> None:
+        """Register a parsed module's blocks and imports (recursively).
+
+        Imported files are known by their resolved paths (symbolic links followed), so that
+        one file reached by many paths is read once; ``importing`` holds the (resolved path,
+        file) of the modules whose imports are being read, to find cycles."""
         self.sources[module.file] = module.source
         self.modules[module.file] = module
+        here = (_resolved(module.file), module.file)
+        if here[0] is not None:
+            self.files.setdefault(here[0], module.file)
         namespace: dict[str, S.BlockDef] = {}
         for imp in module.imports:
             base = Path(module.file).parent if module.file not in ("<string>", "<stdin>") else Path.cwd()
             path = Path(os.path.normpath(base / imp.path))
-            key = str(path)
-            if key in importing or key == module.file:
-                chain = " -> ".join([*importing, module.file, key])
+            key = _resolved(str(path)) or str(path)
+            if key in [k for k, _ in importing] or key == here[0]:
+                chain = " -> ".join([*(f for _, f in importing), module.file, str(path)])
                 raise CnnDslError(f"import cycle: {chain}", imp.loc)
-            if key not in self.namespaces:
-                sub = parse(read_source(path, imp.loc), key)
-                self.load_module(sub, (*importing, module.file))
-            exported = self.namespaces[key]
+            file = self.files.get(key)
+            if file is None:
+                sub = parse(read_source(path, imp.loc), str(path))
+                self.files[key] = file = sub.file
+                self.load_module(sub, (*importing, here))
+            exported = self.namespaces[file]
             if imp.names is None:
                 namespace.update(exported)
             else:
@@ -95,7 +106,7 @@ class Elaborator:
         if found is not None:
             return found
         table: dict[type[Layer], dict[str, tuple[Any, Location]]] = {}
-        scope = Scope(module, {}, {})
+        scope = Scope(module, {}, {}, work=self.work)
         for decl in module.defaults:
             if decl.kind not in KINDS:
                 raise CnnDslError(
@@ -121,7 +132,7 @@ class Elaborator:
     # ---- top level
     def elaborate(self, module: S.Module) -> Network:
         self.load_module(module)
-        scope = Scope(module, {}, {})
+        scope = Scope(module, {}, {}, work=self.work)
         current: int | None = None
         errors: list[Diagnostic] = []
         for stmt in module.program:
@@ -143,7 +154,7 @@ class Elaborator:
                     current = POISONED
                     if stmt.name:
                         scope.tensors[stmt.name] = POISONED
-                if len(errors) >= MAX_ERRORS:
+                if len(errors) >= MAX_ERRORS or self.work.exhausted:
                     break
         if errors:
             raise CnnDslError(_in_source_order(errors))
@@ -253,6 +264,7 @@ class Elaborator:
 
     def chain(self, chain: S.Chain, current, scope: Scope, assign) -> int | None:
         items = chain.items
+        self.work.charge(len(items), chain.loc)
         first = items[0]
         if type(first) is S.LayerItem and first.is_bare_name and first.name in scope.tensors:
             current = scope.tensors[first.name]
@@ -274,6 +286,7 @@ class Elaborator:
             if count > MAX_REPEAT:
                 raise CnnDslError(f"repeat {count} is above the limit of {MAX_REPEAT:,}", item.count.loc)
             for _ in range(count):
+                self.work.charge(1, item.loc)
                 current = self.body(item.body, current, scope.child({}))
             return current
         if isinstance(item, S.ForLoop):
@@ -284,6 +297,7 @@ class Elaborator:
                     item.iterable.loc,
                 )
             for value in values:
+                self.work.charge(1, item.loc)
                 current = self.body(item.body, current, scope.child({item.var: value}))
             return current
         if isinstance(item, S.IfElse):
@@ -406,6 +420,7 @@ class Elaborator:
             if active is block:
                 chain = " -> ".join([b.name for b, _ in self.active] + [block.name])
                 raise CnnDslError(f"block '{block.name}' calls itself ({chain})", item.loc)
+        self.work.charge(CALL_STEPS, item.loc)
         if len(self.active) >= MAX_CALL_DEPTH:
             raise CnnDslError(f"block calls nest deeper than {MAX_CALL_DEPTH}", item.loc)
         args, shown_args = self.bind(block, item, scope)
@@ -431,7 +446,7 @@ class Elaborator:
                 self.room_for(len(expansion.layers), frame.loc)
                 return expansion.replay(self.nodes, frame, current)
         start = len(self.nodes)
-        inner = Scope(self.modules[block.file], args, {})
+        inner = Scope(self.modules[block.file], args, {}, work=self.work)
         saved = self.frame
         self.frame = frame
         self.active.append((block, item.loc))
@@ -483,7 +498,9 @@ class Elaborator:
             if param.name in values:
                 bound[param.name] = values[param.name]
             elif param.default is not None:  # in a scope of the parameters bound so far
-                bound[param.name] = evaluate(param.default, Scope(self.modules[block.file], bound, {}))
+                bound[param.name] = evaluate(
+                    param.default, Scope(self.modules[block.file], bound, {}, work=self.work)
+                )
             else:
                 raise CnnDslError(
                     f"{block.name}() is missing argument '{param.name}'", item.loc,
@@ -525,6 +542,16 @@ def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
         return (id(block), tuple([(k, value_key(v)) for k, v in args.items()]))
     except TypeError:
         return None
+
+
+def _resolved(file: str) -> str | None:
+    """A file's path with symbolic links and `..` resolved (None for `<string>`, `<stdin>`)."""
+    if file.startswith("<") and file.endswith(">"):
+        return None
+    try:
+        return str(Path(file).resolve())
+    except (OSError, RuntimeError):  # a symlink loop: its own name is its key
+        return os.path.abspath(file)
 
 
 def _in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
