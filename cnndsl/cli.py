@@ -39,6 +39,20 @@ def _positive(text: str) -> int:
     return value
 
 
+def _directory(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
+
+
+def _spec_options(command: argparse.ArgumentParser) -> None:
+    """Options of every command that loads a spec."""
+    command.add_argument(
+        "--import-path", action="append", default=[], type=_directory, metavar="DIR",
+        help="also look up imports in DIR, and let them read .cnn files under it (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cnndsl",
@@ -53,15 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate specs (exit 1 with located errors)")
     check.add_argument("specs", nargs="+", metavar="SPEC", help=".cnn file(s), or - for stdin")
+    _spec_options(check)
 
     summary = sub.add_parser("summary", help="print shapes, parameters, MACs, receptive fields, memory")
     summary.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
+    _spec_options(summary)
     summary.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
     summary.add_argument("--dtype", choices=DTYPES, default="float32", help="element type for memory (default float32)")
     summary.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
 
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
+    _spec_options(compile_)
     compile_.add_argument("--target", "-t", choices=TARGETS, required=True)
     compile_.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     compile_.add_argument("--collapse", action="store_true", help="diagrams: draw each block call as one node")
@@ -77,14 +94,15 @@ def _version() -> str:
     return __version__
 
 
-def _load(spec: str):
+def _load(spec: str, args):
     from . import load, loads
 
+    options = dict(import_path=args.import_path)
     if spec == "-":
         from .elaborate.sources import read_stdin
 
-        return loads(read_stdin(), "<stdin>")
-    return load(spec)
+        return loads(read_stdin(), "<stdin>", **options)
+    return load(spec, **options)
 
 
 def _cmd_check(args) -> int:
@@ -93,7 +111,7 @@ def _cmd_check(args) -> int:
     status = EXIT_OK
     for spec in args.specs:
         try:
-            net = _load(spec)
+            net = _load(spec, args)
         except CnnDslError as e:
             print(e.format(), file=sys.stderr)
             status = EXIT_SPEC
@@ -105,7 +123,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_summary(args) -> int:
-    net = _load(args.spec)
+    net = _load(args.spec, args)
     sys.stdout.write(net.summary(batch_size=args.batch, dtype=args.dtype, format=args.format))
     return EXIT_OK
 
@@ -114,7 +132,7 @@ _FRAMEWORKS = {"keras": ("TensorFlow and Keras", "keras"), "torch": ("PyTorch", 
 
 
 def _cmd_compile(args) -> int:
-    net = _load(args.spec)
+    net = _load(args.spec, args)
     target = args.target
     if target == "json":
         text: str | bytes = net.to_json() + "\n"

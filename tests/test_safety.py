@@ -157,15 +157,18 @@ def test_imports_resolve_relative_to_the_importing_file_and_run_nothing(tmp_path
     assert [layer.kind for layer in net.layers] == ["input", "activation"]
 
 
-@pytest.mark.parametrize("target", ["/dev/zero", "/dev/urandom", ".", "fifo"])
+@pytest.mark.parametrize("target", ["fifo", "directory", "device"])
 def test_imports_of_devices_directories_and_pipes_are_refused(tmp_path, target):
-    if target == "fifo":
-        import os
+    import os
 
-        target = str(tmp_path / "fifo.cnn")
-        os.mkfifo(target)
-    (tmp_path / "main.cnn").write_text(f'import "{target}"\ninput 8x8x3\nrelu\n')
-    with pytest.raises(CnnDslError, match="not a regular file|is a directory"):
+    if target == "fifo":
+        os.mkfifo(tmp_path / "x.cnn")
+    elif target == "directory":
+        (tmp_path / "x.cnn").mkdir()
+    else:  # a link that leads out of the spec's directory, to a device
+        os.symlink("/dev/zero", tmp_path / "x.cnn")
+    (tmp_path / "main.cnn").write_text('import "x.cnn"\ninput 8x8x3\nrelu\n')
+    with pytest.raises(CnnDslError, match="not a regular file|is a directory|leads outside"):
         cnndsl.load(tmp_path / "main.cnn")
 
 
@@ -267,7 +270,7 @@ def test_imports_through_symlinked_directories_read_each_file_once(tmp_path, mon
     import os
     import time
 
-    from cnndsl.elaborate import elaborator
+    from cnndsl.elaborate import modules
 
     (tmp_path / "lib").mkdir()
     os.symlink(".", tmp_path / "lib" / "l1")
@@ -278,8 +281,8 @@ def test_imports_through_symlinked_directories_read_each_file_once(tmp_path, mon
         (tmp_path / "lib" / f"f{i}.cnn").write_text(imports + f"block b{i}() {{ relu }}\n")
     (tmp_path / "lib" / "main.cnn").write_text('import "l1/l2/f0.cnn"\ninput 8x8x1\nb21()\n')
     reads = []
-    real = elaborator.read_source
-    monkeypatch.setattr(elaborator, "read_source", lambda path, at=None: reads.append(path) or real(path, at))
+    real = modules.read_source
+    monkeypatch.setattr(modules, "read_source", lambda path, at=None: reads.append(path) or real(path, at))
     start = time.perf_counter()
     net = cnndsl.load(tmp_path / "lib" / "main.cnn")
     assert time.perf_counter() - start < 5
@@ -323,3 +326,116 @@ def test_standard_input_gets_the_file_checks():
         read_stream(io.BytesIO(b"input 8x8x1\n\x00"))
     with pytest.raises(CnnDslError, match="larger than"):
         read_stream(io.BytesIO(b"#" * (MAX_SOURCE_BYTES + 10)))
+
+
+# ---------------------------------------------------------- the import policy (issue 10 §4)
+
+SECRET = "DB_PASSWORD=hunter2"
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """project/ (the spec's directory) with lib/, and a secret next to it, outside."""
+    import os
+
+    project = tmp_path / "project"
+    (project / "lib").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    for name in (".env", "blocks.cnn", "passwd"):
+        (tmp_path / "secret" / name).write_text(SECRET + "\n")
+    (project / "secret.env").write_text(SECRET + "\n")
+    (project / "lib" / "blocks.cnn").write_text('import "../common.cnn"\nblock b() { c() }\n')
+    (project / "common.cnn").write_text("block c() { relu }\n")
+    os.symlink(tmp_path / "secret", project / "outside")  # a directory link leading out
+    os.symlink(tmp_path / "secret" / "blocks.cnn", project / "link.cnn")  # a file link out
+    os.symlink(project / "secret.env", project / "env.cnn")  # a .cnn name for a non-spec
+    return project
+
+
+def load_importing(project, path: str, **kw):
+    (project / "main.cnn").write_text(f'import "{path}"\ninput 8x8x3\nrelu\n')
+    return cnndsl.load(project / "main.cnn", **kw)
+
+
+@pytest.mark.parametrize(
+    "path,message",
+    [
+        ("/etc/passwd", "relative path"),  # absolute
+        ("{tmp}/secret/blocks.cnn", "relative path"),  # absolute, even to a .cnn file
+        ("~/x.cnn", "relative path"),
+        ("../secret/.env", "only .cnn specs"),  # not a spec
+        ("secret.env", "only .cnn specs"),
+        ("lib/.cnn", "only .cnn specs"),
+        ("../secret/blocks.cnn", "leads outside"),  # `..` out of the spec's directory
+        ("lib/../../secret/blocks.cnn", "leads outside"),
+        ("outside/blocks.cnn", "leads outside"),  # a directory link out
+        ("link.cnn", "leads outside"),  # a file link out
+        ("env.cnn", "not a .cnn spec"),  # a .cnn link to a file that is not one
+        ("/proc/self/environ", "relative path"),
+        ("../../../../../../../../proc/self/environ", "only .cnn specs"),
+        ("../../../../../../../../dev/zero.cnn", "leads outside"),
+        ("/dev/zero", "relative path"),
+    ],
+)
+def test_imports_cannot_read_files_outside_the_policy(tree, path, message):
+    with pytest.raises(CnnDslError, match=message) as e:
+        load_importing(tree, path.replace("{tmp}", str(tree.parent)))
+    assert "hunter2" not in str(e.value)  # a refused file is never read, never shown
+
+
+def test_imports_inside_the_spec_directory_may_use_dotdot(tree):
+    net = load_importing(tree, "lib/blocks.cnn")  # which imports "../common.cnn"
+    assert [layer.kind for layer in net.layers] == ["input", "activation"]
+    (tree / "main.cnn").write_text('import "lib/blocks.cnn"\ninput 8x8x3\nb()\n')
+    assert len(cnndsl.load(tree / "main.cnn").layers) == 2
+
+
+def test_the_import_path_adds_directories(tree, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "s.cnn").write_text('block s() { tanh }\n')
+    (tree / "main.cnn").write_text('import "s.cnn"\ninput 8x8x3\ns()\n')
+    with pytest.raises(CnnDslError, match="no such file"):
+        cnndsl.load(tree / "main.cnn")
+    net = cnndsl.load(tree / "main.cnn", import_path=[shared])
+    assert net.layers[-1].function == "tanh"
+    text = (tree / "main.cnn").read_text()
+    assert cnndsl.loads(text, str(tree / "main.cnn"), import_path=[str(shared)]) == net
+    # an import-path file is held to the policy as well
+    (shared / "s.cnn").write_text('import "../secret/blocks.cnn"\nblock s() { tanh }\n')
+    with pytest.raises(CnnDslError, match="leads outside"):
+        cnndsl.load(tree / "main.cnn", import_path=[shared])
+    with pytest.raises(ValueError, match="not a directory"):
+        cnndsl.load(tree / "main.cnn", import_path=[shared / "s.cnn"])
+
+
+def test_the_import_path_on_the_command_line(tree, tmp_path):
+    import subprocess
+    import sys
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "s.cnn").write_text('block s() { tanh }\n')
+    (tree / "main.cnn").write_text('import "s.cnn"\ninput 8x8x3\ns()\n')
+    for command in (["check"], ["summary"], ["compile", "--target", "json"]):
+        run = [sys.executable, "-m", "cnndsl", *command, str(tree / "main.cnn")]
+        assert subprocess.run(run, capture_output=True).returncode == 1
+        done = subprocess.run(run + ["--import-path", str(shared)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "cnndsl", "check", str(tree / "main.cnn"), "--import-path", str(tmp_path / "no")],
+        capture_output=True, text=True,
+    )
+    assert bad.returncode == 2 and "not a directory" in bad.stderr
+
+
+def test_importing_proc_kmsg_is_refused_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "main.cnn").write_text('import "/proc/kmsg"\ninput 8x8x3\nrelu\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "cnndsl", "check", str(tmp_path / "main.cnn")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1 and "relative path" in done.stderr

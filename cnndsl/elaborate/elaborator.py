@@ -12,17 +12,17 @@ from __future__ import annotations
 import keyword
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .. import syntax as S
 from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
 from ..ir import Input, Layer, Network
-from ..parser import parse
 from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, Work
+from .modules import ImportPolicy, Modules
 from .naming import Expansion, Frame, Nodes, place
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
-from .sources import read_source
 from .values import (
     POISONED,
     Poisoned,
@@ -40,14 +40,11 @@ from .values import (
 
 
 class Elaborator:
-    def __init__(self, *, memoize: bool = True) -> None:
+    def __init__(self, *, memoize: bool = True, import_path: Iterable[str | os.PathLike] = ()) -> None:
         self.memoize = memoize  # copy repeated block calls (see replay); off only for tests
+        self.import_path = tuple(import_path)
+        self.modules: Modules | None = None  # made by elaborate(), for the spec's file
         self.nodes = Nodes()
-        self.sources: dict[str, str] = {}
-        self.modules: dict[str, S.Module] = {}  # by file: where each block was defined
-        self.namespaces: dict[str, dict[str, S.BlockDef]] = {}
-        self.files: dict[str, str] = {}  # resolved path -> the file name its module has
-        self.defaults: dict[str, dict[type[Layer], dict[str, tuple[Any, Location]]]] = {}
         self.active: list[tuple[S.BlockDef, Location]] = []
         self.frame: Frame | None = None
         # Memos of this load (a load depends on its text alone): validated layers by their
@@ -56,82 +53,10 @@ class Elaborator:
         self.expansions: dict[tuple, Expansion | tuple | None] = {}
         self.work = Work()  # steps taken, against limits.MAX_STEPS
 
-    # ---- modules and imports
-    def load_module(self, module: S.Module, importing: tuple[tuple[str, str], ...] = ()) -> None:
-        """Register a parsed module's blocks and imports (recursively).
-
-        Imported files are known by their resolved paths (symbolic links followed), so that
-        one file reached by many paths is read once; ``importing`` holds the (resolved path,
-        file) of the modules whose imports are being read, to find cycles."""
-        self.sources[module.file] = module.source
-        self.modules[module.file] = module
-        here = (_resolved(module.file), module.file)
-        if here[0] is not None:
-            self.files.setdefault(here[0], module.file)
-        namespace: dict[str, S.BlockDef] = {}
-        for imp in module.imports:
-            base = Path(module.file).parent if module.file not in ("<string>", "<stdin>") else Path.cwd()
-            path = Path(os.path.normpath(base / imp.path))
-            key = _resolved(str(path)) or str(path)
-            if key in [k for k, _ in importing] or key == here[0]:
-                chain = " -> ".join([*(f for _, f in importing), module.file, str(path)])
-                raise CnnDslError(f"import cycle: {chain}", imp.loc)
-            file = self.files.get(key)
-            if file is None:
-                sub = parse(read_source(path, imp.loc), str(path))
-                self.files[key] = file = sub.file
-                self.load_module(sub, (*importing, here))
-            exported = self.namespaces[file]
-            if imp.names is None:
-                namespace.update(exported)
-            else:
-                for name, loc in imp.names:
-                    if name not in exported:
-                        raise CnnDslError(
-                            f"{imp.path} has no block '{name}'",
-                            loc,
-                            hint=did_you_mean(name, exported),
-                        )
-                    namespace[name] = exported[name]
-        for name, block in module.blocks.items():
-            if name in RESERVED:
-                raise CnnDslError(
-                    f"a block cannot be named '{name}': it is a layer kind", block.loc
-                )
-            namespace[name] = block
-        self.namespaces[module.file] = namespace
-
-    def module_defaults(self, module: S.Module) -> dict[type[Layer], dict[str, tuple[Any, Location]]]:
-        found = self.defaults.get(module.file)
-        if found is not None:
-            return found
-        table: dict[type[Layer], dict[str, tuple[Any, Location]]] = {}
-        scope = Scope(module, {}, {}, work=self.work)
-        for decl in module.defaults:
-            if decl.kind not in KINDS:
-                raise CnnDslError(
-                    f"unknown layer kind '{decl.kind}' in defaults",
-                    decl.kind_loc,
-                    hint=did_you_mean(decl.kind, KINDS),
-                )
-            cls, preset = KINDS[decl.kind]
-            if cls.family in ("merge", "input"):
-                raise CnnDslError(f"{decl.kind} takes no defaults", decl.kind_loc)
-            fields, _ = layer_fields(cls, None, decl.args, scope)
-            entry = table.setdefault(cls, {})
-            for key, value in fields.items():
-                if key in entry and entry[key][0] != value[0]:
-                    raise CnnDslError(
-                        f"defaults for {decl.kind} set {key} twice", value[1],
-                        notes=[("first set", entry[key][1])],
-                    )
-                entry[key] = value
-        self.defaults[module.file] = table
-        return table
-
     # ---- top level
     def elaborate(self, module: S.Module) -> Network:
-        self.load_module(module)
+        self.modules = Modules(ImportPolicy(module.file, self.import_path))
+        self.modules.load(module)
         scope = Scope(module, {}, {}, work=self.work)
         current: int | None = None
         errors: list[Diagnostic] = []
@@ -253,7 +178,7 @@ class Elaborator:
                 raise CnnDslError(
                     f"'{target}' is a layer kind and cannot name a tensor", stmt.loc
                 )
-            if target in self.namespaces[scope.module.file]:
+            if target in self.modules.namespace(scope.module.file):
                 raise CnnDslError(f"'{target}' is a block and cannot name a tensor", stmt.loc)
             if scope.lookup_var(target)[0]:
                 raise CnnDslError(f"'{target}' is a parameter and cannot name a tensor", stmt.loc)
@@ -325,7 +250,7 @@ class Elaborator:
                 item.loc,
                 hint=f"write `{name} -> ...` to continue from it",
             )
-        blocks = self.namespaces[scope.module.file]
+        blocks = self.modules.namespace(scope.module.file)
         if name in blocks:
             return self.call(blocks[name], item, current, scope, assign)
         if name == "identity":
@@ -337,7 +262,7 @@ class Elaborator:
         if name in KINDS:
             cls, preset = KINDS[name]
             current = self.need_input(current, item.span)
-            defaults = self.module_defaults(scope.module).get(cls, {})
+            defaults = self.modules.defaults_of(scope.module, self.work).get(cls, {})
             fields, user_name = layer_fields(cls, item.kspec, item.args, scope)
             merged = {**defaults, **fields}
             layer = validate(cls, merged, preset, item.span, self.validated)
@@ -527,7 +452,7 @@ class Elaborator:
         # identifiers and inputs come first by construction (the tests and the fuzzer check
         # that every network they make passes Network's validation).
         net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
-        net._sources = dict(self.sources)
+        net._sources = dict(self.modules.sources)
         net._plan = (layers, self.nodes.layers, self.nodes.inputs)
         return net
 
@@ -542,16 +467,6 @@ def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
         return (id(block), tuple([(k, value_key(v)) for k, v in args.items()]))
     except TypeError:
         return None
-
-
-def _resolved(file: str) -> str | None:
-    """A file's path with symbolic links and `..` resolved (None for `<string>`, `<stdin>`)."""
-    if file.startswith("<") and file.endswith(">"):
-        return None
-    try:
-        return str(Path(file).resolve())
-    except (OSError, RuntimeError):  # a symlink loop: its own name is its key
-        return os.path.abspath(file)
 
 
 def _in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
@@ -586,6 +501,7 @@ def _stem(file: str) -> str:
     return stem + "_" if keyword.iskeyword(stem) else stem
 
 
-def elaborate(module: S.Module) -> Network:
-    """Turn a parsed module (and what it imports) into a :class:`Network`."""
-    return Elaborator().elaborate(module)
+def elaborate(module: S.Module, import_path: Iterable[str | os.PathLike] = ()) -> Network:
+    """Turn a parsed module (and what it imports) into a :class:`Network`; imports are also
+    looked up in the directories of ``import_path``."""
+    return Elaborator(import_path=import_path).elaborate(module)
