@@ -90,6 +90,20 @@ def test_every_layer_kind_is_writable():
     linear
     silu
     gelu
+    gelu_tanh
+    hardsigmoid
+    hardswish
+    layernorm
+    pointwise 8
+    layerscale
+    stochasticdepth 0.1
+    rescaling 0.5
+    normalization
+    split 2 part=1
+    shuffle 2
+    crop 1
+    adaptiveavgpool 4
+    reshape shape=(4, 4, -1)
     x = globalavgpool keepdims
     globalmaxpool
     flatten
@@ -516,7 +530,7 @@ def valid_fields(cls) -> dict:
         if key == "function":
             values[key] = "leakyrelu"
         elif "int" in forms:
-            values[key] = {"output_padding": 0, "kernel": 2}.get(key, 1)
+            values[key] = {"output_padding": 0, "kernel": 2, "parts": 2}.get(key, 1)
         elif "float" in forms:
             values[key] = 0.5
         elif "bool" in forms:

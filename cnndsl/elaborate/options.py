@@ -251,7 +251,7 @@ def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
         return f"{kind} {key} {_BOUND[typ][0]} {bound}, got {shown}"
     if typ.startswith(("int", "float", "bool")):
         form = typ.split("_")[0]
-        if isinstance(value, (tuple, list)):  # an item of a pair or of a padding
+        if isinstance(value, (tuple, list)) and len(err["loc"]) > 1:  # an item of a pair
             want = {"int": "integers", "float": "numbers", "bool": "on or off"}[form]
             return f"{kind} {key} takes {want}, got {shown}"
         want = {"int": "an integer", "float": "a number", "bool": "on or off"}[form]

@@ -24,7 +24,8 @@ Shape = tuple[int, ...]
 """A tensor shape without the batch axis: (H, W, C) for maps, (N,) for vectors."""
 
 # One spatial axis of a receptive-field window: (span = k_eff - 1, stride, padding before),
-# in units of the layer's input: integers, or fractions for upsampling layers.
+# in units of the layer's input: integers, or fractions for upsampling layers.  Stride 0 marks
+# a global window: every output position reads the same input positions (global pooling).
 Axis = tuple[int | Fraction, int | Fraction, int | Fraction]
 
 ACTIVATIONS = (
@@ -39,8 +40,12 @@ ACTIVATIONS = (
     "softmax",
     "silu",
     "gelu",
+    "gelu_tanh",
+    "hardsigmoid",
+    "hardswish",
 )
-"""Activation functions a layer can carry (``activation=``) or be (``relu``, ``softmax`` ...)."""
+"""Activation functions a layer can carry (``activation=``) or be (``relu``, ``softmax`` ...).
+Their exact definitions, in both frameworks, are in :class:`cnndsl.ir.Activation`."""
 
 
 def _scalar(value: Any) -> bool:
@@ -182,8 +187,11 @@ def _fmt(value: Any) -> str:
 
 
 def fmt_float(value: float) -> str:
-    """A float as a spec would write it: 0.5, 1e-5, 0.00002 -> 2e-5."""
+    """A float as a spec would write it: 0.5, 1e-5, 0.00002 -> 2e-5; every digit that is needed
+    to read back the same float (1/255 -> 0.00392156862745098)."""
     text = f"{value:g}"
+    if float(text) != value:
+        text = repr(value)
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = f"{mantissa}e{int(exponent)}"
@@ -253,8 +261,19 @@ class Layer(BaseModel):
         return 0
 
     def window(self, inputs: list[Shape]) -> tuple[Axis, Axis] | None:
-        """Receptive-field window per spatial axis, or None for elementwise/merge nodes."""
+        """Receptive-field window per spatial axis, or None for elementwise/merge nodes.
+
+        A layer that reads its whole input map whatever the output position (global pooling,
+        ``flatten``) returns :func:`whole_map_window`, whose stride is 0."""
         return None
+
+    def windows(self, inputs: list[Shape]) -> tuple[tuple[Axis, Axis] | None, ...]:
+        """The window through which this node reads each of its inputs (None: the same
+        position, as elementwise layers and merges read).  Single-input layers give
+        :meth:`window`; a merge that broadcasts an input overrides this."""
+        if len(inputs) == 1:
+            return (self.window(inputs),)
+        return (None,) * len(inputs)
 
     def placed(self, name: str, inputs: tuple[str, ...], position: Position | None,
                calls: tuple[CallSite, ...], fields_set: set[str] | None = None) -> Layer:
@@ -307,9 +326,12 @@ def require_map(layer: Layer, shape: Shape) -> tuple[int, int, int]:
 
 
 def whole_map_window(shape: Shape) -> tuple[Axis, Axis]:
-    """The window of a layer that sees its whole input map (global pooling, flatten)."""
+    """The window of a layer that reads its whole input map at every output position (global
+    pooling, flatten, broadcasting): it spans the map, and its stride is 0, so the field it
+    gives is global -- the same for every output position (see
+    :mod:`cnndsl.analysis.receptive_field`)."""
     h, w = shape[0], shape[1]
-    return ((h - 1, 1, 0), (w - 1, 1, 0))
+    return ((h - 1, 0, 0), (w - 1, 0, 0))
 
 
 def fmt_shape(shape: Shape) -> str:

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from . import conv, core, merge, norm, pool  # noqa: F401  (registers every layer class)
+# importing the modules registers every layer class
+from . import conv, core, merge, norm, pool, reshape, scaling  # noqa: F401
 from .base import Identifier, Layer
 from .core import Input
 
