@@ -680,3 +680,63 @@ def test_a_json_ir_is_validated_as_strictly_as_a_spec():
         change(data)
         with pytest.raises(ValidationError, match=match):
             cnndsl.Network.model_validate_json(json.dumps(data))
+
+
+# ---------------------------------------- every word the language accepts is in README
+
+SPELLINGS_BEGIN = "<!-- spellings: generated from the layer classes by tests/test_language.py"
+SPELLINGS_END = "<!-- end of spellings -->"
+
+
+def spellings_table() -> str:
+    """README's table of every kind's words, option spellings and bare words, from the
+    layer classes (their spec_names, aliases and flags)."""
+    from cnndsl.elaborate.values import written
+
+    def listing(mapping: dict[str, str]) -> str:
+        groups: dict[str, list[str]] = {}
+        for word, meaning in mapping.items():
+            groups.setdefault(meaning, []).append(f"`{word}`")
+        return "; ".join(f"{', '.join(words)} ({meaning})" for meaning, words in groups.items())
+
+    rows = ["| kind | also written | option spellings | bare words |", "|---|---|---|---|"]
+    for cls in Layer.registry().values():
+        if not cls.spec_names:
+            continue
+        if cls.__name__ == "Activation":
+            canonical = [w for w in cls.spec_names if cls.preset(w)["function"] == w]
+            kind = "activations: " + ", ".join(f"`{w}`" for w in canonical)
+            others = listing({w: cls.preset(w)["function"] for w in cls.spec_names if w not in canonical})
+        else:
+            kind = f"`{cls.spec_names[0]}`"
+            others = ", ".join(f"`{w}`" for w in cls.spec_names[1:])
+        flags = listing({
+            w: f"{k}={'on' if v is True else 'off' if v is False else v if isinstance(v, str) else written(v)}"
+            for w, (k, v) in cls.flags.items()
+        })
+        if others or cls.aliases or flags:
+            rows.append(f"| {kind} | {others} | {listing(cls.aliases)} | {flags} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_readme_lists_every_word_the_language_accepts():
+    import os
+    import re
+
+    from conftest import ROOT
+
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start = text.index(SPELLINGS_BEGIN)
+    start = text.index("\n", start) + 1
+    end = text.index(SPELLINGS_END)
+    table = spellings_table()
+    if os.environ.get("CNNDSL_UPDATE_GOLDEN") == "1":
+        readme.write_text(text[:start] + table + text[end:], encoding="utf-8")
+        text = readme.read_text(encoding="utf-8")
+        end = start + len(table)
+    assert text[start:end] == table, "README's spellings table is stale: CNNDSL_UPDATE_GOLDEN=1 rewrites it"
+    quoted = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", text))
+    for cls in Layer.registry().values():
+        for word in (*cls.spec_names, *cls.aliases, *cls.flags):
+            assert word in quoted, f"{cls.__name__}: README does not list `{word}`"

@@ -79,6 +79,8 @@ class Elaborator:
                     current = POISONED
                     if stmt.name:
                         scope.tensors[stmt.name] = POISONED
+                elif _is_input_attempt(stmt):
+                    current = POISONED
                 if len(errors) >= MAX_ERRORS or self.work.exhausted:
                     break
         if errors:
@@ -263,13 +265,20 @@ class Elaborator:
             cls, preset = KINDS[name]
             current = self.need_input(current, item.span)
             defaults = self.modules.defaults_of(scope.module, self.work).get(cls, {})
-            fields, user_name = layer_fields(cls, item.kspec, item.args, scope)
+            fields, user_name = layer_fields(cls, item.kspec, item.args, scope, preset)
             merged = {**defaults, **fields}
             layer = validate(cls, merged, preset, item.span, self.validated)
             loc = item.span
             if user_name is not None:
                 return self.add(layer, (current,), loc, user_name[0])
             return self.add(layer, (current,), loc, assign[0] if assign is not None else None)
+        if name == "input":  # not an input declaration: its sizes did not read as one
+            raise CnnDslError(
+                "an input is declared as `input [NAME] HxWxC` or `input [NAME] N`, with sizes"
+                " that are positive integers",
+                item.span,
+                hint="e.g. `input 224x224x3`, `input meta 10`",
+            )
         candidates = [*KINDS, *blocks, "identity"]
         raise CnnDslError(
             f"unknown layer kind or block '{name}'", item.loc, hint=did_you_mean(name, candidates)
@@ -467,6 +476,13 @@ def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
         return (id(block), tuple([(k, value_key(v)) for k, v in args.items()]))
     except TypeError:
         return None
+
+
+def _is_input_attempt(stmt: S.Stmt) -> bool:
+    """Whether a statement is an input declaration that did not parse as one
+    (``input -1x8x3``): the statements after it are not reported for lack of an input."""
+    first = stmt.items[0] if isinstance(stmt, S.Chain) and stmt.items else None
+    return isinstance(first, S.LayerItem) and first.name == "input"
 
 
 def _in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

@@ -179,10 +179,16 @@ class Modules:
                     decl.kind_loc,
                     hint=did_you_mean(decl.kind, KINDS),
                 )
-            cls, _ = KINDS[decl.kind]
+            cls, preset = KINDS[decl.kind]
             if cls.family in ("merge", "input"):
                 raise CnnDslError(f"{decl.kind} takes no defaults", decl.kind_loc)
-            fields, _ = layer_fields(cls, None, decl.args, scope)
+            fields, user_name = layer_fields(cls, None, decl.args, scope, preset)
+            if user_name is not None:
+                raise CnnDslError(
+                    "defaults cannot set a name: names are unique to one layer",
+                    user_name[1],
+                    hint="name a layer where it is written: `conv 64 name=stem` or `stem = conv 64`",
+                )
             entry = table.setdefault(cls, {})
             for key, value in fields.items():
                 if key in entry and value_key(entry[key][0]) != value_key(value[0]):
