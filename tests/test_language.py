@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated, get_args, get_origin
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import Strict, ValidationError
 
 import cnndsl
 from cnndsl import CnnDslError
+from cnndsl.ir import Layer
+from cnndsl.ir.base import value_forms
+from conftest import SPEC_FILES
 
 
 def net(text: str, **kw) -> cnndsl.Network:
@@ -367,15 +375,44 @@ def test_repeated_block_calls_are_copied_exactly(name):
     assert copied.to_json() == afresh.to_json()
 
 
-def test_placed_nodes_equal_validated_copies():
-    from cnndsl.ir import Conv2D, Position
+@pytest.mark.parametrize("kind", sorted(Layer.registry()))
+def test_placed_nodes_equal_validated_copies(kind):
+    # Layer.placed() sets pydantic's slots itself (no validation, no copy): for every kind,
+    # the node must equal what validation and model_copy make, and round-trip through JSON
+    from cnndsl.ir import CallSite, Position
 
-    layer = Conv2D(name="_", filters=8, kernel=3)
-    update = dict(name="c", inputs=("input",), position=Position(file="f", line=1, column=1), calls=())
+    cls = Layer.registry()[kind]
+    layer = cls(name="_", **valid_fields(cls))
+    position = Position(file="f.cnn", line=1, column=1, end_column=4)
+    site = CallSite(block="b", instance="b_1", args={"f": 4}, call="b(4)", position=position)
+    update = dict(
+        name="node",
+        inputs=("a",) * max(cls.min_inputs, 1) if cls.max_inputs != 0 else (),
+        position=position,
+        calls=() if kind == "input" else (site,),
+    )
     placed = layer.placed(**update)
-    assert placed == layer.model_copy(update=update) == Conv2D(**{**layer.model_dump(), **update})
-    assert placed.model_fields_set == layer.model_copy(update=update).model_fields_set
-    assert Conv2D.model_validate_json(placed.model_dump_json()) == placed
+    copied = layer.model_copy(update=update)
+    assert placed == copied == cls(**{**layer.model_dump(), **update})
+    assert type(placed) is cls
+    assert placed.model_fields_set == copied.model_fields_set
+    assert placed.model_dump() == cls.model_validate(placed.model_dump()).model_dump()
+    assert cls.model_validate_json(placed.model_dump_json()) == placed
+    # placing one layer many times shares its fields_set, and the template is unchanged
+    fields = layer.placed_fields()
+    again = layer.placed("other", update["inputs"], position, update["calls"], fields)
+    assert again.name == "other" and layer.name == "_" and placed.name == "node"
+
+
+@pytest.mark.parametrize("name", [p.stem for p in SPEC_FILES])
+def test_networks_built_without_validation_pass_it(name):
+    # the elaborator makes its Network with model_construct (its nodes were validated one by
+    # one); validating the whole network again must accept it and give the same network
+    from conftest import SPECS
+
+    made = cnndsl.load(SPECS / f"{name}.cnn", analyze=False)
+    assert cnndsl.Network.model_validate(made.model_dump()) == made
+    assert cnndsl.Network.from_json(made.to_json()) == made
 
 
 # ------------------------------------------- a load depends on its text alone (issue 10 §1)
@@ -460,10 +497,6 @@ def test_a_block_call_is_not_replayed_for_arguments_of_another_type():
     assert str(a.alpha) == "0.0" and str(b.alpha) == "-0.0"
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-
 @settings(max_examples=25, deadline=None)
 @given(use=st.sampled_from(VALUE_USES), value=st.sampled_from(TYPED_VALUES))
 def test_loads_and_block_calls_are_independent_of_what_came_before(use, value):
@@ -501,12 +534,6 @@ def test_loads_and_block_calls_are_independent_of_what_came_before(use, value):
 
 # ------------------------------- numbers, booleans and strings are strict (issue 10 §1, §5)
 
-from typing import Annotated, get_args, get_origin  # noqa: E402
-
-from pydantic import Strict, ValidationError  # noqa: E402
-
-from cnndsl.ir import Layer  # noqa: E402
-from cnndsl.ir.base import value_forms  # noqa: E402
 
 PLACE = {"kind", "name", "inputs", "position", "calls"}
 

@@ -1,9 +1,10 @@
 """The elaborator: syntax tree -> IR.
 
 Walks the statements of a module in order, keeping the *current* tensor; evaluates block calls
-(binding arguments and defaults), ``repeat``/``for``/``if``, layer defaults and imports;
-resolves named tensors; and emits IR nodes in topological order with their source positions
-and block provenance.  Every failure is a located :class:`~cnndsl.errors.CnnDslError`; each
+(binding arguments and defaults), ``repeat``/``for``/``if`` and layer defaults; resolves named
+tensors; and emits IR nodes in topological order with their source positions and block
+provenance.  The files, imports and defaults of a load are :mod:`.modules`; a block call
+made before with the same arguments is copied by :mod:`.replay`.  Every failure is a located :class:`~cnndsl.errors.CnnDslError`; each
 top-level statement is elaborated on its own, so that independent mistakes are all reported.
 """
 
@@ -21,8 +22,9 @@ from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
 from ..ir import Input, Layer, Network
 from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, Work
 from .modules import ImportPolicy, Modules
-from .naming import Expansion, Frame, Nodes, place
+from .naming import Frame, Nodes, place
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
+from .replay import UNSEEN, Expansion, call_key
 from .values import (
     POISONED,
     Poisoned,
@@ -31,10 +33,8 @@ from .values import (
     TensorRef,
     evaluate,
     evaluate_int,
-    has_tensor,
     show,
     truth,
-    value_key,
     written,
 )
 
@@ -254,7 +254,7 @@ class Elaborator:
             )
         blocks = self.modules.namespace(scope.module.file)
         if name in blocks:
-            return self.call(blocks[name], item, current, scope, assign)
+            return self.block_call(blocks[name], item, current, scope, assign)
         if name == "identity":
             if item.args or item.kspec:
                 raise CnnDslError("identity takes no arguments", item.loc)
@@ -345,7 +345,7 @@ class Elaborator:
         return self.add(layer, outputs, group.loc, assign[0] if assign else None)
 
     # ---- block calls
-    def call(self, block: S.BlockDef, item: S.LayerItem, current, scope: Scope, assign) -> int | None:
+    def block_call(self, block: S.BlockDef, item: S.LayerItem, current, scope: Scope, assign) -> int | None:
         if item.kspec:
             raise CnnDslError(
                 f"the kernel notation applies to layers, not to block '{block.name}'", item.kspec.loc
@@ -364,15 +364,13 @@ class Elaborator:
             item.span,
             assign[0] if assign else None,
             self.frame,
-            call=f"{block.name}({', '.join(shown_args)})",
+            written=f"{block.name}({', '.join(shown_args)})",
         )
         key = None
-        if self.memoize and current is not None and current != POISONED and not any(
-            has_tensor(v) for v in args.values()
-        ):
-            key = _memo_key(block, args)
-        seen = self.expansions.get(key, _UNSEEN) if key is not None else _UNSEEN
-        if seen is not _UNSEEN:
+        if self.memoize and current is not None and current != POISONED:
+            key = call_key(block, args)
+        seen = self.expansions.get(key, UNSEEN) if key is not None else UNSEEN
+        if seen is not UNSEEN:
             expansion = seen
             if isinstance(expansion, tuple):  # first repeat: make the template now
                 expansion = self.expansions[key] = Expansion.record(self.nodes, *expansion)
@@ -389,7 +387,7 @@ class Elaborator:
         finally:
             self.active.pop()
             self.frame = saved
-        if key is not None and seen is _UNSEEN:
+        if key is not None and seen is UNSEEN:
             # remembered cheaply; the template is made if the call comes again
             self.expansions[key] = (start, len(self.nodes), current, result, frame)
         return result
@@ -464,18 +462,6 @@ class Elaborator:
         net._sources = dict(self.modules.sources)
         net._plan = (layers, self.nodes.layers, self.nodes.inputs)
         return net
-
-
-_UNSEEN = object()
-
-
-def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
-    """What a block call's expansion depends on: the block and its arguments, each with its
-    type at every depth (None when an argument is, or holds, a tensor, or is not hashable)."""
-    try:
-        return (id(block), tuple([(k, value_key(v)) for k, v in args.items()]))
-    except TypeError:
-        return None
 
 
 def _is_input_attempt(stmt: S.Stmt) -> bool:
