@@ -439,3 +439,12 @@ def test_importing_proc_kmsg_is_refused_at_once(tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 1 and "relative path" in done.stderr
+
+
+def test_the_documentation_examples_load_with_the_import_path():
+    # docs/examples/inception_module.cnn imports GoogLeNet's block from specs/ through the
+    # import path, as docs/render_diagrams.py loads it
+    from conftest import ROOT
+
+    for path in sorted((ROOT / "docs" / "examples").glob("*.cnn")):
+        cnndsl.load(path, import_path=[ROOT / "specs"])
