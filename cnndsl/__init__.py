@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,13 +39,16 @@ def loads(
     *,
     analyze: bool = True,
     import_path: Iterable[str | os.PathLike] = (),
+    input: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
 ) -> Network:
     """Compile spec text into a :class:`Network`.
 
     Imports (``import "blocks.cnn"``) resolve relative to ``filename``'s directory (the current
     directory for ``<string>``), then in the directories of ``import_path``; they read only
     ``.cnn`` files under those directories (README, "Imports").  With ``analyze`` (the default)
-    shapes are checked at once, so a spec that cannot compute raises here.  Raises
+    shapes are checked at once, so a spec that cannot compute raises here.  ``input`` analyses
+    the spec at other input sizes: ``(512, 512, 3)`` for its only input, or sizes by input name
+    (``{"image": (512, 512, 3), "meta": (10,)}``), each of the declared rank.  Raises
     :class:`CnnDslError`.
     """
     from .elaborate import elaborate
@@ -54,7 +57,7 @@ def loads(
     gc_was_enabled = gc.isenabled()
     gc.disable()  # compiling makes many small objects and no cycles; collections would only cost
     try:
-        net = elaborate(parse(text, filename), import_path)
+        net = elaborate(parse(text, filename), import_path, input)
         if analyze:
             net.analysis  # noqa: B018  (computes and caches; raises located shape errors)
     except RecursionError:
@@ -83,10 +86,11 @@ def load(
     *,
     analyze: bool = True,
     import_path: Iterable[str | os.PathLike] = (),
+    input: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
 ) -> Network:
     """Compile a .cnn file into a :class:`Network` (options as :func:`loads`).  Raises
     :class:`CnnDslError`."""
     from .elaborate import read_source
 
     path = Path(path)
-    return loads(read_source(path), str(path), analyze=analyze, import_path=import_path)
+    return loads(read_source(path), str(path), analyze=analyze, import_path=import_path, input=input)

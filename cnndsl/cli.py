@@ -45,11 +45,27 @@ def _directory(text: str) -> str:
     return text
 
 
+def _input_size(text: str) -> tuple[str | None, tuple[int, ...]]:
+    """``512x512x3`` or ``NAME=512x512x3`` (``10`` for a vector)."""
+    name, _, size = text.rpartition("=")
+    parts = size.lower().split("x")
+    if not all(p.isdigit() and len(p) <= 30 for p in parts) or (name and not name.isidentifier()):
+        raise argparse.ArgumentTypeError(
+            f"not an input size: {text!r} (write HxWxC or N, e.g. 512x512x3, or NAME=HxWxC)"
+        )
+    return name or None, tuple(int(p) for p in parts)
+
+
 def _spec_options(command: argparse.ArgumentParser) -> None:
     """Options of every command that loads a spec."""
     command.add_argument(
         "--import-path", action="append", default=[], type=_directory, metavar="DIR",
         help="also look up imports in DIR, and let them read .cnn files under it (repeatable)",
+    )
+    command.add_argument(
+        "--input", action="append", default=[], type=_input_size, metavar="[NAME=]SIZE",
+        help="analyse at another input size: 512x512x3, or NAME=SIZE for one of several inputs"
+        " (repeatable)",
     )
 
 
@@ -97,12 +113,30 @@ def _version() -> str:
 def _load(spec: str, args):
     from . import load, loads
 
-    options = dict(import_path=args.import_path)
+    options = dict(import_path=args.import_path, input=_input_sizes(args.input))
     if spec == "-":
         from .elaborate.sources import read_stdin
 
         return loads(read_stdin(), "<stdin>", **options)
     return load(spec, **options)
+
+
+def _input_sizes(given: list[tuple[str | None, tuple[int, ...]]]):
+    """--input options as load() takes them: one size, or sizes by name."""
+    if not given:
+        return None
+    if len(given) == 1 and given[0][0] is None:
+        return given[0][1]
+    if any(name is None for name, _ in given):
+        raise _UsageError("name every input when you give several: --input NAME=SIZE")
+    sizes = dict(given)
+    if len(sizes) != len(given):
+        raise _UsageError("an input is given two sizes")
+    return sizes
+
+
+class _UsageError(Exception):
+    """A command line that cannot run (exit 2)."""
 
 
 def _cmd_check(args) -> int:
@@ -181,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     except CnnDslError as e:
         print(e.format(), file=sys.stderr)
         return EXIT_SPEC
+    except _UsageError as e:
+        print(f"cnndsl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -767,3 +767,72 @@ def test_readme_lists_every_word_the_language_accepts():
     for cls in Layer.registry().values():
         for word in (*cls.spec_names, *cls.aliases, *cls.flags):
             assert word in quoted, f"{cls.__name__}: README does not list `{word}`"
+
+
+# ------------------------------------------------ another input size, without editing the spec
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet50_torchvision", "unet", "googlenet"])
+def test_a_spec_at_another_input_size_is_the_spec_with_that_size_written(name):
+    from conftest import SPECS
+
+    path = SPECS / f"{name}.cnn"
+    text = path.read_text()
+    declared = next(line for line in text.splitlines() if line.startswith("input "))
+    size = declared.split()[1]
+    other = "x".join(str(int(d) + 32) if i < 2 else d for i, d in enumerate(size.split("x")))
+    assert len(other) == len(size)  # the same columns, so the same positions
+    given = cnndsl.load(path, input=tuple(int(d) for d in other.split("x")))
+    written = cnndsl.loads(text.replace(declared, declared.replace(size, other)), str(path))
+    assert given.to_json() == written.to_json()
+    assert given.analysis.macs == written.analysis.macs != cnndsl.load(path).analysis.macs
+
+
+def test_input_sizes_by_name_and_their_errors():
+    text = "input image 32x32x3\ninput meta 5\nimage -> globalavgpool -> concat(meta) -> dense 2\n"
+    n = net(text, input={"image": (64, 48, 3), "meta": [7]})
+    assert [i.shape for i in n.inputs] == [(64, 48, 3), (7,)]
+    assert n.shape(n.outputs[0]) == (2,) and n["dense_1"].inputs
+    assert n.analysis["dense_1"].input_shapes == ((10,),)
+    for sizes, message in [
+        ((64, 64, 3), "the spec has 2 inputs \\(image, meta\\): give the sizes by name"),
+        ({"image": (64, 64)}, "has 2 dimensions; the spec declares 32x32x3"),
+        ({"meta": (1, 1, 7)}, "has 3 dimensions; the spec declares 5"),
+        ({"imag": (64, 64, 3)}, "no input by that name"),
+        ({"image": (0, 64, 3)}, "at least 1"),
+        ({"image": (True, 64, 3)}, "integer"),
+        ({"image": (64.0, 64, 3)}, "integer"),
+    ]:
+        with pytest.raises(CnnDslError, match=message):
+            net(text, input=sizes)
+    with pytest.raises(CnnDslError, match="did you mean 'image'"):
+        net(text, input={"imag": (64, 64, 3)})
+
+
+def test_input_sizes_on_the_command_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    spec = tmp_path / "two.cnn"
+    spec.write_text("input image 32x32x3\ninput meta 5\nimage -> globalavgpool -> concat(meta) -> dense 2\n")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "cnndsl", *args], capture_output=True, text=True)
+
+    done = run("summary", str(spec), "--format", "json", "--input", "image=64x48x3", "--input", "meta=7")
+    assert done.returncode == 0, done.stderr
+    shapes = {i["name"]: i["shape"] for i in json.loads(done.stdout)["inputs"]}
+    assert shapes == {"image": [64, 48, 3], "meta": [7]}
+    assert run("check", str(spec), "--input", "image=64x48x3").returncode == 0
+    done = run("compile", str(spec), "--target", "json", "--input", "meta=9")
+    assert done.returncode == 0 and '"shape": [\n        9\n      ]' in done.stdout.replace("\r", "")
+    for args, code, message in [
+        (("--input", "64x64x3"), 1, "give the sizes by name"),
+        (("--input", "image=64x64"), 1, "has 2 dimensions"),
+        (("--input", "image=64x64x3", "--input", "7"), 2, "name every input"),
+        (("--input", "image=axbxc"), 2, "not an input size"),
+        (("--input", "meta=3", "--input", "meta=4"), 2, "two sizes"),
+    ]:
+        done = run("check", str(spec), *args)
+        assert (done.returncode, message in done.stderr) == (code, True), done.stderr

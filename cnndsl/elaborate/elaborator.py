@@ -13,7 +13,7 @@ from __future__ import annotations
 import keyword
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +39,23 @@ from .values import (
 )
 
 
+InputSizes = Sequence[int] | Mapping[str, Sequence[int]] | None
+"""Sizes that replace the spec's input sizes: one shape for its only input, or shapes by input
+name (``{"image": (512, 512, 3)}``)."""
+
+
 class Elaborator:
-    def __init__(self, *, memoize: bool = True, import_path: Iterable[str | os.PathLike] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        memoize: bool = True,
+        import_path: Iterable[str | os.PathLike] = (),
+        input: InputSizes = None,
+    ) -> None:
         self.memoize = memoize  # copy repeated block calls (see replay); off only for tests
         self.import_path = tuple(import_path)
+        self.input_sizes = input
+        self.given: dict[str, tuple] = {}  # input name -> the size given for it (made by elaborate)
         self.modules: Modules | None = None  # made by elaborate(), for the spec's file
         self.nodes = Nodes()
         self.active: list[tuple[S.BlockDef, Location]] = []
@@ -57,6 +70,7 @@ class Elaborator:
     def elaborate(self, module: S.Module) -> Network:
         self.modules = Modules(ImportPolicy(module.file, self.import_path))
         self.modules.load(module)
+        self.given = self.sizes_given(module)
         scope = Scope(module, {}, {}, work=self.work)
         current: int | None = None
         errors: list[Diagnostic] = []
@@ -144,10 +158,47 @@ class Elaborator:
                 "a second input needs a name: `input NAME HxWxC`",
                 decl.loc,
             )
-        layer = validate(Input, {"shape": (decl.dims, decl.loc)}, {}, decl.loc, self.validated)
+        dims = decl.dims
+        if name in self.given:
+            dims = self.given[name]
+            if len(dims) != len(decl.dims):
+                raise CnnDslError(
+                    f"the size given for input '{name}' ({_size(dims)}) has {len(dims)}"
+                    f" dimension{'s' if len(dims) != 1 else ''}; the spec declares"
+                    f" {_size(decl.dims)}, with {len(decl.dims)}",
+                    decl.loc,
+                    hint="give H x W x C for an image, N for a vector",
+                )
+        layer = validate(Input, {"shape": (dims, decl.loc)}, {}, decl.loc, self.validated)
         node = self.add(layer, [], decl.loc, name)
         scope.tensors[name] = node
         return node
+
+    def sizes_given(self, module: S.Module) -> dict[str, tuple]:
+        """The input sizes given to the load (``--input``, ``input=``), by input name."""
+        sizes = self.input_sizes
+        if sizes is None:
+            return {}
+        names = [decl.name or "input" for decl in module.inputs]
+        where = module.inputs[0].loc if module.inputs else None
+        if not isinstance(sizes, Mapping):
+            if len(names) != 1:
+                raise CnnDslError(
+                    f"an input size is given, but the spec has {len(names)} inputs"
+                    + (f" ({', '.join(names)}): give the sizes by name" if names else ""),
+                    module.inputs[1].loc if len(names) > 1 else where,
+                    hint=f"--input {names[0]}=... in a command, input={{'{names[0]}': (...)}} in Python"
+                    if names else None,
+                )
+            sizes = {names[0]: sizes}
+        for name in sizes:
+            if name not in names:
+                raise CnnDslError(
+                    f"a size is given for input '{name}', but the spec has no input by that name",
+                    where,
+                    hint=did_you_mean(name, names) or f"its inputs: {', '.join(names) or 'none'}",
+                )
+        return {name: tuple(size) for name, size in sizes.items()}
 
     def outputs(self, module: S.Module, scope: Scope, current: int) -> list[int]:
         if module.outputs is None:
@@ -503,7 +554,13 @@ def _stem(file: str) -> str:
     return stem + "_" if keyword.iskeyword(stem) else stem
 
 
-def elaborate(module: S.Module, import_path: Iterable[str | os.PathLike] = ()) -> Network:
+def elaborate(
+    module: S.Module, import_path: Iterable[str | os.PathLike] = (), input: InputSizes = None
+) -> Network:
     """Turn a parsed module (and what it imports) into a :class:`Network`; imports are also
-    looked up in the directories of ``import_path``."""
-    return Elaborator(import_path=import_path).elaborate(module)
+    looked up in the directories of ``import_path``; ``input`` replaces the input sizes."""
+    return Elaborator(import_path=import_path, input=input).elaborate(module)
+
+
+def _size(dims: Sequence) -> str:
+    return "x".join(str(d) for d in dims)
