@@ -836,3 +836,58 @@ def test_input_sizes_on_the_command_line(tmp_path):
     ]:
         done = run("check", str(spec), *args)
         assert (done.returncode, message in done.stderr) == (code, True), done.stderr
+
+
+# --------------------------------------------- activations, kinds and blocks as values (issue 12)
+
+
+def test_a_parameter_naming_an_activation_is_a_layer_and_an_option():
+    text = """
+    input 8x8x4
+    block mbconv(c, act=relu) { 1x1 conv c -> act -> 1x1 conv c activation=act }
+    mbconv(8)
+    mbconv(8, act=swish)
+    mbconv(8, act=hardswish)
+    for a in [tanh, leakyrelu] { a }
+    """
+    ls = layers(text)
+    acts = [l.function for l in ls if l.kind == "activation"]
+    assert acts == ["relu", "silu", "hardswish", "tanh", "leakyrelu"]
+    assert [l.activation for l in ls if l.kind == "conv"][1::2] == ["relu", "silu", "hardswish"]
+    assert ls[-1].alpha == 0.3
+    # the same network as written out
+    written = layers("""
+    input 8x8x4
+    block mbconv(c, act=relu) { 1x1 conv c -> act -> 1x1 conv c activation=act }
+    mbconv(8)
+    mbconv(8, act=silu)
+    mbconv(8, act=hardswish)
+    tanh
+    leakyrelu
+    """)
+    skip = {"name", "inputs", "position", "calls"}
+    assert [l.model_dump(exclude=skip) for l in ls] == [l.model_dump(exclude=skip) for l in written]
+
+
+def test_parameters_naming_kinds_merges_blocks_and_tensors():
+    text = """
+    input 8x8x4
+    block unit() { relu }
+    block stage(unit, pool=maxpool, op=add, n=2) { repeat n { unit() } -> 2x2 pool -> op { tanh | identity } }
+    block join(skip) { conv 4 kernel=1 -> add(skip) -> identity }
+    block start(skip) { skip -> sigmoid }
+    s = stage(unit)
+    t = stage(unit, pool=avgpool, op=concat, n=1)
+    j = s -> join(s)
+    k = start(s) -> concat(j)
+    output t, k
+    """
+    kinds = [l.type_name for l in net(text).layers]
+    assert kinds[:6] == ["input", "relu", "relu", "maxpool", "tanh", "add"]
+    assert kinds[6:10] == ["relu", "avgpool", "tanh", "concat"]
+    n = net(text)
+    assert kinds[-2:] == ["sigmoid", "concat"] and n.layers[-2].inputs == ("s_add_1",)
+    with pytest.raises(CnnDslError, match="'n' holds 3, which is not a layer kind or a block"):
+        net("input 8x8x4\nblock b(n) { n }\nb(3)")
+    with pytest.raises(CnnDslError, match="conv activation must be"):
+        net("input 8x8x4\nblock b(act) { conv 4 kernel=1 activation=act }\nb(maxpool)")

@@ -244,11 +244,13 @@ class Elaborator:
         items = chain.items
         self.work.charge(len(items), chain.loc)
         first = items[0]
-        if type(first) is S.LayerItem and first.is_bare_name and first.name in scope.tensors:
-            current = scope.tensors[first.name]
-            if current == POISONED:
-                raise Poisoned
-            items = items[1:]
+        if type(first) is S.LayerItem and first.is_bare_name:
+            start = _tensor_named(first.name, scope)
+            if start is not None:  # `skip -> ...`: a named tensor, or a parameter holding one
+                if start == POISONED:
+                    raise Poisoned
+                current = start
+                items = items[1:]
         for i, item in enumerate(items):
             current = self.item(item, current, scope, assign if i == len(items) - 1 else None)
         return current
@@ -297,13 +299,23 @@ class Elaborator:
 
     def layer_item(self, item: S.LayerItem, current, scope: Scope, assign) -> int | None:
         name = item.name
-        if item.is_bare_name and name in scope.tensors:
+        if item.is_bare_name and _tensor_named(name, scope) is not None:
             raise CnnDslError(
                 f"tensor '{name}' can only begin a chain",
                 item.loc,
                 hint=f"write `{name} -> ...` to continue from it",
             )
         blocks = self.modules.namespace(scope.module.file)
+        found, value = scope.lookup_var(name) if name not in blocks and name not in KINDS else (False, None)
+        if found:  # a parameter or loop variable naming a layer kind or a block: `-> act`
+            if not (isinstance(value, Symbol) and (value.name in KINDS or value.name in blocks
+                                                    or value.name == "identity")):
+                raise CnnDslError(
+                    f"'{name}' holds {show(value)}, which is not a layer kind or a block",
+                    item.loc,
+                    hint="a parameter used as a layer names one: `block b(act=relu) { ... -> act }`",
+                )
+            name = value.name
         if name in blocks:
             return self.block_call(blocks[name], item, current, scope, assign)
         if name == "identity":
@@ -311,7 +323,7 @@ class Elaborator:
                 raise CnnDslError("identity takes no arguments", item.loc)
             return self.need_input(current, item.loc)
         if name in MERGES:
-            return self.merge_call(item, current, scope, assign)
+            return self.merge_call(item, name, current, scope, assign)
         if name in KINDS:
             cls, preset = KINDS[name]
             current = self.need_input(current, item.span)
@@ -336,10 +348,11 @@ class Elaborator:
         )
 
     # ---- merges
-    def merge_call(self, item: S.LayerItem, current, scope: Scope, assign) -> int:
-        cls, _ = KINDS[item.name]
+    def merge_call(self, item: S.LayerItem, word: str, current, scope: Scope, assign) -> int:
+        """A merge with named tensors, ``concat(skip)``; ``word`` is the merge (add, concat ...)."""
+        cls, _ = KINDS[word]
         if item.kspec:
-            raise CnnDslError(f"{item.name} takes no kernel notation", item.kspec.loc)
+            raise CnnDslError(f"{word} takes no kernel notation", item.kspec.loc)
         current = self.need_input(current, item.loc)
         inputs = [current]
         user_name = assign
@@ -348,48 +361,52 @@ class Elaborator:
                 if arg.name == "name":
                     user_name = (identifier(arg.value, scope), arg.loc)
                     continue
-                raise CnnDslError(f"{item.name} takes no option '{arg.name}'", arg.loc)
+                raise CnnDslError(f"{word} takes no option '{arg.name}'", arg.loc)
             value = evaluate(arg, scope)
             if isinstance(value, Symbol):
                 raise CnnDslError(
                     f"unknown tensor '{value.name}'",
                     arg.loc,
                     hint=did_you_mean(value.name, scope.tensors)
-                    or f"{item.name}(...) merges the current tensor with named tensors",
+                    or f"{word}(...) merges the current tensor with named tensors",
                 )
             if not isinstance(value, TensorRef):
                 raise CnnDslError(
-                    f"{item.name}(...) merges the current tensor with named tensors;"
+                    f"{word}(...) merges the current tensor with named tensors;"
                     f" {show(value)} is not a tensor",
                     arg.loc,
-                    hint=f"to merge branches, write `{item.name} {{ ... | ... }}`",
+                    hint=f"to merge branches, write `{word} {{ ... | ... }}`",
                 )
             inputs.append(value.node)
         if len(inputs) < 2:
             raise CnnDslError(
-                f"{item.name} needs something to merge",
+                f"{word} needs something to merge",
                 item.loc,
-                hint=f"`{item.name} {{ branch | branch }}` or `{item.name}(tensor)`",
+                hint=f"`{word} {{ branch | branch }}` or `{word}(tensor)`",
             )
         layer = validate(cls, {}, {}, item.span, self.validated)
         return self.add(layer, inputs, item.span, user_name[0] if user_name else None)
 
     def group(self, group: S.Group, current, scope: Scope, assign) -> int:
-        if group.merge not in MERGES:
+        merge = group.merge
+        found, value = scope.lookup_var(merge) if merge not in MERGES else (False, None)
+        if found and isinstance(value, Symbol):  # `block b(op=add) { op { ... | ... } }`
+            merge = value.name
+        if merge not in MERGES:
             hint = "branches are merged by add, concat or multiply"
             raise CnnDslError(
-                f"'{group.merge}' cannot merge branches", group.loc,
-                hint=did_you_mean(group.merge, MERGES) or hint,
+                f"'{merge}' cannot merge branches", group.loc,
+                hint=did_you_mean(merge, MERGES) or hint,
             )
         current = self.need_input(current, group.loc)
         outputs = []
         for branch in group.branches:
             out = self.body(branch, current, scope.child({}))
             outputs.append(out)
-        cls, _ = KINDS[group.merge]
+        cls, _ = KINDS[merge]
         if len(outputs) < 2:
             raise CnnDslError(
-                f"{group.merge} needs at least two branches, separated by '|'", group.loc,
+                f"{merge} needs at least two branches, separated by '|'", group.loc,
                 hint="for a residual connection add an `identity` branch",
             )
         layer = validate(cls, {}, {}, group.loc, self.validated)
@@ -513,6 +530,15 @@ class Elaborator:
         net._sources = dict(self.modules.sources)
         net._plan = (layers, self.nodes.layers, self.nodes.inputs)
         return net
+
+
+def _tensor_named(name: str, scope: Scope) -> int | None:
+    """The node of the tensor a name stands for: a named tensor, or a parameter holding one."""
+    node = scope.tensors.get(name)
+    if node is not None:
+        return node
+    found, value = scope.lookup_var(name)
+    return value.node if found and isinstance(value, TensorRef) else None
 
 
 def _is_input_attempt(stmt: S.Stmt) -> bool:

@@ -226,6 +226,8 @@ def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
         words, booleans, _ = _field_takes(cls, key)
         if value.name in BOOL_WORDS and booleans:
             return BOOL_WORDS[value.name]
+        if key == "activation" and cls.takes_activation and value.name in ACTIVATION_WORDS:
+            return KINDS[value.name][1]["function"]  # `activation=swish` is silu, as `swish` is
         if words:
             return value.name
         raise CnnDslError(f"unknown name '{value.name}' for {key}", loc)
