@@ -891,3 +891,48 @@ def test_parameters_naming_kinds_merges_blocks_and_tensors():
         net("input 8x8x4\nblock b(n) { n }\nb(3)")
     with pytest.raises(CnnDslError, match="conv activation must be"):
         net("input 8x8x4\nblock b(act) { conv 4 kernel=1 activation=act }\nb(maxpool)")
+
+
+# ------------------------------------------------------ conventions travel with imports (issue 12)
+
+
+def test_defaults_travel_with_imports_and_the_importer_wins_field_by_field(tmp_path):
+    (tmp_path / "base.cnn").write_text("defaults bn epsilon=1e-5 momentum=0.9\n")
+    (tmp_path / "lib.cnn").write_text(
+        'import "base.cnn"\ndefaults conv kernel=3 padding=same bias=off\n'
+        "block cbr(f) { conv f -> bn -> relu }\n"
+    )
+    (tmp_path / "main.cnn").write_text(
+        'from "lib.cnn" import cbr\ndefaults bn momentum=0.99\ninput 8x8x3\n'
+        "cbr(4)\nconv 8 -> bn\n"
+    )
+    net = cnndsl.load(tmp_path / "main.cnn")
+    block_conv, block_bn, _, conv, bn = net.layers[1:]
+    # the imported block: its own file's conventions (and those it imports)
+    assert (block_conv.kernel, block_conv.padding, block_conv.bias) == ((3, 3), "same", False)
+    assert (block_bn.epsilon, block_bn.momentum) == (1e-5, 0.9)
+    # the importer's own layers: the imported conventions, its own declarations winning
+    assert (conv.kernel, conv.padding, conv.bias) == ((3, 3), "same", False)
+    assert (bn.epsilon, bn.momentum) == (1e-5, 0.99)
+
+
+def test_imported_defaults_that_disagree_are_an_error_unless_the_importer_decides(tmp_path):
+    (tmp_path / "keras.cnn").write_text("defaults bn epsilon=0.001\nblock k() { bn }\n")
+    (tmp_path / "torch.cnn").write_text("defaults bn epsilon=1e-5 momentum=0.9\nblock t() { bn }\n")
+    (tmp_path / "same.cnn").write_text("defaults bn epsilon=0.001\n")
+    main = tmp_path / "main.cnn"
+    main.write_text('import "keras.cnn"\nimport "torch.cnn"\ninput 8x8x3\nbn\n')
+    with pytest.raises(CnnDslError) as e:
+        cnndsl.load(main)
+    assert e.value.location.line == 2 and "disagree" in e.value.message
+    assert "keras.cnn sets bn epsilon=0.001, " in e.value.message and "epsilon=1e-5" in e.value.message
+    main.write_text('import "keras.cnn"\nimport "torch.cnn"\ndefaults bn epsilon=1e-3\ninput 8x8x3\nk() -> t() -> bn\n')
+    k, t, own = cnndsl.load(main).layers[1:]
+    assert (k.epsilon, t.epsilon, own.epsilon, own.momentum) == (0.001, 1e-5, 0.001, 0.9)
+    main.write_text('import "keras.cnn"\nimport "same.cnn"\ninput 8x8x3\nbn\n')  # agreeing
+    assert cnndsl.load(main).layers[1].epsilon == 0.001
+
+
+def test_defaults_for_one_activation_are_not_for_another():
+    a, b, c = layers("defaults leakyrelu alpha=0.2\ninput 8x8x3\nleakyrelu\nelu\nrelu\n")
+    assert (a.alpha, b.alpha, c.alpha) == (0.2, 1.0, None)

@@ -21,7 +21,7 @@ from .. import syntax as S
 from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
 from ..ir import Input, Layer, Network
 from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, Work
-from .modules import ImportPolicy, Modules
+from .modules import ImportPolicy, Modules, kind_key
 from .naming import Frame, Nodes, place
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
 from .replay import UNSEEN, Expansion, call_key
@@ -327,7 +327,7 @@ class Elaborator:
         if name in KINDS:
             cls, preset = KINDS[name]
             current = self.need_input(current, item.span)
-            defaults = self.modules.defaults_of(scope.module, self.work).get(cls, {})
+            defaults = self.modules.defaults_of(scope.module, self.work).get(kind_key(cls, preset), {})
             fields, user_name = layer_fields(cls, item.kspec, item.args, scope, preset)
             merged = {**defaults, **fields}
             layer = validate(cls, merged, preset, item.span, self.validated)

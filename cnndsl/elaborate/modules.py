@@ -24,15 +24,23 @@ from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir import Layer
 from ..parser import parse
-from .options import KINDS, RESERVED, layer_fields
+from .options import KINDS, RESERVED, kind_word, layer_fields
 from .limits import Work
 from .sources import read_source
-from .values import Scope, value_key
+from .values import Scope, value_key, written
 
 SUFFIX = ".cnn"
 
-Defaults = dict[type[Layer], dict[str, tuple[Any, Location]]]
-"""A file's ``defaults`` declarations: layer class -> {field: (value, where it was set)}."""
+KindKey = tuple[type[Layer], Any]
+"""What a ``defaults`` declaration applies to: a layer class, and for activations the function
+(``defaults leakyrelu alpha=0.2`` is not for ``elu``)."""
+
+Defaults = dict[KindKey, dict[str, tuple[Any, Location]]]
+"""Layer defaults: kind -> {field: (value, where it was set)}."""
+
+
+def kind_key(cls: type[Layer], preset: dict) -> KindKey:
+    return (cls, preset.get("function"))
 
 
 def is_pseudo(file: str) -> bool:
@@ -121,7 +129,8 @@ class Modules:
         self.sources: dict[str, str] = {}
         self.namespaces: dict[str, dict[str, S.BlockDef]] = {}
         self.files: dict[str, str] = {}  # resolved path -> the file name its module has
-        self.defaults: dict[str, Defaults] = {}
+        self.imported: dict[str, list[tuple[str, Location]]] = {}  # file -> (file, import) it imports
+        self.defaults: dict[str, Defaults] = {}  # each file's conventions (see defaults_of)
 
     def __getitem__(self, file: str) -> S.Module:
         return self.by_file[file]
@@ -135,6 +144,7 @@ class Modules:
         if here[0] is not None:
             self.files.setdefault(here[0], module.file)
         namespace: dict[str, S.BlockDef] = {}
+        imported = self.imported[module.file] = []
         for imp in module.imports:
             path = self.policy.locate(imp, module.file)
             key = resolved(str(path)) or str(path)
@@ -146,6 +156,7 @@ class Modules:
                 sub = parse(read_source(path, imp.loc), str(path))
                 self.files[key] = file = sub.file
                 self.load(sub, (*importing, here))
+            imported.append((file, imp.loc))
             exported = self.namespaces[file]
             if imp.names is None:
                 namespace.update(exported)
@@ -166,10 +177,44 @@ class Modules:
         return self.namespaces[file]
 
     def defaults_of(self, module: S.Module, work: Work) -> Defaults:
-        """The layer defaults a file declares (``defaults conv kernel=3``), evaluated once."""
+        """A file's conventions: the layer defaults of the files it imports, then its own
+        ``defaults`` declarations, which win field by field.  Two imported files that set one
+        field of one kind differently are an error, unless the file sets that field itself.
+        (An imported file's conventions are its own, by the same rule, so they travel along
+        chains of imports.)  Evaluated once per file."""
         found = self.defaults.get(module.file)
         if found is not None:
             return found
+        own = self.declared(module, work)
+        table: Defaults = {}
+        source: dict[tuple[KindKey, str], tuple[str, Location]] = {}  # (kind, field) -> import
+        for file, where in self.imported.get(module.file, ()):
+            for kind, entry in self.defaults_of(self.by_file[file], work).items():
+                mine = own.get(kind, {})
+                merged = table.setdefault(kind, {})
+                for key, value in entry.items():
+                    if key in mine:
+                        continue
+                    if key in merged and value_key(merged[key][0]) != value_key(value[0]):
+                        first_file, first_where = source[(kind, key)]
+                        word = _kind_word(kind)
+                        raise CnnDslError(
+                            f"the imported defaults disagree: {first_file} sets {word} {key}="
+                            f"{written(merged[key][0])}, {file} sets {key}={written(value[0])}",
+                            where,
+                            hint=f"choose one in this file: `defaults {word} {key}=...`",
+                            notes=[("the first import", first_where)],
+                        )
+                    if key not in merged:
+                        merged[key] = value
+                        source[(kind, key)] = (file, where)
+        for kind, entry in own.items():
+            table.setdefault(kind, {}).update(entry)
+        self.defaults[module.file] = table
+        return table
+
+    def declared(self, module: S.Module, work: Work) -> Defaults:
+        """The layer defaults a file declares itself (``defaults conv kernel=3``)."""
         table: Defaults = {}
         scope = Scope(module, {}, {}, work=work)
         for decl in module.defaults:
@@ -189,7 +234,7 @@ class Modules:
                     user_name[1],
                     hint="name a layer where it is written: `conv 64 name=stem` or `stem = conv 64`",
                 )
-            entry = table.setdefault(cls, {})
+            entry = table.setdefault(kind_key(cls, preset), {})
             for key, value in fields.items():
                 if key in entry and value_key(entry[key][0]) != value_key(value[0]):
                     raise CnnDslError(
@@ -197,5 +242,9 @@ class Modules:
                         notes=[("first set", entry[key][1])],
                     )
                 entry[key] = value
-        self.defaults[module.file] = table
         return table
+
+
+def _kind_word(kind: KindKey) -> str:
+    cls, function = kind
+    return function or kind_word(cls, {})
