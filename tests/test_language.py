@@ -936,3 +936,39 @@ def test_imported_defaults_that_disagree_are_an_error_unless_the_importer_decide
 def test_defaults_for_one_activation_are_not_for_another():
     a, b, c = layers("defaults leakyrelu alpha=0.2\ninput 8x8x3\nleakyrelu\nelu\nrelu\n")
     assert (a.alpha, b.alpha, c.alpha) == (0.2, 1.0, None)
+
+
+# --------------------------------------------------- shapes while elaborating (issue 12)
+
+
+@pytest.mark.parametrize("path", SPEC_FILES + sorted((SPEC_FILES[0].parent.parent / "docs" / "examples").glob("*.cnn")),
+                         ids=lambda p: p.stem)
+def test_shapes_on_demand_agree_with_the_analysis(path):
+    from conftest import SPECS
+
+    from cnndsl.elaborate import Elaborator
+    from cnndsl.parser import parse
+
+    elaborator = Elaborator(import_path=[SPECS])
+    net = elaborator.elaborate(parse(path.read_text(), str(path)))
+    shapes = elaborator.shapes
+    # asked last node first (the walk computes what it reads), then every node
+    last = len(net.layers) - 1
+    assert shapes.of(last) == net.analysis[net.layers[last].name].output_shape
+    assert [shapes.of(i) for i in range(len(net.layers))] == [
+        net.analysis[layer.name].output_shape for layer in net.layers
+    ]
+
+
+def test_a_shape_that_cannot_be_computed_is_the_analysis_error():
+    from cnndsl.elaborate import Elaborator
+    from cnndsl.parser import parse
+
+    text = "input 8x8x3\nblock b() { 9x9 conv 4 }\nb() -> relu\n"
+    elaborator = Elaborator()
+    elaborator.elaborate(parse(text, "<string>"))
+    with pytest.raises(CnnDslError) as asked:
+        elaborator.shapes.of(2)
+    with pytest.raises(CnnDslError) as analysed:
+        net(text)
+    assert str(asked.value) == str(analysed.value)

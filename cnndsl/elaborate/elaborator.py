@@ -24,7 +24,8 @@ from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEA
 from .modules import ImportPolicy, Modules, kind_key
 from .naming import Frame, Nodes, place
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
-from .replay import UNSEEN, Expansion, call_key
+from .replay import SHAPED, UNSEEN, Expansion, call_key
+from .shapes import Shapes
 from .values import (
     POISONED,
     Poisoned,
@@ -65,13 +66,14 @@ class Elaborator:
         self.validated: dict[tuple, Layer] = {}
         self.expansions: dict[tuple, Expansion | tuple | None] = {}
         self.work = Work()  # steps taken, against limits.MAX_STEPS
+        self.shapes = Shapes(self.nodes)  # shapes asked for while elaborating (channels())
 
     # ---- top level
     def elaborate(self, module: S.Module) -> Network:
         self.modules = Modules(ImportPolicy(module.file, self.import_path))
         self.modules.load(module)
         self.given = self.sizes_given(module)
-        scope = Scope(module, {}, {}, work=self.work)
+        scope = Scope(module, {}, {}, work=self.work, shapes=self.shapes)
         current: int | None = None
         errors: list[Diagnostic] = []
         for stmt in module.program:
@@ -256,6 +258,7 @@ class Elaborator:
         return current
 
     def item(self, item: S.Item, current, scope: Scope, assign) -> int | None:
+        self.shapes.current = current  # what channels() reads while this item is elaborated
         kind = type(item)
         if kind is S.LayerItem:
             return self.layer_item(item, current, scope, assign)
@@ -438,6 +441,9 @@ class Elaborator:
         if self.memoize and current is not None and current != POISONED:
             key = call_key(block, args)
         seen = self.expansions.get(key, UNSEEN) if key is not None else UNSEEN
+        shaped = seen is SHAPED
+        if shaped:  # its nodes depend on its input's shape: one memo per input shape
+            key, seen = self.shaped_key(key, current)
         if seen is not UNSEEN:
             expansion = seen
             if isinstance(expansion, tuple):  # first repeat: make the template now
@@ -446,7 +452,8 @@ class Elaborator:
                 self.room_for(len(expansion.layers), frame.loc)
                 return expansion.replay(self.nodes, frame, current)
         start = len(self.nodes)
-        inner = Scope(self.modules[block.file], args, {}, work=self.work)
+        reads = self.shapes.reads
+        inner = Scope(self.modules[block.file], args, {}, work=self.work, shapes=self.shapes)
         saved = self.frame
         self.frame = frame
         self.active.append((block, item.loc))
@@ -456,9 +463,22 @@ class Elaborator:
             self.active.pop()
             self.frame = saved
         if key is not None and seen is UNSEEN:
-            # remembered cheaply; the template is made if the call comes again
-            self.expansions[key] = (start, len(self.nodes), current, result, frame)
+            if self.shapes.reads != reads and not shaped:  # it read a shape: see shaped_key
+                self.expansions[key] = SHAPED
+                key, _ = self.shaped_key(key, current)
+            if key is not None:
+                # remembered cheaply; the template is made if the call comes again
+                self.expansions[key] = (start, len(self.nodes), current, result, frame)
         return result
+
+    def shaped_key(self, key: tuple, current: int) -> tuple[tuple | None, Any]:
+        """The memo key of a block call whose nodes depend on its input's shape (it reads
+        shapes: ``channels()``), and what the memo holds for it."""
+        try:
+            key = (key, self.shapes.of(current))
+        except CnnDslError:  # the input cannot be computed: elaborate the call afresh
+            return None, UNSEEN
+        return key, self.expansions.get(key, UNSEEN)
 
     def bind(self, block: S.BlockDef, item: S.LayerItem, scope: Scope) -> tuple[dict[str, Any], list[str]]:
         """Bind a call's arguments to the block's parameters.
@@ -499,7 +519,7 @@ class Elaborator:
                 bound[param.name] = values[param.name]
             elif param.default is not None:  # in a scope of the parameters bound so far
                 bound[param.name] = evaluate(
-                    param.default, Scope(self.modules[block.file], bound, {}, work=self.work)
+                    param.default, Scope(self.modules[block.file], bound, {}, work=self.work, shapes=self.shapes)
                 )
             else:
                 raise CnnDslError(

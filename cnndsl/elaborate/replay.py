@@ -2,7 +2,8 @@
 
 The first call of a block with some arguments is elaborated; a second call with arguments of
 the same values *and types* (see :func:`~.values.value_key`) copies the nodes the first one
-made (its :class:`Expansion`) instead of walking the block again.  The copy is exact: a test
+made (its :class:`Expansion`) instead of walking the block again.  A call that read a shape
+(``channels()``) is copied only for an input of the same shape.  The copy is exact: a test
 elaborates the zoo both ways and compares the networks.  The memo belongs to one load.
 """
 
@@ -19,6 +20,9 @@ from .values import has_tensor, value_key
 
 UNSEEN = object()
 """What the memo holds for a call not made yet."""
+SHAPED = object()
+"""What the memo holds, under the call's key, for a call whose nodes depend on its input's
+shape (it asked for one: ``channels()``): its expansions are kept by (key, input shape)."""
 
 
 def call_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:

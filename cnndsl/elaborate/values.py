@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir.base import fmt_float
 from .limits import MAX_REPEAT, Work
+
+if TYPE_CHECKING:
+    from .shapes import Shapes
 
 BOOL_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
 """Words a boolean option takes (``bias=off``)."""
@@ -59,6 +62,7 @@ class Scope:
     tensors: dict[str, int]
     parent: Scope | None = None
     work: Work | None = None
+    shapes: Shapes | None = None  # the load's shapes, for channels() (see shapes.py)
 
     def lookup_var(self, name: str) -> tuple[bool, Any]:
         scope: Scope | None = self
@@ -69,7 +73,7 @@ class Scope:
         return False, None
 
     def child(self, vars: dict[str, Any]) -> Scope:
-        return Scope(self.module, vars, self.tensors, self, self.work)
+        return Scope(self.module, vars, self.tensors, self, self.work, self.shapes)
 
     def all_vars(self) -> set[str]:
         names: set[str] = set()
