@@ -39,6 +39,36 @@ def _positive(text: str) -> int:
     return value
 
 
+def _directory(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
+
+
+def _input_size(text: str) -> tuple[str | None, tuple[int, ...]]:
+    """``512x512x3`` or ``NAME=512x512x3`` (``10`` for a vector)."""
+    name, _, size = text.rpartition("=")
+    parts = size.lower().split("x")
+    if not all(p.isdigit() and len(p) <= 30 for p in parts) or (name and not name.isidentifier()):
+        raise argparse.ArgumentTypeError(
+            f"not an input size: {text!r} (write HxWxC or N, e.g. 512x512x3, or NAME=HxWxC)"
+        )
+    return name or None, tuple(int(p) for p in parts)
+
+
+def _spec_options(command: argparse.ArgumentParser) -> None:
+    """Options of every command that loads a spec."""
+    command.add_argument(
+        "--import-path", action="append", default=[], type=_directory, metavar="DIR",
+        help="also look up imports in DIR, and let them read .cnn files under it (repeatable)",
+    )
+    command.add_argument(
+        "--input", action="append", default=[], type=_input_size, metavar="[NAME=]SIZE",
+        help="analyse at another input size: 512x512x3, or NAME=SIZE for one of several inputs"
+        " (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cnndsl",
@@ -53,15 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate specs (exit 1 with located errors)")
     check.add_argument("specs", nargs="+", metavar="SPEC", help=".cnn file(s), or - for stdin")
+    _spec_options(check)
 
     summary = sub.add_parser("summary", help="print shapes, parameters, MACs, receptive fields, memory")
     summary.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
+    _spec_options(summary)
     summary.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
     summary.add_argument("--dtype", choices=DTYPES, default="float32", help="element type for memory (default float32)")
     summary.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
 
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
+    _spec_options(compile_)
     compile_.add_argument("--target", "-t", choices=TARGETS, required=True)
     compile_.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     compile_.add_argument("--collapse", action="store_true", help="diagrams: draw each block call as one node")
@@ -77,14 +110,33 @@ def _version() -> str:
     return __version__
 
 
-def _load(spec: str):
+def _load(spec: str, args):
     from . import load, loads
 
-    if spec == "-":  # read as a file is: the size limit, the binary and UTF-8 checks, the BOM
-        from .elaborate.sources import STDIN, read_source
+    options = dict(import_path=args.import_path, input=_input_sizes(args.input))
+    if spec == "-":
+        from .elaborate.sources import read_stdin
 
-        return loads(read_source(sys.stdin.buffer), STDIN)
-    return load(spec)
+        return loads(read_stdin(), "<stdin>", **options)
+    return load(spec, **options)
+
+
+def _input_sizes(given: list[tuple[str | None, tuple[int, ...]]]):
+    """--input options as load() takes them: one size, or sizes by name."""
+    if not given:
+        return None
+    if len(given) == 1 and given[0][0] is None:
+        return given[0][1]
+    if any(name is None for name, _ in given):
+        raise _UsageError("name every input when you give several: --input NAME=SIZE")
+    sizes = dict(given)
+    if len(sizes) != len(given):
+        raise _UsageError("an input is given two sizes")
+    return sizes
+
+
+class _UsageError(Exception):
+    """A command line that cannot run (exit 2)."""
 
 
 def _cmd_check(args) -> int:
@@ -93,7 +145,7 @@ def _cmd_check(args) -> int:
     status = EXIT_OK
     for spec in args.specs:
         try:
-            net = _load(spec)
+            net = _load(spec, args)
         except CnnDslError as e:
             print(e.format(), file=sys.stderr)
             status = EXIT_SPEC
@@ -105,7 +157,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_summary(args) -> int:
-    net = _load(args.spec)
+    net = _load(args.spec, args)
     sys.stdout.write(net.summary(batch_size=args.batch, dtype=args.dtype, format=args.format))
     return EXIT_OK
 
@@ -114,7 +166,7 @@ _FRAMEWORKS = {"keras": ("TensorFlow and Keras", "keras"), "torch": ("PyTorch", 
 
 
 def _cmd_compile(args) -> int:
-    net = _load(args.spec)
+    net = _load(args.spec, args)
     target = args.target
     if target == "json":
         text: str | bytes = net.to_json() + "\n"
@@ -163,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     except CnnDslError as e:
         print(e.format(), file=sys.stderr)
         return EXIT_SPEC
+    except _UsageError as e:
+        print(f"cnndsl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -124,13 +124,6 @@ def value_forms(annotation: Any) -> frozenset[str]:
     return frozenset()
 
 
-def trusted(cls: type[BaseModel], **values: Any) -> Any:
-    """An instance of a frozen model from values known to be valid (every field given), made
-    without validation: what the elaborator uses for what it has already checked.  The tests
-    and the fuzzer validate the networks it makes."""
-    return _construct(cls, values, set(values))
-
-
 def _construct(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
     """An instance of ``cls`` with these field values, its slots set as pydantic's own
     ``__copy__`` sets them, and no validation."""
