@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic_core import PydanticSerializationError, to_json
 
 # importing the modules registers every layer class
 from . import conv, core, merge, norm, pool, reshape, scaling  # noqa: F401
@@ -133,8 +134,16 @@ class Network(BaseModel):
         return render(self, batch_size=batch_size, dtype=dtype, format=format)
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The IR as JSON (lossless: :meth:`from_json` gives back an equal network)."""
-        return self.model_dump_json(indent=indent)
+        """The IR as JSON (lossless: :meth:`from_json` gives back an equal network).
+
+        A string that UTF-8 cannot encode (a file named with undecodable bytes) is written
+        as error messages show it, with a backslash escape (``\\udcff``)."""
+        try:
+            return self.model_dump_json(indent=indent)
+        except PydanticSerializationError:
+            from ..display import json_safe
+
+            return to_json(json_safe(self.model_dump(mode="json")), indent=indent).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Network:
