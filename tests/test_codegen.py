@@ -92,7 +92,12 @@ def test_call_tree_groups_nodes_by_block_call():
     root = call_tree(net)
     calls = list(root.scopes())
     assert [c.site.instance for c in calls] == [
-        "a", "a_inner_1", "a_inner_2", "outer_1", "outer_1_inner_1", "outer_1_inner_2",
+        "a",
+        "a_inner_1",
+        "a_inner_2",
+        "outer_1",
+        "outer_1_inner_1",
+        "outer_1_inner_2",
     ]
     assert [c.height for c in calls] == [1, 0, 0, 1, 0, 0]
     assert calls[0].inputs == ["input"] and calls[0].outputs == ["a_inner_2_relu_1"]

@@ -261,7 +261,9 @@ def _fold_single(draft: Draft, loop: Loop) -> bool:
         if any(len(a.reads) != len(b.reads) for a, b in zip(run, unit.steps)):
             continue
         ext: dict[int, str] = {}  # the unit's arguments (carried value, shared ones) in the run
-        pairs = [(v, unit_pos[w]) for a, b in zip(run, unit.steps) for v, w in zip(a.reads, b.reads)]
+        pairs = [
+            (v, unit_pos[w]) for a, b in zip(run, unit.steps) for v, w in zip(a.reads, b.reads)
+        ]
         if any(r[0] == "arg" and ext.setdefault(r[1], v) != v for v, r in pairs):
             continue
         if sorted(ext) != list(range(len(unit.args))) or len(set(ext.values())) != len(ext):

@@ -122,10 +122,14 @@ def unify(
             value = vector[0]
             plain = value is None or isinstance(value, (bool, Sym)) or (_int(value) and value <= 1)
             word = None if plain or not named_constants else const.field or const.role
-            match = next(
-                (p for p in value_params if _same_word(word, p) and _equal(given[p], vector)),
-                None,
-            ) if word else None
+            match = (
+                next(
+                    (p for p in value_params if _same_word(word, p) and _equal(given[p], vector)),
+                    None,
+                )
+                if word
+                else None
+            )
             if match is not None:
                 replacement[id(const)] = ref(params[match], stored)
             continue
@@ -202,7 +206,11 @@ def _match(vector, value_params, given, count: bool, pairs: bool = True) -> tupl
                 return ("expr", p, "//", q)
     for p in ints:
         a0, v0 = given[p][0], vector[0]
-        if v0 % a0 == 0 and v0 // a0 >= 2 and all(v == a * (v0 // a0) for v, a in zip(vector, given[p])):
+        if (
+            v0 % a0 == 0
+            and v0 // a0 >= 2
+            and all(v == a * (v0 // a0) for v, a in zip(vector, given[p]))
+        ):
             return ("expr", p, "*", v0 // a0)
         if v0 > 0 and a0 // v0 >= 2 and all(v == a // (a0 // v0) for v, a in zip(vector, given[p])):
             return ("expr", p, "//", a0 // v0)
@@ -263,10 +271,7 @@ def name_functions(
                 if candidate in module:
                     candidate = style(f"{block}_block")
             else:
-                names = [
-                    style(n)
-                    for n in _variant_names(block, fn, group[main])
-                ]
+                names = [style(n) for n in _variant_names(block, fn, group[main])]
                 names = [n for n in names if n not in module and n not in block_names]
                 if names:
                     candidate = names[0]

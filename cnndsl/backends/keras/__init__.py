@@ -42,6 +42,7 @@ __all__ = [
     "NegInfPadding2D",
     "PaddedAveragePooling2D",
     "build",
+    "gelu_tanh",
     "layer_names",
     "leaky_relu",
     "to_source",
@@ -54,6 +55,7 @@ _FROM_LAYERS = frozenset(
         "LocalResponseNormalization",
         "NegInfPadding2D",
         "PaddedAveragePooling2D",
+        "gelu_tanh",
         "leaky_relu",
     }
 )

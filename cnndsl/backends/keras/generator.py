@@ -19,12 +19,16 @@ from typing import Any
 from ...ir import (
     LRN,
     Activation,
+    AdaptiveAvgPool2D,
     Add,
     AvgPool2D,
     BatchNorm,
+    ChannelShuffle,
+    ChannelSplit,
     Concat,
     Conv2D,
     Conv2DTranspose,
+    Cropping2D,
     Dense,
     Dropout,
     Flatten,
@@ -32,7 +36,14 @@ from ...ir import (
     GlobalMaxPool2D,
     Input,
     Layer,
+    LayerNorm,
+    LayerScale,
     Network,
+    Normalization,
+    PointwiseDense,
+    Rescaling,
+    Reshape,
+    StochasticDepth,
     Upsample,
     ZeroPad,
 )
@@ -195,10 +206,30 @@ class KerasGenerator(Generator):
             "use_bias": (_c(layer.bias, "use_bias", "bias"), True),
         }
 
+    ACTIVATIONS: dict[str, str | Sym | None] = {
+        "linear": None,
+        "relu": "relu",
+        "relu6": "relu6",
+        "leakyrelu": Sym("leaky_relu"),  # layers.py: the slope of Keras's LeakyReLU layer, 0.3
+        "elu": "elu",
+        "selu": "selu",
+        "tanh": "tanh",
+        "sigmoid": "sigmoid",
+        "softmax": "softmax",
+        "silu": "silu",
+        "gelu": "gelu",  # keras.activations.gelu: exact (approximate=False)
+        "gelu_tanh": Sym("gelu_tanh"),  # layers.py: gelu(x, approximate=True)
+        "hardsigmoid": "hard_sigmoid",
+        "hardswish": "hard_swish",
+    }
+    """Each IR activation (:data:`cnndsl.ir.ACTIVATIONS`) as a layer's ``activation=``: a
+    name of ``keras.activations``, a function of ``layers.py`` (a Sym), or None (linear)."""
+
     def _activation(self, ctx: NodeContext, name: str) -> Any:
-        if name == "linear":
-            return None
-        return Sym(ctx.helper("leaky_relu")) if name == "leakyrelu" else name
+        value = self.ACTIVATIONS[name]
+        if isinstance(value, Sym):
+            ctx.helper(value.name)
+        return value
 
     def lower_conv(self, ctx: NodeContext) -> Expr:
         layer: Conv2D = ctx.layer
@@ -370,7 +401,7 @@ class KerasGenerator(Generator):
         elif fn == "elu":
             act = call("layers.ELU", alpha=(_c(layer.alpha, "alpha", "alpha"), 1.0))
         else:
-            act = call("layers.Activation", _c(fn, "activation", "function"))
+            act = call("layers.Activation", _c(self._activation(ctx, fn), "activation", "function"))
         return call(ctx.module(act), ctx.x)
 
     def lower_upsample(self, ctx: NodeContext) -> Expr:
@@ -409,6 +440,23 @@ class KerasGenerator(Generator):
         ),
         Add: lambda self, ctx: call(ctx.module(call("layers.Add")), _list(ctx.xs)),
         Concat: lambda self, ctx: call(ctx.module(call("layers.Concatenate")), _list(ctx.xs)),
+    }
+
+    UNSUPPORTED = {
+        cls: "this layer kind has no handler in this back end yet"
+        for cls in (
+            PointwiseDense,
+            LayerNorm,
+            StochasticDepth,
+            AdaptiveAvgPool2D,
+            Reshape,
+            Cropping2D,
+            ChannelSplit,
+            ChannelShuffle,
+            Rescaling,
+            Normalization,
+            LayerScale,
+        )
     }
 
     # ---------------------------------------------------------------- checks and the plan
@@ -527,7 +575,9 @@ def _body(
         if isinstance(step, Loop):
             _loop(w, step, r, avoid)
         else:
-            w.statement(f"{', '.join(names[t] for t in step.targets)} = ", step.expr, r, step.comment)
+            w.statement(
+                f"{', '.join(names[t] for t in step.targets)} = ", step.expr, r, step.comment
+            )
     if returns:
         w.line("return " + ", ".join(names[o] for o in draft.outputs))
     return names

@@ -22,6 +22,7 @@ __all__ = [
     "LocalResponseNormalization",
     "NegInfPadding2D",
     "PaddedAveragePooling2D",
+    "gelu_tanh",
     "leaky_relu",
 ]
 
@@ -157,6 +158,12 @@ def leaky_relu(x):
     return keras.ops.leaky_relu(x, negative_slope=0.3)
 
 
+@keras.saving.register_keras_serializable(package="cnndsl")
+def gelu_tanh(x):
+    """The `gelu_tanh` activation: GELU's tanh approximation (PyTorch's approximate="tanh")."""
+    return keras.activations.gelu(x, approximate=True)
+
+
 CUSTOM_OBJECTS: dict[str, Any] = {
     obj.__name__: obj
     for obj in (
@@ -165,6 +172,7 @@ CUSTOM_OBJECTS: dict[str, Any] = {
         LocalResponseNormalization,
         DepthMaxPooling2D,
         leaky_relu,
+        gelu_tanh,
     )
 }
 """The custom layers by name (``keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)``)."""

@@ -17,18 +17,29 @@ from typing import Any
 
 from ...ir import (
     Activation,
+    AdaptiveAvgPool2D,
     Add,
     AvgPool2D,
     BatchNorm,
+    ChannelShuffle,
+    ChannelSplit,
     Concat,
     Conv2D,
     Conv2DTranspose,
+    Cropping2D,
     Dense,
     Flatten,
     GlobalAvgPool2D,
     Layer,
+    LayerNorm,
+    LayerScale,
     Multiply,
     Network,
+    Normalization,
+    PointwiseDense,
+    Rescaling,
+    Reshape,
+    StochasticDepth,
     Upsample,
 )
 from ...ir.geometry import effective_kernel
@@ -83,21 +94,38 @@ def _c(value: Any, role: str, field: str | None = None) -> Const:
 # ---------------------------------------------------------------- shared by several handlers
 
 
+ACTIVATIONS: dict[str, tuple[str, dict[str, str]] | None] = {
+    "linear": None,
+    "relu": ("F.relu", {}),
+    "relu6": ("F.relu6", {}),
+    "leakyrelu": ("F.leaky_relu", {}),
+    "elu": ("F.elu", {}),
+    "selu": ("F.selu", {}),
+    "tanh": ("torch.tanh", {}),
+    "sigmoid": ("torch.sigmoid", {}),
+    "softmax": ("F.softmax", {"dim": "1"}),  # over the channels: axis 1 of maps and vectors
+    "silu": ("F.silu", {}),
+    "gelu": ("F.gelu", {}),  # exact, as Keras's
+    "gelu_tanh": ("F.gelu", {"approximate": '"tanh"'}),
+    "hardsigmoid": ("F.hardsigmoid", {}),
+    "hardswish": ("F.hardswish", {}),
+}
+"""Each IR activation (:data:`cnndsl.ir.ACTIVATIONS`) as PyTorch computes it: the function and
+its fixed keyword arguments (None: the identity).  leakyrelu and elu also take their alpha."""
+
+
 def _activate(expr: Expr, function: str, alpha: float | None) -> Expr:
     """The activation applied to expr (channels are axis 1 for maps and vectors alike)."""
-    if function == "linear":
+    if ACTIVATIONS[function] is None:
         return expr
+    name, fixed = ACTIVATIONS[function]
+    kwargs = {key: Code(value) for key, value in fixed.items()}
     if function == "leakyrelu":  # a layer's activation= has Keras's LeakyReLU slope, 0.3
         slope = 0.3 if alpha is None else alpha
-        return call("F.leaky_relu", expr, _c(slope, "negative_slope", "alpha"))
+        return call(name, expr, _c(slope, "negative_slope", "alpha"))
     if function == "elu":
-        value = 1.0 if alpha is None else alpha
-        return call("F.elu", expr, alpha=(_c(value, "alpha", "alpha"), 1.0))
-    if function == "softmax":
-        return call("F.softmax", expr, dim=Code("1"))
-    if function in ("tanh", "sigmoid"):
-        return call(f"torch.{function}", expr)
-    return call(f"F.{function}", expr)  # relu, relu6, selu, silu, gelu (exact, as Keras)
+        kwargs["alpha"] = (_c(1.0 if alpha is None else alpha, "alpha", "alpha"), 1.0)
+    return call(name, expr, **kwargs)
 
 
 def _split_padding(pads) -> tuple[Any, tuple[int, int, int, int] | None]:
@@ -199,7 +227,9 @@ class TorchGenerator(Generator):
         fn: Function = sub.function
         sub.attr = self.attribute(draft, sub.local)
         consts = (Const(v, p.source, p.source, sub.local) for p, v in zip(fn.params, sub.values))
-        draft.modules.append(Module(sub.attr, Call(Ref(fn), tuple(consts)), where(sub.site.position)))
+        draft.modules.append(
+            Module(sub.attr, Call(Ref(fn), tuple(consts)), where(sub.site.position))
+        )
         expr = call(Attr(SELF, sub.attr), *(Var(v) for v in sub.inputs))
         draft.steps.append(call_step(scope, sub, expr, None))
 
@@ -237,7 +267,10 @@ class TorchGenerator(Generator):
             stride=(_c(pair(layer.stride), "stride", "stride"), 1),
             padding=(_c(pad, "padding"), 0),
             dilation=(_c(pair(layer.dilation), "dilation", "dilation"), 1),
-            depth_multiplier=(_c(layer.depth_multiplier, "depth_multiplier", "depth_multiplier"), 1),
+            depth_multiplier=(
+                _c(layer.depth_multiplier, "depth_multiplier", "depth_multiplier"),
+                1,
+            ),
             bias=(_c(layer.bias, "bias", "bias"), True),
         )
         return _activate(call(ctx.module(module), _padded(ctx.x, extra)), layer.activation, None)
@@ -248,7 +281,9 @@ class TorchGenerator(Generator):
         padding, output_padding, trims = [], [], []
         for axis, (before, after) in enumerate(crops):
             limit = max(layer.stride[axis], layer.dilation[axis])
-            op = before - after  # PyTorch crops `padding` before and `padding - output_padding` after
+            op = (
+                before - after
+            )  # PyTorch crops `padding` before and `padding - output_padding` after
             trim = 0
             if op < 0:  # more to crop after than before: crop the rest with a slice
                 op, trim = 0, after - before
@@ -441,7 +476,22 @@ class TorchGenerator(Generator):
     def lower_input(self, ctx: NodeContext) -> Expr:
         raise AssertionError("inputs are arguments of forward(), not statements")
 
-    UNSUPPORTED = {}
+    UNSUPPORTED = {
+        cls: "this layer kind has no handler in this back end yet"
+        for cls in (
+            PointwiseDense,
+            LayerNorm,
+            StochasticDepth,
+            AdaptiveAvgPool2D,
+            Reshape,
+            Cropping2D,
+            ChannelSplit,
+            ChannelShuffle,
+            Rescaling,
+            Normalization,
+            LayerScale,
+        )
+    }
 
     # ---------------------------------------------------------------- the module
 
