@@ -12,7 +12,6 @@ framework is not installed), 3 an internal error (a bug in cnndsl: please report
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import os
 import secrets
@@ -24,7 +23,6 @@ from .display import grouped, printable
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
-TARGETS = ("keras", "torch", "json", "dot", "svg", "png", "pdf")
 DTYPES = ("float32", "float16", "bfloat16")
 FORMATS = ("table", "json", "markdown", "csv")
 
@@ -102,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
     _spec_options(compile_)
-    compile_.add_argument("--target", "-t", choices=TARGETS, required=True)
+    compile_.add_argument("--target", "-t", choices=_targets(), required=True)
     compile_.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     compile_.add_argument("--collapse", action="store_true", help="diagrams: draw each block call as one node")
     compile_.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="diagrams: layout direction")
@@ -173,33 +171,34 @@ def _cmd_summary(args) -> int:
     return EXIT_OK
 
 
-_FRAMEWORKS = {"keras": ("TensorFlow and Keras", "keras"), "torch": ("PyTorch", "torch")}
+def _targets() -> tuple[str, ...]:
+    from .backends import TARGETS
+
+    return tuple(TARGETS)
 
 
 def _cmd_compile(args) -> int:
-    net = _load(args.spec, args)
-    target = args.target
-    if target == "json":
-        text: str | bytes = net.to_json() + "\n"
-    elif target in ("keras", "torch"):
-        try:
-            backend = importlib.import_module(f".backends.{target}", __package__)
-        except ImportError as e:
-            framework, extra = _FRAMEWORKS[target]
-            print(
-                f"cnndsl: the {target} target needs {framework} ({e.name} is not installed):"
-                f" pip install 'cnndsl[{extra}]'",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        text = backend.to_source(net)
-    else:
-        from .backends import graphviz as backend  # type: ignore[no-redef]
+    from .backends import TARGETS, emit
 
+    net = _load(args.spec, args)
+    target = TARGETS[args.target]
+    options = {}
+    if target.diagram:
         options = dict(
             collapse=args.collapse, rankdir=args.rankdir, shapes=not args.no_shapes, params=args.params
         )
-        text = backend.to_dot(net, **options) if target == "dot" else backend.render(net, target, **options)
+    try:
+        text = emit(net, target.name, **options)
+    except ImportError as e:
+        if target.framework is None:
+            raise
+        framework, extra = target.framework
+        print(
+            f"cnndsl: the {target.name} target needs {framework} ({e.name} is not installed):"
+            f" pip install 'cnndsl[{extra}]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.output:
         problem = write_file(args.output, text.encode("utf-8") if isinstance(text, str) else text)
         if problem:
@@ -207,7 +206,7 @@ def _cmd_compile(args) -> int:
             return EXIT_USAGE
     elif isinstance(text, bytes):
         if sys.stdout.isatty():
-            print(f"cnndsl: refusing to write {target.upper()} to a terminal; use -o FILE", file=sys.stderr)
+            print(f"cnndsl: refusing to write {target.name.upper()} to a terminal; use -o FILE", file=sys.stderr)
             return EXIT_USAGE
         sys.stdout.buffer.write(text)
     else:

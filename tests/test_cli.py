@@ -180,12 +180,12 @@ def test_help():
 
 
 def test_missing_framework_says_how_to_install(monkeypatch, capsys):
-    from cnndsl import cli
+    from cnndsl import backends, cli
 
     def no_keras(name, package=None):
         raise ImportError("No module named 'keras'", name="keras")
 
-    monkeypatch.setattr(cli.importlib, "import_module", no_keras)
+    monkeypatch.setattr(backends.importlib, "import_module", no_keras)
     monkeypatch.chdir(ROOT)
     assert cli.main(["compile", "specs/lenet5.cnn", "--target", "keras"]) == 2
     err = capsys.readouterr().err

@@ -157,28 +157,27 @@ class Network(BaseModel):
 
     __hash__ = None  # type: ignore[assignment]
 
-    # ---- models (each back end, and its framework, imported on use)
+    # ---- models (each back end, and its framework, imported on use: cnndsl.backends.TARGETS)
     def to_keras(self):
         """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3."""
-        from ..backends.keras import build
-
-        return build(self)
+        return self.to_model("keras")
 
     def to_torch(self):
         """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch."""
-        from ..backends.torch import build
+        return self.to_model("torch")
 
-        return build(self)
+    def to_model(self, target: str):
+        """The live model of a model target (``"keras"``, ``"torch"``); needs its framework."""
+        from ..backends import build
+
+        return build(self, target)
 
     def to_source(self, target: str) -> str:
-        """Standalone Python source of the model: ``target`` is ``"keras"`` or ``"torch"``."""
-        if target == "keras":
-            from ..backends.keras import to_source
-        elif target == "torch":
-            from ..backends.torch import to_source
-        else:
-            raise ValueError(f"unknown target {target!r}: choose 'keras' or 'torch'")
-        return to_source(self)
+        """Standalone Python source of the model of a model target (``"keras"``, ``"torch"``):
+        the module ``cnndsl compile --target`` writes, which :meth:`to_model` runs."""
+        from ..backends import source
+
+        return source(self, target)
 
     # ---- diagrams (the Graphviz back end, imported on use)
     def to_graphviz(self, **options):
