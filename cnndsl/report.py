@@ -47,10 +47,29 @@ def as_dict(net: Network, analysis: Analysis, memory: Memory) -> dict:
             "total": analysis.total_params,
         },
         "macs": analysis.macs,
+        **_inference_dict(net, analysis),
         "memory": memory.as_dict(),
         "layers": [
             _layer_dict(info, bytes_each) for info in analysis
         ],
+    }
+
+
+def _inference_dict(net: Network, analysis: Analysis) -> dict:
+    """For a network with training outputs: what inference holds and computes without them."""
+    if not net.training_outputs:
+        return {}
+    inference = analysis.inference
+    return {
+        "training_outputs": list(net.training_outputs),
+        "inference": {
+            "params": {
+                "trainable": inference.trainable_params,
+                "non_trainable": inference.non_trainable_params,
+                "total": inference.total_params,
+            },
+            "macs": inference.macs,
+        },
     }
 
 
@@ -122,16 +141,26 @@ def _human(n: float, unit: str = "B") -> str:
 
 
 def _totals(analysis: Analysis, memory: Memory) -> list[str]:
-    return [
+    lines = [
         f"Total params: {analysis.total_params:,} ({_human(memory.params_bytes)})",
         f"Trainable params: {analysis.trainable_params:,}",
         f"Non-trainable params: {analysis.non_trainable_params:,}",
         f"MACs: {analysis.macs:,} ({_human(analysis.macs, '')})",
+    ]
+    if analysis.training_only:
+        inference = analysis.inference
+        lines.append(
+            f"Without the training-only outputs: params {inference.total_params:,}"
+            f" (trainable {inference.trainable_params:,}), MACs {inference.macs:,}"
+            f" ({_human(inference.macs, '')})"
+        )
+    lines.append(
         f"Memory (batch {memory.batch_size}, {memory.dtype}):"
         f" parameters {_human(memory.params_bytes)},"
         f" inference peak {_human(memory.inference_peak_bytes)},"
-        f" training {_human(memory.training_bytes)}",
-    ]
+        f" training {_human(memory.training_bytes)}"
+    )
+    return lines
 
 
 def _table(net: Network, analysis: Analysis, memory: Memory) -> str:

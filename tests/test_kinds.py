@@ -9,6 +9,7 @@ kind's docstring promises against the frameworks' functions.
 
 from __future__ import annotations
 
+import json
 import math
 from fractions import Fraction
 
@@ -19,6 +20,8 @@ from hypothesis import strategies as st
 import cnndsl
 from cnndsl.ir import Layer
 from cnndsl.ir.pool import adaptive_bins, adaptive_window
+
+from conftest import SPECS as ROOT_SPECS
 
 # Example lines per kind: (input shape, line).  Every new kind has at least one; the tests
 # below load each, and its notation must read back as the same layer.  (To move to the
@@ -657,3 +660,110 @@ def test_counts_shapes_and_functions_equal_keras_layers():
     np.testing.assert_allclose(
         np.asarray(norm(np.full((1, 1), 1.5, "float32"))), [[0.5 / 1e-7]], rtol=1e-5
     )
+
+
+# ------------------------------------------------------------------- training outputs
+
+AUX_HEADS = """
+# torchvision's InceptionAux: computed only in training mode
+block aux_head(classes) {
+  adaptiveavgpool 4 -> conv_bn(128) -> flatten -> dense 1024 relu -> dropout 0.7 -> dense classes
+}
+aux1 = inception4a -> aux_head(1000)
+aux2 = inception4d -> aux_head(1000)
+output fc, aux2 (training), aux1 (training)
+"""
+
+
+def googlenet_with_aux() -> cnndsl.Network:
+    text = (ROOT_SPECS / "googlenet_torchvision.cnn").read_text() + AUX_HEADS
+    return cnndsl.loads(text, "googlenet_aux.cnn")
+
+
+def test_training_outputs_are_counted_apart(refs):
+    net = googlenet_with_aux()
+    # the tensors aux2 and aux1 are the last layers of the calls that make them
+    assert net.outputs == ["fc", "aux2_dense_2", "aux1_dense_2"]
+    assert net.training_outputs == net.outputs[1:] and net.inference_outputs == ["fc"]
+    a = net.analysis
+    # without the auxiliary heads: torchvision's googlenet(aux_logits=False)
+    plain = cnndsl.load(ROOT_SPECS / "googlenet_torchvision.cnn").analysis
+    assert a.inference == (plain.trainable_params, plain.non_trainable_params, plain.macs)
+    # each head: conv 512 (528) -> 128 without bias, bn, 2048 -> 1024 -> 1000
+    heads = [c * 128 + 2 * 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000 for c in (512, 528)]
+    assert a.trainable_params == plain.trainable_params + sum(heads)
+    assert a.non_trainable_params == plain.non_trainable_params + 2 * 2 * 128
+    head_macs = [4 * 4 * 128 * c + 2048 * 1024 + 1024 * 1000 for c in (512, 528)]
+    assert a.macs == plain.macs + sum(head_macs)
+    assert a.training_only == {n for n in a.layers if n.startswith(("aux1", "aux2"))}
+    # inference does not run the heads: its peak is the plain network's plus their weights
+    extra = sum(heads) + 2 * 2 * 128
+    assert a.memory().inference_peak_bytes == plain.memory().inference_peak_bytes + 4 * extra
+    assert a.memory().training_bytes > plain.memory().training_bytes + 4 * extra
+    # the summary says both
+    assert f"Without the training-only outputs: params {plain.total_params:,}" in net.summary()
+    data = json.loads(net.summary(format="json"))
+    assert data["training_outputs"] == ["aux2_dense_2", "aux1_dense_2"]
+    assert data["inference"]["macs"] == plain.macs
+    assert cnndsl.Network.from_json(net.to_json()) == net
+
+
+def test_networks_without_training_outputs_are_unchanged():
+    net = cnndsl.load(ROOT_SPECS / "vgg16.cnn")
+    a = net.analysis
+    assert net.training_outputs == [] and a.training_only == frozenset()
+    assert a.inference == (a.trainable_params, a.non_trainable_params, a.macs)
+    assert "training-only" not in net.summary()
+    assert "inference" not in json.loads(net.summary(format="json"))
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("output y (eval)", "an output can be marked `(training)` only, not `(eval)`"),
+        ("output y (training)", "every output is marked (training)"),
+        ("output y, z (training), w (training)", "unknown tensor 'w' in output"),
+    ],
+)
+def test_training_output_misuse(text, message):
+    with pytest.raises(cnndsl.CnnDslError) as e:
+        load(f"input 8x8x3\nx = 3x3 conv 4\ny = x -> gap\nz = x -> flatten\n{text}")
+    assert message in str(e.value)
+    assert "<string>:5:" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"training_outputs": ["nowhere"]}, "training output 'nowhere' is not an output"),
+        ({"training_outputs": ["y", "z"]}, "every output is a training output"),
+        ({"training_outputs": ["z", "z"]}, "an output is listed twice"),
+        ({"outputs": ["y", "y", "z"]}, "an output is listed twice"),
+    ],
+)
+def test_json_training_outputs_are_validated(change, message):
+    net = load("input 8x8x3\nx = 3x3 conv 4\ny = x -> gap\nz = x -> flatten\noutput y, z (training)")
+    data = json.loads(net.to_json())
+    data.update(change)
+    with pytest.raises(Exception) as e:
+        cnndsl.Network.from_json(json.dumps(data))
+    assert message in str(e.value)
+
+
+@pytest.mark.torch
+def test_training_outputs_equal_torchvisions_aux_heads():
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.models import googlenet
+
+    model = googlenet(weights=None, aux_logits=True, init_weights=False)
+    a = googlenet_with_aux().analysis
+    stats = sum(t.numel() for k, t in model.named_buffers() if k.endswith(("running_mean", "running_var")))
+    assert (sum(p.numel() for p in model.parameters()), stats) == (a.trainable_params, a.non_trainable_params)
+    x = torch.randn(1, 3, 224, 224)
+    for train, macs in ((True, a.macs), (False, a.inference.macs)):
+        model.train(train)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = model(x)
+        assert counter.get_total_flops() == 2 * macs
+        assert isinstance(out, tuple) == train  # (logits, aux2, aux1) in training, logits in eval
