@@ -737,8 +737,8 @@ def test_training_output_misuse(text, message):
     [
         ({"training_outputs": ["nowhere"]}, "training output 'nowhere' is not an output"),
         ({"training_outputs": ["y", "z"]}, "every output is a training output"),
-        ({"training_outputs": ["z", "z"]}, "an output is listed twice"),
-        ({"outputs": ["y", "y", "z"]}, "an output is listed twice"),
+        ({"training_outputs": ["z", "z"]}, "is listed twice"),
+        ({"outputs": ["y", "y", "z"]}, "is listed twice"),
     ],
 )
 def test_json_training_outputs_are_validated(change, message):

@@ -5,10 +5,13 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from .base import (
     ACTIVATIONS,
+    Bool,
+    Float,
+    Int,
     Layer,
     Padding,
     Pair,
@@ -26,7 +29,7 @@ class Input(Layer):
     """A network input (``input 224x224x3``): an image H x W x C, or a vector N."""
 
     kind: Literal["input"] = "input"
-    shape: tuple[int, ...]
+    shape: tuple[Int, ...]
 
     family: ClassVar[str] = "input"
     min_inputs: ClassVar[int] = 0
@@ -43,6 +46,12 @@ class Input(Layer):
             raise ValueError("input sizes must be at least 1")
         return shape
 
+    @model_validator(mode="after")
+    def _top_level(self):
+        if self.calls:
+            raise ValueError("an input is declared at the top level, never in a block call")
+        return self
+
     def output_shape(self, inputs):
         return self.shape
 
@@ -57,8 +66,8 @@ class Dense(Layer):
     """
 
     kind: Literal["dense"] = "dense"
-    units: int = Field(ge=1)
-    bias: bool = True
+    units: PositiveInt
+    bias: Bool = True
     activation: Literal[ACTIVATIONS] = "linear"  # type: ignore[valid-type]
 
     family: ClassVar[str] = "dense"
@@ -114,7 +123,7 @@ class PointwiseDense(Layer):
 
     kind: Literal["pointwise"] = "pointwise"
     units: PositiveInt
-    bias: bool = True
+    bias: Bool = True
     activation: Literal[ACTIVATIONS] = "linear"  # type: ignore[valid-type]
 
     family: ClassVar[str] = "dense"
@@ -195,7 +204,7 @@ class Activation(Layer):
 
     kind: Literal["activation"] = "activation"
     function: Literal[ACTIVATIONS]  # type: ignore[valid-type]
-    alpha: float | None = None
+    alpha: Float | None = None
 
     family: ClassVar[str] = "activation"
     spec_names: ClassVar[tuple[str, ...]] = tuple(_ACTIVATION_WORDS)
@@ -287,7 +296,9 @@ class Upsample(Layer):
     def window(self, inputs):
         axes = []
         for f in self.size:
-            if self.interpolation == "nearest":
+            if f == 1:  # both modes copy the input along this axis
+                axes.append((0, 1, 0))
+            elif self.interpolation == "nearest":
                 axes.append((0, Fraction(1, f), 0))
             else:
                 axes.append((1, Fraction(1, f), Fraction(1, 2) - Fraction(1, 2 * f)))

@@ -77,12 +77,15 @@ class Network(BaseModel):
         for name in self.outputs:
             if name not in index:
                 raise ValueError(f"output '{name}' is not a node")
-        for names in (self.outputs, self.training_outputs):
-            if len(set(names)) != len(names):
-                raise ValueError("an output is listed twice")
+        if len(set(self.outputs)) != len(self.outputs):
+            twice = next(name for name in self.outputs if self.outputs.count(name) > 1)
+            raise ValueError(f"'{twice}' is listed twice as an output")
         for name in self.training_outputs:
             if name not in self.outputs:
                 raise ValueError(f"training output '{name}' is not an output")
+        if len(set(self.training_outputs)) != len(self.training_outputs):
+            twice = next(n for n in self.training_outputs if self.training_outputs.count(n) > 1)
+            raise ValueError(f"'{twice}' is listed twice as a training output")
         if len(self.training_outputs) == len(self.outputs):
             raise ValueError("every output is a training output: a network needs one for inference")
         self._index = index

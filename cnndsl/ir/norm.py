@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from .base import Layer, fmt_float, fmt_shape, require_map
+from .base import Bool, Float, Layer, NonNegInt, fmt_float, fmt_shape, require_map
 from .geometry import ShapeError
 
 
@@ -21,10 +21,10 @@ class BatchNorm(Layer):
     """
 
     kind: Literal["batchnorm"] = "batchnorm"
-    epsilon: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.99, ge=0, le=1)
-    center: bool = True
-    scale: bool = True
+    epsilon: Float = Field(1e-3, gt=0)
+    momentum: Float = Field(0.99, ge=0, le=1)
+    center: Bool = True
+    scale: Bool = True
 
     family: ClassVar[str] = "norm"
     spec_names: ClassVar[tuple[str, ...]] = ("bn", "batchnorm", "batch_norm", "batchnormalization")
@@ -66,9 +66,9 @@ class LayerNorm(Layer):
     """
 
     kind: Literal["layernorm"] = "layernorm"
-    epsilon: float = Field(1e-3, gt=0)
-    center: bool = True
-    scale: bool = True
+    epsilon: Float = Field(1e-3, gt=0)
+    center: Bool = True
+    scale: Bool = True
 
     family: ClassVar[str] = "norm"
     spec_names: ClassVar[tuple[str, ...]] = ("layernorm", "layer_norm", "layernormalization")
@@ -103,10 +103,10 @@ class LRN(Layer):
     """
 
     kind: Literal["lrn"] = "lrn"
-    radius: int = Field(5, ge=0)
-    alpha: float = Field(1.0, ge=0)
-    beta: float = Field(0.5, ge=0)
-    bias: float = Field(1.0, gt=0)
+    radius: NonNegInt = 5
+    alpha: Float = Field(1.0, ge=0)
+    beta: Float = Field(0.5, ge=0)
+    bias: Float = Field(1.0, gt=0)
 
     family: ClassVar[str] = "norm"
     spec_names: ClassVar[tuple[str, ...]] = ("lrn", "local_response_norm")
@@ -124,7 +124,7 @@ class Dropout(Layer):
     """Dropout (``dropout 0.5``): zeroes a fraction ``rate`` of the activations in training."""
 
     kind: Literal["dropout"] = "dropout"
-    rate: float = Field(ge=0, lt=1)
+    rate: Float = Field(ge=0, lt=1)
 
     family: ClassVar[str] = "regularization"
     spec_names: ClassVar[tuple[str, ...]] = ("dropout",)
@@ -153,7 +153,7 @@ class StochasticDepth(Layer):
     """
 
     kind: Literal["stochasticdepth"] = "stochasticdepth"
-    rate: float = Field(ge=0, lt=1)
+    rate: Float = Field(ge=0, lt=1)
     mode: Literal["row", "batch"] = "row"
 
     family: ClassVar[str] = "regularization"

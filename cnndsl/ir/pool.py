@@ -7,9 +7,19 @@ from fractions import Fraction
 from math import gcd
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from .base import Axis, Layer, Padding, Pair, kspec_notation, require_map, whole_map_window
+from .base import (
+    Axis,
+    Bool,
+    Layer,
+    Padding,
+    Pair,
+    PositiveInt,
+    kspec_notation,
+    require_map,
+    whole_map_window,
+)
 from .conv import sliding_window, window_axes
 from .geometry import ShapeError
 
@@ -31,7 +41,7 @@ class _Pool2D(Layer):
     kernel: Pair = (2, 2)
     stride: Pair | None = None
     padding: Padding = "valid"
-    ceil_mode: bool = False
+    ceil_mode: Bool = False
 
     takes_kernel_spec: ClassVar[bool] = True
     family: ClassVar[str] = "pool"
@@ -96,7 +106,7 @@ class AvgPool2D(_Pool2D):
     """
 
     kind: Literal["avgpool"] = "avgpool"
-    include_pad: bool | None = None
+    include_pad: Bool | None = None
 
     spec_names: ClassVar[tuple[str, ...]] = ("avgpool", "avgpool2d", "averagepooling")
     aliases: ClassVar[dict[str, str]] = {**_POOL_ALIASES, "count_include_pad": "include_pad"}
@@ -184,7 +194,7 @@ class AdaptiveAvgPool2D(Layer):
 
 
 class _GlobalPool(Layer):
-    keepdims: bool = False
+    keepdims: Bool = False
 
     family: ClassVar[str] = "pool"
     flags: ClassVar[dict[str, tuple[str, object]]] = {"keepdims": ("keepdims", True)}
@@ -221,7 +231,7 @@ class DepthMaxPool(Layer):
     """
 
     kind: Literal["depthmaxpool"] = "depthmaxpool"
-    pool: int = Field(ge=1)
+    pool: PositiveInt
 
     family: ClassVar[str] = "pool"
     spec_names: ClassVar[tuple[str, ...]] = ("depthmaxpool", "depth_maxpool", "channelmaxpool")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, Strict, model_validator
 
 from .base import Layer, fmt_float, fmt_shape
 from .geometry import ShapeError
@@ -20,7 +20,7 @@ def _floats(value):
     return tuple(value) if isinstance(value, list) else value
 
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+Finite = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Values = Annotated[
     Finite | Annotated[tuple[Finite, ...], Field(min_length=1)], BeforeValidator(_floats)
 ]
