@@ -401,6 +401,47 @@ def test_receptive_fields_contain_every_dependency(size, stack):
         _check_field(load("\n".join(lines)))
 
 
+@st.composite
+def kinds_dags(draw):
+    """DAGs of the new kinds: ShuffleNet units (split, concat, shuffle), ConvNeXt-like residual
+    blocks, adaptive pooling (global or not), crops, reshapes and squeeze-and-excitation."""
+    h, w = draw(st.integers(5, 20)), draw(st.integers(5, 20))
+    lines = [f"input {h}x{w}x8"]
+    for i in range(draw(st.integers(1, 5))):
+        k, s = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        a, b = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+        t, u = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+        lines.append(draw(st.sampled_from([
+            f"adaptiveavgpool {a}x{b}",
+            f"adaptiveavgpool {a}x{b} -> {k}x{k}+{s}(S) conv 8",
+            f"crop cropping=(({t}, {u}), ({u}, {t}))",
+            f"{k}x{k}+{s}(1) maxpool -> layernorm",
+            f"concat {{ split 2 part=0 | split 2 part=1 -> {k}x{k}(S) dwconv -> pointwise 4 }}"
+            " -> shuffle 2",
+            f"concat {{ {k}x{k}+2(S) dwconv -> pointwise 4 | split 2 part=1 -> {k}x{k}+2(S) conv 4 }}"
+            " -> shuffle 4",
+            f"add {{ {2 * k + 1}x{2 * k + 1}(S) dwconv -> layernorm -> pointwise 16 gelu"
+            " -> pointwise 8 -> layerscale -> stochasticdepth 0.1 | identity }",
+            "multiply { identity | adaptiveavgpool 1 -> pointwise 2 relu -> pointwise 8 hardsigmoid }",
+            f"t{i} = rescaling 0.5\n{k}x{k}(S) conv 8 -> add(t{i})",
+            "reshape shape=(2, -1, 8) -> 3x3(S) conv 8",
+        ])))
+    return "\n".join(lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(kinds_dags())
+def test_receptive_fields_of_dags_of_the_new_kinds_match_brute_force(spec):
+    from test_analysis import check_fields_by_brute_force  # the DAG brute force, shared
+
+    try:
+        net = load(spec)
+        net.analysis
+    except cnndsl.CnnDslError:  # shapes that do not fit: not a test case
+        return
+    check_fields_by_brute_force(net)
+
+
 def test_divisible_adaptive_pooling_is_an_exact_window():
     net = load("input 28x28x1\n3x3+1(1) conv 1\nadaptiveavgpool 7")
     rf = net.analysis[net.outputs[0]].receptive_field
