@@ -808,3 +808,15 @@ def test_training_outputs_equal_torchvisions_aux_heads():
             out = model(x)
         assert counter.get_total_flops() == 2 * macs
         assert isinstance(out, tuple) == train  # (logits, aux2, aux1) in training, logits in eval
+
+
+def test_readme_lists_every_word_of_the_new_kinds():
+    from conftest import ROOT
+
+    from cnndsl.ir.core import _ACTIVATION_WORDS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    classes = [c for c in Layer.registry().values() if c.model_fields["kind"].default in NEW_KINDS]
+    words = [w for cls in classes for w in cls.spec_names]
+    words += [w for w, function in _ACTIVATION_WORDS.items() if function in NEW_ACTIVATIONS]
+    assert [w for w in words if f"`{w}`" not in readme] == []
