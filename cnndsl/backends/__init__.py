@@ -16,6 +16,16 @@ from ..analysis import layer_error
 from ..errors import CnnDslError
 
 
+def unhandled_activation(layer, functions: frozenset[str]) -> str | None:
+    """Why a back end that cannot emit these activation ``functions`` yet cannot emit this
+    layer (its own activation, or what it is), or None.  (The functions' definitions, in both
+    frameworks, are in :class:`cnndsl.ir.Activation`.)"""
+    function = getattr(layer, "function", None) or getattr(layer, "activation", None)
+    if function in functions:
+        return f"the activation {function} has no handler in this back end yet"
+    return None
+
+
 def unsupported(net, layer, target: str, why: str) -> CnnDslError:
     """The error for a layer a target cannot express."""
     return layer_error(

@@ -43,7 +43,7 @@ from ...ir import (
     ZeroPad,
 )
 from ...ir.geometry import effective_kernel, same_padding
-from .. import unsupported
+from .. import unhandled_activation, unsupported
 from .calls import TARGET, Arg, KCall, Planner, Sym, kcall, pos
 
 # ---- shared: arguments and padding
@@ -349,6 +349,9 @@ UNSUPPORTED: dict[type[Layer], str] = {
 """IR layer classes this back end cannot express at all, with why (none: the cases it cannot
 express, such as an output_padding Keras refuses, raise from their handler)."""
 
+UNSUPPORTED_ACTIVATIONS = frozenset({"gelu_tanh", "hardsigmoid", "hardswish"})
+"""Activation functions this back end does not emit yet."""
+
 
 @dataclass
 class Plan:
@@ -368,6 +371,9 @@ def make_plan(net: Network) -> Plan:
         cls = type(layer)
         if cls in UNSUPPORTED or cls not in HANDLERS:
             raise planner.fail(layer, UNSUPPORTED.get(cls, f"no handler for {cls.__name__}"))
+        why = unhandled_activation(layer, UNSUPPORTED_ACTIVATIONS)
+        if why:
+            raise planner.fail(layer, why)
         for call in HANDLERS[cls](planner, layer, net.analysis[layer.name]):
             inputs = tuple(plan.value.get(name, name) for name in call.inputs)
             plan.calls.append(replace(call, inputs=inputs))

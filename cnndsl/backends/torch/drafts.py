@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...ir import Add, CallSite, Concat, Input, Layer, Multiply, Network
-from .. import unsupported
+from .. import unhandled_activation, unsupported
 from .._source import comment_text, py_identifier
 from .context import TARGET, NodeContext, Statement
 from .expr import SELF, Attr, Call, ClassRef, Const, Expr, Var, call
-from .handlers import HANDLERS, UNSUPPORTED
+from .handlers import HANDLERS, UNSUPPORTED, UNSUPPORTED_ACTIVATIONS
 
 if TYPE_CHECKING:
     from .blocks import BlockClass
@@ -239,6 +239,9 @@ def lower(net: Network, scope: Scope) -> Draft:
             handler = HANDLERS.get(type(layer))
             if handler is None:
                 why = UNSUPPORTED.get(type(layer), f"no handler for {type(layer).__name__}")
+                raise unsupported(net, layer, TARGET, why)
+            why = unhandled_activation(layer, UNSUPPORTED_ACTIVATIONS)
+            if why:
                 raise unsupported(net, layer, TARGET, why)
             expr = handler(ctx, [Var(refs[name]) for name in layer.inputs])
             inits.extend(ctx.inits)

@@ -433,3 +433,6 @@ UNSUPPORTED: dict[type[Layer], str] = {
 }
 """Layer classes PyTorch cannot express at all, with the reason (none so far; cases of a
 handled class that cannot be expressed raise :func:`~cnndsl.backends.unsupported`)."""
+
+UNSUPPORTED_ACTIVATIONS = frozenset({"gelu_tanh"})
+"""Activation functions this back end does not emit yet (F.<function> is not one)."""
