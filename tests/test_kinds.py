@@ -855,3 +855,13 @@ def test_keras_builds_the_example_or_says_it_cannot(kind, shape, line):
         assert str(e).startswith("<string>:2:") and "Keras cannot express" in str(e)
         return
     assert tuple(model.outputs[0].shape[1:]) == net.analysis[layer.name].output_shape
+
+
+def test_back_ends_refuse_training_outputs_until_they_build_them():
+    # returning the auxiliary output in inference mode too would be a different model
+    net = load("input 8x8x3\nx = 3x3 conv 4\ny = x -> gap\nz = x -> flatten\noutput y, z (training)")
+    for target, name in (("torch", "PyTorch"), ("keras", "Keras")):
+        with pytest.raises(cnndsl.CnnDslError) as e:
+            net.to_source(target)
+        assert f"{name} cannot express layer 'z'" in str(e.value)
+        assert "outputs marked (training)" in str(e.value) and "<string>:4:" in str(e.value)

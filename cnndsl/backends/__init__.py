@@ -26,6 +26,15 @@ def unhandled_activation(layer, functions: frozenset[str]) -> str | None:
     return None
 
 
+def refuse_training_outputs(net, target: str) -> None:
+    """Raise for a network with outputs marked ``(training)``, which these back ends do not
+    build yet: they would return those outputs in inference mode too (a different model)."""
+    if net.training_outputs:
+        layer = net[net.training_outputs[0]]
+        why = "outputs marked (training) have no support in this back end yet"
+        raise unsupported(net, layer, target, why)
+
+
 def unsupported(net, layer, target: str, why: str) -> CnnDslError:
     """The error for a layer a target cannot express."""
     return layer_error(

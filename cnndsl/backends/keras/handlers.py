@@ -43,7 +43,7 @@ from ...ir import (
     ZeroPad,
 )
 from ...ir.geometry import effective_kernel, same_padding
-from .. import unhandled_activation, unsupported
+from .. import refuse_training_outputs, unhandled_activation, unsupported
 from .calls import TARGET, Arg, KCall, Planner, Sym, kcall, pos
 
 # ---- shared: arguments and padding
@@ -364,6 +364,7 @@ class Plan:
 
 def make_plan(net: Network) -> Plan:
     """Every Keras layer of the model, in order; raises for what Keras cannot express."""
+    refuse_training_outputs(net, TARGET)
     _check_reachable(net)
     planner = Planner(net)
     plan = Plan([], {})

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...ir import Input, Network
+from .. import refuse_training_outputs
 from .._source import py_identifier
-from .context import helper_sources
+from .context import TARGET, helper_sources
 from .drafts import RESERVED_NAMES, Draft, Scope, attr_name, lower, scope_tree, walk
 from .expr import SELF, Attr, Code, Expr, Operation, literal, same
 
@@ -245,6 +246,7 @@ def make_plan(net: Network) -> Plan:
     """Scopes, drafts and classes for the network: block calls of one height at a time,
     innermost first, so that a call's draft already names the classes of its nested calls."""
     net.analysis  # noqa: B018  (raises located errors for specs that cannot compute)
+    refuse_training_outputs(net, TARGET)
     root = scope_tree(net)
     network_class = _camel(net.name)
     if network_class in helper_sources():
