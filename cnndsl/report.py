@@ -51,10 +51,29 @@ def as_dict(net: Network, analysis: Analysis, memory: Memory) -> dict:
             "total": analysis.total_params,
         },
         "macs": analysis.macs,
+        **_inference_dict(net, analysis),
         "memory": memory.as_dict(),
         "layers": [
             _layer_dict(info, bytes_each) for info in analysis
         ],
+    }
+
+
+def _inference_dict(net: Network, analysis: Analysis) -> dict:
+    """For a network with training outputs: what inference holds and computes without them."""
+    if not net.training_outputs:
+        return {}
+    inference = analysis.inference
+    return {
+        "training_outputs": list(net.training_outputs),
+        "inference": {
+            "params": {
+                "trainable": inference.trainable_params,
+                "non_trainable": inference.non_trainable_params,
+                "total": inference.total_params,
+            },
+            "macs": inference.macs,
+        },
     }
 
 
@@ -109,16 +128,26 @@ def _rows(net: Network, analysis: Analysis) -> tuple[list[str], list[list[str]]]
 
 
 def _totals(analysis: Analysis, memory: Memory) -> list[str]:
-    return [
+    lines = [
         f"Total params: {grouped(analysis.total_params)} ({human(memory.params_bytes, 'B')})",
         f"Trainable params: {grouped(analysis.trainable_params)}",
         f"Non-trainable params: {grouped(analysis.non_trainable_params)}",
         f"MACs: {grouped(analysis.macs)} ({human(analysis.macs)})",
+    ]
+    if analysis.training_only:
+        inference = analysis.inference
+        lines.append(
+            f"Without the training-only outputs: params {grouped(inference.total_params)}"
+            f" (trainable {grouped(inference.trainable_params)}), MACs {grouped(inference.macs)}"
+            f" ({human(inference.macs)})"
+        )
+    lines.append(
         f"Memory (batch {grouped(memory.batch_size)}, {memory.dtype}):"
         f" parameters {human(memory.params_bytes, 'B')},"
         f" inference peak {human(memory.inference_peak_bytes, 'B')},"
-        f" training {human(memory.training_bytes, 'B')}",
-    ]
+        f" training {human(memory.training_bytes, 'B')}"
+    )
+    return lines
 
 
 def _table(net: Network, analysis: Analysis, memory: Memory) -> str:

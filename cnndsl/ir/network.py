@@ -29,7 +29,11 @@ class Network(BaseModel):
         name: the network's name (``network vgg16``, or the file's stem)
         layers: every node, in topological order (inputs first); each is an instance of
             one of the classes of :mod:`cnndsl.ir`, discriminated by ``kind``
-        outputs: names of the output nodes
+        outputs: names of the output nodes, in the order a model returns them
+        training_outputs: those of ``outputs`` that exist only in training, such as GoogLeNet's
+            auxiliary classifiers (``output logits, aux1 (training)``): a model in training
+            mode computes and returns every output; in inference mode it returns the others
+            and computes only what they need (:meth:`training_only`)
 
     Derived facts (shapes, parameters, MACs, receptive fields, memory) are computed once,
     on first use, by :attr:`analysis`.  ``Network.model_validate_json(net.model_dump_json())``
@@ -41,6 +45,7 @@ class Network(BaseModel):
     name: Identifier
     layers: list[AnyLayer]  # type: ignore[valid-type]
     outputs: list[Identifier]
+    training_outputs: list[Identifier] = []
 
     _index: dict[str, Layer] | None = PrivateAttr(default=None)  # by name, made on first use
     _analysis: Any = PrivateAttr(default=None)
@@ -76,6 +81,14 @@ class Network(BaseModel):
         if len(set(self.outputs)) != len(self.outputs):
             twice = next(name for name in self.outputs if self.outputs.count(name) > 1)
             raise ValueError(f"'{twice}' is listed twice as an output")
+        for name in self.training_outputs:
+            if name not in self.outputs:
+                raise ValueError(f"training output '{name}' is not an output")
+        if len(set(self.training_outputs)) != len(self.training_outputs):
+            twice = next(n for n in self.training_outputs if self.training_outputs.count(n) > 1)
+            raise ValueError(f"'{twice}' is listed twice as a training output")
+        if len(self.training_outputs) == len(self.outputs):
+            raise ValueError("every output is a training output: a network needs one for inference")
         self._index = index
         return self
 
@@ -101,6 +114,22 @@ class Network(BaseModel):
     def inputs(self) -> list[Input]:
         """The input nodes, in declaration order."""
         return [layer for layer in self.layers if layer.kind == "input"]
+
+    @property
+    def inference_outputs(self) -> list[str]:
+        """The outputs a model returns in inference mode: all but the training outputs."""
+        training = set(self.training_outputs)
+        return [name for name in self.outputs if name not in training]
+
+    def training_only(self) -> set[str]:
+        """The nodes only training outputs need: a model computes them in training mode only."""
+        if not self.training_outputs:
+            return set()
+        needed = set(self.inference_outputs)
+        for layer in reversed(self.layers):
+            if layer.name in needed:
+                needed.update(layer.inputs)
+        return {layer.name for layer in self.layers if layer.name not in needed}
 
     def consumers(self) -> dict[str, list[str]]:
         """For each node, the nodes that read it."""
@@ -153,7 +182,8 @@ class Network(BaseModel):
         """Networks are equal when their fields are (cached analysis and sources aside)."""
         if not isinstance(other, Network):
             return NotImplemented
-        return (self.name, self.outputs, self.layers) == (other.name, other.outputs, other.layers)
+        mine = (self.name, self.outputs, self.training_outputs, self.layers)
+        return mine == (other.name, other.outputs, other.training_outputs, other.layers)
 
     __hash__ = None  # type: ignore[assignment]
 
