@@ -257,6 +257,12 @@ class Renderer:
         with w.indented():
             w.line(f'"""The network {docstring_text(net.name)}."""')
             w.blank()
+            shapes = [_channels_first(layer.shape) for layer in net.inputs]
+            if len(shapes) == 1:
+                w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
+            else:
+                w.line(f"input_shapes = ({', '.join(map(str, shapes))},)  # of each input, in forward's order")
+            w.blank()
             self.init(plan.root_draft, "def __init__(self):", [])
             w.blank()
             names = ["x"] if len(net.inputs) == 1 else [_variable(l.name) for l in net.inputs]
@@ -312,6 +318,10 @@ def _argument_names(cls: BlockClass) -> list[str]:
 def _variable(name: str) -> str:
     ident = py_identifier(name)
     return ident + "_" if ident in RESERVED_NAMES else ident
+
+
+def _channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[2], shape[0], shape[1]) if len(shape) == 3 else tuple(shape)
 
 
 def _nchw(shape: tuple[int, ...]) -> str:
