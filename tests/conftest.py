@@ -49,3 +49,14 @@ def torchvision_refs() -> dict:
 def keras_applications_refs() -> dict:
     """Every model of keras.applications (Keras 3.15.1): input, total and trainable counts."""
     return json.loads(shared_ref("keras_applications.json").read_text())["models"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked zoo_full (the whole torchvision zoo with weights) run only when the
+    marker expression names them: `pytest -m zoo_full`."""
+    if "zoo_full" in (config.option.markexpr or ""):
+        return
+    heavy = [item for item in items if item.get_closest_marker("zoo_full")]
+    if heavy:
+        config.hook.pytest_deselected(items=heavy)
+        items[:] = [item for item in items if not item.get_closest_marker("zoo_full")]

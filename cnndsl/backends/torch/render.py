@@ -261,7 +261,7 @@ class Renderer:
             if len(shapes) == 1:
                 w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
             else:
-                w.line(f"input_shapes = ({', '.join(map(str, shapes))},)  # of each input, in forward's order")
+                w.line(f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order")
             w.blank()
             self.init(plan.root_draft, "def __init__(self):", [])
             w.blank()
