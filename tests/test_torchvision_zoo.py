@@ -91,6 +91,13 @@ WEIGHTS_IN_CI = {
     "resnet18", "resnext50_32x4d", "densenet121", "googlenet", "inception_v3", "mobilenet_v2",
     "squeezenet1_1",
 }
+# The loader's own layer-by-layer values check on real zoo models in CI (the others:
+# zoo_full).
+VALUES_CHECK_IN_CI = {"resnet18", "inception_v3"}
+# torch.compile / torch.export: family heads in CI (the others: zoo_full).
+COMPILE_IN_CI = {"resnet18", "squeezenet1_1", "mobilenet_v2"}
+# Input sizes for train mode and compile/export (64 unless given): any size the model takes.
+TRAIN_SIZE = {"inception_v3": 96}
 # Too large for CI's time and memory even for shapes on the meta device: -m zoo_full.
 HEAVY = {"regnet_y_128gf", "regnet_y_32gf", "regnet_x_32gf", "convnext_large",
          "efficientnet_v2_l", "efficientnet_b7", "wide_resnet101_2", "resnext101_32x8d"}
@@ -216,7 +223,7 @@ def randomize_batchnorms(model) -> None:
                 m.bias.normal_(0, 0.1)
 
 
-def loaded_pair(model: str):
+def loaded_pair(model: str, check: bool = False):
     """(cnndsl's model, torchvision's, the mapping), with torchvision's weights in ours."""
     import torch
 
@@ -227,15 +234,15 @@ def loaded_pair(model: str):
     ours = net.to_torch().eval()
     theirs = torchvision_model(model).eval()
     randomize_batchnorms(theirs)
-    mapping = load_torchvision(ours, theirs)
+    mapping = load_torchvision(ours, theirs, check=check)
     assert set(mapping) == set(ours.state_dict())  # every tensor came from torchvision
     return ours, theirs, mapping
 
 
-def sample(model: str, batch: int = 2):
+def sample(model: str, batch: int = 1, size: int | None = None):
     import torch
 
-    size = REFERENCE[model]["input"]
+    size = size or REFERENCE[model]["input"]
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
@@ -263,20 +270,34 @@ def test_outputs_equal_torchvision_with_its_weights(model, freed):
         assert_close_to_scale(ours(x), theirs(x))
 
 
-def family_heads():
-    return [pytest.param(models[0], id=models[0]) for models in FAMILIES.values()]
+@pytest.mark.torch
+@pytest.mark.reference
+@pytest.mark.parametrize("model", torch_params(lambda m: m in VALUES_CHECK_IN_CI))
+def test_loader_finds_every_layer_computing_what_torchvision_computes(model, freed):
+    """load_torchvision's own check: every paired layer sees the same input and gives the same
+    output as torchvision's, on the reference input size."""
+    loaded_pair(model, check=True)
+
+
+def family_heads(in_ci) -> list:
+    return [
+        pytest.param(models[0], id=models[0], marks=[] if in_ci(models[0]) else [pytest.mark.zoo_full])
+        for models in FAMILIES.values()
+    ]
 
 
 @pytest.mark.torch
 @pytest.mark.reference
-@pytest.mark.parametrize("model", family_heads())
+@pytest.mark.parametrize("model", family_heads(lambda m: True))
 def test_train_mode_outputs_gradients_and_statistics_equal(model, freed):
-    """Training mode: batch statistics, gradients of every parameter, and the batch-norm
-    statistics after the step.  Dropout and stochastic depth stay off (they draw random
-    numbers, which the two models need not draw in one order)."""
+    """Training mode, on a small input (the models pool globally, so any size from
+    TRAIN_SIZE up computes the same layers): outputs from batch statistics, the gradient of
+    every parameter, and the batch-norm statistics after the step.  Dropout and stochastic
+    depth stay off (they draw random numbers, which the two models need not draw in one
+    order)."""
     torch = pytest.importorskip("torch")
     ours, theirs, mapping = loaded_pair(model)
-    x = sample(model)
+    x = sample(model, batch=2, size=TRAIN_SIZE.get(model, 64))
     for m in (ours, theirs):
         m.train()
         for sub in m.modules():
@@ -291,6 +312,7 @@ def test_train_mode_outputs_gradients_and_statistics_equal(model, freed):
     for out in outputs:
         (out * weights).sum().backward()
     ours_params = dict(ours.named_parameters())
+    ours_buffers = dict(ours.named_buffers())
     theirs_params = dict(theirs.named_parameters())
     theirs_buffers = dict(theirs.named_buffers())
     for ours_key, theirs_key in mapping.items():
@@ -300,12 +322,11 @@ def test_train_mode_outputs_gradients_and_statistics_equal(model, freed):
             assert ours_grad is not None, ours_key
             assert_close_to_scale(ours_grad.reshape(theirs_grad.shape), theirs_grad, 1e-3)
         elif not ours_key.endswith("num_batches_tracked"):
-            ours_buffer = dict(ours.named_buffers())[ours_key]
-            assert_close_to_scale(ours_buffer, theirs_buffers[theirs_key], 1e-4)
+            assert_close_to_scale(ours_buffers[ours_key], theirs_buffers[theirs_key], 1e-4)
 
 
 @pytest.mark.torch
-@pytest.mark.parametrize("model", family_heads())
+@pytest.mark.parametrize("model", family_heads(lambda m: m in COMPILE_IN_CI))
 def test_compile_fullgraph_and_export(model, freed):
     """torch.compile(fullgraph=True) traces the whole model with no graph break (TorchDynamo:
     the eager backend, without Inductor's code generation) and torch.export exports it; both
@@ -313,7 +334,7 @@ def test_compile_fullgraph_and_export(model, freed):
     torch = pytest.importorskip("torch")
     net = cnndsl.load(spec_path(model))
     ours = net.to_torch().eval()
-    x = sample(model, batch=1)
+    x = sample(model, size=TRAIN_SIZE.get(model, 64))
     with torch.no_grad():
         expected = ours(x)
         compiled = torch.compile(ours, fullgraph=True, backend="eager")

@@ -313,8 +313,14 @@ def _difference(a: Unit, b: Unit) -> str | None:
     return None
 
 
+_POOL_NAMES = {
+    "max_pool2d": "max pooling", "avg_pool2d": "average pooling",
+    "adaptive_avg_pool2d": "adaptive average pooling", "adaptive_max_pool2d": "adaptive max pooling",
+}
+
+
 def _kind_text(unit: Unit) -> str:
-    return unit.kind.replace("_", " ")
+    return _POOL_NAMES.get(unit.kind, unit.kind)
 
 
 def _same(x, y) -> bool:
@@ -391,12 +397,16 @@ def _running(model):
             m.training = mode
 
 
-def _trace(model, shape, *, values: list | None = None) -> list[Unit]:
+class _Stop(Exception):
+    """Ends a forward pass early (the values check found its answer)."""
+
+
+def _trace(model, shape, *, x=None, seen=None) -> list[Unit]:
     """The layers of ``model`` in the order one forward pass runs them, with their input and
     output shapes.  The pass runs on the meta device (shapes only, no arithmetic:
-    ``torch.func.functional_call`` with meta copies of the tensors).  With ``values``, it runs
-    for real on the input ``values[0]`` and appends (input, output) of each layer to
-    ``values`` instead."""
+    ``torch.func.functional_call`` with meta copies of the tensors); given an input ``x``, it
+    runs for real and calls ``seen(i, input, output)`` as layer i finishes (which may raise
+    :class:`_Stop` to end the pass)."""
     import torch
     from torch.overrides import TorchFunctionMode
 
@@ -406,14 +416,14 @@ def _trace(model, shape, *, values: list | None = None) -> list[Unit]:
     paths = {id(m): path for path, m in model.named_modules()}
     owners = {id(m) for m in model.modules() if _own_tensors(m)}
 
-    def record(unit: Unit, x, y) -> None:
-        if hasattr(x, "shape"):
-            unit.input_shape = tuple(x.shape)
-        if hasattr(y, "shape"):
-            unit.output_shape = tuple(y.shape)
+    def record(unit: Unit, value_in, value_out) -> None:
+        if hasattr(value_in, "shape"):
+            unit.input_shape = tuple(value_in.shape)
+        if hasattr(value_out, "shape"):
+            unit.output_shape = tuple(value_out.shape)
         units.append(unit)
-        if values is not None:
-            values.append((_clone(x), _clone(y)))
+        if seen is not None:
+            seen(len(units) - 1, value_in, value_out)
 
     def enter(module, args):
         stack.append(paths[id(module)])
@@ -454,16 +464,18 @@ def _trace(model, shape, *, values: list | None = None) -> list[Unit]:
     dtype = parameter.dtype if parameter is not None else torch.float32
     try:
         with _running(model), torch.no_grad(), Watch():
-            if values is None:
+            if x is None:
                 meta = {
                     name: torch.empty_like(t, device="meta")
                     for name, t in [*model.named_parameters(), *model.named_buffers()]
                 }
-                x = torch.zeros(1, *shape, dtype=dtype, device="meta")
-                torch.func.functional_call(model, meta, (x,), strict=False)
+                zeros = torch.zeros(1, *shape, dtype=dtype, device="meta")
+                torch.func.functional_call(model, meta, (zeros,), strict=False)
             else:
                 device = parameter.device if parameter is not None else None
-                model(values.pop().to(dtype=dtype, device=device))
+                model(x.to(dtype=dtype, device=device))
+    except _Stop:
+        raise
     except Exception as error:
         raise ValueError(
             f"{type(model).__name__} does not run on a {tuple(shape)} input: {error}"
@@ -540,35 +552,44 @@ def _state_dict_groups(state_dict) -> list[list[Unit]]:
 
 
 def _check_values(model, source, pairs: list[Pair], shape) -> None:
+    """Runs both models on one random input; raises ValueError at the first pair whose
+    output differs, saying whether its input already did."""
     import torch
 
-    generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1, *shape, generator=generator)
-    ours_values: list = [x]
-    theirs_values: list = [x.clone()]
-    _trace(model, shape, values=ours_values)
-    _trace(source, shape, values=theirs_values)
-    previous = None
-    for pair, (a_in, a_out), (b_in, b_out) in zip(pairs, ours_values, theirs_values):
+    x = torch.randn(1, *shape, generator=torch.Generator().manual_seed(0))
+    theirs: list = []
+    _trace(source, shape, x=x, seen=lambda i, a, b: theirs.append((_clone(a), _clone(b))))
+    found: list[str] = []
+
+    def compare(i: int, a_in, a_out) -> None:
+        pair = pairs[i]
         if not (pair.ours.leaf and pair.theirs.leaf):
-            continue
+            return
+        b_in, b_out = theirs[i]
+        if _value_difference(a_out, b_out) is None:
+            return
         if pair.ours.hwc is not None and pair.theirs.hwc is None and b_in is not None:
             h, w, c = pair.ours.hwc
             b_in = b_in.reshape(b_in.shape[0], c, h, w).permute(0, 2, 3, 1).flatten(1)
-        for which, a, b in (("input", a_in, b_in), ("output", a_out, b_out)):
-            problem = _value_difference(a, b)
-            if problem:
-                where = "before" if which == "input" else "at"
-                after = (
-                    f"; they agree up to {previous.ours.describe()}" if previous is not None else ""
-                )
-                raise ValueError(
-                    f"the models compute different values {where} this layer, whose {which}s"
-                    f" differ ({problem}){after}\n"
-                    f"  cnndsl:      {pair.ours.describe()}\n"
-                    f"  torchvision: {pair.theirs.describe()}"
-                )
-        previous = pair
+        before = _value_difference(a_in, b_in)
+        where = (
+            f"before this layer, whose inputs differ ({before})"
+            if before
+            else f"at this layer, whose outputs differ ({_value_difference(a_out, b_out)})"
+        )
+        agreed = [p for p in pairs[:i] if p.ours.leaf and p.theirs.leaf]
+        after = f"; they agree up to {agreed[-1].ours.describe()}" if agreed else ""
+        found.append(
+            f"the models compute different values {where}{after}\n"
+            f"  cnndsl:      {pair.ours.describe()}\n"
+            f"  torchvision: {pair.theirs.describe()}"
+        )
+        raise _Stop
+
+    try:
+        _trace(model, shape, x=x, seen=compare)
+    except _Stop:
+        raise ValueError(found[0]) from None
 
 
 def _value_difference(a, b) -> str | None:
