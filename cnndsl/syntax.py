@@ -219,7 +219,6 @@ class Module:
     network: tuple[str, Location] | None = None
     inputs: list[InputDecl] = field(default_factory=list)
     outputs: list[tuple[str, Location]] | None = None
-    output_loc: Location | None = None
     defaults: list[DefaultsDecl] = field(default_factory=list)
     blocks: dict[str, BlockDef] = field(default_factory=dict)
     imports: list[Import] = field(default_factory=list)

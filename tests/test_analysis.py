@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -150,7 +151,7 @@ def test_receptive_field_of_a_dag_is_the_union_of_paths():
     # one branch sees [-1, 1] around each output pixel, the other [0, 4]: the union is [-1, 4]
     x = net("input 32x32x1\nadd {\n 3x3+1(1) conv 1\n| 5x5+1(V) conv 1 -> zeropad padding=((0, 4), (0, 4))\n}")
     rf = x.analysis[x.outputs[0]].receptive_field.as_dict()
-    assert rf == {"size": [6, 6], "stride": [1, 1], "padding": [1, 1]}
+    assert rf == {"size": [6, 6], "stride": [1, 1], "padding": [1, 1], "global": False}
     # centred branches: the largest one
     x = net("input 32x32x1\nconcat { 3x3+1(S) conv 1 | 5x5+1(S) conv 1 | 1x1+1(S) conv 1 }")
     assert x.analysis[x.outputs[0]].receptive_field.as_dict()["size"] == [5, 5]
@@ -159,9 +160,276 @@ def test_receptive_field_of_a_dag_is_the_union_of_paths():
 def test_receptive_field_through_global_pooling_and_dense():
     x = net("input 32x32x3\n3x3+2(S) conv 4\nglobalavgpool\ndense 10")
     a = x.analysis
-    # the conv map is 16x16 at effective stride 2: global pooling spans 15 more strides
-    assert a["globalavgpool_1"].receptive_field.as_dict()["size"] == [3 + 15 * 2] * 2
-    assert a["dense_1"].receptive_field == a["globalavgpool_1"].receptive_field
+    # the conv map is 16x16 at effective stride 2: global pooling spans 15 more strides, and
+    # every output sees that (stride 0: global)
+    gap = a["globalavgpool_1"].receptive_field
+    assert gap.as_dict() == {"size": [3 + 15 * 2] * 2, "stride": [0, 0], "padding": [0, 0], "global": True}
+    assert gap.short() == "global"
+    assert a["dense_1"].receptive_field == gap
+
+
+def test_receptive_field_after_squeeze_excitation_stops_growing():
+    # issue 10: the global pool's field was carried on as a sliding window (24/1/4 at the end)
+    x = net(
+        "input 16x16x4\n3x3(S) conv 4\nmultiply { identity | gap keepdims -> 1x1 conv 4 sigmoid }"
+        "\n3x3(S) conv 4\n3x3(S) conv 4\n3x3(S) conv 4"
+    )
+    rf = x.analysis["conv_5"].receptive_field
+    # every pixel of the last map depends on every input pixel: the hull of what the pooled
+    # 16x16 map saw, [-1, 16]
+    assert rf.as_dict() == {"size": [18, 18], "stride": [0, 0], "padding": [1, 1], "global": True}
+    assert x.analysis["conv_1"].receptive_field.short() == "3/1/1"
+    check_fields_by_brute_force(x)
+
+
+def test_se_resnet50_fields_stop_at_the_first_squeeze_excitation():
+    # was 3775 on a 224 image: every SE block grew it again
+    a = cnndsl.load("specs/se_resnet50.cnn").analysis
+    first = next(i.receptive_field for i in a if i.receptive_field.is_global)
+    assert list(a)[-1].receptive_field == first
+    assert first.size == (239, 239) and first.padding == (9, 9)  # covers the image, [-9, 229]
+
+
+def test_broadcasting_a_1x1_map_is_global():
+    # the 1x1 map is not from a global pooling, but multiply reads it at every position
+    x = net("input 9x9x2\nmultiply { identity | 9x9(V) conv 2 }\n3x3(S) conv 2")
+    assert x.analysis["multiply_1"].receptive_field.is_global
+    check_fields_by_brute_force(x)
+
+
+# An independent brute force for DAGs: for every node, axis and output position, the set of
+# input positions it depends on, following what each layer reads (as in the article, maps
+# extend beyond their edges: a padding cell at position i stands where the layer's own
+# position i would be).  A node with a path through a global read (global pooling, flatten,
+# a broadcast) has one set for all its positions: what its valid positions depend on.
+
+
+def _reads(layer, in_shapes, out_shape, axis, o):
+    """[(input index, position)] read by output position o; position None: the whole input."""
+    kind = layer.kind
+    if kind in ("conv", "dwconv", "sepconv", "maxpool", "avgpool"):
+        before = layer.explicit_padding(list(in_shapes))[axis][0]
+        k, s = layer.kernel[axis], layer.stride[axis]
+        d = getattr(layer, "dilation", (1, 1))[axis]
+        return [(0, o * s - before + t * d) for t in range(k)]
+    if kind == "convtranspose":
+        before = layer.explicit_padding(list(in_shapes))[axis][0]
+        k, s, d = layer.kernel[axis], layer.stride[axis], layer.dilation[axis]
+        return [(0, (o + before - t * d) // s) for t in range(k) if (o + before - t * d) % s == 0]
+    if kind == "zeropad":
+        return [(0, o - layer.padding[axis][0])]
+    if kind == "upsample":
+        f = layer.size[axis]
+        if layer.interpolation == "nearest":
+            return [(0, o // f)]
+        x = Fraction(2 * o + 1, 2 * f) - Fraction(1, 2)  # half-pixel centres
+        low = math.floor(x)
+        return [(0, low)] if x == low else [(0, low), (0, low + 1)]
+    if kind in ("globalavgpool", "globalmaxpool", "flatten") and len(in_shapes[0]) == 3:
+        return [(0, None)]
+    reads = []
+    for k, shape in enumerate(in_shapes):
+        if len(shape) == 1 or len(out_shape) == 1:
+            reads.append((k, None))  # a vector: no positions
+        elif shape[:2] != out_shape[:2]:
+            reads.append((k, None))  # a broadcast 1x1 map: its whole map at every position
+        else:
+            reads.append((k, o))
+    return reads
+
+
+def brute_force_fields(x):
+    """{(node, axis): (global, {position: set of input positions})} by brute force."""
+    a = x.analysis
+    result = {}
+    for layer in x.layers:
+        for axis in (0, 1):
+            if layer.kind == "input":
+                result[layer.name, axis] = (False, _Positions(lambda i: {i}))
+            else:
+                sources = [result[name, axis] for name in layer.inputs]
+                result[layer.name, axis] = _brute_node(layer, a[layer.name], sources, axis)
+    return result
+
+
+def _brute_node(layer, info, sources, axis):
+    out, in_shapes = info.output_shape, info.input_shapes
+
+    def deps(k, i):
+        g, table = sources[k]
+        return table["all"] if g else table[i]
+
+    def at(o):
+        seen = set()
+        for k, i in _reads(layer, in_shapes, out, axis, o):
+            if i is None:  # the whole input: every one of its valid positions
+                m = in_shapes[k][axis] if len(in_shapes[k]) == 3 else 1
+                for j in range(m):
+                    seen |= deps(k, j)
+            else:
+                seen |= deps(k, i)
+        return seen
+
+    whole = any(i is None for _, i in _reads(layer, in_shapes, out, axis, 0))
+    if len(out) == 1 or whole or any(g for g, _ in sources):
+        union = set()
+        for o in range(out[axis] if len(out) == 3 else 1):
+            union |= at(o)
+        return True, {"all": union}
+    return False, _Positions(at)
+
+
+class _Positions(dict):
+    """Positions computed on demand (later layers read them beyond the map's edges)."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at = at
+
+    def __missing__(self, i):
+        self[i] = value = self.at(i)
+        return value
+
+
+def _rounding(x):
+    """Per node and axis, how far a field may be from the exact one: the continuous field of an
+    upsampling or a transposed convolution is within one pixel of that layer's input."""
+    a = x.analysis
+    slack = {}
+    for layer in x.layers:
+        for axis in (0, 1):
+            e = max((slack[name, axis] for name in layer.inputs), default=0)
+            rf_in = a[layer.inputs[0]].receptive_field if layer.inputs else None
+            fractional = (layer.kind == "upsample" and layer.size[axis] > 1) or (
+                layer.kind == "convtranspose" and layer.stride[axis] > 1
+            )
+            if fractional and rf_in is not None:
+                e += rf_in.stride[axis]
+            slack[layer.name, axis] = e
+    return slack
+
+
+def check_fields_by_brute_force(x):
+    """Every node's receptive field against :func:`brute_force_fields`, at every position."""
+    a = x.analysis
+    brute = brute_force_fields(x)
+    slack = _rounding(x)
+    for layer in x.layers[1:]:
+        rf = a[layer.name].receptive_field
+        out = a[layer.name].output_shape
+        for axis in (0, 1):
+            r, j, p = rf.size[axis], rf.stride[axis], rf.padding[axis]
+            g, table = brute[layer.name, axis]
+            e = slack[layer.name, axis]
+            where = f"{layer.name} axis {axis}: {rf}"
+            assert g == (j == 0), where
+            positions = ["all"] if g else range(out[axis])
+            for o in positions:
+                seen = table[o]
+                if not seen:  # depends on no pixel (a transposed conv's gap): nothing to check
+                    continue
+                start = -p if g else o * j - p
+                assert abs(min(seen) - start) <= e, (where, o, min(seen), start)
+                assert abs(max(seen) - (start + r - 1)) <= e, (where, o, max(seen), start + r - 1)
+
+
+def _kspec(draw, kinds):
+    kind = draw(st.sampled_from(kinds))
+    k = draw(st.integers(1, 4))
+    s = draw(st.integers(1, 3))
+    pad = draw(st.sampled_from(["S", "V", "explicit"]))
+    if kind in ("maxpool", "avgpool"):
+        if pad == "explicit":
+            p = draw(st.integers(0, k // 2))
+            return f"{k}x{k}+{s}({p}) {kind}" + draw(st.sampled_from(["", " ceil"]))
+        return f"{k}x{k}+{s}({pad}) {kind}"
+    d = draw(st.integers(1, 2)) if s == 1 else 1
+    dil = f" dilation={d}" if d > 1 else ""
+    if kind == "convtranspose":
+        k = max(k, s)  # k < s leaves outputs that read nothing
+        if pad == "explicit":
+            pad = str(draw(st.integers(0, (k - 1) // 2)))
+        return f"{k}x{k}+{s}({pad}) convtranspose 2{dil}"
+    filters = "" if kind == "dwconv" else " 2"
+    if pad == "explicit":
+        t, b, l, r = (draw(st.integers(0, 2)) for _ in range(4))
+        return f"{k}x{k}+{s}(V) {kind}{filters} padding=(({t}, {b}), ({l}, {r})){dil}"
+    return f"{k}x{k}+{s}({pad}) {kind}{filters}{dil}"
+
+
+@st.composite
+def _branch(draw):
+    """A chain that keeps the height and width (on even sizes)."""
+    units = []
+    for _ in range(draw(st.integers(1, 2))):
+        k = draw(st.integers(1, 4))
+        d = draw(st.integers(1, 2))
+        dil = f" dilation={d}" if d > 1 else ""
+        k_eff = d * (k - 1) + 1
+        a, b = draw(st.integers(0, k_eff - 1)), draw(st.integers(0, k_eff - 1))
+        units.append(draw(st.sampled_from([
+            "identity",
+            f"{k}x{k}(S) conv 2{dil}",
+            f"{k}x{k}(V) conv 2{dil} -> zeropad padding=(({a}, {k_eff - 1 - a}), ({b}, {k_eff - 1 - b}))",
+            "2x2+2 maxpool -> upsample 2" + draw(st.sampled_from(["", " bilinear"])),
+            f"{k}x{k}+2(S) conv 2 -> {max(k, 2)}x{max(k, 2)}+2(S) convtranspose 2",
+            "2x2+2 avgpool -> 2x2+2(V) convtranspose 2",
+        ])))
+    return " -> ".join(units)
+
+
+@st.composite
+def dag_specs(draw):
+    h, w = draw(st.integers(6, 16)), draw(st.integers(6, 16))
+    lines = [f"input {h}x{w}x2"]
+    for i in range(draw(st.integers(1, 6))):
+        unit = draw(st.sampled_from(["layer", "layer", "merge", "se", "skip", "upsample", "global"]))
+        if unit == "layer":
+            lines.append(_kspec(draw, ["conv", "dwconv", "sepconv", "maxpool", "avgpool", "convtranspose"]))
+        elif unit == "upsample":
+            f = draw(st.integers(1, 3))
+            lines.append(f"upsample size=({f}, {draw(st.integers(1, 3))})" + draw(st.sampled_from(["", " bilinear"])))
+        elif unit == "merge":
+            branches = draw(st.lists(_branch(), min_size=2, max_size=3))
+            merge = draw(st.sampled_from(["add", "concat"]))
+            lines.append(f"{merge} {{ " + " | ".join(branches) + " }")
+            if merge == "concat":
+                lines.append("1x1 conv 2")
+        elif unit == "se":
+            lines.append(draw(st.sampled_from([
+                "multiply { identity | gap keepdims -> 1x1 conv 2 sigmoid }",
+                "multiply { identity | gmp -> dense 2 sigmoid }",
+            ])))
+        elif unit == "skip":
+            lines.append(f"t{i} = relu")
+            lines.append(draw(_branch()))
+            lines.append(draw(st.sampled_from([f"add(t{i})", f"concat(t{i}) -> 1x1 conv 2"])))
+        else:  # a global map carried on, upsampled and merged
+            lines.append(draw(st.sampled_from([
+                "gap keepdims -> 1x1 conv 2 -> upsample 3",
+                "flatten -> dense 4",
+                "gap -> dense 4",
+                f"t{i} = relu\ngap keepdims -> 1x1 conv 2 -> upsample 2 -> zeropad 1 -> 3x3(S) conv 2",
+            ])))
+        if lines[-1].startswith(("flatten", "gap ->")):
+            break
+    return "\n".join(lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(dag_specs())
+def test_receptive_fields_of_dags_match_brute_force(spec):
+    try:
+        x = net(spec)
+        x.analysis
+    except cnndsl.CnnDslError:  # shapes that do not fit: not a test case
+        return
+    a = x.analysis
+    for layer in x.layers:  # the field of a merge of unaligned paths is not exact (documented)
+        strides = {a[name].receptive_field.stride for name in layer.inputs}
+        if len(layer.inputs) > 1 and len({s for s in strides if 0 not in s}) > 1:
+            return
+    check_fields_by_brute_force(x)
 
 
 def test_vector_inputs_have_no_receptive_field():

@@ -69,7 +69,7 @@ def test_summary_json_contract():
     assert conv["output_bytes"] == 1_200_000_000  # the book's 1.2 GB for 100 instances
     assert conv["name"] == "conv_1" and conv["kind"] == "conv" and conv["line"] == 8
     assert conv["output_shape"] == [150, 100, 200]
-    assert conv["receptive_field"] == {"size": [5, 5], "stride": [1, 1], "padding": [2, 2]}
+    assert conv["receptive_field"] == {"size": [5, 5], "stride": [1, 1], "padding": [2, 2], "global": False}
 
 
 @pytest.mark.parametrize("fmt", ["markdown", "csv"])

@@ -90,6 +90,20 @@ def test_every_layer_kind_is_writable():
     linear
     silu
     gelu
+    gelu_tanh
+    hardsigmoid
+    hardswish
+    layernorm
+    pointwise 8
+    layerscale
+    stochasticdepth 0.1
+    rescaling 0.5
+    normalization
+    split 2 part=1
+    shuffle 2
+    crop 1
+    adaptiveavgpool 4
+    reshape shape=(4, 4, -1)
     x = globalavgpool keepdims
     globalmaxpool
     flatten
@@ -362,3 +376,307 @@ def test_placed_nodes_equal_validated_copies():
     assert placed == layer.model_copy(update=update) == Conv2D(**{**layer.model_dump(), **update})
     assert placed.model_fields_set == layer.model_copy(update=update).model_fields_set
     assert Conv2D.model_validate_json(placed.model_dump_json()) == placed
+
+
+# ------------------------------------------- a load depends on its text alone (issue 10 §1)
+
+# Values that `==` confuses (True == 1 == 1.0, [2] == [2.0], 0.0 == -0.0) but a spec does not.
+TYPED_VALUES = [
+    1, 1.0, True, 2, 2.0, 0, 0.0, -0.0, False, "1",
+    (1, 1), (True, 1), (1.0, 1), (1, True), [1, 1], [True, 1], [2], [2.0], [True],
+    ((1, 1), (0, 1)), ((True, 1), (0, 1)), ((1.0, 1), (0, 1)),
+]
+# Where a value goes: `{v}` is the value; as a block body, `v` is its parameter.
+VALUE_USES = [
+    "conv 4 kernel=3 padding={v}",
+    "conv 4 kernel={v}",
+    "conv {v} kernel=1",
+    "conv 4 kernel=1 stride={v}",
+    "conv 4 kernel=1 groups={v}",
+    "leakyrelu {v}",
+    "bn epsilon={v}",
+    "2x2 maxpool padding={v}",
+    "dropout {v}",
+    "zeropad {v}",
+    "for k in {v} {{ conv 4 kernel=k }}",
+    "if {v} {{ relu }}",
+]
+
+
+def spec_value(value) -> str:
+    """A value as spec text that keeps its type (1.0 stays a float, -0.0 its sign)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return f'"{value}"'
+    inner = ", ".join(spec_value(v) for v in value)
+    return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+
+
+def outcome(text: str) -> tuple[str, object]:
+    """What loading a spec gives: the network's JSON, or the error's diagnostics."""
+    try:
+        return "ok", cnndsl.loads(text).to_json()
+    except CnnDslError as e:
+        return "error", [(d.message, d.location and d.location.line) for d in e.diagnostics]
+
+
+def outcome_layers(result) -> list:
+    return cnndsl.Network.from_json(result[1]).layers
+
+
+def parses(text: str) -> bool:
+    from cnndsl.parser import parse
+
+    try:
+        parse(text, "<string>")
+    except CnnDslError:
+        return False
+    return True
+
+
+def test_a_load_does_not_depend_on_earlier_loads(tmp_path, capsys):
+    from cnndsl.cli import main
+
+    (tmp_path / "A.cnn").write_text("input 8x8x3\nconv 4 kernel=3 padding=(true, 1)\n")
+    (tmp_path / "B.cnn").write_text("input 8x8x3\nconv 4 kernel=3 padding=(1, 1)\n")
+    assert main(["check", str(tmp_path / "A.cnn")]) == 1
+    assert main(["check", str(tmp_path / "B.cnn"), str(tmp_path / "A.cnn")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("A.cnn:2:26: error: conv padding") == 2
+
+
+def test_a_block_call_is_not_replayed_for_arguments_of_another_type():
+    block = "input 8x8x3\nblock b(ks) { for k in ks { conv 4 kernel=k } }\n"
+    alone = outcome(block + "b([2.0])\n")
+    assert alone[0] == "error"
+    assert outcome(block + "b([2])\nb([2.0])\n") == alone
+    # and the same layer, written twice in one file with values of other types
+    assert outcome("input 8x8x3\nconv 4 kernel=3 padding=(1, 1)\nconv 4 kernel=3 padding=(true, 1)\n")[0] == "error"
+    # -0.0 and 0.0 are equal, but a node keeps the one its spec wrote
+    a, b = layers("input 8x8x3\nleakyrelu 0.0\nleakyrelu -0.0\n")
+    assert str(a.alpha) == "0.0" and str(b.alpha) == "-0.0"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(use=st.sampled_from(VALUE_USES), value=st.sampled_from(TYPED_VALUES))
+def test_loads_and_block_calls_are_independent_of_what_came_before(use, value):
+    head = "input 8x8x4\n"
+    line = use.format(v=spec_value(value))
+    block = "block b(v) { " + use.replace("{{", "{").replace("}}", "}").replace("{v}", "v") + " }\n"
+    skip = {"name", "inputs", "position", "calls"}
+    alone = outcome(head + line + "\n")
+    for earlier in TYPED_VALUES:
+        # another load first
+        outcome(head + use.format(v=spec_value(earlier)) + "\n")
+        assert outcome(head + line + "\n") == alone
+        # in one load: the same line, or the same block called, with another value first
+        for first, then in (
+            (use.format(v=spec_value(earlier)), line),
+            (f"b({spec_value(earlier)})", f"b({spec_value(value)})"),
+        ):
+            if not parses(head + block + first + "\n" + then + "\n"):
+                continue  # a syntax error stops a load before elaboration
+            both = outcome(head + block + first + "\n" + then + "\n")
+            one = outcome(head + block + then + "\n")
+            before = outcome(head + block + first + "\n")
+            if one[0] == "error":
+                assert both[0] == "error"
+                # `then` is one line further down in `both`
+                assert {(m, n + 1 if n == 3 else n) for m, n in one[1]} <= set(both[1])
+            elif before[0] == "ok":
+                assert both[0] == "ok"
+                made = outcome_layers(one)[1:]  # what `then` makes
+                last = outcome_layers(both)[len(outcome_layers(before)):]
+                assert [n.model_dump(exclude=skip) for n in last] == [
+                    n.model_dump(exclude=skip) for n in made
+                ]
+
+
+# ------------------------------- numbers, booleans and strings are strict (issue 10 §1, §5)
+
+from typing import Annotated, get_args, get_origin  # noqa: E402
+
+from pydantic import Strict, ValidationError  # noqa: E402
+
+from cnndsl.ir import Layer  # noqa: E402
+from cnndsl.ir.base import value_forms  # noqa: E402
+
+PLACE = {"kind", "name", "inputs", "position", "calls"}
+
+
+def settable_fields(cls) -> dict[str, frozenset[str]]:
+    """The fields of a layer class that a spec or a JSON IR sets, with what they take."""
+    return {k: value_forms(f.annotation) for k, f in cls.model_fields.items() if k not in PLACE}
+
+
+def spec_word(cls) -> str:
+    return "leakyrelu" if cls.__name__ == "Activation" else cls.spec_names[0]
+
+
+def valid_fields(cls) -> dict:
+    """Values that make a valid node of ``cls``: every required field, and every numeric or
+    boolean field, set (1 for integers and pairs, 0.5 for numbers, true for booleans)."""
+    if cls.__name__ == "Input":
+        return {"shape": (8, 8, 4)}
+    values = {}
+    for key, forms in settable_fields(cls).items():
+        if key == "function":
+            values[key] = "leakyrelu"
+        elif "int" in forms:
+            values[key] = {"output_padding": 0, "kernel": 2, "parts": 2}.get(key, 1)
+        elif "float" in forms:
+            values[key] = 0.5
+        elif "bool" in forms:
+            values[key] = True
+        elif cls.model_fields[key].is_required():
+            raise AssertionError(f"no valid value known for {cls.__name__}.{key}: add one here")
+    if "stride" in values and "dilation" in values:
+        values["stride"] = 1
+    return values
+
+
+def spec_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(spec_text(v) for v in value) + ")"
+    return repr(value) if not isinstance(value, str) else f'"{value}"'
+
+
+def bad_values(forms: frozenset[str]) -> list:
+    """Values of the wrong type for a field that takes ``forms``."""
+    if forms & {"int", "float"}:
+        bad = [True, False, "1"]
+        if "float" not in forms:
+            bad += [1.5, 2.0]
+        if "tuple" in forms:
+            bad += [(True, 1), (1, False), (1, "1")]
+            if "float" not in forms:
+                bad.append((1.0, 1))
+        return bad
+    if "bool" in forms:
+        return [1, 0, "true"]
+    return []
+
+
+NUMERIC_FIELDS = [
+    (kind, key)
+    for kind, cls in Layer.registry().items()
+    for key, forms in settable_fields(cls).items()
+    if forms & {"int", "float", "bool"}
+]
+
+
+def test_every_number_and_boolean_field_is_strict():
+    # the mechanism: every int, float and bool in every layer class's fields is Strict
+    def check(annotation, where, strict=False):
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            base, *meta = get_args(annotation)
+            return check(base, where, strict or any(isinstance(m, Strict) for m in meta))
+        if annotation in (int, float, bool):
+            assert strict, f"{where} takes a lax {annotation.__name__}: use base.Int/Float/Bool"
+        for arg in get_args(annotation):
+            check(arg, where)
+
+    for kind, cls in Layer.registry().items():
+        for key, field in cls.model_fields.items():
+            if key not in PLACE:
+                strict = any(isinstance(m, Strict) for m in field.metadata)
+                check(field.annotation, f"{cls.__name__}.{key}", strict)
+    assert len(NUMERIC_FIELDS) > 40
+
+
+@pytest.mark.parametrize("kind,key", NUMERIC_FIELDS)
+def test_values_of_the_wrong_type_are_refused_in_a_spec(kind, key):
+    cls = Layer.registry()[kind]
+    if kind == "input":  # the grammar writes input shapes: digits only
+        with pytest.raises(CnnDslError):
+            net("input 8xtruex4\nrelu")
+        return
+    good = {k: v for k, v in valid_fields(cls).items() if k != "function"}  # the word sets it
+
+    def line(fields):
+        return f"input 8x8x4\n{spec_word(cls)} " + " ".join(f"{k}={spec_text(v)}" for k, v in fields.items())
+
+    net(line(good), analyze=False)  # the node is valid with the right types
+    for bad in bad_values(settable_fields(cls)[key]):
+        with pytest.raises(CnnDslError) as e:
+            net(line({**good, key: bad}), analyze=False)
+        assert key in str(e.value), (bad, str(e.value))
+    if settable_fields(cls)[key] & {"int", "float"} and not cls.positional[:1] == (key,):
+        return
+    # a bare value after the kind (`conv true`) is the same field
+    for bad in bad_values(settable_fields(cls)[key]):
+        rest = {k: v for k, v in good.items() if k != key}
+        text = f"input 8x8x4\n{spec_word(cls)} {spec_text(bad)} " + " ".join(
+            f"{k}={spec_text(v)}" for k, v in rest.items()
+        )
+        with pytest.raises(CnnDslError):
+            net(text, analyze=False)
+
+
+@pytest.mark.parametrize("kind,key", NUMERIC_FIELDS)
+def test_values_of_the_wrong_type_are_refused_in_a_json_ir(kind, key):
+    import json
+
+    cls = Layer.registry()[kind]
+    data = {"name": "n", "layers": [{"kind": "input", "name": "input", "shape": [8, 8, 4]}], "outputs": []}
+    if kind == "input":
+        node, forms = data["layers"][0], frozenset({"int"})
+        bad_items = [True, 8.0, "8", 8.5]
+        bads = [[b, 8, 4] for b in bad_items]
+    else:
+        node = {"kind": kind, "name": "x", "inputs": ["input"]} | {
+            k: list(v) if isinstance(v, tuple) else v for k, v in valid_fields(cls).items()
+        }
+        if cls.min_inputs > 1:
+            node["inputs"] = ["input", "input"]
+        data["layers"].append(node)
+        forms = settable_fields(cls)[key]
+        bads = [list(b) if isinstance(b, tuple) else b for b in bad_values(forms)]
+    data["outputs"] = [data["layers"][-1]["name"]]
+    cnndsl.Network.model_validate_json(json.dumps(data))  # valid with the right types
+    for bad in bads:
+        node[key] = bad
+        with pytest.raises(ValidationError):
+            cnndsl.Network.model_validate_json(json.dumps(data))
+        with pytest.raises(ValidationError):
+            cnndsl.Network.model_validate(json.loads(json.dumps(data)))
+
+
+def test_the_reported_booleans_as_numbers_are_refused():
+    for text, message in [
+        ("conv true kernel=1", "conv filters must be an integer, got true"),
+        ("conv 4 kernel=(true, 3)", "conv kernel takes integers, got (true, 3)"),
+        ("conv 4 kernel=1 groups=true", "conv groups must be an integer, got true"),
+        ("conv 4 kernel=3 padding=(true, 1)", "conv padding takes integers, got (true, 1)"),
+        ("conv 4.0 kernel=1", "conv filters must be an integer, got 4.0"),
+    ]:
+        with pytest.raises(CnnDslError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            net("input 8x8x4\n" + text)
+
+
+def test_a_json_ir_is_validated_as_strictly_as_a_spec():
+    import json
+
+    good = json.loads(net("input 8x8x3\nblock b() { conv 4 kernel=1 }\nx = b()\ny = x -> relu\noutput x, y").to_json())
+    cnndsl.Network.model_validate(good)
+    for change, match in [
+        (lambda d: d.update(outputs=[d["outputs"][0]] * 2), "listed twice"),
+        (lambda d: d["layers"][1].update(filters="4"), "integer"),
+        (lambda d: d["layers"][0].update(shape=[8, True, 3]), "integer"),
+        (lambda d: d["layers"][0].update(calls=d["layers"][1]["calls"]), "top level"),
+        (lambda d: d["layers"][1]["position"].update(line="3"), "integer"),
+    ]:
+        data = json.loads(json.dumps(good))
+        change(data)
+        with pytest.raises(ValidationError, match=match):
+            cnndsl.Network.model_validate_json(json.dumps(data))

@@ -93,7 +93,7 @@ def test_vgg16_receptive_fields(refs):
     for i in range(1, 6):
         rf = net.analysis[f"block{i}_pool"].receptive_field.as_dict()
         size, stride, padding = table[f"pool{i}"]
-        assert rf == {"size": [size] * 2, "stride": [stride] * 2, "padding": [padding] * 2}
+        assert rf == {"size": [size] * 2, "stride": [stride] * 2, "padding": [padding] * 2, "global": False}
 
 
 def test_resnet50_receptive_field_matches_published_table():

@@ -53,7 +53,7 @@ class _Facts(NamedTuple):
     trainable: int
     frozen: int
     macs: int
-    window: tuple | None  # flat, for apply_window; None for elementwise and merge nodes
+    windows: tuple | None  # per input, flat for apply_window (or None); None when no input has one
     elements: int  # of the output
     input_shapes: tuple[Shape, ...]
 
@@ -184,20 +184,13 @@ def analyze(network: Network) -> Analysis:
     memo: dict[int, dict] = {}
     for i, (layer, template, ids) in enumerate(zip(layers, templates, input_ids)):
         if len(ids) == 1:  # most nodes: one input, no merge of receptive fields
-            j = ids[0]
-            shape = shapes[j]
+            shape = shapes[ids[0]]
             if shape is None:
                 continue
-            rf = fields[j]
         else:
             shape = tuple([shapes[j] for j in ids])
             if None in shape:
                 continue
-            if ids:
-                known = [fields[j] for j in ids if fields[j] is not None]
-                rf = combine(known) if known else None
-            else:  # an input
-                rf = None
         by_shape = memo.get(id(template))
         if by_shape is None:
             by_shape = memo[id(template)] = {}
@@ -210,11 +203,20 @@ def analyze(network: Network) -> Analysis:
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
-        out, trainable, frozen, macs, window, _, _ = facts
-        if window is not None and rf is not None:
-            rf = apply_window(rf, window)
-        elif not ids and len(out) == 3:
-            rf = IMAGE
+        out, trainable, frozen, macs, windows, _, _ = facts
+        if len(ids) == 1:
+            rf = fields[ids[0]]
+            if windows is not None and rf is not None:
+                rf = apply_window(rf, windows[0])
+        elif ids:  # a merge: the union of its inputs' fields, each through its window
+            known = [
+                (fields[j] if windows is None or windows[k] is None else apply_window(fields[j], windows[k]))
+                for k, j in enumerate(ids)
+                if fields[j] is not None
+            ]
+            rf = combine(known, out) if known else None
+        else:  # an input
+            rf = IMAGE if len(out) == 3 else None
         shapes[i] = out
         fields[i] = rf
         facts_of.append(facts)
@@ -231,5 +233,9 @@ def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> _Facts:
     inputs = list(in_shapes)
     out = layer.output_shape(inputs)
     trainable, frozen = layer.param_counts(inputs)
-    window = flat_window(layer.window(inputs)) if inputs else None
-    return _Facts(out, trainable, frozen, layer.macs(inputs, out), window, numel(out), in_shapes)
+    windows = None
+    if inputs:
+        windows = tuple([flat_window(w) for w in layer.windows(inputs)])
+        if not any(windows):
+            windows = None
+    return _Facts(out, trainable, frozen, layer.macs(inputs, out), windows, numel(out), in_shapes)

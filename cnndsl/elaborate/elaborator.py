@@ -34,6 +34,7 @@ from .values import (
     has_tensor,
     show,
     truth,
+    value_key,
     written,
 )
 
@@ -48,6 +49,9 @@ class Elaborator:
         self.defaults: dict[str, dict[type[Layer], dict[str, tuple[Any, Location]]]] = {}
         self.active: list[tuple[S.BlockDef, Location]] = []
         self.frame: Frame | None = None
+        # Memos of this load (a load depends on its text alone): validated layers by their
+        # class and fields (see options.validate), block expansions by block and arguments.
+        self.validated: dict[tuple, Layer] = {}
         self.expansions: dict[tuple, Expansion | tuple | None] = {}
 
     # ---- modules and imports
@@ -202,7 +206,7 @@ class Elaborator:
                 "a second input needs a name: `input NAME HxWxC`",
                 decl.loc,
             )
-        layer = validate(Input, {"shape": (decl.dims, decl.loc)}, {}, decl.loc)
+        layer = validate(Input, {"shape": (decl.dims, decl.loc)}, {}, decl.loc, self.validated)
         node = self.add(layer, [], decl.loc, name)
         scope.tensors[name] = node
         return node
@@ -322,7 +326,7 @@ class Elaborator:
             defaults = self.module_defaults(scope.module).get(cls, {})
             fields, user_name = layer_fields(cls, item.kspec, item.args, scope)
             merged = {**defaults, **fields}
-            layer = validate(cls, merged, preset, item.span)
+            layer = validate(cls, merged, preset, item.span, self.validated)
             loc = item.span
             if user_name is not None:
                 return self.add(layer, (current,), loc, user_name[0])
@@ -368,7 +372,7 @@ class Elaborator:
                 item.loc,
                 hint=f"`{item.name} {{ branch | branch }}` or `{item.name}(tensor)`",
             )
-        layer = validate(cls, {}, {}, item.span)
+        layer = validate(cls, {}, {}, item.span, self.validated)
         return self.add(layer, inputs, item.span, user_name[0] if user_name else None)
 
     def group(self, group: S.Group, current, scope: Scope, assign) -> int:
@@ -389,7 +393,7 @@ class Elaborator:
                 f"{group.merge} needs at least two branches, separated by '|'", group.loc,
                 hint="for a residual connection add an `identity` branch",
             )
-        layer = validate(cls, {}, {}, group.loc)
+        layer = validate(cls, {}, {}, group.loc, self.validated)
         return self.add(layer, outputs, group.loc, assign[0] if assign else None)
 
     # ---- block calls
@@ -414,7 +418,9 @@ class Elaborator:
             call=f"{block.name}({', '.join(shown_args)})",
         )
         key = None
-        if self.memoize and current is not None and current != POISONED:
+        if self.memoize and current is not None and current != POISONED and not any(
+            has_tensor(v) for v in args.values()
+        ):
             key = _memo_key(block, args)
         seen = self.expansions.get(key, _UNSEEN) if key is not None else _UNSEEN
         if seen is not _UNSEEN:
@@ -513,30 +519,12 @@ _UNSEEN = object()
 
 
 def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
-    """What a block call's expansion depends on: the block and its arguments (None when an
-    argument is a tensor, or not hashable)."""
-    parts = []
-    for k, v in args.items():
-        kind = type(v)
-        if kind is int or kind is float or kind is bool or kind is str:  # most arguments
-            parts.append((k, kind, v))
-        elif has_tensor(v):
-            return None
-        else:
-            parts.append((k, kind, _frozen(v)))
-    key = (id(block), tuple(parts))
+    """What a block call's expansion depends on: the block and its arguments, each with its
+    type at every depth (None when an argument is, or holds, a tensor, or is not hashable)."""
     try:
-        hash(key)
+        return (id(block), tuple([(k, value_key(v)) for k, v in args.items()]))
     except TypeError:
         return None
-    return key
-
-
-def _frozen(value: Any) -> Any:
-    """A list or tuple as a hashable tuple that still tells them apart."""
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_frozen(v) for v in value))
-    return value
 
 
 def _in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:

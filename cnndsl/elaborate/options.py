@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir import LAYER_CLASSES, Activation, Layer
-from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show
+from ..ir.base import value_forms
+from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show, value_key
 
 KINDS: dict[str, tuple[type[Layer], dict[str, Any]]] = {}
 """Every word that selects a layer kind -> (class, preset fields)."""
@@ -121,27 +122,29 @@ def _unexpected_value(cls, kind: str, value: Any, loc: Location, scope: Scope) -
     )
 
 
-_VALIDATED: dict[tuple, Layer] = {}
-"""Validated nodes by their class and fields: specs repeat layers (blocks, `repeat`), and a
-frozen node with a placeholder name can stand for every identical one until naming."""
+def validate(
+    cls: type[Layer], fields: Fields, preset: dict, where: Location, memo: dict[tuple, Layer] | None = None
+) -> Layer:
+    """The IR node (with a placeholder name) for these fields; pydantic errors, located.
 
-
-def validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -> Layer:
-    """The IR node (with a placeholder name) for these fields; pydantic errors, located."""
+    ``memo`` (one per load, kept by the elaborator) holds the nodes validated so far by their
+    class and fields, each value keyed with its type at every depth (``(1, 1)``, ``(true, 1)``
+    and ``(1.0, 1)`` are three keys): specs repeat layers (blocks, ``repeat``), and a frozen
+    node with a placeholder name can stand for every identical one until naming.
+    """
+    if memo is None:
+        return _validate(cls, fields, preset, where)
     try:
         # in the order written: the same layer written another way is validated once more
-        values = tuple([(k, type(v), v) for k, (v, _) in fields.items()])
-        key = (cls, values, tuple(preset.items()))
-        cached = _VALIDATED.get(key)
-    except TypeError:  # a list among the values: not hashable, not cached
+        key = (cls, tuple([(k, value_key(v)) for k, (v, _) in fields.items()]), tuple(preset.items()))
+        cached = memo.get(key)
+    except TypeError:  # a value that is not hashable: not cached
         key = cached = None
     if cached is not None:
         return cached
     layer = _validate(cls, fields, preset, where)
     if key is not None:
-        if len(_VALIDATED) > 4096:
-            _VALIDATED.clear()
-        _VALIDATED[key] = layer
+        memo[key] = layer
     return layer
 
 
@@ -152,10 +155,14 @@ def _validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -
     try:
         return cls(**data)
     except ValidationError as e:
-        err = e.errors()[0]
+        err = _first(e.errors(), data)
         key = err["loc"][0] if err["loc"] else None
         loc = fields[key][1] if key in fields else where
-        raise CnnDslError(_explain(kind_word(cls, preset), key, err, data.get(key)), loc) from None
+        value = data.get(key)
+        hint = None
+        if err["type"] == "int_type" and isinstance(err.get("input"), float) and err["input"].is_integer():
+            hint = "arithmetic with a float gives a float: write an integer, or divide with `//`"
+        raise CnnDslError(_explain(kind_word(cls, preset), key, err, value), loc, hint=hint) from None
 
 
 def identifier(expr: S.Expr, scope: Scope) -> str:
@@ -188,8 +195,9 @@ def _options(cls: type[Layer]) -> frozenset[str]:
 @lru_cache(maxsize=None)
 def _field_takes(cls: type[Layer], key: str) -> tuple[bool, bool, bool]:
     """(takes words or strings, takes booleans, takes tuples) for a field of a layer class."""
-    annotation = str(cls.model_fields[key].annotation) if key in cls.model_fields else ""
-    return ("Literal" in annotation or "str" in annotation), "bool" in annotation, "tuple" in annotation
+    field = cls.model_fields.get(key)
+    forms = value_forms(field.annotation) if field is not None else frozenset()
+    return "str" in forms, "bool" in forms, "tuple" in forms
 
 
 def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
@@ -212,6 +220,20 @@ def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
     return value
 
 
+def _first(errors: list[dict], data: dict) -> dict:
+    """The error to report.  A field that takes a word or numbers (``padding``) fails on
+    every alternative: report the word's error for a word, the numbers' for numbers."""
+    err = errors[0]
+    key = err["loc"][0] if err["loc"] else None
+    if isinstance(data.get(key), str):
+        return err
+    for other in errors:
+        tag = other["loc"][1] if len(other["loc"]) > 1 else None
+        if other["loc"][:1] == (key,) and not (isinstance(tag, str) and tag.startswith("literal[")):
+            return other
+    return err
+
+
 def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
     """A readable sentence for a pydantic validation error."""
     msg = err["msg"]
@@ -228,7 +250,11 @@ def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
             bound = int(bound)
         return f"{kind} {key} {_BOUND[typ][0]} {bound}, got {shown}"
     if typ.startswith(("int", "float", "bool")):
-        want = {"int": "an integer", "float": "a number", "bool": "on or off"}[typ.split("_")[0]]
+        form = typ.split("_")[0]
+        if isinstance(value, (tuple, list)) and len(err["loc"]) > 1:  # an item of a pair
+            want = {"int": "integers", "float": "numbers", "bool": "on or off"}[form]
+            return f"{kind} {key} takes {want}, got {shown}"
+        want = {"int": "an integer", "float": "a number", "bool": "on or off"}[form]
         return f"{kind} {key} must be {want}, got {shown}"
     if typ == "literal_error":
         return f"{kind} {key} must be {err['ctx']['expected']}, got {shown}"

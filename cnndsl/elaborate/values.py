@@ -219,7 +219,7 @@ def show(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, bool):
-        return "on" if value else "off"
+        return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(show(v) for v in value) + ")"
     return str(value)
@@ -241,3 +241,17 @@ def json_value(value: Any, names: list[str]) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_value(v, names) for v in value]
     return value
+
+
+def value_key(value: Any) -> Any:
+    """A hashable key for a value that tells apart what ``==`` does not: its type at every
+    depth (``True == 1 == 1.0``, ``[2] == [2.0]``, ``(1, 1) == [1, 1]``) and the sign of a
+    zero.  Memos of the elaborator key on it, so that a load depends on its text alone.
+    Raises TypeError for a value that cannot be a key."""
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return (kind, tuple([value_key(v) for v in value]))
+    if kind is float and value == 0:
+        return (kind, str(value))  # 0.0 and -0.0
+    hash(value)
+    return (kind, value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from .base import Layer, fmt_shape
+from .base import Layer, fmt_shape, whole_map_window
 from .geometry import ShapeError
 
 
@@ -64,3 +64,11 @@ class Multiply(_Merge):
                 f" same channels, got {_listing(inputs)}"
             )
         return big
+
+    def windows(self, inputs):
+        # A broadcast 1x1 map is read whole at every position (a vector's field is global
+        # already): its field becomes global.
+        big = max(inputs, key=len)
+        return tuple(
+            whole_map_window(s) if s != big and len(s) == 3 else None for s in inputs
+        )

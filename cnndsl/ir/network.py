@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from . import conv, core, merge, norm, pool  # noqa: F401  (registers every layer class)
+# importing the modules registers every layer class
+from . import conv, core, merge, norm, pool, reshape, scaling  # noqa: F401
 from .base import Identifier, Layer
 from .core import Input
 
@@ -71,6 +72,9 @@ class Network(BaseModel):
         for name in self.outputs:
             if name not in index:
                 raise ValueError(f"output '{name}' is not a node")
+        if len(set(self.outputs)) != len(self.outputs):
+            twice = next(name for name in self.outputs if self.outputs.count(name) > 1)
+            raise ValueError(f"'{twice}' is listed twice as an output")
         self._index = index
         return self
 
