@@ -38,10 +38,6 @@ MODELS = sorted(REFERENCE)
 # What each model without a spec still needs from the language.
 MISSING = {
     **dict.fromkeys(
-        ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
-        "needs layernorm over channels, layer scale, dense over channels, stochastic depth",
-    ),
-    **dict.fromkeys(
         [f"efficientnet_b{i}" for i in range(8)],
         "needs stochastic depth and make_divisible / ceil for round_filters, round_repeats",
     ),
@@ -66,15 +62,6 @@ MISSING = {
         ],
         "needs expression functions (round, int, log) and indexing for the width/depth rule",
     ),
-    **dict.fromkeys(
-        ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"],
-        "needs channel split and channel shuffle",
-    ),
-    **dict.fromkeys(
-        ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
-         "vgg19_bn"],
-        "needs adaptive average pooling to a fixed size",
-    ),
 }
 
 # Families: the first model of each is checked in train mode and under torch.compile/export.
@@ -85,17 +72,41 @@ FAMILIES = {
     "inception": ["googlenet", "inception_v3"],
     "mobilenet_v2": ["mobilenet_v2"],
     "squeezenet": ["squeezenet1_1", "squeezenet1_0"],
+    "alexnet": ["alexnet"],
+    "vgg": ["vgg11_bn", "vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"],
+    "shufflenet_v2": ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
+                      "shufflenet_v2_x2_0"],
+    "convnext": ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
+}
+# Specs whose PyTorch model cannot be built yet: the back end lacks a handler for a kind they
+# use (their PyTorch tests fail as expected, strict: they must leave the list when it lands).
+TORCH_PENDING = {
+    **dict.fromkeys(
+        ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
+         "vgg19_bn"],
+        "no PyTorch handler for adaptiveavgpool yet",
+    ),
+    **dict.fromkeys(
+        ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"],
+        "no PyTorch handler for split and shuffle yet",
+    ),
+    **dict.fromkeys(
+        ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
+        "no PyTorch handler for layernorm, pointwise, layerscale, stochasticdepth yet",
+    ),
 }
 # Models whose outputs with weights are compared in CI (the rest: -m zoo_full).
 WEIGHTS_IN_CI = {
     "resnet18", "resnext50_32x4d", "densenet121", "googlenet", "inception_v3", "mobilenet_v2",
-    "squeezenet1_1",
+    "squeezenet1_1", "alexnet", "shufflenet_v2_x0_5", "convnext_tiny",
 }
+# Train mode (gradients of two models): family heads in CI but the largest (memory).
+TRAIN_NOT_IN_CI = {"alexnet", "vgg11_bn"}
 # The loader's own layer-by-layer values check on real zoo models in CI (the others:
 # zoo_full).
 VALUES_CHECK_IN_CI = {"resnet18", "inception_v3"}
 # torch.compile / torch.export: family heads in CI (the others: zoo_full).
-COMPILE_IN_CI = {"resnet18", "squeezenet1_1", "mobilenet_v2"}
+COMPILE_IN_CI = {"resnet18", "squeezenet1_1", "mobilenet_v2", "shufflenet_v2_x0_5"}
 # Input sizes for train mode and compile/export (64 unless given): any size the model takes.
 TRAIN_SIZE = {"inception_v3": 96}
 # Too large for CI's time and memory even for shapes on the meta device: -m zoo_full.
@@ -128,9 +139,18 @@ def numbers_params() -> list:
     ]
 
 
+def torch_marks(model: str, in_ci) -> list:
+    marks = [] if in_ci(model) else [pytest.mark.zoo_full]
+    if model in TORCH_PENDING:
+        marks.append(
+            pytest.mark.xfail(reason=TORCH_PENDING[model], raises=cnndsl.CnnDslError, strict=True)
+        )
+    return marks
+
+
 def torch_params(in_ci) -> list:
     return [
-        pytest.param(model, id=model, marks=[] if in_ci(model) else [pytest.mark.zoo_full])
+        pytest.param(model, id=model, marks=torch_marks(model, in_ci))
         for model in MODELS
         if written(model)
     ]
@@ -281,14 +301,14 @@ def test_loader_finds_every_layer_computing_what_torchvision_computes(model, fre
 
 def family_heads(in_ci) -> list:
     return [
-        pytest.param(models[0], id=models[0], marks=[] if in_ci(models[0]) else [pytest.mark.zoo_full])
+        pytest.param(models[0], id=models[0], marks=torch_marks(models[0], in_ci))
         for models in FAMILIES.values()
     ]
 
 
 @pytest.mark.torch
 @pytest.mark.reference
-@pytest.mark.parametrize("model", family_heads(lambda m: True))
+@pytest.mark.parametrize("model", family_heads(lambda m: m not in TRAIN_NOT_IN_CI))
 def test_train_mode_outputs_gradients_and_statistics_equal(model, freed):
     """Training mode, on a small input (the models pool globally, so any size from
     TRAIN_SIZE up computes the same layers): outputs from batch statistics, the gradient of
