@@ -230,3 +230,51 @@ def test_a_model_of_unknown_input_shape_is_refused_with_advice():
         load_torchvision(Small(), theirs)
     mapping = load_torchvision(Small(), theirs, input_shape=(3, 8, 8))  # any model of its layers
     assert mapping["fc.weight"] == "fc.weight"
+
+
+class WithAux(torch.nn.Module):
+    """An auxiliary head registered last, run in the middle, and only in training (as
+    GoogLeNet's aux1 and aux2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Conv2d(8, 8, 1)
+        self.fc = torch.nn.Linear(8, 10)
+        self.aux = torch.nn.ModuleDict({"conv": torch.nn.Conv2d(8, 4, 1), "fc": torch.nn.Linear(4, 10)})
+
+    def forward(self, x):
+        x = self.conv(x)
+        aux = self.aux["fc"](self.aux["conv"](x).mean((2, 3))) if self.training else None
+        out = self.fc(self.head(x).mean((2, 3)))
+        return (out, aux) if self.training else out
+
+
+WITH_AUX = """\
+network with_aux
+input 8x8x3
+output logits, aux
+features = 3x3(1) conv 8
+aux = 1x1 conv 4 -> globalavgpool -> dense 10
+features -> 1x1 conv 8 -> globalavgpool
+logits = dense 10
+"""
+
+
+def test_aux_head_found_from_a_module_and_from_a_state_dict():
+    torch.manual_seed(0)
+    theirs = WithAux()
+    for source in (theirs, theirs.state_dict()):
+        ours = build(cnndsl.loads(WITH_AUX)).eval()
+        mapping = load_torchvision(ours, source)
+        assert [v for v in mapping.values()] == [
+            "conv.weight", "conv.bias", "aux.conv.weight", "aux.conv.bias", "aux.fc.weight",
+            "aux.fc.bias", "head.weight", "head.bias", "fc.weight", "fc.bias",
+        ]
+        x = torch.randn(2, 3, 8, 8)
+        with torch.no_grad():
+            logits, aux = ours(x)
+            expected, expected_aux = theirs.train()(x)
+            theirs.eval()
+        torch.testing.assert_close(logits, expected)
+        torch.testing.assert_close(aux, expected_aux)

@@ -362,3 +362,54 @@ def test_compile_fullgraph_and_export(model, freed):
         exported = torch.export.export(ours, (x,))
         assert_close_to_scale(exported.module()(x), expected, 1e-5)
     torch._dynamo.reset()
+
+
+INCEPTION_V3_AUX = """\
+network inception_v3_aux
+input 299x299x3
+import "lib/inception.cnn"
+output logits, aux
+
+inception_v3_stem()
+inception_a(32) -> inception_a(64) -> inception_a(64)
+inception_b()
+inception_c(128) -> inception_c(160) -> inception_c(160)
+Mixed_6e = inception_c(192)
+aux = inception_v3_aux()
+Mixed_6e -> inception_d() -> inception_e() -> inception_e()
+logits = inception_v3_classifier()
+"""
+
+
+@pytest.mark.torch
+@pytest.mark.reference
+def test_aux_head_loads_from_a_module_and_from_a_state_dict(freed):
+    """Inception v3 with its auxiliary classifier as a second output: torchvision runs the
+    head only in training and registers it before Mixed_7a; the loader finds it from the
+    module (it watches the branches that run in training) and from the state dict (it places
+    each top-level child where it fits)."""
+    torch = pytest.importorskip("torch")
+    import torchvision
+
+    from cnndsl.backends.torchvision_map import load_torchvision
+
+    net = cnndsl.loads(INCEPTION_V3_AUX, filename=str(ZOO / "inception_v3_aux.cnn"))
+    torch.manual_seed(0)
+    theirs = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    randomize_batchnorms(theirs.eval())
+    x = sample("inception_v3")
+    for source in (theirs, theirs.state_dict()):
+        ours = net.to_torch().eval()
+        mapping = load_torchvision(ours, source, check=False)
+        assert set(mapping) == set(ours.state_dict())
+        assert any(v.startswith("AuxLogits.") for v in mapping.values())
+        with torch.no_grad():
+            logits, aux = ours(x)
+            theirs.train()  # the aux head runs in training mode only: keep the leaves in eval
+            for m in theirs.modules():
+                if not any(True for _ in m.children()):
+                    m.eval()
+            expected = theirs(x)
+            theirs.eval()
+        assert_close_to_scale(logits, expected.logits)
+        assert_close_to_scale(aux, expected.aux_logits)
