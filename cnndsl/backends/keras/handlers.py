@@ -337,7 +337,15 @@ HANDLERS: dict[type[Layer], Handler] = {
 }
 """One handler per IR layer class: (planner, node, LayerInfo) -> the Keras layers it becomes."""
 
-UNSUPPORTED: dict[type[Layer], str] = {}
+UNSUPPORTED: dict[type[Layer], str] = {
+    cls: "this layer kind has no handler in this back end yet"
+    for cls in Layer.registry().values()
+    if cls.__name__ in {
+        "PointwiseDense", "LayerNorm", "StochasticDepth", "AdaptiveAvgPool2D", "Reshape",
+        "Cropping2D", "ChannelSplit", "ChannelShuffle", "Rescaling", "Normalization",
+        "LayerScale",
+    }
+}
 """IR layer classes this back end cannot express at all, with why (none: the cases it cannot
 express, such as an output_padding Keras refuses, raise from their handler)."""
 

@@ -422,6 +422,14 @@ HANDLERS: dict[type[Layer], Handler] = {
 }
 """One handler per layer class: (context, input expressions) -> the output expression."""
 
-UNSUPPORTED: dict[type[Layer], str] = {}
+UNSUPPORTED: dict[type[Layer], str] = {
+    cls: "this layer kind has no handler in this back end yet"
+    for cls in Layer.registry().values()
+    if cls.__name__ in {
+        "PointwiseDense", "LayerNorm", "StochasticDepth", "AdaptiveAvgPool2D", "Reshape",
+        "Cropping2D", "ChannelSplit", "ChannelShuffle", "Rescaling", "Normalization",
+        "LayerScale",
+    }
+}
 """Layer classes PyTorch cannot express at all, with the reason (none so far; cases of a
 handled class that cannot be expressed raise :func:`~cnndsl.backends.unsupported`)."""
