@@ -160,7 +160,7 @@ DIVERGENCES = {
         "bn epsilon=1e-5 momentum=0.9",
         "bn momentum=0.9",
         r"diverge at layer 2 \(after 1 matching\): eps 0.001 against 1e-05\n"
-        r"  cnndsl: +batchnorm_1: BatchNorm2d\(8, eps=0.001, momentum=0.1.*\n"
+        r"  cnndsl: +batchnorm_1 \(<string>:3\): BatchNorm2d\(8, eps=0.001, momentum=0.1.*\n"
         r"  torchvision: bn: BatchNorm2d\(8, eps=1e-05, momentum=0.1",
     ),
     # ... its momentum (Keras's default 0.99 is PyTorch's 0.01)
@@ -184,7 +184,7 @@ DIVERGENCES = {
         "3x3(1) conv 4 relu",
         "3x3(1) conv 4",
         r"different values before this layer, whose inputs differ .*\n"
-        r"  cnndsl: +maxpool_1: max_pool2d\(kernel_size=\(2, 2\)",
+        r"  cnndsl: +maxpool_1 \(<string>:5\): max_pool2d\(kernel_size=\(2, 2\)",
     ),
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,7 @@ class Unit:
     output_shape: tuple[int, ...] | None = None
     hwc: tuple[int, int, int] | None = None
     leaf: bool = True
+    origin: str | None = None  # the spec line of cnndsl's layer, when the network is known
 
     def describe(self) -> str:
         if self.module is not None and self.leaf:
@@ -81,7 +83,8 @@ class Unit:
             what = f"{self.kind}({shown})"
         else:
             what = _signature_text(self.tensors)
-        return f"{self.path or '(root)'}: {what}"
+        where = f" ({self.origin})" if self.origin else ""
+        return f"{self.path or '(root)'}{where}: {what}"
 
 
 @dataclass
@@ -185,6 +188,11 @@ def _pairs(model, source, net, input_shape):
     shape = _input_shape(model, net, input_shape)
     ours = _trace(model, shape)
     nodes = _node_names(net) if net is not None else {}
+    for unit in ours:
+        node = nodes.get(unit.path)
+        position = net[node].position if node is not None else None
+        if position is not None:
+            unit.origin = f"{os.path.basename(position.file)}:{position.line}"
     if isinstance(source, torch.nn.Module):
         theirs = _trace(source, shape)
         pairs = _pair_in_order(ours, theirs)
