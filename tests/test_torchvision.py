@@ -49,7 +49,7 @@ def test_same_outputs_as_torchvision(spec):
     ours = build(net).eval()
     theirs = MODELS[spec](torchvision.models).eval()
     randomize_batchnorms(theirs)
-    mapping = load_torchvision(ours, theirs)
+    mapping = load_torchvision(ours, theirs, check=False)  # the outputs are compared below
     assert set(mapping) == set(ours.state_dict())  # every tensor came from torchvision
 
     # compare logits: the last linear layer's output (a spec may end in a softmax)

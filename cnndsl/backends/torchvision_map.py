@@ -161,8 +161,9 @@ def load_torchvision(
                 if name == "num_batches_tracked" and their_name != name:
                     continue
                 if ours.hwc is not None and name == "weight" and theirs.hwc is None:
-                    value = _chw_to_hwc_columns(value, ours.hwc)
-                tensor.copy_(value.reshape(tensor.shape))
+                    _copy_chw_columns_to_hwc(tensor, value, ours.hwc)
+                else:
+                    tensor.copy_(value.reshape(tensor.shape))
                 mapping[_join(ours.path, name)] = _join(theirs.path, their_name)
     if check and by_key is None:
         _check_values(model, source, pairs, _input_shape(model, net, input_shape))
@@ -617,8 +618,9 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def _chw_to_hwc_columns(weight, shape: tuple[int, int, int]):
-    """A dense weight (out, C*H*W) reading (C, H, W)-flattened features, for (H, W, C) ones."""
+def _copy_chw_columns_to_hwc(weight, value, shape: tuple[int, int, int]) -> None:
+    """Copies a dense weight (out, C*H*W) that reads (C, H, W)-flattened features into
+    ``weight``, which reads them in (H, W, C) order (through views: no copy of the matrix)."""
     h, w, c = shape
     out = weight.shape[0]
-    return weight.reshape(out, c, h, w).permute(0, 2, 3, 1).reshape(out, h * w * c)
+    weight.view(out, h, w, c).copy_(value.reshape(out, c, h, w).permute(0, 2, 3, 1))
