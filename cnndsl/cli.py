@@ -12,13 +12,17 @@ framework is not installed), 3 an internal error (a bug in cnndsl: please report
 from __future__ import annotations
 
 import argparse
-import importlib
+import io
+import os
+import secrets
+import stat
 import sys
 from pathlib import Path
 
+from .display import grouped, printable
+
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
-TARGETS = ("keras", "torch", "json", "dot", "svg", "png", "pdf")
 DTYPES = ("float32", "float16", "bfloat16")
 FORMATS = ("table", "json", "markdown", "csv")
 
@@ -32,8 +36,9 @@ class _Parser(argparse.ArgumentParser):
 def _positive(text: str) -> int:
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    except ValueError:  # also past Python's 4,300 digits: no batch is that large
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(f"not an integer: {shown!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
@@ -95,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
     _spec_options(compile_)
-    compile_.add_argument("--target", "-t", choices=TARGETS, required=True)
+    compile_.add_argument("--target", "-t", choices=_targets(), required=True)
     compile_.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     compile_.add_argument("--collapse", action="store_true", help="diagrams: draw each block call as one node")
     compile_.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="diagrams: layout direction")
@@ -141,6 +146,7 @@ class _UsageError(Exception):
 
 def _cmd_check(args) -> int:
     from .errors import CnnDslError
+    from .ir.base import fmt_shape
 
     status = EXIT_OK
     for spec in args.specs:
@@ -151,8 +157,11 @@ def _cmd_check(args) -> int:
             status = EXIT_SPEC
             continue
         a = net.analysis
-        outs = ", ".join("x".join(map(str, s)) for _, s in a.outputs)
-        print(f"{spec}: ok ({len(net.layers)} layers, {a.total_params:,} parameters, output {outs})")
+        outs = ", ".join(fmt_shape(s) for _, s in a.outputs)
+        print(
+            f"{printable(spec)}: ok ({grouped(len(net.layers))} layers,"
+            f" {grouped(a.total_params)} parameters, output {outs})"
+        )
     return status
 
 
@@ -162,42 +171,42 @@ def _cmd_summary(args) -> int:
     return EXIT_OK
 
 
-_FRAMEWORKS = {"keras": ("TensorFlow and Keras", "keras"), "torch": ("PyTorch", "torch")}
+def _targets() -> tuple[str, ...]:
+    from .backends import TARGETS
+
+    return tuple(TARGETS)
 
 
 def _cmd_compile(args) -> int:
-    net = _load(args.spec, args)
-    target = args.target
-    if target == "json":
-        text: str | bytes = net.to_json() + "\n"
-    elif target in ("keras", "torch"):
-        try:
-            backend = importlib.import_module(f".backends.{target}", __package__)
-        except ImportError as e:
-            framework, extra = _FRAMEWORKS[target]
-            print(
-                f"cnndsl: the {target} target needs {framework} ({e.name} is not installed):"
-                f" pip install 'cnndsl[{extra}]'",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        text = backend.to_source(net)
-    else:
-        from .backends import graphviz as backend  # type: ignore[no-redef]
+    from .backends import TARGETS, emit
 
+    net = _load(args.spec, args)
+    target = TARGETS[args.target]
+    options = {}
+    if target.diagram:
         options = dict(
             collapse=args.collapse, rankdir=args.rankdir, shapes=not args.no_shapes, params=args.params
         )
-        text = backend.to_dot(net, **options) if target == "dot" else backend.render(net, target, **options)
+    try:
+        text = emit(net, target.name, **options)
+    except ImportError as e:
+        if target.framework is None:
+            raise
+        framework, extra = target.framework
+        print(
+            f"cnndsl: the {target.name} target needs {framework} ({e.name} is not installed):"
+            f" pip install 'cnndsl[{extra}]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.output:
-        path = Path(args.output)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text, encoding="utf-8")
+        problem = write_file(args.output, text.encode("utf-8") if isinstance(text, str) else text)
+        if problem:
+            print(f"cnndsl: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     elif isinstance(text, bytes):
         if sys.stdout.isatty():
-            print(f"cnndsl: refusing to write {target.upper()} to a terminal; use -o FILE", file=sys.stderr)
+            print(f"cnndsl: refusing to write {target.name.upper()} to a terminal; use -o FILE", file=sys.stderr)
             return EXIT_USAGE
         sys.stdout.buffer.write(text)
     else:
@@ -205,13 +214,52 @@ def _cmd_compile(args) -> int:
     return EXIT_OK
 
 
+def write_file(name: str, data: bytes) -> str | None:
+    """Write ``data`` to the file ``name``, whole or not at all; None, or what went wrong.
+
+    A regular file is written as a temporary file beside it, then renamed over it, so that a
+    failure (a full disk) never leaves it half-written; it keeps the mode of the file it
+    replaces.  A device or a pipe (``/dev/stdout``) is written as it is."""
+    path = Path(name)
+    shown = printable(name)
+    try:
+        if path.is_dir():
+            return f"cannot write {shown}: it is a directory"
+        if path.exists() and not path.is_file():
+            with open(path, "wb") as f:
+                f.write(data)
+            return None
+        target = path.resolve()  # through a symbolic link: replace the file it points to
+        if not target.parent.is_dir():
+            return f"cannot write {shown}: the directory {printable(str(path.parent))} does not exist"
+        temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode: the umask's
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            if target.exists():
+                os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        return f"cannot write {shown}: {e.strerror or e}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .errors import CnnDslError
 
+    # Names with undecodable bytes reach standard output as they reach standard error.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        return {"check": _cmd_check, "summary": _cmd_summary, "compile": _cmd_compile}[args.command](args)
+        status = {"check": _cmd_check, "summary": _cmd_summary, "compile": _cmd_compile}[args.command](args)
+        sys.stdout.flush()  # here, where a full disk can still be reported
+        return status
     except CnnDslError as e:
         print(e.format(), file=sys.stderr)
         return EXIT_SPEC
@@ -221,14 +269,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
+    except OSError as e:
+        if e.filename is not None:  # not standard output: a bug, as below
+            return _internal(e)
+        _silence_stdout()
+        print(f"cnndsl: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as e:  # a bug in cnndsl: say so in one line, never a traceback
-        print(
-            f"cnndsl: internal error: {type(e).__name__}: {e}\n"
-            "This is a bug in cnndsl; please report it with the spec that caused it.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal(e)
+
+
+def _internal(e: Exception) -> int:
+    print(
+        f"cnndsl: internal error: {type(e).__name__}: {e}\n"
+        "This is a bug in cnndsl; please report it with the spec that caused it.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush of what could
+    not be written fails no more (Python's documented recipe for a closed pipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def run() -> None:

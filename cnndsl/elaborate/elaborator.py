@@ -110,9 +110,9 @@ class Elaborator:
                 loc,
                 hint=None if module.inputs else "start with an input shape, e.g. `input 224x224x3`",
             )
-        outputs = self.outputs(module, scope, current)
+        outputs, training = self.outputs(module, scope, current)
         self.check_all_used(outputs)
-        return self.finish(module, outputs)
+        return self.finish(module, outputs, training)
 
     def check_all_used(self, outputs: list[int]) -> None:
         """Every node must lead to an output: report the ends of dead paths."""
@@ -204,10 +204,12 @@ class Elaborator:
                 )
         return {name: tuple(size) for name, size in sizes.items()}
 
-    def outputs(self, module: S.Module, scope: Scope, current: int) -> list[int]:
+    def outputs(self, module: S.Module, scope: Scope, current: int) -> tuple[list[int], list[int]]:
+        """The output nodes, and those of them marked ``(training)``."""
         if module.outputs is None:
-            return [current]
+            return [current], []
         result: list[int] = []
+        training: list[int] = []
         for name, loc in module.outputs:
             if name not in scope.tensors:
                 raise CnnDslError(
@@ -220,7 +222,15 @@ class Elaborator:
             if node in result:
                 raise CnnDslError(f"'{name}' is listed twice as an output", loc)
             result.append(node)
-        return result
+            if name in module.training_outputs:
+                training.append(node)
+        if result and len(training) == len(result):
+            raise CnnDslError(
+                "every output is marked (training): a network needs an output for inference",
+                module.output_loc,
+                hint="mark only the auxiliary outputs: `output logits, aux (training)`",
+            )
+        return result, training
 
     # ---- statements
     def body(self, body: S.Body, current: int | None, scope: Scope) -> int | None:
@@ -546,14 +556,19 @@ class Elaborator:
         self.room_for(1, loc)
         return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name)
 
-    def finish(self, module: S.Module, outputs: list[int]) -> Network:
+    def finish(self, module: S.Module, outputs: list[int], training: list[int]) -> Network:
         """Name every node and build the Network."""
         layers, names = place(self.nodes)
         name = module.network[0] if module.network else _stem(module.file)
         # Not validated again: every node was validated where it was made, names are unique
         # identifiers and inputs come first by construction (the tests and the fuzzer check
         # that every network they make passes Network's validation).
-        net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
+        net = Network.model_construct(
+            name=name,
+            layers=layers,
+            outputs=[names[i] for i in outputs],
+            training_outputs=[names[i] for i in training],
+        )
         net._sources = dict(self.modules.sources)
         net._plan = (layers, self.nodes.layers, self.nodes.inputs)
         return net

@@ -18,6 +18,7 @@ import keyword
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
+from ..display import int_text
 from .geometry import ShapeError
 
 Shape = tuple[int, ...]
@@ -328,7 +329,7 @@ def whole_map_window(shape: Shape) -> tuple[Axis, Axis]:
 
 
 def fmt_shape(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
+    return "x".join(int_text(d) for d in shape)
 
 
 def numel(shape: Shape) -> int:
