@@ -717,3 +717,15 @@ def test_every_activation_resolves_in_torch():
             continue
         module, _, function = TABLE[name][0].partition(".")
         assert callable(getattr({"F": F, "torch": torch}[module], function)), name
+
+
+def test_reserved_attributes_cover_nn_module():
+    """A layer's attribute never shadows nn.Module's: its public names are reserved, its
+    private ones all start with an underscore, which an attribute never does."""
+    from cnndsl.backends.codegen.names import attribute
+    from cnndsl.backends.torch.generator import MODULE_ATTRIBUTES
+
+    names = set(dir(torch.nn.Module)) | set(vars(torch.nn.Module()))
+    assert {n for n in names if not n.startswith("_")} <= MODULE_ATTRIBUTES
+    for name in names:
+        assert attribute(name, MODULE_ATTRIBUTES) not in names, name
