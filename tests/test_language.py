@@ -1044,3 +1044,37 @@ def test_errors_inside_block_calls_name_the_calls_innermost_first():
         net(text)
     (d,) = e.value.diagnostics
     assert d.location.line == 2 and [where.line for _, where in d.notes] == [4]
+
+
+# ------------------------------------------------------------------------- every kind's examples
+
+from cnndsl.ir import ACTIVATIONS  # noqa: E402
+from cnndsl.ir.examples import EXAMPLES, example_lines, example_spec  # noqa: E402
+
+EXAMPLE_CASES = example_lines()
+
+
+def test_every_kind_and_activation_has_an_example():
+    """The registry of example lines (cnndsl/ir/examples.py) names every layer kind, and its
+    examples use every activation: a new kind or activation without one fails here."""
+    assert set(EXAMPLES) == set(Layer.registry())
+    used = set()
+    for _, shape, line in EXAMPLE_CASES:
+        for layer in net(example_spec(shape, line)).layers:
+            used.add(getattr(layer, "function", None))
+            used.add(getattr(layer, "activation", None))
+    assert set(ACTIVATIONS) <= used
+
+
+@pytest.mark.parametrize("kind,shape,line", EXAMPLE_CASES, ids=[f"{k}:{l}" for k, _, l in EXAMPLE_CASES])
+def test_every_example_loads_and_its_notation_reads_back(kind, shape, line):
+    network = net(example_spec(shape, line))
+    layer = network.layers[-1]
+    activations = {getattr(layer, "function", None), getattr(layer, "activation", None)}
+    assert layer.kind == kind or (kind == "activation" and activations & set(ACTIVATIONS))
+    if layer.max_inputs == 1 and layer.kind != "input":  # (a merge's notation has no branches)
+        again = net(f"input {shape}\n{layer.notation()}\n").layers[-1]
+        assert again.model_dump(exclude={"name", "position", "calls"}) == layer.model_dump(
+            exclude={"name", "position", "calls"}
+        )
+    assert cnndsl.Network.from_json(network.to_json()) == network
