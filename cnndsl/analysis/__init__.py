@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..display import grouped, human
 from ..errors import CnnDslError, Location
-from ..ir.base import Layer, Position, Shape, numel
+from ..ir.base import Layer, Position, Shape, fmt_shape, numel
 from ..ir.geometry import ShapeError
 from . import memory as _memory
 from .memory import DTYPE_BYTES, Memory
@@ -43,6 +44,13 @@ class LayerInfo(NamedTuple):
     @property
     def output_elements(self) -> int:
         return numel(self.output_shape)
+
+    def __repr__(self) -> str:
+        rf = self.receptive_field.short() if self.receptive_field is not None else "-"
+        return (
+            f"<LayerInfo {self.layer.name} ({self.layer.type_name}): {fmt_shape(self.output_shape)},"
+            f" {grouped(self.params)} params, {grouped(self.macs)} MACs, RF {rf}>"
+        )
 
 
 class _Facts(NamedTuple):
@@ -75,6 +83,7 @@ class Analysis:
     ) -> None:
         # No reference to the network itself: it holds its analysis, and a cycle would keep
         # both alive until the garbage collector runs.
+        self.name = network.name
         self._nodes = network.layers
         self._outputs = list(network.outputs)
         self._facts = facts  # each node's facts
@@ -106,6 +115,12 @@ class Analysis:
 
     def __len__(self) -> int:
         return len(self._facts)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Analysis of {self.name!r}: {len(self)} nodes, {grouped(self.total_params)} params,"
+            f" {human(self.macs)} MACs>"
+        )
 
     @property
     def outputs(self) -> list[tuple[str, Shape]]:

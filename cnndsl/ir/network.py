@@ -12,7 +12,10 @@ from .base import Identifier, Layer
 from .core import Input
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ..analysis import Analysis
+    from ..report import Summary
 
 LAYER_CLASSES: tuple[type[Layer], ...] = tuple(Layer.registry().values())
 """Every layer class, in registration order."""
@@ -123,11 +126,34 @@ class Network(BaseModel):
         """Output shape of a node (without the batch axis)."""
         return self.analysis[name].output_shape
 
-    def summary(self, batch_size: int = 1, dtype: str = "float32", format: str = "table") -> str:
-        """The summary ``cnndsl summary`` prints (table, markdown, csv or json)."""
-        from ..report import render
+    def summary(
+        self,
+        batch_size: int = 1,
+        dtype: str = "float32",
+        format: str = "table",
+        *,
+        columns: Iterable[str] | None = None,
+        depth: int | None = None,
+        width: int | None = None,
+        convention: str = "keras",
+    ) -> Summary:
+        """The summary ``cnndsl summary`` prints: a :class:`~cnndsl.report.Summary`, the text
+        itself (a ``str``) that Jupyter shows as an HTML table.
 
-        return render(self, batch_size=batch_size, dtype=dtype, format=format)
+        format: ``table``, ``markdown``, ``csv`` or ``json``; columns: the columns of the
+        table, markdown and CSV, by name (:data:`cnndsl.report.COLUMNS`: ``name``, ``shape``,
+        ``params``, ``trainable``, ``nontrainable``, ``macs``, ``memory``, ``rf``, ``line``,
+        ``connected``, ``block``); depth: show block calls nested deeper than this as one
+        row with their totals; width: wrap the table to this many characters (None: no
+        limit); convention: ``keras`` (batch-norm statistics are non-trainable parameters)
+        or ``torch`` (they are buffers).  JSON always holds every layer and every field.
+        """
+        from ..report import Summary, render, to_html
+
+        options = dict(columns=columns, depth=depth, convention=convention)
+        text = render(self, batch_size, dtype, format, width=width, **options)
+        html = (lambda: to_html(self, batch_size, dtype, **options)) if format == "table" else None
+        return Summary(text, html)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The IR as JSON (lossless: :meth:`from_json` gives back an equal network).
