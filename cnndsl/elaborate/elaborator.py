@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import syntax as S
 from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
-from ..ir import Input, Layer, Network
+from ..ir import Input, Layer, Network, Origins
 from ..parser import parse
 from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT
 from .naming import Expansion, Frame, Nodes, place
@@ -505,7 +505,7 @@ class Elaborator:
         # that every network they make passes Network's validation).
         net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
         net._sources = dict(self.sources)
-        net._plan = (layers, self.nodes.layers, self.nodes.inputs)
+        net._origins = Origins(self.nodes.layers, self.nodes.inputs)  # for net.analysis
         return net
 
 

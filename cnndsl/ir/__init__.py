@@ -10,7 +10,7 @@ from .conv import Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .core import Activation, Dense, Flatten, Input, Upsample, ZeroPad
 from .geometry import ShapeError
 from .merge import Add, Concat, Multiply
-from .network import LAYER_CLASSES, AnyLayer, Network
+from .network import LAYER_CLASSES, AnyLayer, Network, Origins
 from .norm import LRN, BatchNorm, Dropout
 from .pool import AvgPool2D, DepthMaxPool, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 
@@ -39,6 +39,7 @@ __all__ = [
     "MaxPool2D",
     "Multiply",
     "Network",
+    "Origins",
     "Position",
     "SeparableConv2D",
     "Shape",
