@@ -88,7 +88,6 @@ def warm(repeat: int, large: bool) -> None:
     import torchvision
 
     import cnndsl
-    from cnndsl.elaborate import options
 
     text = SPEC152.read_text()
     torch.set_num_threads(2)
@@ -118,17 +117,6 @@ def warm(repeat: int, large: bool) -> None:
             info()
         t_info = timed(info, reps)
         rows.append((label, f"{t_ours * 1000:.1f} ms", f"{t_info * 1000:.0f} ms", f"{t_info / t_ours:.0f}x"))
-        if size == 224:
-            # The elaborator keeps validated layers by their fields across loads (a pure
-            # function's memo).  The same, with that memo emptied before every call:
-            def ours_unmemoized():
-                options._VALIDATED.clear()
-                ours()
-
-            time.sleep(1)
-            t_fresh = timed(ours_unmemoized, 10 * repeat, number=5)
-            rows.append((f"{label}, no memo kept between calls", f"{t_fresh * 1000:.1f} ms",
-                         f"{t_info * 1000:.0f} ms", f"{t_info / t_fresh:.0f}x"))
     table(
         "In process, warm: ResNet-152, parse + analysis against torchinfo.summary on the built model",
         rows,

@@ -13,7 +13,6 @@ framework is not installed), 3 an internal error (a bug in cnndsl: please report
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import os
 import secrets
@@ -27,7 +26,7 @@ from .display import grouped, printable
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
-TARGETS = ("keras", "torch", "json", "dot", "svg", "png", "pdf")
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors exit with 2, as argparse does
         self.print_usage(sys.stderr)
@@ -66,6 +65,36 @@ def _columns(text: str) -> list[str]:
     return keys
 
 
+def _directory(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
+
+
+def _input_size(text: str) -> tuple[str | None, tuple[int, ...]]:
+    """``512x512x3`` or ``NAME=512x512x3`` (``10`` for a vector)."""
+    name, _, size = text.rpartition("=")
+    parts = size.lower().split("x")
+    if not all(p.isdigit() and len(p) <= 30 for p in parts) or (name and not name.isidentifier()):
+        raise argparse.ArgumentTypeError(
+            f"not an input size: {text!r} (write HxWxC or N, e.g. 512x512x3, or NAME=HxWxC)"
+        )
+    return name or None, tuple(int(p) for p in parts)
+
+
+def _spec_options(command: argparse.ArgumentParser) -> None:
+    """Options of every command that loads a spec."""
+    command.add_argument(
+        "--import-path", action="append", default=[], type=_directory, metavar="DIR",
+        help="also look up imports in DIR, and let them read .cnn files under it (repeatable)",
+    )
+    command.add_argument(
+        "--input", action="append", default=[], type=_input_size, metavar="[NAME=]SIZE",
+        help="analyse at another input size: 512x512x3, or NAME=SIZE for one of several inputs"
+        " (repeatable)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="cnndsl",
@@ -80,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate specs (exit 1 with located errors)")
     check.add_argument("specs", nargs="+", metavar="SPEC", help=".cnn file(s), or - for stdin")
+    _spec_options(check)
 
     summary = sub.add_parser("summary", help="print shapes, parameters, MACs, receptive fields, memory")
     summary.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
+    _spec_options(summary)
     summary.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
     summary.add_argument("--dtype", choices=report.DTYPES, default="float32", help="element type for memory (default float32)")
     summary.add_argument("--format", choices=report.FORMATS, default="table", help="output format (default table)")
@@ -107,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
-    compile_.add_argument("--target", "-t", choices=TARGETS, required=True)
+    _spec_options(compile_)
+    compile_.add_argument("--target", "-t", choices=_targets(), required=True)
     compile_.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     compile_.add_argument("--collapse", action="store_true", help="diagrams: draw each block call as one node")
     compile_.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="diagrams: layout direction")
@@ -122,12 +154,33 @@ def _version() -> str:
     return __version__
 
 
-def _load(spec: str):
+def _load(spec: str, args):
     from . import load, loads
 
+    options = dict(import_path=args.import_path, input=_input_sizes(args.input))
     if spec == "-":
-        return loads(sys.stdin.read(), "<stdin>")
-    return load(spec)
+        from .elaborate.sources import read_stdin
+
+        return loads(read_stdin(), "<stdin>", **options)
+    return load(spec, **options)
+
+
+def _input_sizes(given: list[tuple[str | None, tuple[int, ...]]]):
+    """--input options as load() takes them: one size, or sizes by name."""
+    if not given:
+        return None
+    if len(given) == 1 and given[0][0] is None:
+        return given[0][1]
+    if any(name is None for name, _ in given):
+        raise _UsageError("name every input when you give several: --input NAME=SIZE")
+    sizes = dict(given)
+    if len(sizes) != len(given):
+        raise _UsageError("an input is given two sizes")
+    return sizes
+
+
+class _UsageError(Exception):
+    """A command line that cannot run (exit 2)."""
 
 
 def _cmd_check(args) -> int:
@@ -137,7 +190,7 @@ def _cmd_check(args) -> int:
     status = EXIT_OK
     for spec in args.specs:
         try:
-            net = _load(spec)
+            net = _load(spec, args)
         except CnnDslError as e:
             print(e.format(), file=sys.stderr)
             status = EXIT_SPEC
@@ -152,7 +205,7 @@ def _cmd_check(args) -> int:
 
 
 def _cmd_summary(args) -> int:
-    net = _load(args.spec)
+    net = _load(args.spec, args)
     text = net.summary(
         args.batch, args.dtype, args.format, columns=args.columns, depth=args.depth,
         width=terminal_width(args.width), convention=args.convention,
@@ -174,33 +227,34 @@ def terminal_width(width: int | None) -> int | None:
     return None
 
 
-_FRAMEWORKS = {"keras": ("TensorFlow and Keras", "keras"), "torch": ("PyTorch", "torch")}
+def _targets() -> tuple[str, ...]:
+    from .backends import TARGETS
+
+    return tuple(TARGETS)
 
 
 def _cmd_compile(args) -> int:
-    net = _load(args.spec)
-    target = args.target
-    if target == "json":
-        text: str | bytes = net.to_json() + "\n"
-    elif target in ("keras", "torch"):
-        try:
-            backend = importlib.import_module(f".backends.{target}", __package__)
-        except ImportError as e:
-            framework, extra = _FRAMEWORKS[target]
-            print(
-                f"cnndsl: the {target} target needs {framework} ({e.name} is not installed):"
-                f" pip install 'cnndsl[{extra}]'",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        text = backend.to_source(net)
-    else:
-        from .backends import graphviz as backend  # type: ignore[no-redef]
+    from .backends import TARGETS, emit
 
+    net = _load(args.spec, args)
+    target = TARGETS[args.target]
+    options = {}
+    if target.diagram:
         options = dict(
             collapse=args.collapse, rankdir=args.rankdir, shapes=not args.no_shapes, params=args.params
         )
-        text = backend.to_dot(net, **options) if target == "dot" else backend.render(net, target, **options)
+    try:
+        text = emit(net, target.name, **options)
+    except ImportError as e:
+        if target.framework is None:
+            raise
+        framework, extra = target.framework
+        print(
+            f"cnndsl: the {target.name} target needs {framework} ({e.name} is not installed):"
+            f" pip install 'cnndsl[{extra}]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.output:
         problem = write_file(args.output, text.encode("utf-8") if isinstance(text, str) else text)
         if problem:
@@ -208,7 +262,7 @@ def _cmd_compile(args) -> int:
             return EXIT_USAGE
     elif isinstance(text, bytes):
         if sys.stdout.isatty():
-            print(f"cnndsl: refusing to write {target.upper()} to a terminal; use -o FILE", file=sys.stderr)
+            print(f"cnndsl: refusing to write {target.name.upper()} to a terminal; use -o FILE", file=sys.stderr)
             return EXIT_USAGE
         sys.stdout.buffer.write(text)
     else:
@@ -265,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     except CnnDslError as e:
         print(e.format(), file=sys.stderr)
         return EXIT_SPEC
+    except _UsageError as e:
+        print(f"cnndsl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

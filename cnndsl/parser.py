@@ -1,17 +1,16 @@
 """Front end: .cnn text -> syntax tree (:mod:`cnndsl.syntax`), with positions.
 
 The grammar lives in ``cnndsl/grammars/cnn.lark`` (also reachable as ``grammars/`` at the top
-of the repository) and is loaded relative to this module.  Lark analyses it; parsing runs Lark's
-LALR parse table in a loop of our own (:class:`_LALR`), which shapes each rule's children as
-Lark's tree builder would, fed by a lexer of our own that matches the grammar's terminals
-exactly as Lark's basic lexer does and applies the grammar's newline and ``input`` rules in the
-same pass; an inline transformer builds syntax nodes as rules are reduced.  Each call lexes and
-parses its text afresh; only the analysed grammar is cached (see :func:`_cache_file`).
+of the repository) and is loaded relative to this module.  Parsing is Lark's LALR parser with
+its basic lexer, through Lark's public API: a post-lexer (:class:`_PostLex`, the kind of
+``lark.indenter.Indenter``) applies the grammar's newline and ``input`` rules and its limits to
+the token stream, and an inline transformer (:class:`_ToSyntax`) builds syntax nodes as rules
+are reduced, so no parse tree is built.  Only the analysed grammar is kept between runs, by
+Lark's ``cache`` option (see :func:`_cache_file`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import keyword
 import math
@@ -19,53 +18,46 @@ import os
 import re
 import threading
 from functools import lru_cache
-from operator import itemgetter
 from pathlib import Path
 
 import lark
-from lark import Lark, Token, Transformer
-from lark.common import LexerConf
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark.grammar import Rule
-from lark.lexer import BasicLexer, Lexer, LexerThread, UnlessCallback
-from lark.parsers.lalr_analysis import Reduce, Shift
-from lark.parsers.lalr_interactive_parser import InteractiveParser
-from lark.parsers.lalr_parser_state import ParseConf, ParserState
+from lark import (
+    Lark,
+    Token,
+    Transformer,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+)
 
 from . import syntax as S
-from .errors import CnnDslError, Location
+from .errors import CnnDslError, Location, normalize_newlines, split_lines
 
-__all__ = ["parse", "GRAMMAR_PATH"]
+__all__ = ["parse", "GRAMMAR_PATH", "MAX_NESTING", "MAX_OPERATORS", "MAX_DIGITS", "MAX_TOKENS"]
 
 GRAMMAR_PATH = Path(__file__).with_name("grammars") / "cnn.lark"
 
-_KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+)\))?$")
+MAX_NESTING = 32
+"""How deep (), [] and {} may nest."""
+MAX_OPERATORS = 256
+"""How many operators one statement may hold."""
+MAX_DIGITS = 30
+"""How many digits an integer of a spec may have."""
+MAX_TOKENS = 1_000_000
+"""How many tokens (names, numbers, symbols, line ends) one file may hold: parsing takes some
+microseconds and some hundred bytes a token, so this bounds it to seconds and megabytes."""
 
+_ESCAPE = re.compile(r"\\([0-7]{1,3}|x[0-9A-Fa-f]{0,2}|u[0-9A-Fa-f]{0,4}|U[0-9A-Fa-f]{0,8}|.)")
+_ESCAPES = {
+    "n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'",
+    "a": "\a", "b": "\b", "f": "\f", "v": "\v",
+}
+_HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
+ESCAPES = "\\n \\t \\r \\\\ \\\" \\' \\a \\b \\f \\v \\0 to \\377, \\xHH, \\uHHHH, \\UHHHHHHHH"
+"""The escapes a string may hold: Python's, but for named characters (``\\N{...}``)."""
 
-# Location(...) is a frozen dataclass: its __init__ sets each field through object.__setattr__.
-# The parser makes a Location for most tokens and rules, so it sets the slots directly.
-assert [f.name for f in dataclasses.fields(Location)] == [
-    "file", "line", "column", "end_column", "source_line"
-]
-_new_location = Location.__new__
-_set_file = Location.file.__set__
-_set_line = Location.line.__set__
-_set_column = Location.column.__set__
-_set_end_column = Location.end_column.__set__
-_set_source_line = Location.source_line.__set__
-
-
-def _location(
-    file: str, line: int, column: int, end_column: int | None, source_line: str
-) -> Location:
-    """``Location(file, line, column, end_column, source_line)`` in half the time."""
-    loc = _new_location(Location)
-    _set_file(loc, file)
-    _set_line(loc, line)
-    _set_column(loc, column)
-    _set_end_column(loc, end_column)
-    _set_source_line(loc, source_line)
-    return loc
+_KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+|\d+ *, *\d+)\))?$")
 
 
 class _Source:
@@ -74,189 +66,120 @@ class _Source:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.text = text
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
 
     def line(self, line: int) -> str:
         return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
 
-    def loc(self, line: int, column: int, end_line: int | None = None, end_column: int | None = None):
-        src = self.line(line)
-        end = end_column if end_line in (None, line) else len(src) + 1
-        return _location(self.file, line, column, end, src)
+    def loc(self, line: int, column: int, end_column: int | None = None) -> Location:
+        return Location(self.file, line, column, end_column, self.line(line))
 
     def at_token(self, tok: Token) -> Location:
-        """loc(tok.line, tok.column, tok.end_line, tok.end_column), for the parser's hot path."""
-        line = tok.line
-        src = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
-        end = tok.end_column if tok.end_line in (None, line) else len(src) + 1
-        return _location(self.file, line, tok.column, end, src)
+        return self.loc(tok.line, tok.column, tok.end_column)
 
 
-MAX_NESTING = 32
-"""How deep (), [] and {} may nest."""
-MAX_OPERATORS = 256
-"""How many operators one statement may hold."""
+# ------------------------------------------------------------------------------ post-lexer
 
-# what the lexer does with a token besides passing it on, by token type
-_INPUT, _NEWLINE, _OPENER, _CLOSER, _OPERATOR, _SEMICOLON = range(6)
-_ROLES = {
-    "INPUT": _INPUT,
-    "_NL": _NEWLINE,
-    **dict.fromkeys(["LPAR", "LSQB", "LBRACE"], _OPENER),
-    **dict.fromkeys(["RPAR", "RSQB", "RBRACE"], _CLOSER),
-    **dict.fromkeys(["PLUS", "MINUS", "MUL_OP", "CMP_OP", "AND", "OR", "NOT"], _OPERATOR),
-    "SEMICOLON": _SEMICOLON,
-}
-_CLOSER_OF = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
-
-_new_str = str.__new__
+_OPENERS = {"LPAR": "RPAR", "LSQB": "RSQB", "LBRACE": "RBRACE"}
+_CLOSERS = frozenset(_OPENERS.values())
+_OPERATORS = frozenset(["PLUS", "MINUS", "MUL_OP", "CMP_OP", "AND", "OR", "NOT"])
 
 
-class _Lexer(Lexer):
-    """Lark's basic lexer and the token rewriting the grammar needs, in one loop.
+class _PostLex:
+    """The token rewriting the grammar needs, between Lark's lexer and its parser (Lark's
+    ``postlex`` option: an object with ``process(tokens)`` and ``always_accept``):
 
-    The tokens are the ones Lark's basic lexer makes: the text is matched against one regular
-    expression with a group per terminal, in the order Lark's lexer tries them, and a NAME that
-    spells a keyword (``block``, ``input``...) takes the keyword's type, as Lark does it.  Then:
-
-    * newlines end statements, except inside () and [], after ',' and around '->';
+    * newlines end statements, except inside () and [], after ',' and around '->' (and
+      before ``else``), and a run of them is one separator;
     * the keyword ``input`` that does not start an input declaration (``input -> ...``,
       ``concat(input)``) is the name of the default input tensor;
-    * nesting and expression length are bounded, so that no spec can exhaust the parser's or
-      the elaborator's stack.
+    * nesting and expression length (operators, and the ``x`` of sizes) are bounded, so that
+      no spec can exhaust the parser's or the elaborator's stack, and so is the number of
+      tokens.
 
-    Tokens are made as the parser asks for them, so an error comes from the lexer or from the
-    parser according to which of them meets it first in the text.
+    ``open`` lists the brackets not closed yet, which the syntax errors name.
     """
 
-    __future_interface__ = 2  # lex() takes Lark's lexer state and parser state
+    always_accept = ()
 
-    def __init__(self, conf: LexerConf) -> None:
-        basic = BasicLexer(conf)  # Lark's: it checks the terminals and sorts them
-        scanner = basic.scanner  # the terminals once keywords are set apart
-        # the expression Lark's scanner matches with: an alternation takes its first
-        # alternative that matches, so the order of the terminals decides, as in Lark
-        self._regex = conf.re_module.compile(
-            "|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in scanner.terminals),
-            conf.g_regex_flags,
-        )
-        # terminal -> {its text: keyword}: Lark looks a keyword up once it has matched a NAME
-        self._keywords: dict[str, dict[str, str]] = {}
-        for kind, callback in basic.callback.items():
-            assert isinstance(callback, UnlessCallback), callback
-            words = callback.scanner.terminals
-            assert all(w.pattern.type == "str" and not w.pattern.flags for w in words), words
-            self._keywords[kind] = {w.pattern.value: w.name for w in words}
-        self._ignore = basic.ignore_types
-        self._multiline = basic.newline_types  # the terminals that may span lines
-        self._allowed = scanner.allowed_types - basic.ignore_types  # for UnexpectedCharacters
-        self._terminals_by_name = basic.terminals_by_name
+    def __init__(self) -> None:
         self.src: _Source | None = None
         self.open: list[Token] = []
 
-    def lex(self, lexer_state, parser_state):
-        """The tokens of the text, one by one (this runs for every token: kept to one loop)."""
-        text = lexer_state.text.text  # parse() gives Lark whole texts, never slices
-        keywords = self._keywords
-        ignore = self._ignore
-        multiline = self._multiline
-        blanks = ignore - multiline  # ignored, and no line to count: skipped at once
-        roles = _ROLES
-        self.open = opened = []  # the brackets not closed yet, for "missing '}'" messages
-        line, line_start = 1, 0  # the current line, and where it starts in the text
-        pos = 0  # where the next token must start
+    def process(self, stream):
+        self.open = []
+        return self._rewrite(stream)
+
+    def _rewrite(self, stream):
+        opened = self.open
         operators = 0
         parens = 0  # depth of () and [] only: newlines inside them are not statement ends
         pending = None  # a newline, held until we know whether a '->' or 'else' follows
         held = None  # an `input`, held until we know whether a name or a shape follows
         prev = None  # the type of the last token passed on
-        for m in self._regex.finditer(text):
-            start, end = m.span()
-            if start != pos:  # nothing matches at pos: finditer searched further
-                break
-            pos = end
-            kind = m.lastgroup
-            if kind in blanks:
-                continue
-            value = m.group()
-            first_line, column = line, start - line_start + 1
-            if kind in multiline and "\n" in value:
-                line += value.count("\n")
-                line_start = start + value.rindex("\n") + 1
-            if kind in ignore:
-                continue
-            if kind in keywords:
-                kind = keywords[kind].get(value, kind)
-            tok = _new_str(Token, value)  # what Token(...) does, without its argument checks
-            tok.type = kind
-            tok.value = value
-            tok.start_pos = start
-            tok.line = first_line
-            tok.column = column
-            tok.end_line = line
-            tok.end_column = end - line_start + 1
-            tok.end_pos = end
-
+        for count, tok in enumerate(stream, 1):
+            if count > MAX_TOKENS:
+                raise CnnDslError(
+                    f"the spec holds more than {MAX_TOKENS:,} tokens", self.src.at_token(tok),
+                    hint="use blocks, `repeat` and `for` rather than writing every layer out",
+                )
+            kind = tok.type
             if held is not None:
                 # `input` followed by anything but a name or a shape names the default input
                 if kind not in ("NAME", "SHAPE", "INT"):
-                    held.type = "NAME"
+                    held = Token.new_borrow_pos("NAME", held.value, held)
                 if pending is not None:
                     yield pending
                     pending = None
                 yield held
                 prev = held.type
                 held = None
-            role = roles.get(kind)
-            if role == _NEWLINE:
-                if parens > 0 or prev in ("_ARROW", "COMMA"):
-                    continue
-                if pending is None:
-                    pending = tok
-                operators = 0
+            if kind == "_NL":
+                if parens == 0 and prev not in ("_ARROW", "COMMA"):
+                    pending = pending or tok
+                    operators = 0
                 continue
-            if role == _INPUT:
+            if kind == "INPUT":
                 held = tok
                 continue
             if pending is not None:
                 if kind not in ("_ARROW", "ELSE"):
                     yield pending
                 pending = None
-            if role is not None:
-                if role == _OPENER:
-                    opened.append(tok)
-                    if len(opened) > MAX_NESTING:
-                        raise CnnDslError(
-                            f"brackets and braces nest more than {MAX_NESTING} deep here",
-                            self.src.at_token(tok),
-                        )
-                    if kind != "LBRACE":
-                        parens += 1
-                elif role == _CLOSER:
-                    if opened and _CLOSER_OF[opened[-1].type] == kind:
-                        opened.pop()
-                    if kind != "RBRACE" and parens > 0:
-                        parens -= 1
-                elif role == _OPERATOR:
-                    operators += 1
-                    if operators > MAX_OPERATORS:
-                        raise CnnDslError(
-                            f"this statement has more than {MAX_OPERATORS} operators",
-                            self.src.at_token(tok),
-                        )
-                else:  # a semicolon
-                    operators = 0
+            if kind in _OPENERS:
+                opened.append(tok)
+                if len(opened) > MAX_NESTING:
+                    raise CnnDslError(
+                        f"brackets and braces nest more than {MAX_NESTING} deep here",
+                        self.src.at_token(tok),
+                    )
+                if kind != "LBRACE":
+                    parens += 1
+            elif kind in _CLOSERS:
+                if opened and _OPENERS[opened[-1].type] == kind:
+                    opened.pop()
+                if kind != "RBRACE" and parens > 0:
+                    parens -= 1
+            elif kind in _OPERATORS or kind == "SHAPE":
+                operators += 1 if kind != "SHAPE" else tok.count("x")  # `3x3`: one operator
+                if operators > MAX_OPERATORS:
+                    raise CnnDslError(
+                        f"this statement has more than {MAX_OPERATORS} operators",
+                        self.src.at_token(tok),
+                    )
+            elif kind == "SEMICOLON":
+                operators = 0
             yield tok
             prev = kind
-        if pos < len(text):
-            raise UnexpectedCharacters(
-                text, pos, line, pos - line_start + 1, allowed=self._allowed,
-                state=parser_state, terminals_by_name=self._terminals_by_name,
-            )
-        if pending is not None:
+        if held is not None:  # the text ends on `input`: a name, as `x = input`
+            if pending is not None:
+                yield pending
+            yield Token.new_borrow_pos("NAME", held.value, held)
+        elif pending is not None:
             yield pending
-        if held is not None:
-            yield held
+
+
+# ----------------------------------------------------------------------------- transformer
 
 
 def _edge(child, i: int) -> Token | Location | None:
@@ -274,11 +197,15 @@ def _edge(child, i: int) -> Token | Location | None:
     return getattr(child, "loc", None)
 
 
+def _names(target: S.Unpack) -> list[str]:
+    """The names a loop target binds, in order."""
+    return [n for t in target.targets for n in ([t] if isinstance(t, str) else _names(t))]
+
+
 class _ToSyntax(Transformer):
-    """Methods building the syntax tree, one per rule name or alias, run inline by the LALR
-    parser as it reduces (no parse tree is built).  A rule's location spans its children: the
-    first token or syntax node to the last one.  (A Lark Transformer, so that Lark's own
-    parser, which the tests compare with ours, can run it too.)"""
+    """Methods building the syntax tree, one per rule name or alias, which Lark's LALR parser
+    calls as it reduces (no parse tree is built).  A rule's location spans its children: the
+    first token or syntax node to the last one."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -290,40 +217,48 @@ class _ToSyntax(Transformer):
 
     def _span(self, children) -> Location:
         """From the first child with a position to the last one when both are on one line,
-        else the first one's location.  (A hot path: tokens, the commonest children, are
-        taken as they are, and become a Location only if one is the span.)"""
+        else the first one's location."""
+        first = last = None
         for child in children:
-            if child is not None:
-                first = child if isinstance(child, Token) else _edge(child, 0)
-                if first is not None:
-                    break
+            first = _edge(child, 0)
+            if first is not None:
+                break
         else:
             return self.src.loc(1, 1)
-        last = None
         for child in reversed(children):
-            if child is not None:
-                last = child if isinstance(child, Token) else _edge(child, -1)
-                if last is not None:
-                    break
-        if last is first and type(first) is Location:
-            return first  # a node alone: its location (a Location cannot change)
-        src = self.src
-        if last is not None and last.line == first.line:
-            end = last.end_column
-            if type(last) is Token and last.end_line not in (None, last.line):
-                end = len(src.line(last.line)) + 1  # as at_token(last) ends
-            if end:
-                if type(first) is Location:
-                    return _location(first.file, first.line, first.column, end, first.source_line)
-                return _location(src.file, first.line, first.column, end, src.line(first.line))
-        return first if type(first) is Location else src.at_token(first)
+            last = _edge(child, -1)
+            if last is not None:
+                break
+        if isinstance(first, Token):
+            first = self._tok(first)
+        if last is not None and last.line == first.line and last.end_column:
+            if last is first:
+                return first
+            return Location(first.file, first.line, first.column, last.end_column, first.source_line)
+        return first
+
+    def _int(self, digits: str, tok: Token, offset: int = 0) -> int:
+        """The integer written ``digits`` at ``offset`` characters into ``tok``: every integer
+        of a spec is read here, so none can exceed the digit limit (or Python's own)."""
+        if len(digits) > MAX_DIGITS:
+            column = tok.column + offset
+            loc = self.src.loc(tok.line, column, column + len(digits))
+            raise CnnDslError(f"the number {digits[:12]}... is too large", loc)
+        return int(digits)
+
+    def _ints(self, tok: Token, start: int, text: str) -> list[int]:
+        """The integers of ``text`` (the ``x``-separated part of ``tok`` at ``start``)."""
+        values = []
+        for m in re.finditer(r"\d+", text):
+            values.append(self._int(m.group(), tok, start + m.start()))
+        return values
 
     # -- expressions
     def number(self, children):
         (tok,) = children
-        if tok.type == "INT" and len(tok) > 30:
-            raise CnnDslError(f"the number {tok[:12]}... is too large", self._tok(tok))
-        value = int(tok) if tok.type == "INT" else float(tok)
+        if tok.type == "INT":
+            return S.Num(self._int(str(tok), tok), self._tok(tok))
+        value = float(tok)
         if not math.isfinite(value):
             raise CnnDslError(f"the number {tok} is too large", self._tok(tok))
         return S.Num(value, self._tok(tok))
@@ -334,9 +269,35 @@ class _ToSyntax(Transformer):
 
     def string(self, children):
         (tok,) = children
-        raw = str(tok)[1:-1]
-        value = re.sub(r"\\(.)", r"\1", raw)
-        return S.Str(value, self._tok(tok))
+        return S.Str(self._string(tok), self._tok(tok))
+
+    def _string(self, tok: Token) -> str:
+        """The text of a STRING token, its escapes read as Python reads them."""
+
+        def escape(m: re.Match) -> str:
+            code = m.group(1)
+            if code in _ESCAPES:
+                return _ESCAPES[code]
+            if code[0] in "01234567":
+                return chr(int(code, 8))
+            what = "an unknown escape"
+            if code[0] in _HEX_DIGITS:
+                if len(code) - 1 < _HEX_DIGITS[code[0]]:
+                    what = f"not an escape: \\{code[0]} takes {_HEX_DIGITS[code[0]]} hexadecimal digits"
+                elif int(code[1:], 16) > 0x10FFFF:
+                    what = "beyond the last Unicode character"
+                elif 0xD800 <= int(code[1:], 16) <= 0xDFFF:
+                    what = "a surrogate, not a character"
+                else:
+                    return chr(int(code[1:], 16))
+            column = tok.column + 1 + m.start()
+            raise CnnDslError(
+                f"'{m.group()}' in a string is {what}",
+                self.src.loc(tok.line, column, column + len(m.group())),
+                hint=f"the escapes are Python's: {ESCAPES}; a backslash is written \\\\",
+            )
+
+        return _ESCAPE.sub(escape, str(tok)[1:-1])
 
     def shape(self, children):
         (tok,) = children
@@ -348,10 +309,20 @@ class _ToSyntax(Transformer):
                 " front of a layer kind, as in `3x3+2(S) conv 64`)",
                 loc,
             )
-        return S.TupleExpr([S.Num(int(p), loc) for p in text.split("x")], loc)
+        return S.TupleExpr([S.Num(n, loc) for n in self._ints(tok, 0, text)], loc)
 
-    def list(self, children):
-        return S.ListExpr([c for c in children if c is not None], self._span(children))
+    def function_call(self, children):
+        name, *args = children
+        args = [a for a in args if a is not None and not isinstance(a, Token)]  # not the ')'
+        return S.Call(str(name), args, self._span(children), self._tok(name))
+
+    def index(self, children):
+        value, index, _ = children
+        return S.Index(value, index, self._span(children))
+
+    def list(self, children):  # (the brackets are kept, so that `[]` has a place too)
+        items = [c for c in children if c is not None and not isinstance(c, Token)]
+        return S.ListExpr(items, self._span(children))
 
     def tuple(self, children):
         return S.TupleExpr([c for c in children if c is not None], self._span(children))
@@ -417,25 +388,27 @@ class _ToSyntax(Transformer):
                     hint="write e.g. `3x3+1(S) conv 64`",
                 )
             raise CnnDslError(f"cannot read the kernel notation '{text}'", loc)
-        kh, kw, stride, pad = m.groups()
-        padding: str | int | None
-        if pad is None:
-            padding = None
+        kh, kw, stride, pad = (
+            None if part is None else self._int(part, tok, m.start(i)) if part.isdigit() else part
+            for i, part in enumerate(m.groups(), 1)
+        )
+        padding: str | int | tuple[int, int] | None
+        if pad is None or isinstance(pad, int):
+            padding = pad
+        elif "," in pad:  # `1x7(0,3)`: rows and columns, as Inception-v3 writes its 1x7 convolutions
+            ph, pw = self._ints(tok, m.start(4), pad)
+            padding = (ph, pw)
         elif pad.lower() in ("s", "same"):
             padding = "same"
         elif pad.lower() in ("v", "valid"):
             padding = "valid"
-        elif pad.isdigit():
-            padding = int(pad)
         else:
             raise CnnDslError(
                 f"unknown padding '({pad})' in '{text}'",
                 loc,
-                hint="use (S) for SAME, (V) for VALID, or a number of pixels such as (3)",
+                hint="use (S) for SAME, (V) for VALID, or pixels such as (3) or (0,3)",
             )
-        return S.KernelSpec(
-            (int(kh), int(kw)), int(stride) if stride else None, padding, text, loc
-        )
+        return S.KernelSpec((kh, kw), stride, padding, text, loc)
 
     def group(self, children):
         name, *bodies = children
@@ -445,9 +418,25 @@ class _ToSyntax(Transformer):
         count, body = children
         return S.Repeat(count, body, self._span(children))
 
+    def targets(self, children):
+        """`k, c` or `(k, (c, s))`: names that each item of a loop unpacks into."""
+        targets = [c for c in children if c is not None]
+        unpack = S.Unpack([str(t) if isinstance(t, Token) else t for t in targets], self._span(targets))
+        seen: set[str] = set()
+        for target in targets:
+            names = [(str(target), self._tok(target))] if isinstance(target, Token) else [
+                (name, target.loc) for name in _names(target)
+            ]
+            for name, loc in names:
+                if name in seen:
+                    raise CnnDslError(f"'{name}' is named twice in this loop's target", loc)
+                seen.add(name)
+        return unpack
+
     def for_loop(self, children):
         var, iterable, body = children
-        return S.ForLoop(str(var), iterable, body, self._span(children))
+        var = var if isinstance(var, S.Unpack) else str(var)
+        return S.ForLoop(var, iterable, body, self._span(children))
 
     def if_else(self, children):
         cond, then, *rest = children
@@ -488,12 +477,26 @@ class _ToSyntax(Transformer):
             )
         return S.InputDecl(
             self._name(name[0], "tensor") if name else None,
-            tuple(int(d) for d in str(dims).split("x")),
+            tuple(self._ints(dims, 0, str(dims))),
             self._span(children),
         )
 
     def output_decl(self, children):
-        return ("output", [(str(n), self._tok(n)) for n in children], self._span(children))
+        names = [(str(n), self._tok(n), training) for n, training, _ in children]
+        return ("output", names, self._span([children[0][0], children[-1][2]]))
+
+    def output_name(self, children):
+        """``logits`` -> (its token, False, its token); ``aux (training)`` -> (its token,
+        True, the closing parenthesis)."""
+        name, *mark = children
+        if mark and str(mark[0]) != "training":
+            raise CnnDslError(
+                f"an output can be marked `(training)` only, not `({mark[0]})`",
+                self._tok(mark[0]),
+                hint="`output logits, aux (training)`: aux is computed and returned only in"
+                " training",
+            )
+        return (name, bool(mark), children[-1])
 
     def defaults_decl(self, children):
         kind, *args = children
@@ -511,11 +514,11 @@ class _ToSyntax(Transformer):
 
     def import_all(self, children):
         (path,) = children
-        return S.Import(str(path)[1:-1], None, self._span(children))
+        return S.Import(self._string(path), None, self._span(children))
 
     def import_from(self, children):
         path, *names = children
-        return S.Import(str(path)[1:-1], [(str(n), self._tok(n)) for n in names], self._span(children))
+        return S.Import(self._string(path), [(str(n), self._tok(n)) for n in names], self._span(children))
 
     def start(self, children):
         mod = S.Module(self.src.file, self.src.text)
@@ -530,7 +533,8 @@ class _ToSyntax(Transformer):
                         "`output` is declared twice; list every output in one declaration",
                         child[2],
                     )
-                mod.outputs = child[1]
+                mod.outputs = [(name, loc) for name, loc, _ in child[1]]
+                mod.training_outputs = [name for name, _, training in child[1] if training]
                 mod.output_loc = child[2]
             elif isinstance(child, S.InputDecl):
                 mod.inputs.append(child)
@@ -554,240 +558,27 @@ class _ToSyntax(Transformer):
         return mod
 
 
+# ---------------------------------------------------------------------------------- parser
+
+_POSTLEX = _PostLex()
+_TRANSFORMER = _ToSyntax()
+_LOCK = threading.Lock()  # the post-lexer and the transformer hold the file being parsed
+
+
 @lru_cache(maxsize=1)
 def _grammar() -> str:
     return GRAMMAR_PATH.read_text(encoding="utf-8")
 
 
-def _ending(tokens):
-    """The tokens, then the end of the text ($END, placed on the last token as Lark does)."""
-    token = None
-    for token in tokens:
-        yield token
-    yield Token.new_borrow_pos("$END", "", token) if token else Token("$END", "", 0, 1, 1)
+_OPTIONS = dict(parser="lalr", lexer="basic", maybe_placeholders=True)
+"""Lark's options (besides the post-lexer, the transformer and the cache)."""
 
 
-class _LALR:
-    """Lark's LALR(1) parser, rewritten as one loop (:meth:`run`) over Lark's own parse table.
-
-    Lark's loop (lark.parsers.lalr_parser) feeds the tokens one by one to a method, and for
-    each reduction calls a chain of wrappers (lark.parse_tree_builder) that shape the rule's
-    children before the transformer sees them: tokens the grammar filters out (``"("``) are
-    dropped, the children of ``_rules`` are spliced into their parent, the ``None`` of an
-    absent ``[optional]`` is inserted, and a ``?rule`` with one child is that child.  Here that
-    shaping is decided once per rule, from Lark's rule objects, and compiled into one small
-    function per rule; the tokens, reductions, results and errors are Lark's.
-    """
-
-    def __init__(self, lark_parser: Lark, transformer: _ToSyntax) -> None:
-        self._lark_parser = lark_parser.parser.parser.parser  # the _Parser of its LALR_Parser
-        # Lark would pass a token through a callback named after its type: there is none
-        assert not any(isinstance(key, str) for key in self._lark_parser.callbacks)
-        table = self._lark_parser.parse_table
-        self._table = table
-        self._start = table.start_states["start"]
-        self._end = table.end_states["start"]
-
-        states = table.states  # state -> {symbol: (Shift, state) or (Reduce, rule)}
-        gotos: dict[str, dict] = {}  # nonterminal -> {state: where it goes on the nonterminal}
-        builds = {}  # rule -> its _reducer
-        for state, actions in states.items():
-            for symbol, (action, arg) in actions.items():
-                if action is Shift and not symbol.isupper():
-                    gotos.setdefault(symbol, {})[state] = arg
-                elif action is Reduce and arg not in builds:
-                    builds[arg] = _reducer(arg, transformer)
-        # Lark's callbacks for the same values, for the parser state that errors carry
-        # (an InteractiveParser resumes the parse with them)
-        callbacks = {rule: build or _only_child for rule, build in builds.items()}
-        self._conf = ParseConf(table, callbacks, "start")
-
-        # (state, lookahead) -> the nonterminal of the rule reduced there, for the rules
-        # whose value is their one symbol's
-        passes = {
-            (state, symbol): arg.origin.name
-            for state, actions in states.items()
-            for symbol, (action, arg) in actions.items()
-            if action is Reduce and builds[arg] is None
-        }
-
-        def settle(below, state, lookahead):
-            """The state reached from ``state`` (on top of ``below``) once the lookahead has
-            reduced there every rule whose value is its one symbol's: each only changes
-            the top state, to a goto from ``below``."""
-            while (state, lookahead) in passes:
-                state = gotos[passes[state, lookahead]][below]
-            return state
-
-        # The reductions, as (size, goto, build): how many symbols the rule pops; the state
-        # each state goes to on its nonterminal; the function that makes its value from the
-        # stack of values, None where its value is its one symbol's (``?expr: or_expr``):
-        # then its goto goes on through all such reductions the same lookahead calls for
-        # next (about half of all reductions: ``expr`` over ``or_expr`` over ... ``number``).
-        self._reductions: list[tuple[int, dict, object]] = []
-        index: dict = {}  # a rule, or (nonterminal, lookahead) -> its place in self._reductions
-
-        def reduction(rule: Rule, lookahead: str) -> int:
-            build = builds[rule]
-            key = rule if build is not None else (rule.origin.name, lookahead)
-            if key not in index:
-                goto = gotos[rule.origin.name]
-                if build is None:
-                    goto = {below: settle(below, top, lookahead) for below, top in goto.items()}
-                index[key] = len(self._reductions)
-                self._reductions.append((len(rule.expansion), goto, build))
-            return index[key]
-
-        # Each state's actions: a shift is the state shifted to (>= 0), a reduction ~ its
-        # index in self._reductions (< 0).  (Lark's table keeps the gotos on nonterminals
-        # there too, as shifts: harmless, since no token is named like a rule.)
-        self._actions = {
-            state: {
-                symbol: arg if action is Shift else ~reduction(arg, symbol)
-                for symbol, (action, arg) in actions.items()
-            }
-            for state, actions in states.items()
-        }
-
-    def run(self, lexer: _Lexer, text: str):
-        """What ``Lark.parse(text)`` returns or raises, the start rule's value."""
-        lexer_thread = LexerThread.from_text(lexer, text)
-        parser_state = ParserState(self._conf, lexer_thread, [self._start])
-        try:
-            return self._run(lexer_thread.lex(parser_state), parser_state)
-        except UnexpectedInput as e:  # as Lark's parser does it
-            e.interactive_parser = InteractiveParser(self._lark_parser, parser_state, lexer_thread)
-            raise
-
-    def _run(self, tokens, parser_state: ParserState):
-        # The stacks are the parser state's lists, so that an error holds the state it met.
-        states = parser_state.state_stack
-        values = parser_state.value_stack
-        actions = self._actions
-        reductions = self._reductions
-        end_state = self._end
-        state = states[-1]
-        for token in _ending(tokens):
-            kind = token.type
-            while True:  # reduce as long as the token calls for it, then shift it
-                try:
-                    action = actions[state][kind]
-                except KeyError:
-                    raise self._unexpected(token, parser_state) from None
-                if action >= 0:  # (the end of the text is never shifted)
-                    states.append(action)
-                    values.append(token)
-                    state = action
-                    break
-                size, goto, build = reductions[~action]
-                if build is None:  # one symbol, whose value is the rule's: only the state changes
-                    state = states[-1] = goto[states[-2]]
-                    continue
-                value = build(values)
-                if size:
-                    del states[-size:]
-                    del values[-size:]
-                state = goto[states[-1]]
-                states.append(state)
-                values.append(value)
-                if state == end_state and kind == "$END":  # the start rule is complete
-                    return value
-        raise AssertionError("the parse table ends every text with the start rule")
-
-    def _unexpected(self, token: Token, parser_state: ParserState) -> UnexpectedToken:
-        """The error Lark's parser raises for a token its state has no action for."""
-        expected = {s for s in self._table.states[parser_state.position] if s.isupper()}
-        return UnexpectedToken(token, expected, state=parser_state, interactive_parser=None)
-
-
-_only_child = itemgetter(0)  # as a Lark callback, the value of a rule that None builds
-
-
-def _reducer(rule: Rule, transformer: _ToSyntax):
-    """The function that makes a rule's value from the parser's stack of values (the rule's
-    symbols on top), as Lark's callback for the rule does (lark.parse_tree_builder), or None
-    where that value is the value of the rule's one symbol.
-
-    The rule's children are its symbols but the tokens the grammar filters out (anonymous
-    ones like ``"("`` and ``_NAMES``), with the children of a ``_rule`` in place of its value,
-    and a None where an ``[optional]`` part is absent (Lark's ``maybe_placeholders``).  A
-    ``_rule``'s value is the list of its children, which its parent splices in; a ``?rule``
-    with one child is that child; any other rule's value is what the transformer's method of
-    the rule's name (or alias) makes of the children.  The function is compiled from Python
-    source written here, one expression per child, e.g. for ``kwarg: NAME "=" expr``::
-
-        def build(v): return f([v[-3], v[-1]])
-    """
-    options = rule.options
-    size = len(rule.expansion)
-    # how many Nones go before each symbol, and after the last one (as Lark counts them)
-    nones = [0] * (size + 1)
-    if options.empty_indices:
-        flags = "".join("1" if empty else "0" for empty in options.empty_indices)
-        nones = [len(ones) for ones in flags.split("0")]
-    children = []  # an expression per child: "v[-2]", "*v[-2]" (spliced) or "None"
-    pending = 0
-    for i, symbol in enumerate(rule.expansion):
-        pending += nones[i]
-        if symbol.is_term and symbol.filter_out and not options.keep_all_tokens:
-            continue  # its Nones go before the next child kept, as in Lark
-        children += ["None"] * pending
-        pending = 0
-        spliced = not symbol.is_term and symbol.name.startswith("_")
-        children.append(f"{'*' if spliced else ''}v[{i - size}]")
-    children += ["None"] * (pending + nones[size])
-
-    name = rule.alias or options.template_source or rule.origin.name
-    single = options.expand1 and not rule.alias  # a ?rule: with one child, that child
-    # (a spliced child would make the number of children known only when parsing)
-    assert not (single and any(c.startswith("*") for c in children)), rule
-    if rule.origin.name.startswith("_"):  # spliced into its parent: the list of its children
-        assert not hasattr(transformer, name), f"the rule {name} is spliced, not transformed"
-        if children == ["*v[-1]"] and size == 1:  # `_a: _b`: the same list
-            return None
-        if children[:1] == ["*v[-%d]" % size]:
-            # The first child is spliced: extend its list, which belongs to nobody else, rather
-            # than copy it (a left-recursive rule, ``_items: _items item``, grows one list).
-            body = f"c = v[-{size}]; c += [{', '.join(children[1:])}]; return c"
-        else:
-            body = f"return [{', '.join(children)}]"
-        method = None
-    elif single and len(children) == 1:
-        if children == ["v[-1]"] and size == 1:
-            return None
-        body = f"return {children[0]}"
-        method = None
-    else:
-        method = getattr(transformer, name)
-        assert not hasattr(method, "visit_wrapper"), name  # Lark would call it otherwise
-        body = f"return f([{', '.join(children)}])"
-    namespace = {"f": method}
-    exec(f"def build(v): {body}", namespace)
-    return namespace["build"]
-
-
-_PARSER: Lark | None = None
-_LEXER: _Lexer | None = None  # the parser's lexer, which Lark makes from the class
-_LALR_PARSER: _LALR | None = None
-_TRANSFORMER = _ToSyntax()
-_LOCK = threading.Lock()  # the parser, lexer and transformer are shared; one file at a time
-
-
-def _parser() -> _LALR:
-    global _PARSER, _LEXER, _LALR_PARSER
-    if _LALR_PARSER is None:
-        _PARSER = Lark(
-            _grammar(),
-            parser="lalr",
-            lexer=_Lexer,
-            maybe_placeholders=True,
-            transformer=_TRANSFORMER,
-            cache=_cache_file(),
-        )
-        _LEXER = _PARSER.parser.lexer
-        assert isinstance(_LEXER, _Lexer)
-        _LALR_PARSER = _LALR(_PARSER, _TRANSFORMER)
-    return _LALR_PARSER
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(
+        _grammar(), postlex=_POSTLEX, transformer=_TRANSFORMER, cache=_cache_file(), **_OPTIONS
+    )
 
 
 def _cache_file() -> str | bool:
@@ -802,15 +593,21 @@ def _cache_file() -> str | bool:
             return False
     except (OSError, AttributeError):  # read-only home, or no getuid (Windows)
         return False
-    digest = hashlib.sha256(_grammar().encode()).hexdigest()[:16]
+    # Lark rebuilds a cache made with other options: name them, so that each setup keeps its own
+    key = repr(sorted(_OPTIONS.items())) + _grammar()
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return os.path.join(folder, f"grammar-{lark.__version__}-{digest}.pickle")
 
 
 def parse(text: str, file: str = "<string>") -> S.Module:
     """Parse .cnn source text into a :class:`cnndsl.syntax.Module`.
 
-    Raises :class:`CnnDslError` with the position of the first syntax error.
+    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (:func:`cnndsl.errors.split_lines`): the
+    module keeps the text with every line end written ``\\n``, so that its line numbers, its
+    excerpts and Lark's, which counts ``\\n``, agree.  Raises :class:`CnnDslError` with the
+    position of the first syntax error.
     """
+    text = normalize_newlines(text)
     src = _Source(file, text)
     if not text.strip():
         raise CnnDslError(
@@ -819,13 +616,13 @@ def parse(text: str, file: str = "<string>") -> S.Module:
         )
     with _LOCK:
         parser = _parser()
-        _TRANSFORMER.src = _LEXER.src = src
+        _TRANSFORMER.src = _POSTLEX.src = src
         try:
-            return parser.run(_LEXER, text)
+            return parser.parse(text)
         except UnexpectedInput as e:
             raise _syntax_error(e, src) from None
         finally:
-            _TRANSFORMER.src = _LEXER.src = None
+            _TRANSFORMER.src = _POSTLEX.src = None
 
 
 # ------------------------------------------------------------------------- syntax errors
@@ -846,7 +643,7 @@ def _describe_terminal(name: str) -> str:
     if name in _TOKEN_WORDS:
         return _TOKEN_WORDS[name]
     try:
-        term = _PARSER.get_terminal(name) if _PARSER else None
+        term = _parser().get_terminal(name)
     except KeyError:
         term = None
     if term is not None and term.pattern.type == "str":
@@ -855,10 +652,11 @@ def _describe_terminal(name: str) -> str:
 
 
 def _describe_token(tok: Token) -> str:
+    """What a token is, after 'unexpected'."""
     if tok.type == "$END":
-        return "the end of the file"
+        return "end of file"
     if tok.type == "_NL":
-        return "the end of the line"
+        return "end of line"
     if tok.type == "NAME":
         return f"name '{tok}'"
     return f"'{tok}'"
@@ -874,6 +672,7 @@ def _expected(names) -> str:
 
 
 def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
+    opened = _POSTLEX.open
     if isinstance(e, UnexpectedCharacters):
         ch = src.text[e.pos_in_stream] if e.pos_in_stream < len(src.text) else ""
         hint = None
@@ -881,37 +680,46 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
             hint = 'strings are written in double quotes: "file.cnn"'
         elif ch == ":":
             hint = "blocks are written `block name(params) { ... }`"
-        return CnnDslError(
-            f"unexpected character {ch!r}", src.loc(e.line, e.column), hint=hint
-        )
+        return CnnDslError(f"unexpected character {ch!r}", src.loc(e.line, e.column), hint=hint)
+    expected = _acceptable(e)
     if isinstance(e, UnexpectedEOF) or (
         isinstance(e, UnexpectedToken) and e.token.type == "$END"
     ):
-        line = len(src.lines) or 1
-        col = len(src.lines[-1]) + 1 if src.lines else 1
-        unclosed = _LEXER.open[-1] if _LEXER.open else None
-        if unclosed is not None:
+        if opened:
+            unclosed = opened[-1]
             closer = {"LBRACE": "}", "LPAR": ")", "LSQB": "]"}[unclosed.type]
             return CnnDslError(
                 f"unexpected end of file: the '{unclosed}' is never closed",
                 src.at_token(unclosed),
                 hint=f"add the missing '{closer}'",
             )
-        return CnnDslError(
-            "unexpected end of file" + _expected(e.expected), src.loc(line, col)
-        )
+        line = len(src.lines) or 1
+        col = len(src.lines[-1]) + 1 if src.lines else 1
+        return CnnDslError("unexpected end of file" + _expected(expected), src.loc(line, col))
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     loc = src.at_token(tok) if tok.type != "_NL" else src.loc(tok.line, tok.column)
     return CnnDslError(
-        f"unexpected {_describe_token(tok)}" + _expected(e.expected), loc, hint=_hint(tok, e.expected)
+        f"unexpected {_describe_token(tok)}" + _expected(expected),
+        loc,
+        hint=_hint(tok, expected, opened),
     )
 
 
-def _hint(tok: Token, expected) -> str | None:
+def _acceptable(e: UnexpectedToken) -> set[str]:
+    """The tokens the parser would have taken where it met the unexpected one: the parse
+    table's state at the error lists every token of the states it merges (LALR), some of
+    which the rest of the parse refuses; the interactive parser tries each."""
+    parser = getattr(e, "interactive_parser", None)
+    return (parser.accepts() if parser is not None else None) or e.expected
+
+
+def _hint(tok: Token, expected, opened: list[Token]) -> str | None:
     """Advice for the syntax mistakes people make most."""
-    if "RPAR" in expected and _LEXER.open and _LEXER.open[-1].type == "LPAR":
-        return f"is a ')' missing? the '(' on line {_LEXER.open[-1].line} is still open"
+    if opened and opened[-1].start_pos == tok.start_pos:
+        opened = opened[:-1]  # the unexpected token is a '(' itself: not the one left open
+    if "RPAR" in expected and opened and opened[-1].type == "LPAR":
+        return f"is a ')' missing? the '(' on line {opened[-1].line} is still open"
     if tok.type == "COMMA" and "VBAR" in expected:
         return "branches are separated by '|': `concat { a | b }`"
     if tok.value == ":" or (tok.type == "LBRACE" and "RPAR" in expected):

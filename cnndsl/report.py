@@ -345,6 +345,26 @@ def render(
 _choose = columns
 
 
+def cells(
+    net: Network,
+    batch_size: int = 1,
+    dtype: str = "float32",
+    *,
+    columns: Iterable[str] | None = None,
+    depth: int | None = None,
+    convention: str = "keras",
+) -> tuple[list[str], list[list[str]], list[str]]:
+    """The summary as text cells, for other renderers (the Sphinx directive): the headers,
+    one list of cells per row (nested rows indented with spaces), and the totals lines."""
+    analysis = net.analysis
+    memory = analysis.memory(batch_size, dtype)
+    view = View(convention, DTYPE_BYTES[dtype] * batch_size)
+    rows = layer_rows(analysis) if depth is None else block_rows(analysis, depth)
+    shown = _choose(columns, rows)
+    headers = [c.title(view) for c in shown]
+    return headers, _cells(rows, shown, view), _totals(analysis, memory, convention)
+
+
 def as_dict(net: Network, analysis: Analysis, memory: Memory) -> dict:
     """The object ``cnndsl summary --format json`` prints."""
     view = View("keras", DTYPE_BYTES[memory.dtype] * memory.batch_size)
@@ -359,7 +379,26 @@ def as_dict(net: Network, analysis: Analysis, memory: Memory) -> dict:
         },
         "macs": analysis.macs,
         "memory": memory.as_dict(),
+        **_inference_dict(net, analysis),
         "layers": [_fields(row, view) for row in layer_rows(analysis)],
+    }
+
+
+def _inference_dict(net: Network, analysis: Analysis) -> dict:
+    """For a network with training outputs: what inference holds and computes without them."""
+    if not net.training_outputs:
+        return {}
+    inference = analysis.inference
+    return {
+        "training_outputs": list(net.training_outputs),
+        "inference": {
+            "params": {
+                "trainable": inference.trainable_params,
+                "non_trainable": inference.non_trainable_params,
+                "total": inference.total_params,
+            },
+            "macs": inference.macs,
+        },
     }
 
 
@@ -378,7 +417,8 @@ def _totals(analysis: Analysis, memory: Memory, convention: str) -> list[str]:
             f"Total params: {grouped(params)} ({human(params * DTYPE_BYTES[memory.dtype], 'B')})",
             f"Trainable params: {grouped(params)}",
             "Non-trainable params: 0",
-            f"Buffers (batch-norm running mean and variance): {grouped(analysis.non_trainable_params)}",
+            f"Buffers (batch-norm running mean and variance, and other non-trainable values):"
+            f" {grouped(analysis.non_trainable_params)}",
         ]
         stored = "parameters and buffers"
     else:
@@ -388,8 +428,16 @@ def _totals(analysis: Analysis, memory: Memory, convention: str) -> list[str]:
             f"Non-trainable params: {grouped(analysis.non_trainable_params)}",
         ]
         stored = "parameters"
+    lines.append(f"MACs: {grouped(analysis.macs)} ({human(analysis.macs)})")
+    if analysis.training_only:
+        inference = analysis.inference
+        params = inference.trainable_params if convention == "torch" else inference.total_params
+        lines.append(
+            f"Without the training-only outputs: params {grouped(params)}"
+            f" (trainable {grouped(inference.trainable_params)}), MACs {grouped(inference.macs)}"
+            f" ({human(inference.macs)})"
+        )
     lines += [
-        f"MACs: {grouped(analysis.macs)} ({human(analysis.macs)})",
         f"Memory (batch {grouped(memory.batch_size)}, {memory.dtype}):"
         f" {stored} {human(memory.params_bytes, 'B')},"
         f" inference peak {human(memory.inference_peak_bytes, 'B')},"

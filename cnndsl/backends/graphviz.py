@@ -1,8 +1,9 @@
 """Graphviz diagrams of a network.
 
 :func:`to_dot` writes DOT text itself (deterministic, byte for byte, and without Graphviz);
-:func:`to_graphviz` wraps it in a ``graphviz.Source`` (for notebooks); :func:`render` runs the
-``dot`` program, through the ``graphviz`` package, to give SVG, PNG or PDF bytes.
+:func:`to_graphviz` wraps it in a ``graphviz.Source`` (for notebooks); :func:`render` (and
+:func:`render_dot`, for DOT text already written) runs the ``dot`` program, through the
+``graphviz`` package, to give SVG, PNG or PDF bytes.
 
 What the diagram shows:
 
@@ -32,7 +33,7 @@ from ..errors import CnnDslError
 from ..ir import Network
 from ..ir.base import CallSite, Layer, fmt_shape
 
-__all__ = ["FAMILIES", "FORMATS", "render", "to_dot", "to_graphviz"]
+__all__ = ["FAMILIES", "FORMATS", "render", "render_dot", "to_dot", "to_graphviz"]
 
 FORMATS = ("svg", "png", "pdf")
 RANKDIRS = ("TB", "LR", "BT", "RL")
@@ -660,19 +661,25 @@ def to_graphviz(net: Network, **options):
 def render(net: Network, fmt: str = "svg", **options) -> bytes:
     """The diagram drawn by Graphviz's ``dot``: ``svg``, ``png`` or ``pdf`` bytes.  Takes the
     options of :func:`to_dot`.  Raises :class:`CnnDslError` when Graphviz is missing."""
+    if fmt == "png":
+        options.setdefault("dpi", 144)
+    return render_dot(to_dot(net, **options), fmt, net.name)
+
+
+def render_dot(text: str, fmt: str = "svg", name: str = "network") -> bytes:
+    """DOT text (from :func:`to_dot`) drawn by Graphviz's ``dot`` as ``svg``, ``png`` or ``pdf``
+    bytes; ``name`` names the diagram in errors.  Raises :class:`CnnDslError` when Graphviz is
+    missing or fails."""
     if fmt not in FORMATS:
         raise CnnDslError(f"cannot render {fmt!r}: the formats are {', '.join(FORMATS)}")
     graphviz = _graphviz_module()
     if shutil.which("dot") is None:
         raise CnnDslError(INSTALL_DOT)
-    if fmt == "png":
-        options.setdefault("dpi", 144)
-    text = to_dot(net, **options)
     try:
         return graphviz.pipe("dot", fmt, text.encode("utf-8"), quiet=True)
     except graphviz.ExecutableNotFound:
         raise CnnDslError(INSTALL_DOT) from None
     except graphviz.CalledProcessError as e:
         stderr = (e.stderr or b"").decode("utf-8", "replace").strip()
-        message = f"Graphviz's dot failed on the diagram of {net.name!r}: {stderr}"
+        message = f"Graphviz's dot failed on the diagram of {name!r}: {stderr}"
         raise CnnDslError(message) from None

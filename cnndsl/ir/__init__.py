@@ -7,24 +7,37 @@ Every node has ``kind`` (the discriminator), ``name``, ``inputs`` (names of the 
 
 from .base import ACTIVATIONS, CallSite, Layer, Position, Shape
 from .conv import Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
-from .core import Activation, Dense, Flatten, Input, Upsample, ZeroPad
+from .core import Activation, Dense, Flatten, Input, PointwiseDense, Upsample, ZeroPad
 from .geometry import ShapeError
 from .merge import Add, Concat, Multiply
 from .network import LAYER_CLASSES, AnyLayer, Network, Origins
-from .norm import LRN, BatchNorm, Dropout
-from .pool import AvgPool2D, DepthMaxPool, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
+from .norm import LRN, BatchNorm, Dropout, LayerNorm, StochasticDepth
+from .pool import (
+    AdaptiveAvgPool2D,
+    AvgPool2D,
+    DepthMaxPool,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
+    MaxPool2D,
+)
+from .reshape import ChannelShuffle, ChannelSplit, Cropping2D, Reshape
+from .scaling import LayerScale, Normalization, Rescaling
 
 __all__ = [
     "ACTIVATIONS",
+    "AdaptiveAvgPool2D",
     "AnyLayer",
     "Activation",
     "Add",
     "AvgPool2D",
     "BatchNorm",
     "CallSite",
+    "ChannelShuffle",
+    "ChannelSplit",
     "Concat",
     "Conv2D",
     "Conv2DTranspose",
+    "Cropping2D",
     "Dense",
     "DepthMaxPool",
     "DepthwiseConv2D",
@@ -34,16 +47,23 @@ __all__ = [
     "GlobalMaxPool2D",
     "Input",
     "LAYER_CLASSES",
+    "LayerNorm",
+    "LayerScale",
     "LRN",
     "Layer",
     "MaxPool2D",
     "Multiply",
     "Network",
+    "Normalization",
     "Origins",
+    "PointwiseDense",
     "Position",
+    "Rescaling",
+    "Reshape",
     "SeparableConv2D",
     "Shape",
     "ShapeError",
+    "StochasticDepth",
     "Upsample",
     "ZeroPad",
 ]

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 from math import prod
-from typing import Annotated, Any, ClassVar, Literal
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import keyword
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from ..display import int_text
 from .geometry import ShapeError
@@ -40,14 +41,22 @@ ACTIVATIONS = (
     "softmax",
     "silu",
     "gelu",
+    "gelu_tanh",
+    "hardsigmoid",
+    "hardswish",
 )
-"""Activation functions a layer can carry (``activation=``) or be (``relu``, ``softmax`` ...)."""
+"""Activation functions a layer can carry (``activation=``) or be (``relu``, ``softmax`` ...).
+Their exact definitions, in both frameworks, are in :class:`cnndsl.ir.Activation`."""
+
+
+def _scalar(value: Any) -> bool:
+    """Whether a value stands for one number (the field's own type check judges it: a
+    boolean, a float or a string where an integer goes is refused there)."""
+    return not isinstance(value, (list, tuple, dict))
 
 
 def _pair(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
+    if _scalar(value) and not isinstance(value, str):
         return (value, value)
     if isinstance(value, list):
         return tuple(value)
@@ -58,12 +67,10 @@ def _padding(value: Any) -> Any:
     """same | valid | p | (ph, pw) | ((top, bottom), (left, right)) -> normal form."""
     if isinstance(value, str):
         return value.lower()
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
+    if _scalar(value):
         return ((value, value), (value, value))
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if all(_scalar(v) for v in value):
             return ((value[0], value[0]), (value[1], value[1]))
         return tuple(tuple(v) if isinstance(v, (list, tuple)) else v for v in value)
     if isinstance(value, (list, tuple)) and len(value) == 4:
@@ -81,8 +88,16 @@ Identifier = Annotated[str, AfterValidator(_identifier)]
 """Node, tensor, block and network names: ASCII Python identifiers, never keywords, so that
 back ends can use them in generated code as they are."""
 
-PositiveInt = Annotated[int, Field(ge=1)]
-NonNegInt = Annotated[int, Field(ge=0)]
+# Numbers and booleans are strict, from a spec as from JSON: an integer field takes integers
+# only (not true, 4.0 or "4"), a float field numbers (not booleans or strings), a boolean
+# field true or false (not 1 or "true").  Every field of every layer class uses these (a
+# test checks it).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+"""A number: integers are taken as floats (``epsilon=1`` is 1.0)."""
+Bool = Annotated[bool, Strict()]
+PositiveInt = Annotated[int, Strict(), Field(ge=1)]
+NonNegInt = Annotated[int, Strict(), Field(ge=0)]
 Pair = Annotated[tuple[PositiveInt, PositiveInt], BeforeValidator(_pair)]
 """Per-axis (height, width) values; a single integer means both."""
 NonNegPair = Annotated[tuple[NonNegInt, NonNegInt], BeforeValidator(_pair)]
@@ -93,11 +108,21 @@ Padding = Annotated[
 """``same`` (TensorFlow), ``valid``, or explicit ((top, bottom), (left, right)) pixels."""
 
 
-def trusted(cls: type[BaseModel], **values: Any) -> Any:
-    """An instance of a frozen model from values known to be valid (every field given), made
-    without validation: what the elaborator uses for what it has already checked.  The tests
-    and the fuzzer validate the networks it makes."""
-    return _construct(cls, values, set(values))
+def value_forms(annotation: Any) -> frozenset[str]:
+    """What a field's annotation takes, looking through Annotated, unions and tuples:
+    ``int``, ``float``, ``bool``, ``str`` (a word or a literal), ``tuple`` (pairs, padding)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return value_forms(get_args(annotation)[0])
+    if origin is Literal:
+        return frozenset({"str"})
+    if origin is tuple:
+        return frozenset({"tuple"}).union(*(value_forms(a) for a in get_args(annotation) if a is not ...))
+    if origin in (Union, UnionType):
+        return frozenset().union(*(value_forms(a) for a in get_args(annotation)))
+    if annotation in (int, float, bool, str):
+        return frozenset({annotation.__name__})
+    return frozenset()
 
 
 def _construct(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
@@ -116,9 +141,9 @@ class Position(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     file: str
-    line: int
-    column: int
-    end_column: int | None = None
+    line: Int
+    column: Int
+    end_column: Int | None = None
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
@@ -138,7 +163,7 @@ class CallSite(BaseModel):
     """Every parameter's value, defaults included (tensors by node name)."""
     call: str = ""
     """The call as written, arguments evaluated: ``conv_bn(64, k=7, s=2)``, ``up(512, enc4)``."""
-    named: bool = False
+    named: Bool = False
     """Whether the spec named the call (``stem = conv_bn(64)``): then ``instance`` is that name."""
     position: Position | None = None
 
@@ -156,8 +181,11 @@ def _fmt(value: Any) -> str:
 
 
 def fmt_float(value: float) -> str:
-    """A float as a spec would write it: 0.5, 1e-5, 0.00002 -> 2e-5."""
+    """A float as a spec would write it: 0.5, 1e-5, 0.00002 -> 2e-5; every digit that is needed
+    to read back the same float (1/255 -> 0.00392156862745098)."""
     text = f"{value:g}"
+    if float(text) != value:
+        text = repr(value)
     if "e" in text:
         mantissa, exponent = text.split("e")
         text = f"{mantissa}e{int(exponent)}"

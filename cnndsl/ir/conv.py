@@ -5,15 +5,17 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from .base import (
     ACTIVATIONS,
     Axis,
+    Bool,
     Layer,
     NonNegPair,
     Padding,
     Pair,
+    PositiveInt,
     Shape,
     fmt_shape,
     kspec_notation,
@@ -65,7 +67,7 @@ class _ConvBase(Layer):
     stride: Pair = (1, 1)
     padding: Padding = "valid"
     dilation: Pair = (1, 1)
-    bias: bool = True
+    bias: Bool = True
     activation: Activation = "linear"
 
     takes_kernel_spec: ClassVar[bool] = True
@@ -114,8 +116,8 @@ class Conv2D(_ConvBase):
     """
 
     kind: Literal["conv"] = "conv"
-    filters: int = Field(ge=1)
-    groups: int = Field(1, ge=1)
+    filters: PositiveInt
+    groups: PositiveInt = 1
 
     spec_names: ClassVar[tuple[str, ...]] = ("conv", "conv2d", "convolution")
     positional: ClassVar[tuple[str, ...]] = ("filters",)
@@ -152,7 +154,7 @@ class DepthwiseConv2D(_ConvBase):
     """
 
     kind: Literal["dwconv"] = "dwconv"
-    depth_multiplier: int = Field(1, ge=1)
+    depth_multiplier: PositiveInt = 1
 
     spec_names: ClassVar[tuple[str, ...]] = ("dwconv", "depthwise", "depthwiseconv", "depthwise_conv")
     positional: ClassVar[tuple[str, ...]] = ("depth_multiplier",)
@@ -184,8 +186,8 @@ class SeparableConv2D(_ConvBase):
     """
 
     kind: Literal["sepconv"] = "sepconv"
-    filters: int = Field(ge=1)
-    depth_multiplier: int = Field(1, ge=1)
+    filters: PositiveInt
+    depth_multiplier: PositiveInt = 1
 
     spec_names: ClassVar[tuple[str, ...]] = ("sepconv", "separable", "separableconv", "separable_conv")
     positional: ClassVar[tuple[str, ...]] = ("filters",)
@@ -221,7 +223,7 @@ class Conv2DTranspose(_ConvBase):
     """
 
     kind: Literal["convtranspose"] = "convtranspose"
-    filters: int = Field(ge=1)
+    filters: PositiveInt
     output_padding: NonNegPair | None = None
 
     spec_names: ClassVar[tuple[str, ...]] = (

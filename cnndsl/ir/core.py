@@ -5,15 +5,20 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from .base import (
     ACTIVATIONS,
+    Bool,
+    Float,
+    Int,
     Layer,
     Padding,
     Pair,
+    PositiveInt,
     fmt_float,
     fmt_shape,
+    numel,
     require_map,
     whole_map_window,
 )
@@ -24,7 +29,7 @@ class Input(Layer):
     """A network input (``input 224x224x3``): an image H x W x C, or a vector N."""
 
     kind: Literal["input"] = "input"
-    shape: tuple[int, ...]
+    shape: tuple[Int, ...]
 
     family: ClassVar[str] = "input"
     min_inputs: ClassVar[int] = 0
@@ -41,6 +46,12 @@ class Input(Layer):
             raise ValueError("input sizes must be at least 1")
         return shape
 
+    @model_validator(mode="after")
+    def _top_level(self):
+        if self.calls:
+            raise ValueError("an input is declared at the top level, never in a block call")
+        return self
+
     def output_shape(self, inputs):
         return self.shape
 
@@ -55,8 +66,8 @@ class Dense(Layer):
     """
 
     kind: Literal["dense"] = "dense"
-    units: int = Field(ge=1)
-    bias: bool = True
+    units: PositiveInt
+    bias: Bool = True
     activation: Literal[ACTIVATIONS] = "linear"  # type: ignore[valid-type]
 
     family: ClassVar[str] = "dense"
@@ -71,7 +82,8 @@ class Dense(Layer):
         if len(shape) != 1:
             raise ShapeError(
                 f"dense needs a flat input, got a {fmt_shape(shape)} map: add `flatten` (or"
-                " `globalavgpool`) before it"
+                f" `globalavgpool`) before it, or write `pointwise {self.units}` to apply it to"
+                " the channels at every position"
             )
         return (self.units,)
 
@@ -82,12 +94,59 @@ class Dense(Layer):
         return inputs[0][0] * self.units
 
     def notation(self):
-        words = [f"dense {self.units}"]
-        if self.activation != "linear":
-            words.append(self.activation)
-        if not self.bias:
-            words.append("bias=off")
-        return " ".join(words)
+        return _dense_notation(self)
+
+
+def _dense_notation(layer: Dense | PointwiseDense) -> str:
+    words = [f"{layer.spec_names[0]} {layer.units}"]
+    if layer.activation != "linear":
+        words.append(layer.activation)
+    if not layer.bias:
+        words.append("bias=off")
+    return " ".join(words)
+
+
+class PointwiseDense(Layer):
+    """A fully connected layer applied to the channels at every position of a map
+    (``pointwise 384 gelu``): H x W x Cin -> H x W x units, as ConvNeXt's pointwise layers.
+
+    Fields: units, bias, activation (as ``dense``).  The same function as a 1x1 convolution,
+    stored as a dense layer so that weights load from models written that way.  On a vector it is
+    ``dense``.  Parameters Cin * units (+ units); MACs H * W * Cin * units (a linear layer on an
+    N x H x W x Cin tensor, as fvcore counts it).
+
+    Keras: ``keras.layers.Dense(units, activation=..., use_bias=bias)`` on the channels-last
+    map (Dense acts on the last axis; kernel (Cin, units)).  PyTorch: ``nn.Linear(Cin, units,
+    bias=bias)`` on the channels-last tensor: ``x.permute(0, 2, 3, 1)``, the linear layer (and
+    activation), ``.permute(0, 3, 1, 2)`` -- torchvision's CNBlock (weight (units, Cin)).
+    """
+
+    kind: Literal["pointwise"] = "pointwise"
+    units: PositiveInt
+    bias: Bool = True
+    activation: Literal[ACTIVATIONS] = "linear"  # type: ignore[valid-type]
+
+    family: ClassVar[str] = "dense"
+    takes_activation: ClassVar[bool] = True
+    spec_names: ClassVar[tuple[str, ...]] = ("pointwise", "pointwise_dense")
+    positional: ClassVar[tuple[str, ...]] = ("units",)
+    aliases: ClassVar[dict[str, str]] = Dense.aliases
+    flags: ClassVar[dict[str, tuple[str, object]]] = Dense.flags
+
+    def output_shape(self, inputs):
+        shape = inputs[0]
+        if len(shape) not in (1, 3):
+            raise ShapeError(f"pointwise needs a map or a vector, got {fmt_shape(shape)}")
+        return (*shape[:-1], self.units)
+
+    def param_counts(self, inputs):
+        return inputs[0][-1] * self.units + self.units * self.bias, 0
+
+    def macs(self, inputs, output):
+        return numel(inputs[0]) * self.units
+
+    def notation(self):
+        return _dense_notation(self)
 
 
 class Flatten(Layer):
@@ -112,20 +171,40 @@ _ACTIVATION_WORDS = {name: name for name in ACTIVATIONS} | {
     "lrelu": "leakyrelu",
     "swish": "silu",
     "identity_activation": "linear",
+    "hard_sigmoid": "hardsigmoid",
+    "hard_swish": "hardswish",
+    "hard_silu": "hardswish",
 }
 
 
 class Activation(Layer):
     """An activation function as a layer: ``relu``, ``relu6``, ``leakyrelu 0.2``, ``elu``,
     ``selu``, ``tanh``, ``sigmoid``, ``softmax`` (over the channels), ``linear``, ``silu``,
-    ``gelu``.
+    ``gelu``, ``gelu_tanh``, ``hardsigmoid``, ``hardswish``.
 
     Fields: function, alpha (the negative slope of leakyrelu, 0.3 as in Keras; elu's alpha, 1).
+
+    The functions where the frameworks' names or defaults differ, as both back ends compute them:
+
+    - ``gelu``: the exact x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))).  PyTorch
+      ``F.gelu(x)`` (``nn.GELU()``, approximate='none'); Keras ``keras.activations.gelu(x,
+      approximate=False)``, which is what ``Activation("gelu")`` calls (keras.ops.gelu's own
+      default is the approximation: do not call it bare).
+    - ``gelu_tanh``: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3))).  PyTorch
+      ``F.gelu(x, approximate="tanh")``; Keras ``keras.activations.gelu(x, approximate=True)``.
+    - ``hardsigmoid``: relu6(x + 3) / 6 (0 below -3, 1 above 3, x/6 + 1/2 between).  PyTorch
+      ``F.hardsigmoid(x)``; Keras 3 ``keras.activations.hard_sigmoid(x)`` (the same function
+      since Keras 3.0; Keras 2's was clip(0.2 * x + 0.5, 0, 1), a different one).
+      keras.applications' MobileNetV3 writes it ``ReLU(6.0)(x + 3.0) * (1.0 / 6.0)``: equal up to
+      rounding (multiplying by 1/6 instead of dividing by 6).
+    - ``hardswish``: x * relu6(x + 3) / 6.  PyTorch ``F.hardswish(x)``; Keras 3
+      ``keras.activations.hard_silu(x)`` (registered as "hard_swish" too).
+    - ``silu``: x * sigmoid(x) (``F.silu``, ``keras.activations.silu``, alias swish).
     """
 
     kind: Literal["activation"] = "activation"
     function: Literal[ACTIVATIONS]  # type: ignore[valid-type]
-    alpha: float | None = None
+    alpha: Float | None = None
 
     family: ClassVar[str] = "activation"
     spec_names: ClassVar[tuple[str, ...]] = tuple(_ACTIVATION_WORDS)

@@ -1,12 +1,25 @@
-"""Pooling layers: max/avg pooling, global pooling, depth-wise (across channels) max pooling."""
+"""Pooling layers: max/avg pooling, adaptive average pooling, global pooling, depth-wise (across
+channels) max pooling."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+from math import gcd
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from .base import Layer, Padding, Pair, kspec_notation, require_map, whole_map_window
+from .base import (
+    Axis,
+    Bool,
+    Layer,
+    Padding,
+    Pair,
+    PositiveInt,
+    kspec_notation,
+    require_map,
+    whole_map_window,
+)
 from .conv import sliding_window, window_axes
 from .geometry import ShapeError
 
@@ -28,7 +41,7 @@ class _Pool2D(Layer):
     kernel: Pair = (2, 2)
     stride: Pair | None = None
     padding: Padding = "valid"
-    ceil_mode: bool = False
+    ceil_mode: Bool = False
 
     takes_kernel_spec: ClassVar[bool] = True
     family: ClassVar[str] = "pool"
@@ -93,7 +106,7 @@ class AvgPool2D(_Pool2D):
     """
 
     kind: Literal["avgpool"] = "avgpool"
-    include_pad: bool | None = None
+    include_pad: Bool | None = None
 
     spec_names: ClassVar[tuple[str, ...]] = ("avgpool", "avgpool2d", "averagepooling")
     aliases: ClassVar[dict[str, str]] = {**_POOL_ALIASES, "count_include_pad": "include_pad"}
@@ -113,8 +126,75 @@ class AvgPool2D(_Pool2D):
         return text
 
 
+def adaptive_bins(n: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's adaptive pooling bins along one axis of n cells pooled to ``out``: output i
+    averages cells [floor(i * n / out), ceil((i + 1) * n / out)) (end exclusive)."""
+    return [((i * n) // out, -((-(i + 1) * n) // out)) for i in range(out)]
+
+
+def adaptive_window(shape, axis: int, out: int) -> Axis:
+    """The receptive-field window of adaptive pooling to ``out`` cells along ``axis`` (0 or 1)
+    of a map of this ``shape``: (span, stride, padding).
+
+    When ``out`` divides ``n`` the bins are plain windows of n/out cells at stride n/out.
+    Otherwise they vary in size and start at floor(i * n / out); the window is the smallest one
+    at stride n/out (a fraction) that contains every bin: with n/out = a/b in lowest terms, bin
+    i starts at most (b-1)/b before i*a/b and ends at most (b-1)/b after (i+1)*a/b, so the
+    padding is (b-1)/b and the span a/b - 1 + 2(b-1)/b.  One output cell is global: the whole
+    axis, as global pooling's window.
+    """
+    if out == 1:
+        return whole_map_window(shape)[axis]
+    n = shape[axis]
+    if n % out == 0:
+        return (n // out - 1, n // out, 0)
+    b = out // gcd(n, out)
+    stride = Fraction(n, out)
+    slack = Fraction(b - 1, b)
+    return (stride - 1 + 2 * slack, stride, slack)
+
+
+class AdaptiveAvgPool2D(Layer):
+    """Average pooling to a fixed output size (``adaptiveavgpool 7``, ``adaptiveavgpool 4x4``,
+    ``adaptiveavgpool output_size=(6, 4)``): H x W x C -> OH x OW x C at any input size, as
+    VGG's and AlexNet's classifiers and GoogLeNet's auxiliary heads use it.
+
+    Field: output_size (OH, OW); one number means both.  Along an axis of n cells, output i
+    averages cells [floor(i * n / out), ceil((i + 1) * n / out)) -- PyTorch's rule; the bins may
+    overlap and differ in size when out does not divide n, and cells are repeated when out > n.
+
+    PyTorch: ``nn.AdaptiveAvgPool2d((OH, OW))`` (``F.adaptive_avg_pool2d``).  Keras:
+    ``keras.layers.AdaptiveAveragePooling2D((OH, OW))`` (Keras 3.15; the same bins).  With
+    OH = OW = 1 it is global average pooling with ``keepdims``.
+    """
+
+    kind: Literal["adaptiveavgpool"] = "adaptiveavgpool"
+    output_size: Pair
+
+    family: ClassVar[str] = "pool"
+    spec_names: ClassVar[tuple[str, ...]] = (
+        "adaptiveavgpool",
+        "adaptive_avgpool",
+        "adaptiveavgpool2d",
+    )
+    positional: ClassVar[tuple[str, ...]] = ("output_size",)
+    aliases: ClassVar[dict[str, str]] = {"size": "output_size"}
+
+    def output_shape(self, inputs):
+        _, _, c = require_map(self, inputs[0])
+        return (*self.output_size, c)
+
+    def window(self, inputs):
+        shape, (oh, ow) = inputs[0], self.output_size
+        return adaptive_window(shape, 0, oh), adaptive_window(shape, 1, ow)
+
+    def notation(self):
+        oh, ow = self.output_size
+        return f"adaptiveavgpool {oh}" if oh == ow else f"adaptiveavgpool {oh}x{ow}"
+
+
 class _GlobalPool(Layer):
-    keepdims: bool = False
+    keepdims: Bool = False
 
     family: ClassVar[str] = "pool"
     flags: ClassVar[dict[str, tuple[str, object]]] = {"keepdims": ("keepdims", True)}
@@ -151,7 +231,7 @@ class DepthMaxPool(Layer):
     """
 
     kind: Literal["depthmaxpool"] = "depthmaxpool"
-    pool: int = Field(ge=1)
+    pool: PositiveInt
 
     family: ClassVar[str] = "pool"
     spec_names: ClassVar[tuple[str, ...]] = ("depthmaxpool", "depth_maxpool", "channelmaxpool")
