@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import syntax as S
 from ..errors import CnnDslError, Diagnostic, Location, did_you_mean, split_lines
-from ..ir import Input, Layer, Network
+from ..ir import Input, Layer, Network, Origins
 from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, Work
 from .modules import ImportPolicy, Modules, kind_key
 from .naming import Frame, Nodes, place
@@ -570,7 +570,7 @@ class Elaborator:
             training_outputs=[names[i] for i in training],
         )
         net._sources = dict(self.modules.sources)
-        net._plan = (layers, self.nodes.layers, self.nodes.inputs)
+        net._origins = Origins(self.nodes.layers, self.nodes.inputs)  # for net.analysis
         return net
 
 
