@@ -22,6 +22,7 @@ from cnndsl.ir import Layer
 from cnndsl.ir.pool import adaptive_bins, adaptive_window
 
 from conftest import SPECS as ROOT_SPECS
+from test_analysis import check_fields_by_brute_force  # the DAG brute force, shared
 
 # Example lines per kind: (input shape, line).  Every new kind has at least one; the tests
 # below load each, and its notation must read back as the same layer.  (To move to the
@@ -432,8 +433,6 @@ def kinds_dags(draw):
 @settings(max_examples=200, deadline=None)
 @given(kinds_dags())
 def test_receptive_fields_of_dags_of_the_new_kinds_match_brute_force(spec):
-    from test_analysis import check_fields_by_brute_force  # the DAG brute force, shared
-
     try:
         net = load(spec)
         net.analysis
