@@ -23,6 +23,7 @@ from cnndsl.ir.examples import EXAMPLES as ALL_EXAMPLES
 from cnndsl.ir.pool import adaptive_bins, adaptive_window
 
 from conftest import SPECS as ROOT_SPECS
+from test_analysis import check_fields_by_brute_force  # the DAG brute force, shared
 
 NEW_KINDS = {
     "layernorm",
@@ -384,8 +385,6 @@ def kinds_dags(draw):
 @settings(max_examples=200, deadline=None)
 @given(kinds_dags())
 def test_receptive_fields_of_dags_of_the_new_kinds_match_brute_force(spec):
-    from test_analysis import check_fields_by_brute_force  # the DAG brute force, shared
-
     try:
         net = load(spec)
         net.analysis
