@@ -38,29 +38,13 @@ MODELS = sorted(REFERENCE)
 # What each model without a spec still needs from the language.
 MISSING = {
     **dict.fromkeys(
-        [f"efficientnet_b{i}" for i in range(8)],
-        "needs stochastic depth and make_divisible / ceil for round_filters, round_repeats",
-    ),
-    **dict.fromkeys(
-        ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"],
-        "needs stochastic depth and make_divisible",
-    ),
-    **dict.fromkeys(
-        ["mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"],
-        "needs max and int for torchvision's _round_to_multiple_of",
-    ),
-    **dict.fromkeys(
-        ["mobilenet_v3_large", "mobilenet_v3_small"],
-        "needs hardswish, hardsigmoid and make_divisible",
-    ),
-    **dict.fromkeys(
         [
             "regnet_x_400mf", "regnet_x_800mf", "regnet_x_1_6gf", "regnet_x_3_2gf",
             "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "regnet_y_400mf",
             "regnet_y_800mf", "regnet_y_1_6gf", "regnet_y_3_2gf", "regnet_y_8gf",
             "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf",
         ],
-        "needs expression functions (round, int, log) and indexing for the width/depth rule",
+        "needs log() and a power operator for the quantized linear width rule",
     ),
 }
 
@@ -77,6 +61,10 @@ FAMILIES = {
     "shufflenet_v2": ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5",
                       "shufflenet_v2_x2_0"],
     "convnext": ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
+    "mnasnet": ["mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3"],
+    "mobilenet_v3": ["mobilenet_v3_small", "mobilenet_v3_large"],
+    "efficientnet": [f"efficientnet_b{i}" for i in range(8)]
+    + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"],
 }
 # Specs whose PyTorch model cannot be built yet: the back end lacks a handler for a kind they
 # use (their PyTorch tests fail as expected, strict: they must leave the list when it lands).
@@ -94,11 +82,17 @@ TORCH_PENDING = {
         ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
         "no PyTorch handler for layernorm, pointwise, layerscale, stochasticdepth yet",
     ),
+    **dict.fromkeys(
+        [f"efficientnet_b{i}" for i in range(8)]
+        + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"],
+        "no PyTorch handler for stochasticdepth yet",
+    ),
 }
 # Models whose outputs with weights are compared in CI (the rest: -m zoo_full).
 WEIGHTS_IN_CI = {
     "resnet18", "resnext50_32x4d", "densenet121", "googlenet", "inception_v3", "mobilenet_v2",
-    "squeezenet1_1", "alexnet", "shufflenet_v2_x0_5", "convnext_tiny",
+    "squeezenet1_1", "alexnet", "shufflenet_v2_x0_5", "convnext_tiny", "mnasnet0_5",
+    "mobilenet_v3_small", "efficientnet_b0",
 }
 # Train mode (gradients of two models): family heads in CI but the largest (memory).
 TRAIN_NOT_IN_CI = {"alexnet", "vgg11_bn"}
@@ -106,7 +100,7 @@ TRAIN_NOT_IN_CI = {"alexnet", "vgg11_bn"}
 # zoo_full).
 VALUES_CHECK_IN_CI = {"resnet18", "inception_v3"}
 # torch.compile / torch.export: family heads in CI (the others: zoo_full).
-COMPILE_IN_CI = {"resnet18", "squeezenet1_1", "mobilenet_v2", "shufflenet_v2_x0_5"}
+COMPILE_IN_CI = {"resnet18", "squeezenet1_1", "mobilenet_v2", "shufflenet_v2_x0_5", "mobilenet_v3_small"}
 # Input sizes for train mode and compile/export (64 unless given): any size the model takes.
 TRAIN_SIZE = {"inception_v3": 96}
 # Too large for CI's time and memory even for shapes on the meta device: -m zoo_full.
