@@ -100,7 +100,9 @@ TRAIN_NOT_IN_CI = {"alexnet", "vgg11_bn"}
 # zoo_full).
 VALUES_CHECK_IN_CI = {"resnet18", "inception_v3"}
 # torch.compile / torch.export: family heads in CI (the others: zoo_full).
-COMPILE_IN_CI = {"resnet18", "squeezenet1_1", "mobilenet_v2", "shufflenet_v2_x0_5", "mobilenet_v3_small"}
+COMPILE_IN_CI = {
+    "resnet18", "squeezenet1_1", "mobilenet_v2", "shufflenet_v2_x0_5", "mobilenet_v3_small",
+}
 # Input sizes for train mode and compile/export (64 unless given): any size the model takes.
 TRAIN_SIZE = {"inception_v3": 96}
 # Too large for CI's time and memory even for shapes on the meta device: -m zoo_full.
@@ -127,7 +129,9 @@ def numbers_params() -> list:
         pytest.param(
             model,
             id=model,
-            marks=[pytest.mark.xfail(reason=MISSING[model], strict=True)] if model in MISSING else [],
+            marks=[pytest.mark.xfail(reason=MISSING[model], strict=True)]
+            if model in MISSING
+            else [],
         )
         for model in MODELS
     ]
@@ -407,3 +411,56 @@ def test_aux_head_loads_from_a_module_and_from_a_state_dict(freed):
             theirs.eval()
         assert_close_to_scale(logits, expected.logits)
         assert_close_to_scale(aux, expected.aux_logits)
+
+
+GOOGLENET_AUX = """\
+network googlenet_aux
+input 224x224x3
+import "lib/inception.cnn"
+output logits, aux2 (training), aux1 (training)
+
+googlenet_stem()
+inception(64, 96, 128, 16, 32, 32) -> inception(128, 128, 192, 32, 96, 64)
+3x3+2(V) maxpool ceil
+inception4a = inception(192, 96, 208, 16, 48, 64)
+aux1 = googlenet_aux()
+inception4a -> inception(160, 112, 224, 24, 64, 64) -> inception(128, 128, 256, 24, 64, 64)
+inception4d = inception(112, 144, 288, 32, 64, 64)
+aux2 = googlenet_aux()
+inception4d -> inception(256, 160, 320, 32, 128, 128)
+2x2+2(V) maxpool ceil
+inception(256, 160, 320, 32, 128, 128) -> inception(384, 192, 384, 48, 128, 128)
+logits = googlenet_classifier()
+"""
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "text,model",
+    [
+        (GOOGLENET_AUX, "googlenet"),
+        (
+            INCEPTION_V3_AUX.replace("output logits, aux", "output logits, aux (training)"),
+            "inception_v3",
+        ),
+    ],
+    ids=["googlenet", "inception_v3"],
+)
+def test_aux_heads_count_as_torchvision_counts_them(text, model):
+    """The family libraries' auxiliary classifiers, as training outputs: the network's
+    parameters are torchvision's with aux_logits=True (counted on the meta device)."""
+    torch = pytest.importorskip("torch")
+    import torchvision
+
+    net = cnndsl.loads(text, filename=str(ZOO / f"{model}_aux.cnn"))
+    with torch.device("meta"):
+        theirs = getattr(torchvision.models, model)(
+            weights=None, aux_logits=True, init_weights=False
+        )
+    params = sum(p.numel() for p in theirs.parameters())
+    buffers = sum(
+        b.numel() for n, b in theirs.named_buffers() if not n.endswith("num_batches_tracked")
+    )
+    assert net.analysis.trainable_params == params
+    assert net.analysis.non_trainable_params == buffers
+    assert len(net.training_outputs) == len(net.outputs) - 1  # all but the logits
