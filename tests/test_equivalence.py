@@ -38,7 +38,7 @@ keras = pytest.importorskip("keras")
 import cnndsl  # noqa: E402
 from cnndsl.backends import keras as keras_backend  # noqa: E402
 from cnndsl.backends import torch as torch_backend  # noqa: E402
-from cnndsl.backends.transfer import keras_to_torch, torch_to_keras  # noqa: E402
+from cnndsl.backends.transfer import finalize, keras_to_torch, torch_to_keras  # noqa: E402
 from cnndsl.ir.examples import example_lines, example_spec  # noqa: E402
 
 from test_keras import SMALL  # noqa: E402
@@ -138,7 +138,7 @@ def load(name: str) -> cnndsl.Network:
 def _fan_in(node, var) -> int:
     """The number of terms each output of a kernel sums (He initialization's fan-in)."""
     shape = tuple(var.shape)
-    if node.kind == "dense":
+    if node.kind in ("dense", "pointwise"):
         return shape[0]
     if node.kind == "dwconv" or var.name == "depthwise_kernel":
         return shape[0] * shape[1]
@@ -149,8 +149,9 @@ def _fan_in(node, var) -> int:
 
 
 def randomize(net: cnndsl.Network, model, seed: int = 0, calibration=None) -> None:
-    """Random Keras weights: He-normal kernels, biases N(0, 0.1), gamma U(0.5, 1.5), beta
-    N(0, 0.2); batch-norm moving statistics are the batch statistics of ``calibration`` (one
+    """Random Keras weights: He-normal kernels, biases N(0, 0.1), gamma U(0.5, 1.5) (of batch
+    and layer norms and layer scales), beta N(0, 0.2), a normalization's mean N(0, 0.5),
+    variance U(0.5, 2) and count; batch-norm moving statistics are the batch statistics of ``calibration`` (one
     training-mode pass with momentum 0, dropout on), then perturbed: mean + 0.1 std N(0, 1),
     variance * U(0.7, 1.4)."""
     rng = np.random.default_rng(seed)
@@ -173,9 +174,16 @@ def randomize(net: cnndsl.Network, model, seed: int = 0, calibration=None) -> No
                 value = rng.normal(0, 0.5, shape)
             elif name == "moving_variance":
                 value = rng.uniform(0.5, 2.0, shape)
+            elif name == "mean":  # a normalization's statistics
+                value = rng.normal(0, 0.5, shape)
+            elif name == "variance":
+                value = rng.uniform(0.5, 2.0, shape)
+            elif name == "count":
+                value = rng.integers(1, 1000, shape)
             else:
                 raise AssertionError(f"unexpected weight {var.path}")
-            var.assign(value.astype("float32"))
+            var.assign(value.astype(var.dtype))
+        finalize([layer])  # a Normalization computes with copies of its statistics
         if node.kind == "batchnorm":
             norms.append(layer)
     if norms and calibration is not None:

@@ -75,6 +75,39 @@ SMALL = {
         dense 10 nobias tanh
         dense 5 sigmoid
     """,
+    "modern": """
+        network modern
+        input 32x32x3
+        block convnext_block(c, rate) {
+          add {
+            7x7(S) dwconv 1 -> layernorm epsilon=1e-6 -> pointwise 4*c gelu -> pointwise c
+            layerscale 0.5 -> stochasticdepth rate
+          | identity
+          }
+        }
+        block shuffle_unit(c) {
+          concat {
+            split 2 part=0
+          | split 2 part=1 -> 1x1 conv c/2 relu -> 3x3(S) dwconv 1 -> bn -> 1x1 conv c/2 relu
+          }
+          shuffle 2
+        }
+        rescaling 1/127.5 offset=-1
+        normalization                                  # statistics as weights
+        rescaling scale=(0.5, 2, 4) offset=(0, 0.1, -0.1)
+        normalization mean=(0.1, 0.2, 0.3) variance=(1, 2, 0.5)
+        crop cropping=((1, 1), (0, 2))
+        4x4+2 conv 16 -> layernorm epsilon=1e-6
+        convnext_block(16, 0.1)
+        convnext_block(16, 0.2)
+        shuffle_unit(16)
+        shuffle 4
+        adaptiveavgpool 3x2
+        reshape shape=(2, 3, -1)
+        crop 0 -> layernorm scale=off -> gap
+        layernorm center=off -> layerscale init=1 -> reshape 1x1x16 -> reshape 16
+        normalization mean=0.5 variance=0.25 -> pointwise 10 -> dense 5 softmax
+    """,
     "pooling": """
         network pooling
         input x 15x14x4
@@ -682,6 +715,41 @@ def test_depth_max_pooling():
     np.testing.assert_array_equal(got, x.reshape(2, 3, 4, 4, 3).max(axis=-1))
 
 
+def test_channel_split_and_shuffle_follow_the_ir():
+    """ChannelSplit keeps the IR's channels; ChannelShuffle puts input channel
+    ChannelShuffle.permutation()[j] at output channel j."""
+    from cnndsl.ir import ChannelShuffle, ChannelSplit
+
+    x = np.random.default_rng(8).standard_normal((2, 3, 4, 12)).astype("float32")
+    for parts, part in ((2, 0), (2, 1), (4, 3), (3, 1)):
+        got = np.asarray(backend.ChannelSplit(parts, part)(x))
+        kept = list(ChannelSplit(name="s", parts=parts, part=part).channels([(3, 4, 12)]))
+        np.testing.assert_array_equal(got, x[..., kept])
+    for groups in (2, 3, 4):
+        got = np.asarray(backend.ChannelShuffle(groups)(x))
+        np.testing.assert_array_equal(got, x[..., ChannelShuffle(name="s", groups=groups).permutation(12)])
+
+
+@pytest.mark.parametrize("mode", ["row", "batch"])
+def test_stochastic_depth(mode):
+    """The identity at inference; in training each example (row) or the whole batch is zeroed
+    with probability rate, the rest divided by 1 - rate."""
+    layer = backend.StochasticDepth(0.5, mode=mode, seed=3)
+    x = np.random.default_rng(9).uniform(1, 2, (64, 3, 3, 2)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+    dropped = 0
+    for _ in range(8):
+        y = np.asarray(layer(x, training=True)) / x
+        kept = np.isclose(y, 2.0).all(axis=(1, 2, 3))
+        zero = (y == 0).all(axis=(1, 2, 3))
+        assert (kept | zero).all()
+        if mode == "batch":
+            assert kept.all() or zero.all()
+        dropped += int(zero.sum())
+    total = 8 * 64
+    assert 0.3 * total < dropped < 0.7 * total if mode == "row" else 0 < dropped < total
+
+
 def test_neg_inf_padding():
     x = -np.abs(np.random.default_rng(5).standard_normal((1, 2, 3, 1))).astype("float32")
     got = np.asarray(backend.NegInfPadding2D(((1, 0), (0, 2)))(x))
@@ -716,7 +784,7 @@ def test_transposed_convolution_matches_its_definition():
         np.testing.assert_allclose(got[node], y, rtol=1e-4, atol=1e-4, err_msg=node)
 
 
-@pytest.mark.parametrize("name", ["layers_zoo", "pooling"])
+@pytest.mark.parametrize("name", ["layers_zoo", "pooling", "modern"])
 def test_custom_layers_are_serializable(name, tmp_path):
     """Saved and loaded back (the custom layers and activation are registered), same outputs."""
     net, m = load(name), model(name)
@@ -786,6 +854,8 @@ def test_every_example_builds_with_the_irs_shapes_or_is_refused(kind, shape, lin
     for layer in net.layers:
         assert tuple(m.get_layer(names[layer.name][-1]).output.shape[1:]) == net.shape(layer.name)
     assert m.count_params() == net.analysis.total_params
+    trainable = sum(int(np.prod(v.shape)) for v in m.trainable_weights)
+    assert trainable == net.analysis.trainable_params
     x = np.random.default_rng(0).standard_normal((2, *net.inputs[0].shape)).astype("float32")
     assert np.isfinite(np.asarray(m(x, training=False))).all()
 

@@ -10,7 +10,8 @@ live model and the generated file are one model by construction.  The lowering i
 core's (:mod:`cnndsl.backends.codegen`); this package only says what each layer kind becomes in
 Keras (:mod:`.generator`) and defines the custom layers Keras lacks (:mod:`.layers`:
 NegInfPadding2D, PaddedAveragePooling2D, LocalResponseNormalization, DepthMaxPooling2D,
-leaky_relu), whose text generated files copy.
+LayerScale, StochasticDepth, ChannelSplit, ChannelShuffle, leaky_relu, gelu_tanh), whose text
+generated files copy.
 
 Only :func:`build` imports Keras (and TensorFlow under it).  Writing source needs nothing but
 the IR, so ``cnndsl compile --target keras`` works, and is fast, where TensorFlow is not
@@ -36,11 +37,15 @@ UNSUPPORTED = KerasGenerator.UNSUPPORTED
 __all__ = [
     "HANDLERS",
     "UNSUPPORTED",
+    "ChannelShuffle",
+    "ChannelSplit",
     "DepthMaxPooling2D",
     "KerasGenerator",
+    "LayerScale",
     "LocalResponseNormalization",
     "NegInfPadding2D",
     "PaddedAveragePooling2D",
+    "StochasticDepth",
     "build",
     "gelu_tanh",
     "layer_names",
@@ -51,10 +56,14 @@ __all__ = [
 _FROM_LAYERS = frozenset(
     {
         "CUSTOM_OBJECTS",
+        "ChannelShuffle",
+        "ChannelSplit",
         "DepthMaxPooling2D",
+        "LayerScale",
         "LocalResponseNormalization",
         "NegInfPadding2D",
         "PaddedAveragePooling2D",
+        "StochasticDepth",
         "gelu_tanh",
         "leaky_relu",
     }

@@ -19,16 +19,13 @@ from typing import Any
 from ...ir import (
     LRN,
     Activation,
-    AdaptiveAvgPool2D,
     Add,
     AvgPool2D,
     BatchNorm,
-    ChannelShuffle,
     ChannelSplit,
     Concat,
     Conv2D,
     Conv2DTranspose,
-    Cropping2D,
     Dense,
     Dropout,
     Flatten,
@@ -37,12 +34,9 @@ from ...ir import (
     Input,
     Layer,
     LayerNorm,
-    LayerScale,
     Network,
     Normalization,
-    PointwiseDense,
     Rescaling,
-    Reshape,
     StochasticDepth,
     Upsample,
     ZeroPad,
@@ -442,22 +436,85 @@ class KerasGenerator(Generator):
         Concat: lambda self, ctx: call(ctx.module(call("layers.Concatenate")), _list(ctx.xs)),
     }
 
-    UNSUPPORTED = {
-        cls: "this layer kind has no handler in this back end yet"
-        for cls in (
-            PointwiseDense,
-            LayerNorm,
-            StochasticDepth,
-            AdaptiveAvgPool2D,
-            Reshape,
-            Cropping2D,
-            ChannelSplit,
-            ChannelShuffle,
-            Rescaling,
-            Normalization,
-            LayerScale,
+    # ---------------------------------------------------------------- the newer kinds
+
+    def lower_layernorm(self, ctx: NodeContext) -> Expr:
+        layer: LayerNorm = ctx.layer
+        norm = call(
+            "layers.LayerNormalization",
+            epsilon=(_c(layer.epsilon, "epsilon", "epsilon"), 0.001),
+            center=(_c(layer.center, "center", "center"), True),
+            scale=(_c(layer.scale, "scale", "scale"), True),
         )
-    }
+        return call(ctx.module(norm), ctx.x)
+
+    lower_pointwise = lower_dense  # Dense acts on the last axis: the channels of every position
+
+    def lower_layerscale(self, ctx: NodeContext) -> Expr:
+        init = _c(ctx.layer.init, "init_values", "init")
+        return call(ctx.module(call(ctx.helper("LayerScale"), init)), ctx.x)
+
+    def lower_stochasticdepth(self, ctx: NodeContext) -> Expr:
+        layer: StochasticDepth = ctx.layer
+        drop = call(
+            ctx.helper("StochasticDepth"),
+            _c(layer.rate, "drop_path_rate", "rate"),
+            mode=(_c(layer.mode, "mode", "mode"), "row"),
+        )
+        return call(ctx.module(drop), ctx.x)
+
+    def lower_adaptiveavgpool(self, ctx: NodeContext) -> Expr:
+        """Keras 3's bins are PyTorch's (start floor(i * n / out), end ceil((i + 1) * n / out))."""
+        size = _c(pair(ctx.layer.output_size), "output_size", "output_size")
+        return call(ctx.module(call("layers.AdaptiveAveragePooling2D", size)), ctx.x)
+
+    def lower_rescaling(self, ctx: NodeContext) -> Expr:
+        layer: Rescaling = ctx.layer
+        rescale = call(
+            "layers.Rescaling",
+            _c(layer.scale, "scale", "scale"),
+            offset=(_c(layer.offset, "offset", "offset"), 0.0),
+        )
+        return call(ctx.module(rescale), ctx.x)
+
+    def lower_normalization(self, ctx: NodeContext) -> Expr:
+        """Without statistics, Keras's layer holds them as weights (mean, variance, count)."""
+        layer: Normalization = ctx.layer
+        if layer.mean is None:
+            return call(ctx.module(call("layers.Normalization")), ctx.x)
+        mean, variance = layer.mean, layer.variance
+        if isinstance(mean, tuple) != isinstance(variance, tuple):  # Keras wants one shape
+            channels = ctx.in_shape[-1]
+            mean, variance = (
+                v if isinstance(v, tuple) else (v,) * channels for v in (mean, variance)
+            )
+        norm = call(
+            "layers.Normalization",
+            mean=_c(mean, "mean", "mean"),
+            variance=_c(variance, "variance", "variance"),
+        )
+        return call(ctx.module(norm), ctx.x)
+
+    def lower_reshape(self, ctx: NodeContext) -> Expr:
+        shape = _c(tuple(ctx.layer.shape), "target_shape", "shape")
+        return call(ctx.module(call("layers.Reshape", shape)), ctx.x)
+
+    def lower_crop(self, ctx: NodeContext) -> Expr:
+        cropping = _c(_padding_value(ctx.layer.cropping), "cropping", "cropping")
+        return call(ctx.module(call("layers.Cropping2D", cropping)), ctx.x)
+
+    def lower_split(self, ctx: NodeContext) -> Expr:
+        layer: ChannelSplit = ctx.layer
+        split = call(
+            ctx.helper("ChannelSplit"),
+            _c(layer.parts, "parts", "parts"),
+            part=(_c(layer.part, "part", "part"), 0),
+        )
+        return call(ctx.module(split), ctx.x)
+
+    def lower_shuffle(self, ctx: NodeContext) -> Expr:
+        groups = _c(ctx.layer.groups, "groups", "groups")
+        return call(ctx.module(call(ctx.helper("ChannelShuffle"), groups)), ctx.x)
 
     # ---------------------------------------------------------------- checks and the plan
 

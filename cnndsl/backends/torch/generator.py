@@ -17,28 +17,23 @@ from typing import Any
 
 from ...ir import (
     Activation,
-    AdaptiveAvgPool2D,
     Add,
     AvgPool2D,
     BatchNorm,
-    ChannelShuffle,
     ChannelSplit,
     Concat,
     Conv2D,
     Conv2DTranspose,
-    Cropping2D,
     Dense,
     Flatten,
     GlobalAvgPool2D,
     Layer,
     LayerNorm,
-    LayerScale,
     Multiply,
     Network,
     Normalization,
     PointwiseDense,
     Rescaling,
-    Reshape,
     StochasticDepth,
     Upsample,
 )
@@ -478,22 +473,112 @@ class TorchGenerator(Generator):
     def lower_input(self, ctx: NodeContext) -> Expr:
         raise AssertionError("inputs are arguments of forward(), not statements")
 
-    UNSUPPORTED = {
-        cls: "this layer kind has no handler in this back end yet"
-        for cls in (
-            PointwiseDense,
-            LayerNorm,
-            StochasticDepth,
-            AdaptiveAvgPool2D,
-            Reshape,
-            Cropping2D,
-            ChannelSplit,
-            ChannelShuffle,
-            Rescaling,
-            Normalization,
-            LayerScale,
+    # ---------------------------------------------------------------- the newer kinds
+
+    def lower_layernorm(self, ctx: NodeContext) -> Expr:
+        """nn.LayerNorm on a vector; on a map, LayerNorm2d (torchvision's: channels last)."""
+        layer: LayerNorm = ctx.layer
+        affine = layer.scale or layer.center
+        module = call(
+            "nn.LayerNorm" if len(ctx.in_shape) == 1 else ctx.helper("LayerNorm2d"),
+            _c(ctx.in_shape[-1], "num_features"),
+            eps=(_c(layer.epsilon, "eps", "epsilon"), 1e-5),
+            elementwise_affine=(Code("True" if affine else "False"), lambda c: affine),
+            bias=(Code("False"), lambda c: layer.center or not affine),
         )
-    }
+        mod = ctx.module(module)
+        if affine and not layer.scale:  # Keras's scale=off: a bias, no weight
+            ctx.init(method(mod, "register_parameter", Code('"weight"'), Code("None")))
+        return call(mod, ctx.x)
+
+    def lower_pointwise(self, ctx: NodeContext) -> Expr:
+        """nn.Linear on the channels: on a map, applied channels last (ConvNeXt's block)."""
+        if len(ctx.in_shape) == 1:
+            return self.lower_dense(ctx)
+        layer: PointwiseDense = ctx.layer
+        module = call(
+            "nn.Linear",
+            _c(ctx.in_shape[-1], "in_features"),
+            _c(layer.units, "out_features", "units"),
+            bias=(_c(layer.bias, "bias", "bias"), True),
+        )
+        last = call(ctx.module(module), method(ctx.x, "permute", *map(Code, "0231")))
+        return _activate(method(last, "permute", *map(Code, "0312")), layer.activation, None)
+
+    def lower_layerscale(self, ctx: NodeContext) -> Expr:
+        scale = call(
+            ctx.helper("LayerScale"),
+            _c(ctx.in_shape[-1], "num_features"),
+            _c(ctx.layer.init, "init", "init"),
+        )
+        return call(ctx.module(scale), ctx.x)
+
+    def lower_stochasticdepth(self, ctx: NodeContext) -> Expr:
+        layer: StochasticDepth = ctx.layer
+        drop = call(
+            ctx.helper("StochasticDepth"),
+            _c(layer.rate, "p", "rate"),
+            _c(layer.mode, "mode", "mode"),
+        )
+        return call(ctx.module(drop), ctx.x)
+
+    def lower_adaptiveavgpool(self, ctx: NodeContext) -> Expr:
+        size = _c(pair(ctx.layer.output_size), "output_size", "output_size")
+        return call(ctx.module(call("nn.AdaptiveAvgPool2d", size)), ctx.x)
+
+    def lower_rescaling(self, ctx: NodeContext) -> Expr:
+        """``x * scale + offset``; one number per channel takes a Rescaling module."""
+        layer: Rescaling = ctx.layer
+        scale, offset = layer.scale, layer.offset
+        if isinstance(scale, tuple) or isinstance(offset, tuple):
+            module = call(
+                ctx.helper("Rescaling"),
+                _c(scale, "scale", "scale"),
+                offset=(_c(offset, "offset", "offset"), 0.0),
+            )
+            return call(ctx.module(module), ctx.x)
+        out = Operation("*", (ctx.x, _c(scale, "scale", "scale")))
+        if offset == 0:
+            return out
+        return Operation("+" if offset > 0 else "-", (out, _c(abs(offset), "offset", "offset")))
+
+    def lower_normalization(self, ctx: NodeContext) -> Expr:
+        layer: Normalization = ctx.layer
+        module = call(
+            ctx.helper("Normalization"),
+            _c(ctx.in_shape[-1], "num_features"),
+            mean=(_c(layer.mean, "mean", "mean"), None),
+            variance=(_c(layer.variance, "variance", "variance"), None),
+        )
+        return call(ctx.module(module), ctx.x)
+
+    def lower_reshape(self, ctx: NodeContext) -> Expr:
+        """On the channels-last tensor: permuted to NHWC (a map larger than 1x1), reshaped,
+        permuted back to NCHW (a map larger than 1x1)."""
+        src, out = ctx.in_shape, ctx.out_shape
+        x = ctx.x
+        if len(src) == 3 and src[0] * src[1] > 1:
+            x = method(x, "permute", *map(Code, "0231"))
+        if len(out) == 1:
+            return method(x, "flatten", Code("1"))
+        if out[0] * out[1] == 1:
+            return method(x, "reshape", Code("-1"), _c(out[2], "channels"), Code("1"), Code("1"))
+        h, w, c = (_c(size, role) for size, role in zip(out, ("height", "width", "channels")))
+        return method(method(x, "reshape", Code("-1"), h, w, c), "permute", *map(Code, "0312"))
+
+    def lower_crop(self, ctx: NodeContext) -> Expr:
+        (top, bottom), (left, right) = ctx.layer.cropping
+        rows = f"{top or ''}:{-bottom if bottom else ''}"
+        columns = f"{left or ''}:{-right if right else ''}"
+        return Index(ctx.x, f":, :, {rows}, {columns}")
+
+    def lower_split(self, ctx: NodeContext) -> Expr:
+        layer: ChannelSplit = ctx.layer
+        chunks = method(ctx.x, "chunk", _c(layer.parts, "chunks", "parts"), dim=Code("1"))
+        return Index(chunks, str(layer.part))
+
+    def lower_shuffle(self, ctx: NodeContext) -> Expr:
+        return call(ctx.helper("channel_shuffle"), ctx.x, _c(ctx.layer.groups, "groups", "groups"))
 
     # ---------------------------------------------------------------- the module
 
@@ -506,7 +591,9 @@ class TorchGenerator(Generator):
         outputs = [_nchw(a[name].output_shape) for name in net.outputs]
         counts = f"{a.trainable_params:,} parameters"
         if a.non_trainable_params:
-            counts += f", {a.non_trainable_params:,} batch-norm statistics"
+            normalized = any(l.kind == "normalization" and l.mean is None for l in net.layers)
+            kind = "statistics" if normalized else "batch-norm statistics"
+            counts += f", {a.non_trainable_params:,} {kind}"
         words = ["Input:", *_listed(inputs), "channels first.", " Output:", *_listed(outputs, ".")]
         lines = [*_fill(words, w.width), counts + "."]
         if any(
