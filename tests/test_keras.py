@@ -16,6 +16,7 @@ import inspect
 import io
 import json
 import os
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -563,6 +564,50 @@ def test_small_specs_cover_every_kind():
     used = {layer.kind for name in SMALL for layer in load(name).layers}
     handled = [cls for cls in LAYER_CLASSES if cls not in backend.UNSUPPORTED]
     assert used >= {cls.model_fields["kind"].default for cls in handled}
+
+
+AUX_HEADS = """
+network aux_heads
+input 16x16x3
+block head(n) { gap -> dense n }
+x = 3x3(S) conv 8 bias=off -> bn -> relu
+aux1 = head(3)
+x -> 3x3(S) conv 8 relu
+aux2 = 1x1 conv 2 -> flatten -> dense 4
+x -> 3x3+2(S) conv 8 relu -> gap
+logits = dense 5
+output logits, aux2 (training), aux1 (training)
+"""
+
+
+def test_training_outputs_are_an_option_of_build_model(tmp_path):
+    """A functional model cannot change its outputs with the mode: build_model() is the
+    inference model, without the layers only training outputs need; build_model(
+    training_outputs=True) builds them too and returns every output in the spec's order;
+    net.to_keras() takes the same option, and the generated file is the same function."""
+    net = cnndsl.loads(AUX_HEADS, "aux_heads.cnn")
+    a = net.analysis
+    inference = net.to_keras()
+    names = {layer.name for layer in inference.layers}
+    assert [t.shape[1:] for t in inference.outputs] == [(5,)]
+    assert not names & net.training_only()
+    assert inference.count_params() == a.inference.total_params < a.total_params
+    full = net.to_keras(training_outputs=True)
+    assert [tuple(t.shape[1:]) for t in full.outputs] == [(5,), (4,), (3,)]
+    assert full.count_params() == a.total_params
+    assert {layer.name for layer in full.layers} >= net.training_only()
+    x = np.random.default_rng(0).standard_normal((2, 16, 16, 3)).astype("float32")
+    # the inference model of a trained one: the same layers, its inference output
+    shared = keras.Model(full.inputs, full.outputs[0])
+    np.testing.assert_array_equal(np.asarray(shared(x)), np.asarray(full(x)[0]))
+    path = tmp_path / "aux_heads.py"
+    path.write_text(backend.to_source(net))
+    namespace = runpy.run_path(str(path))
+    again = namespace["build_model"](training_outputs=True)
+    again.set_weights(full.get_weights())
+    for got, want in zip(again(x), full(x)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert namespace["build_model"]().count_params() == a.inference.total_params
 
 
 def test_unreachable_layer_is_an_error():

@@ -734,6 +734,60 @@ def test_stochastic_depth_is_torchvisions(mode):
     assert torch.equal(model.eval()(x), x)
 
 
+AUX_HEADS = """\
+network aux_heads
+input 16x16x3
+block head(n) { gap -> dense n }
+x = 3x3(S) conv 8 bias=off -> bn -> relu
+aux1 = head(3)
+x -> 3x3(S) conv 8 relu
+aux2 = 1x1 conv 2 -> flatten -> dense 4
+x -> 3x3+2(S) conv 8 relu -> gap
+logits = dense 5
+output logits, aux2 (training), aux1 (training)
+"""
+
+
+def test_training_outputs_are_computed_and_returned_in_training_only():
+    """In eval mode forward returns the inference output and computes none of the layers
+    that only the training outputs need; in training mode it returns every output, in the
+    spec's order.  torch.export (which traces one mode) and torch.compile take it whole."""
+    net = cnndsl.loads(AUX_HEADS, "aux_heads.cnn")
+    only = net.training_only()
+    assert only and set(net.training_outputs) <= only
+    nodes = {layer.name for layer in net.layers if layer.kind != "input"}
+    seen: set[str] = set()
+    model = backend.build(net, tap=lambda name, value: seen.add(name))
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        logits = model.eval()(x)
+    assert isinstance(logits, torch.Tensor) and logits.shape == (2, 5)
+    assert seen == nodes - only
+    seen.clear()
+    model.train()
+    for m in model.children():  # batch norm as in eval: the same logits in both modes
+        m.eval()
+    with torch.no_grad():
+        outs = model(x)
+    assert seen == nodes
+    assert [tuple(o.shape) for o in outs] == [(2, 5), (2, 4), (2, 3)]
+    torch.testing.assert_close(outs[0], logits, rtol=0, atol=0)
+    plain = backend.build(net)
+    plain.load_state_dict(model.state_dict())
+    plain.eval()
+    with torch.no_grad():
+        exported = torch.export.export(plain, (x,)).module()
+        torch.testing.assert_close(exported(x), logits)
+        compiled = torch.compile(plain, fullgraph=True, backend="eager")
+        torch.testing.assert_close(compiled(x), logits)
+        plain.train()
+        for m in plain.children():
+            m.eval()
+        for got, want in zip(compiled(x), outs):
+            torch.testing.assert_close(got, want)
+    torch._dynamo.reset()
+
+
 def test_unsupported_layer_is_a_located_error():
     # explicit asymmetric padding with ceil mode: the IR's last window starts in the right
     # padding, where PyTorch's rule for the pre-padded input keeps one

@@ -188,7 +188,11 @@ def _pairs(net: Network, keras_model, torch_model) -> list[_Pair]:
             klayer = None
         if klayer is None:
             if slots:
-                raise ValueError(f"{_describe(layer)}: the Keras model has no layer of this name")
+                why = f"{_describe(layer)}: the Keras model has no layer of this name"
+                if layer.name in net.training_only():
+                    why += " (it is built for a training output: build the Keras model with"
+                    why += " training_outputs=True)"
+                raise ValueError(why)
             kvars = {}
         else:
             kvars = {v.name: v for v in klayer.weights}

@@ -94,13 +94,21 @@ def to_source(net: Network) -> str:
     return KerasGenerator(net).source()
 
 
-def build(net: Network) -> keras.Model:
+def build(net: Network, *, training_outputs: bool = False) -> keras.Model:
     """The network as a live Keras functional model (untrained, Keras's initializers): the
     module :func:`to_source` writes, run.  Raises :class:`cnndsl.CnnDslError` for what Keras
-    cannot express."""
+    cannot express.
+
+    A network with training outputs (``output logits, aux1 (training)``) gives its inference
+    model, without the layers only those outputs need; with ``training_outputs``, the model
+    that also builds them and returns every output, in the order of ``net.outputs`` (a
+    functional model cannot change its outputs with the mode).  The inference model of a
+    trained one is ``keras.Model(model.inputs, <its inference outputs>)``: it shares the
+    layers."""
     import keras  # noqa: F401  (the framework first: a missing one is an ImportError here)
 
-    return execute(to_source(net), net.name)["build_model"]()
+    build_model = execute(to_source(net), net.name)["build_model"]
+    return build_model(training_outputs=True) if training_outputs else build_model()
 
 
 def layer_names(net: Network) -> dict[str, list[str]]:

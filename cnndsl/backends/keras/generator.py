@@ -14,6 +14,7 @@ with its spec line; the custom layers it uses (``layers.py``) are copied into it
 from __future__ import annotations
 
 import os
+from itertools import groupby
 from typing import Any
 
 from ...ir import (
@@ -60,7 +61,7 @@ from ..codegen.expr import (
 from ..codegen.generator import Generator, Program, Render, runtime_definitions
 from ..codegen.lower import Draft, Loop, NodeContext, call_step, where
 from ..codegen.loops import counters
-from ..codegen.names import Reserved, variables
+from ..codegen.names import Reserved, identifier, variables
 from ..codegen.tree import Scope, local_name
 from ..codegen.unify import Function, name_params
 from ..codegen.writer import Writer
@@ -115,7 +116,7 @@ class KerasGenerator(Generator):
     RESERVED = Reserved(
         module=frozenset({"keras", "layers", "build_model"})
         | frozenset(runtime_definitions(*RUNTIME)),
-        locals=frozenset({"name", "i"}),
+        locals=frozenset({"name", "i", "training_outputs"}),
     )
 
     def __init__(self, net: Network) -> None:
@@ -154,7 +155,10 @@ class KerasGenerator(Generator):
             expr = expr.keyword(param, const)
         name = LayerName(local_name(sub.site.instance, scope.prefix), sub.site.instance)
         expr = expr.keyword("name", name)
-        draft.steps.append(call_step(scope, sub, expr, where(sub.site.position)))
+        step = call_step(scope, sub, expr, where(sub.site.position))
+        if scope.site is None and list(sub.outputs) in ([o] for o in self.net.outputs):
+            step.hint = identifier(sub.local)  # aux1 = googlenet_aux(x, name="aux1")
+        draft.steps.append(step)
 
     def root_args(self, root: Scope) -> list[str]:
         return []  # the inputs are keras.Input layers of build_model
@@ -550,19 +554,44 @@ class KerasGenerator(Generator):
             _body(w, fn.draft, fn.arg_names, avoid, _Render({}, True))
 
     def write_network(self, w: Writer, program: Program) -> None:
+        """``build_model()``; a network with training outputs gets ``build_model(
+        training_outputs=False)``: a functional model cannot change its outputs with the mode,
+        so the inference model (the default) leaves out the layers that only training outputs
+        need, and ``training_outputs=True`` builds them and returns every output."""
         net, module = self.net, self.module_names
         avoid = frozenset(module.reserved | module.taken | self.RESERVED.locals)
-        w.line("def build_model():")
+        training = net.training_only()
+        w.line(f"def build_model({'training_outputs=False' if training else ''}):")
         with w.indented():
-            w.docstring(f"The network `{net.name}`{_file_note(net)} as a Keras model.")
+            doc = f"The network `{net.name}`{_file_note(net)} as a Keras model"
+            if training:
+                listed = ", ".join(net.inference_outputs)
+                doc += (
+                    f": its inference outputs ({listed}), or with training_outputs every output"
+                    " and the layers that compute them."
+                )
+            w.docstring(doc + ("" if training else "."))
             r = _Render({}, False)
-            names = _body(w, program.draft, [], avoid, r, returns=False)
+
+            def only(step) -> bool:
+                return all(t.split(":")[0] in training for t in step.targets)
+
+            names = _body(w, program.draft, [], avoid, r, returns=False, training=only)
             ins = [names[layer.name] for layer in net.inputs]
-            outs = [names[o] for o in net.outputs]
             model_in = Code(ins[0] if len(ins) == 1 else f"[{', '.join(ins)}]")
-            model_out = Code(outs[0] if len(outs) == 1 else f"[{', '.join(outs)}]")
-            model = call("keras.Model", model_in, model_out, name=Code(literal(net.name)))
-            w.statement("return ", model, r)
+
+            def model(outputs: list[str]) -> Expr:
+                outs = [names[o] for o in outputs]
+                model_out = Code(outs[0] if len(outs) == 1 else f"[{', '.join(outs)}]")
+                return call("keras.Model", model_in, model_out, name=Code(literal(net.name)))
+
+            if training:
+                w.line("if training_outputs:")
+                with w.indented():
+                    w.statement("return ", model(net.outputs), r)
+                w.statement("return ", model(net.inference_outputs), r)
+            else:
+                w.statement("return ", model(net.outputs), r)
         w.blank(2)
         w.line('if __name__ == "__main__":')
         with w.indented():
@@ -624,17 +653,30 @@ def _body(
     r: _Render,
     force: str | None = None,
     returns: bool = True,
+    training=None,
 ) -> dict[str, str]:
-    """Write a draft's steps (and its return); returns the variable of every value."""
+    """Write a draft's steps (and its return); returns the variable of every value.  Runs of
+    steps for which ``training(step)`` holds are built only ``if training_outputs:``."""
     names = variables(draft, arg_names, avoid, force)
     r.names = names
-    for step in draft.steps:
+
+    def write(step) -> None:
         if isinstance(step, Loop):
             _loop(w, step, r, avoid)
         else:
             w.statement(
                 f"{', '.join(names[t] for t in step.targets)} = ", step.expr, r, step.comment
             )
+
+    for guarded, run in groupby(draft.steps, key=training or (lambda step: False)):
+        if not guarded:
+            for step in run:
+                write(step)
+            continue
+        w.line("if training_outputs:")
+        with w.indented():
+            for step in run:
+                write(step)
     if returns:
         w.line("return " + ", ".join(names[o] for o in draft.outputs))
     return names

@@ -228,7 +228,18 @@ class TorchGenerator(Generator):
             Module(sub.attr, Call(Ref(fn), tuple(consts)), where(sub.site.position))
         )
         expr = call(Attr(SELF, sub.attr), *(Var(v) for v in sub.inputs))
-        draft.steps.append(call_step(scope, sub, expr, None))
+        step = call_step(scope, sub, expr, None)
+        if scope.site is None and list(sub.outputs) in ([o] for o in self.net.outputs):
+            step.hint = identifier(sub.local)  # aux1 = googlenet_aux(): forward's aux1
+        draft.steps.append(step)
+
+    def variable_hint(self, layer: Layer) -> str | None:
+        """An output of the network named in the spec keeps its name in forward (``logits``,
+        returned with ``aux1``)."""
+        named = not layer.name.startswith(f"{layer.type_name}_")
+        if named and not layer.calls and layer.name in self.net.outputs:
+            return identifier(layer.name)
+        return None
 
     def in_forward(self, draft: Draft) -> set[int]:
         return {id(c) for step in draft.steps for c in step.expr.consts()}
@@ -595,6 +606,10 @@ class TorchGenerator(Generator):
             kind = "statistics" if normalized else "batch-norm statistics"
             counts += f", {a.non_trainable_params:,} {kind}"
         words = ["Input:", *_listed(inputs), "channels first.", " Output:", *_listed(outputs, ".")]
+        if net.training_outputs:  # the outputs in eval mode, then in training mode
+            inference = [_nchw(a[name].output_shape) for name in net.inference_outputs]
+            words[-len(outputs) :] = [*_listed(inference, ";"), "in training mode"]
+            words += _listed(outputs, ".")
         lines = [*_fill(words, w.width), counts + "."]
         if any(
             flattens_map(a[layer.name].input_shapes)
@@ -658,7 +673,9 @@ class TorchGenerator(Generator):
             else:
                 inputs = Namespace(avoid)
                 args = [inputs.claim(layer.name) for layer in net.inputs]
-            _forward(w, program.draft, args, avoid, self.taps)
+            training = training_steps(net, program.draft)
+            inference = net.inference_outputs if net.training_outputs else None
+            _forward(w, program.draft, args, avoid, self.taps, training, inference)
         w.blank(2)
         w.line("def build_model():")
         with w.indented():
@@ -697,28 +714,71 @@ class TorchGenerator(Generator):
 
 
 def _forward(
-    w: Writer, draft: Draft, arg_names: list[str], avoid: frozenset[str], taps: bool
+    w: Writer,
+    draft: Draft,
+    arg_names: list[str],
+    avoid: frozenset[str],
+    taps: bool,
+    training: set[int] = frozenset(),
+    inference: list[str] | None = None,
 ) -> None:
-    """``forward``: in place where that is safe (never with taps), a tap after each node."""
+    """``forward``: in place where that is safe (never with taps), a tap after each node.
+    The steps in ``training`` (indices) run only in training mode, under ``if self.training:``;
+    with ``inference`` (the network's inference outputs, when it has training outputs too),
+    it returns every output in training mode and those in inference mode."""
     w.statement("def ", call("forward", *map(Code, ["self", *arg_names])), Render(), tail=":")
     names = variables(draft, arg_names, avoid)
     r = Render(names)
     changes = {} if taps else in_place(draft, names)
+
+    def write(i: int, step) -> bool:
+        """One step; True when it returned."""
+        targets = [names[t] for t in step.targets]
+        expr = changes.get(i, step.expr)
+        if isinstance(expr, AugmentedAdd):  # x += y
+            w.statement(f"{names[expr.target]} += ", expr.value, r, step.comment)
+            return False
+        last = i == len(draft.steps) - 1
+        if last and not taps and draft.outputs == step.targets and len(targets) == 1:
+            w.statement("return ", expr, r, step.comment)
+            return True
+        w.statement(f"{', '.join(targets)} = ", expr, r, step.comment)
+        if taps and step.node:
+            w.line(f"_tap(self, {literal(step.local)}, {targets[0]})")
+        return False
+
     with w.indented():
-        for i, step in enumerate(draft.steps):
-            targets = [names[t] for t in step.targets]
-            expr = changes.get(i, step.expr)
-            if isinstance(expr, AugmentedAdd):  # x += y
-                w.statement(f"{names[expr.target]} += ", expr.value, r, step.comment)
+        i = 0
+        while i < len(draft.steps):
+            if i not in training:
+                if write(i, draft.steps[i]):
+                    return
+                i += 1
                 continue
-            last = i == len(draft.steps) - 1
-            if last and not taps and draft.outputs == step.targets and len(targets) == 1:
-                w.statement("return ", expr, r, step.comment)
-                return
-            w.statement(f"{', '.join(targets)} = ", expr, r, step.comment)
-            if taps and step.node:
-                w.line(f"_tap(self, {literal(step.local)}, {targets[0]})")
-        w.line("return " + ", ".join(names[o] for o in draft.outputs))
+            w.line("if self.training:")
+            with w.indented():
+                while i in training:
+                    write(i, draft.steps[i])
+                    i += 1
+        outputs = ", ".join(names[o] for o in draft.outputs)
+        if inference is not None:
+            w.line("if self.training:")
+            with w.indented():
+                w.line(f"return {outputs}")
+            outputs = ", ".join(names[o] for o in inference)
+        w.line("return " + outputs)
+
+
+def training_steps(net: Network, draft: Draft) -> set[int]:
+    """The steps of the network's draft that compute only what its training outputs need
+    (GoogLeNet's auxiliary heads).  A block call has one output (its last tensor): it is
+    needed for inference or it is not."""
+    only = net.training_only()
+    return {
+        i
+        for i, step in enumerate(draft.steps)
+        if all(target.split(":")[0] in only for target in step.targets)
+    }
 
 
 def _init(w: Writer, draft: Draft, params: list[str], stored: list[str]) -> None:
