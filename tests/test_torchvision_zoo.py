@@ -470,3 +470,50 @@ def test_aux_heads_count_as_torchvision_counts_them(text, model):
     assert net.analysis.trainable_params == params
     assert net.analysis.non_trainable_params == buffers
     assert len(net.training_outputs) == len(net.outputs) - 1  # all but the logits
+
+
+@pytest.mark.torch
+@pytest.mark.reference
+@pytest.mark.parametrize(
+    "text,model",
+    [
+        (GOOGLENET_AUX, "googlenet"),
+        (
+            INCEPTION_V3_AUX.replace("output logits, aux", "output logits, aux (training)"),
+            "inception_v3",
+        ),
+    ],
+    ids=["googlenet", "inception_v3"],
+)
+def test_training_outputs_are_torchvisions_aux_heads(text, model, freed):
+    """With torchvision's weights (aux_logits=True): in eval mode the model returns the logits
+    alone, torchvision's; in training mode (layers in eval mode, so that batch norm and
+    dropout compute the same function) it returns torchvision's outputs in its order --
+    GoogLeNet's (logits, aux2, aux1), Inception-v3's (logits, aux) -- as a tuple where
+    torchvision returns a named tuple."""
+    torch = pytest.importorskip("torch")
+    import torchvision
+
+    from cnndsl.backends.torchvision_map import load_torchvision
+
+    net = cnndsl.loads(text, filename=str(ZOO / f"{model}_aux.cnn"))
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, model)(weights=None, aux_logits=True, init_weights=False)
+    randomize_batchnorms(theirs.eval())
+    ours = net.to_torch().eval()
+    load_torchvision(ours, theirs, check=False)
+    x = sample(model)
+    with torch.no_grad():
+        logits = ours(x)
+        assert isinstance(logits, torch.Tensor)
+        assert_close_to_scale(logits, theirs(x))
+        for m in (ours, theirs):
+            m.train()
+            for sub in m.modules():
+                if sub is not m:
+                    sub.eval()
+        outputs, expected = ours(x), theirs(x)
+    assert isinstance(outputs, tuple) and len(outputs) == len(expected) == len(net.outputs)
+    for got, want in zip(outputs, expected):
+        assert_close_to_scale(got, want)
+    assert_close_to_scale(outputs[0], logits)
