@@ -50,14 +50,7 @@ MISSING: dict[str, str] = {}
 # must leave the list when the features land).
 WAITING: dict[str, str] = {}
 # Specs the Keras back end cannot build yet: a layer kind without a Keras handler.
-KERAS_PENDING = {
-    "MobileNet": "no Keras handler for reshape yet",
-    "InceptionResNetV2": "no Keras handler for rescaling yet",
-    **dict.fromkeys(
-        ["ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"],
-        "no Keras handler for normalization, layernorm, pointwise, layerscale yet",
-    ),
-}
+KERAS_PENDING: dict[str, str] = {}
 # Layer-by-layer comparison in CI: one or two models of each family (the rest: -m zoo_full).
 LAYERS_IN_CI = {
     "VGG19", "ResNet50", "ResNet50V2", "Xception", "InceptionV3", "InceptionResNetV2",

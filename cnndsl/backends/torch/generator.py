@@ -206,6 +206,8 @@ class TorchGenerator(Generator):
         super().__init__(net)
         self.taps = taps
         self._attrs: dict[int, Namespace] = {}
+        self.channels_last = channels_last_runs(net)
+        """{node: (first, last)} for the nodes computed on the channels-last tensor."""
 
     # ---------------------------------------------------------------- the dialect
 
@@ -342,6 +344,8 @@ class TorchGenerator(Generator):
 
     def lower_activation(self, ctx: NodeContext) -> Expr:
         layer: Activation = ctx.layer
+        if layer.name in self.channels_last:  # between two pointwise layers (elementwise)
+            return self._out_layout(ctx, _activate(self._in_layout(ctx), layer.function, layer.alpha))
         if layer.function == "linear":
             return call(ctx.module(call("nn.Identity")), ctx.x)
         return _activate(ctx.x, layer.function, layer.alpha)
@@ -486,12 +490,24 @@ class TorchGenerator(Generator):
 
     # ---------------------------------------------------------------- the newer kinds
 
+    def _in_layout(self, ctx: NodeContext) -> Expr:
+        """The input as a node of a channels-last run reads it: permuted at the run's start."""
+        first, _ = self.channels_last[ctx.layer.name]
+        return method(ctx.x, "permute", *map(Code, "0231")) if first else ctx.x
+
+    def _out_layout(self, ctx: NodeContext, value: Expr) -> Expr:
+        """A channels-last run's value, permuted back to NCHW at its end."""
+        _, last = self.channels_last[ctx.layer.name]
+        return method(value, "permute", *map(Code, "0312")) if last else value
+
     def lower_layernorm(self, ctx: NodeContext) -> Expr:
-        """nn.LayerNorm on a vector; on a map, LayerNorm2d (torchvision's: channels last)."""
+        """nn.LayerNorm on a vector or in a channels-last run (ConvNeXt's block); elsewhere on
+        a map, LayerNorm2d (torchvision's: it permutes to channels last and back)."""
         layer: LayerNorm = ctx.layer
         affine = layer.scale or layer.center
+        last = len(ctx.in_shape) == 1 or layer.name in self.channels_last
         module = call(
-            "nn.LayerNorm" if len(ctx.in_shape) == 1 else ctx.helper("LayerNorm2d"),
+            "nn.LayerNorm" if last else ctx.helper("LayerNorm2d"),
             _c(ctx.in_shape[-1], "num_features"),
             eps=(_c(layer.epsilon, "eps", "epsilon"), 1e-5),
             elementwise_affine=(Code("True" if affine else "False"), lambda c: affine),
@@ -500,10 +516,12 @@ class TorchGenerator(Generator):
         mod = ctx.module(module)
         if affine and not layer.scale:  # Keras's scale=off: a bias, no weight
             ctx.init(method(mod, "register_parameter", Code('"weight"'), Code("None")))
+        if layer.name in self.channels_last:
+            return self._out_layout(ctx, call(mod, self._in_layout(ctx)))
         return call(mod, ctx.x)
 
     def lower_pointwise(self, ctx: NodeContext) -> Expr:
-        """nn.Linear on the channels: on a map, applied channels last (ConvNeXt's block)."""
+        """nn.Linear on the channels: on a map, in a channels-last run (ConvNeXt's block)."""
         if len(ctx.in_shape) == 1:
             return self.lower_dense(ctx)
         layer: PointwiseDense = ctx.layer
@@ -513,8 +531,8 @@ class TorchGenerator(Generator):
             _c(layer.units, "out_features", "units"),
             bias=(_c(layer.bias, "bias", "bias"), True),
         )
-        last = call(ctx.module(module), method(ctx.x, "permute", *map(Code, "0231")))
-        return _activate(method(last, "permute", *map(Code, "0312")), layer.activation, None)
+        value = _activate(call(ctx.module(module), self._in_layout(ctx)), layer.activation, None)
+        return self._out_layout(ctx, value)
 
     def lower_layerscale(self, ctx: NodeContext) -> Expr:
         scale = call(
@@ -649,7 +667,7 @@ class TorchGenerator(Generator):
             _init(w, fn.draft, params, [p.name for p in fn.params if p.stored])
             w.blank()
             avoid = frozenset(module.reserved | module.taken | self.RESERVED.locals)
-            _forward(w, fn.draft, fn.arg_names, avoid, self.taps)
+            _forward(w, fn.draft, fn.arg_names, avoid, self.taps, self.channels_last)
 
     def write_network(self, w: Writer, program: Program) -> None:
         net, module = self.net, self.module_names
@@ -675,7 +693,9 @@ class TorchGenerator(Generator):
                 args = [inputs.claim(layer.name) for layer in net.inputs]
             training = training_steps(net, program.draft)
             inference = net.inference_outputs if net.training_outputs else None
-            _forward(w, program.draft, args, avoid, self.taps, training, inference)
+            _forward(
+                w, program.draft, args, avoid, self.taps, self.channels_last, training, inference
+            )
         w.blank(2)
         w.line("def build_model():")
         with w.indented():
@@ -719,10 +739,12 @@ def _forward(
     arg_names: list[str],
     avoid: frozenset[str],
     taps: bool,
+    channels_last: dict[str, tuple[bool, bool]],
     training: set[int] = frozenset(),
     inference: list[str] | None = None,
 ) -> None:
-    """``forward``: in place where that is safe (never with taps), a tap after each node.
+    """``forward``: in place where that is safe (never with taps), a tap after each node (of
+    its NCHW value, also for the nodes of a channels-last run).
     The steps in ``training`` (indices) run only in training mode, under ``if self.training:``;
     with ``inference`` (the network's inference outputs, when it has training outputs too),
     it returns every output in training mode and those in inference mode."""
@@ -730,6 +752,9 @@ def _forward(
     names = variables(draft, arg_names, avoid)
     r = Render(names)
     changes = {} if taps else in_place(draft, names)
+
+    def nchw(node: str) -> bool:
+        return channels_last.get(node, (False, True))[1]
 
     def write(i: int, step) -> bool:
         """One step; True when it returned."""
@@ -744,7 +769,10 @@ def _forward(
             return True
         w.statement(f"{', '.join(targets)} = ", expr, r, step.comment)
         if taps and step.node:
-            w.line(f"_tap(self, {literal(step.local)}, {targets[0]})")
+            value = targets[0]
+            if not nchw(step.node):  # inside a channels-last run: the tap sees NCHW too
+                value += ".permute(0, 3, 1, 2)"
+            w.line(f"_tap(self, {literal(step.local)}, {value})")
         return False
 
     with w.indented():
@@ -767,6 +795,50 @@ def _forward(
                 w.line(f"return {outputs}")
             outputs = ", ".join(names[o] for o in inference)
         w.line("return " + outputs)
+
+
+def channels_last_runs(net: Network) -> dict[str, tuple[bool, bool]]:
+    """The nodes PyTorch computes on the channels-last (NHWC) tensor, as torchvision's
+    ConvNeXt block does (``permute``, LayerNorm, Linear, GELU, Linear, ``permute``): chains of
+    layer norms, pointwise layers and elementwise activations on maps, each read only by the
+    next, within one block call, that hold a pointwise layer and begin and end with a layer.
+    {node: (first of its run, last of its run)}."""
+    users = net.consumers()
+    outputs = set(net.outputs)
+
+    def fits(layer) -> bool:
+        if layer.kind not in ("layernorm", "pointwise", "activation") or len(layer.inputs) != 1:
+            return False
+        if len(net.analysis[layer.name].output_shape) != 3:
+            return False
+        return layer.kind != "activation" or layer.function not in ("softmax", "linear")
+
+    runs, run = [], []
+    for layer in net.layers:
+        previous = run[-1] if run else None
+        follows = (
+            previous is not None
+            and list(layer.inputs) == [previous.name]
+            and list(users[previous.name]) == [layer.name]
+            and previous.name not in outputs
+            and getattr(layer, "calls", ()) == getattr(previous, "calls", ())
+        )
+        if fits(layer) and follows:
+            run.append(layer)
+            continue
+        runs.append(run)
+        run = [layer] if fits(layer) else []
+    runs.append(run)
+    result = {}
+    for run in runs:
+        while run and run[0].kind == "activation":
+            run = run[1:]
+        while run and run[-1].kind == "activation":
+            run = run[:-1]
+        if any(layer.kind == "pointwise" for layer in run):
+            for i, layer in enumerate(run):
+                result[layer.name] = (i == 0, i == len(run) - 1)
+    return result
 
 
 def training_steps(net: Network, draft: Draft) -> set[int]:

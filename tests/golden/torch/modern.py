@@ -107,13 +107,13 @@ class Stage(nn.Module):
     def __init__(self):
         super().__init__()
         self.dwconv_1 = nn.Conv2d(16, 16, 7, padding=3, groups=16)  # modern.cnn:7
-        self.layernorm_1 = LayerNorm2d(16, eps=1e-06)  # modern.cnn:7
+        self.layernorm_1 = nn.LayerNorm(16, eps=1e-06)  # modern.cnn:7
         self.pointwise_1 = nn.Linear(16, 64)  # modern.cnn:7
         self.pointwise_2 = nn.Linear(64, 16)  # modern.cnn:7
         self.layerscale_1 = LayerScale(16, 1e-06)  # modern.cnn:8
         self.stochasticdepth_1 = StochasticDepth(0.0, "row")  # modern.cnn:8
         self.dwconv_2 = nn.Conv2d(16, 16, 7, padding=3, groups=16)  # modern.cnn:7
-        self.layernorm_2 = LayerNorm2d(16, eps=1e-06)  # modern.cnn:7
+        self.layernorm_2 = nn.LayerNorm(16, eps=1e-06)  # modern.cnn:7
         self.pointwise_3 = nn.Linear(16, 64)  # modern.cnn:7
         self.pointwise_4 = nn.Linear(64, 16)  # modern.cnn:7
         self.layerscale_2 = LayerScale(16, 1e-06)  # modern.cnn:8
@@ -121,16 +121,16 @@ class Stage(nn.Module):
 
     def forward(self, x):
         branch1 = self.dwconv_1(x)
-        branch1 = self.layernorm_1(branch1)
-        branch1 = F.gelu(self.pointwise_1(branch1.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
-        branch1 = self.pointwise_2(branch1.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        branch1 = self.layernorm_1(branch1.permute(0, 2, 3, 1))
+        branch1 = F.gelu(self.pointwise_1(branch1))
+        branch1 = self.pointwise_2(branch1).permute(0, 3, 1, 2)
         branch1 = self.layerscale_1(branch1)
         branch1 = self.stochasticdepth_1(branch1)
         add_1 = branch1 + x  # modern.cnn:6
         x = self.dwconv_2(add_1)
-        x = self.layernorm_2(x)
-        x = F.gelu(self.pointwise_3(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
-        x = self.pointwise_4(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x = self.layernorm_2(x.permute(0, 2, 3, 1))
+        x = F.gelu(self.pointwise_3(x))
+        x = self.pointwise_4(x).permute(0, 3, 1, 2)
         x = self.layerscale_2(x)
         x = self.stochasticdepth_2(x)
         return x + add_1  # modern.cnn:6
@@ -142,7 +142,7 @@ class StageC32(nn.Module):
     def __init__(self):
         super().__init__()
         self.dwconv_1 = nn.Conv2d(32, 32, 7, padding=3, groups=32)  # modern.cnn:7
-        self.layernorm_1 = LayerNorm2d(32, eps=1e-06)  # modern.cnn:7
+        self.layernorm_1 = nn.LayerNorm(32, eps=1e-06)  # modern.cnn:7
         self.pointwise_1 = nn.Linear(32, 128)  # modern.cnn:7
         self.pointwise_2 = nn.Linear(128, 32)  # modern.cnn:7
         self.layerscale_1 = LayerScale(32, 1e-06)  # modern.cnn:8
@@ -150,9 +150,9 @@ class StageC32(nn.Module):
 
     def forward(self, x):
         out = self.dwconv_1(x)
-        out = self.layernorm_1(out)
-        out = F.gelu(self.pointwise_1(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
-        out = self.pointwise_2(out.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        out = self.layernorm_1(out.permute(0, 2, 3, 1))
+        out = F.gelu(self.pointwise_1(out))
+        out = self.pointwise_2(out).permute(0, 3, 1, 2)
         out = self.layerscale_1(out)
         out = self.stochasticdepth_1(out)
         return out + x  # modern.cnn:6
