@@ -12,13 +12,17 @@ framework is not installed), 3 an internal error (a bug in cnndsl: please report
 from __future__ import annotations
 
 import argparse
-import importlib
+import io
+import os
+import secrets
+import stat
 import sys
 from pathlib import Path
 
+from .display import grouped, printable
+
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
-TARGETS = ("keras", "torch", "json", "dot", "svg", "png", "pdf")
 DTYPES = ("float32", "float16", "bfloat16")
 FORMATS = ("table", "json", "markdown", "csv")
 
@@ -32,11 +36,42 @@ class _Parser(argparse.ArgumentParser):
 def _positive(text: str) -> int:
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    except ValueError:  # also past Python's 4,300 digits: no batch is that large
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(f"not an integer: {shown!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _directory(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
+
+
+def _input_size(text: str) -> tuple[str | None, tuple[int, ...]]:
+    """``512x512x3`` or ``NAME=512x512x3`` (``10`` for a vector)."""
+    name, _, size = text.rpartition("=")
+    parts = size.lower().split("x")
+    if not all(p.isdigit() and len(p) <= 30 for p in parts) or (name and not name.isidentifier()):
+        raise argparse.ArgumentTypeError(
+            f"not an input size: {text!r} (write HxWxC or N, e.g. 512x512x3, or NAME=HxWxC)"
+        )
+    return name or None, tuple(int(p) for p in parts)
+
+
+def _spec_options(command: argparse.ArgumentParser) -> None:
+    """Options of every command that loads a spec."""
+    command.add_argument(
+        "--import-path", action="append", default=[], type=_directory, metavar="DIR",
+        help="also look up imports in DIR, and let them read .cnn files under it (repeatable)",
+    )
+    command.add_argument(
+        "--input", action="append", default=[], type=_input_size, metavar="[NAME=]SIZE",
+        help="analyse at another input size: 512x512x3, or NAME=SIZE for one of several inputs"
+        " (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,16 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate specs (exit 1 with located errors)")
     check.add_argument("specs", nargs="+", metavar="SPEC", help=".cnn file(s), or - for stdin")
+    _spec_options(check)
 
     summary = sub.add_parser("summary", help="print shapes, parameters, MACs, receptive fields, memory")
     summary.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
+    _spec_options(summary)
     summary.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
     summary.add_argument("--dtype", choices=DTYPES, default="float32", help="element type for memory (default float32)")
     summary.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
 
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
-    compile_.add_argument("--target", "-t", choices=TARGETS, required=True)
+    _spec_options(compile_)
+    compile_.add_argument("--target", "-t", choices=_targets(), required=True)
     compile_.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     compile_.add_argument("--collapse", action="store_true", help="diagrams: draw each block call as one node")
     compile_.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="diagrams: layout direction")
@@ -77,75 +115,98 @@ def _version() -> str:
     return __version__
 
 
-def _load(spec: str):
+def _load(spec: str, args):
     from . import load, loads
 
-    if spec == "-":  # read as a file is: the size limit, the binary and UTF-8 checks, the BOM
-        from .elaborate.sources import STDIN, read_source
+    options = dict(import_path=args.import_path, input=_input_sizes(args.input))
+    if spec == "-":
+        from .elaborate.sources import read_stdin
 
-        return loads(read_source(sys.stdin.buffer), STDIN)
-    return load(spec)
+        return loads(read_stdin(), "<stdin>", **options)
+    return load(spec, **options)
+
+
+def _input_sizes(given: list[tuple[str | None, tuple[int, ...]]]):
+    """--input options as load() takes them: one size, or sizes by name."""
+    if not given:
+        return None
+    if len(given) == 1 and given[0][0] is None:
+        return given[0][1]
+    if any(name is None for name, _ in given):
+        raise _UsageError("name every input when you give several: --input NAME=SIZE")
+    sizes = dict(given)
+    if len(sizes) != len(given):
+        raise _UsageError("an input is given two sizes")
+    return sizes
+
+
+class _UsageError(Exception):
+    """A command line that cannot run (exit 2)."""
 
 
 def _cmd_check(args) -> int:
     from .errors import CnnDslError
+    from .ir.base import fmt_shape
 
     status = EXIT_OK
     for spec in args.specs:
         try:
-            net = _load(spec)
+            net = _load(spec, args)
         except CnnDslError as e:
             print(e.format(), file=sys.stderr)
             status = EXIT_SPEC
             continue
         a = net.analysis
-        outs = ", ".join("x".join(map(str, s)) for _, s in a.outputs)
-        print(f"{spec}: ok ({len(net.layers)} layers, {a.total_params:,} parameters, output {outs})")
+        outs = ", ".join(fmt_shape(s) for _, s in a.outputs)
+        print(
+            f"{printable(spec)}: ok ({grouped(len(net.layers))} layers,"
+            f" {grouped(a.total_params)} parameters, output {outs})"
+        )
     return status
 
 
 def _cmd_summary(args) -> int:
-    net = _load(args.spec)
+    net = _load(args.spec, args)
     sys.stdout.write(net.summary(batch_size=args.batch, dtype=args.dtype, format=args.format))
     return EXIT_OK
 
 
-_FRAMEWORKS = {"keras": ("TensorFlow and Keras", "keras"), "torch": ("PyTorch", "torch")}
+def _targets() -> tuple[str, ...]:
+    from .backends import TARGETS
+
+    return tuple(TARGETS)
 
 
 def _cmd_compile(args) -> int:
-    net = _load(args.spec)
-    target = args.target
-    if target == "json":
-        text: str | bytes = net.to_json() + "\n"
-    elif target in ("keras", "torch"):
-        try:
-            backend = importlib.import_module(f".backends.{target}", __package__)
-        except ImportError as e:
-            framework, extra = _FRAMEWORKS[target]
-            print(
-                f"cnndsl: the {target} target needs {framework} ({e.name} is not installed):"
-                f" pip install 'cnndsl[{extra}]'",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        text = backend.to_source(net)
-    else:
-        from .backends import graphviz as backend  # type: ignore[no-redef]
+    from .backends import TARGETS, emit
 
+    net = _load(args.spec, args)
+    target = TARGETS[args.target]
+    options = {}
+    if target.diagram:
         options = dict(
             collapse=args.collapse, rankdir=args.rankdir, shapes=not args.no_shapes, params=args.params
         )
-        text = backend.to_dot(net, **options) if target == "dot" else backend.render(net, target, **options)
+    try:
+        text = emit(net, target.name, **options)
+    except ImportError as e:
+        if target.framework is None:
+            raise
+        framework, extra = target.framework
+        print(
+            f"cnndsl: the {target.name} target needs {framework} ({e.name} is not installed):"
+            f" pip install 'cnndsl[{extra}]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.output:
-        path = Path(args.output)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text, encoding="utf-8")
+        problem = write_file(args.output, text.encode("utf-8") if isinstance(text, str) else text)
+        if problem:
+            print(f"cnndsl: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     elif isinstance(text, bytes):
         if sys.stdout.isatty():
-            print(f"cnndsl: refusing to write {target.upper()} to a terminal; use -o FILE", file=sys.stderr)
+            print(f"cnndsl: refusing to write {target.name.upper()} to a terminal; use -o FILE", file=sys.stderr)
             return EXIT_USAGE
         sys.stdout.buffer.write(text)
     else:
@@ -153,27 +214,87 @@ def _cmd_compile(args) -> int:
     return EXIT_OK
 
 
+def write_file(name: str, data: bytes) -> str | None:
+    """Write ``data`` to the file ``name``, whole or not at all; None, or what went wrong.
+
+    A regular file is written as a temporary file beside it, then renamed over it, so that a
+    failure (a full disk) never leaves it half-written; it keeps the mode of the file it
+    replaces.  A device or a pipe (``/dev/stdout``) is written as it is."""
+    path = Path(name)
+    shown = printable(name)
+    try:
+        if path.is_dir():
+            return f"cannot write {shown}: it is a directory"
+        if path.exists() and not path.is_file():
+            with open(path, "wb") as f:
+                f.write(data)
+            return None
+        target = path.resolve()  # through a symbolic link: replace the file it points to
+        if not target.parent.is_dir():
+            return f"cannot write {shown}: the directory {printable(str(path.parent))} does not exist"
+        temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode: the umask's
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            if target.exists():
+                os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        return f"cannot write {shown}: {e.strerror or e}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .errors import CnnDslError
 
+    # Names with undecodable bytes reach standard output as they reach standard error.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        return {"check": _cmd_check, "summary": _cmd_summary, "compile": _cmd_compile}[args.command](args)
+        status = {"check": _cmd_check, "summary": _cmd_summary, "compile": _cmd_compile}[args.command](args)
+        sys.stdout.flush()  # here, where a full disk can still be reported
+        return status
     except CnnDslError as e:
         print(e.format(), file=sys.stderr)
         return EXIT_SPEC
+    except _UsageError as e:
+        print(f"cnndsl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
+    except OSError as e:
+        if e.filename is not None:  # not standard output: a bug, as below
+            return _internal(e)
+        _silence_stdout()
+        print(f"cnndsl: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as e:  # a bug in cnndsl: say so in one line, never a traceback
-        print(
-            f"cnndsl: internal error: {type(e).__name__}: {e}\n"
-            "This is a bug in cnndsl; please report it with the spec that caused it.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal(e)
+
+
+def _internal(e: Exception) -> int:
+    print(
+        f"cnndsl: internal error: {type(e).__name__}: {e}\n"
+        "This is a bug in cnndsl; please report it with the spec that caused it.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush of what could
+    not be written fails no more (Python's documented recipe for a closed pipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def run() -> None:

@@ -482,7 +482,21 @@ class _ToSyntax(Transformer):
         )
 
     def output_decl(self, children):
-        return ("output", [(str(n), self._tok(n)) for n in children], self._span(children))
+        names = [(str(n), self._tok(n), training) for n, training, _ in children]
+        return ("output", names, self._span([children[0][0], children[-1][2]]))
+
+    def output_name(self, children):
+        """``logits`` -> (its token, False, its token); ``aux (training)`` -> (its token,
+        True, the closing parenthesis)."""
+        name, *mark = children
+        if mark and str(mark[0]) != "training":
+            raise CnnDslError(
+                f"an output can be marked `(training)` only, not `({mark[0]})`",
+                self._tok(mark[0]),
+                hint="`output logits, aux (training)`: aux is computed and returned only in"
+                " training",
+            )
+        return (name, bool(mark), children[-1])
 
     def defaults_decl(self, children):
         kind, *args = children
@@ -519,7 +533,9 @@ class _ToSyntax(Transformer):
                         "`output` is declared twice; list every output in one declaration",
                         child[2],
                     )
-                mod.outputs = child[1]
+                mod.outputs = [(name, loc) for name, loc, _ in child[1]]
+                mod.training_outputs = [name for name, _, training in child[1] if training]
+                mod.output_loc = child[2]
             elif isinstance(child, S.InputDecl):
                 mod.inputs.append(child)
                 mod.program.append(child)

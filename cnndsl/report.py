@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import TYPE_CHECKING
+
+from pydantic_core import to_json
 
 from .analysis import DTYPE_BYTES, Analysis, LayerInfo
 from .analysis.memory import Memory
+from .display import grouped, human, int_text, json_safe
+from .ir.base import fmt_shape
 
 if TYPE_CHECKING:
     from .ir import Network
@@ -21,7 +24,8 @@ def render(net: Network, batch_size: int = 1, dtype: str = "float32", format: st
     analysis = net.analysis
     memory = analysis.memory(batch_size, dtype)
     if format == "json":
-        return json.dumps(as_dict(net, analysis, memory), indent=2) + "\n"
+        # pydantic-core writes integers of any size, where json.dumps stops at 4,300 digits
+        return to_json(json_safe(as_dict(net, analysis, memory)), indent=2).decode() + "\n"
     if format == "csv":
         return _csv(net, analysis, memory)
     if format == "markdown":
@@ -47,10 +51,29 @@ def as_dict(net: Network, analysis: Analysis, memory: Memory) -> dict:
             "total": analysis.total_params,
         },
         "macs": analysis.macs,
+        **_inference_dict(net, analysis),
         "memory": memory.as_dict(),
         "layers": [
             _layer_dict(info, bytes_each) for info in analysis
         ],
+    }
+
+
+def _inference_dict(net: Network, analysis: Analysis) -> dict:
+    """For a network with training outputs: what inference holds and computes without them."""
+    if not net.training_outputs:
+        return {}
+    inference = analysis.inference
+    return {
+        "training_outputs": list(net.training_outputs),
+        "inference": {
+            "params": {
+                "trainable": inference.trainable_params,
+                "non_trainable": inference.non_trainable_params,
+                "total": inference.total_params,
+            },
+            "macs": inference.macs,
+        },
     }
 
 
@@ -79,10 +102,6 @@ def _layer_dict(info: LayerInfo, bytes_each: int) -> dict:
 # ----------------------------------------------------------------------------- tables
 
 
-def _shape(shape) -> str:
-    return "x".join(str(d) for d in shape)
-
-
 def _rows(net: Network, analysis: Analysis) -> tuple[list[str], list[list[str]]]:
     chain = all(
         layer.inputs == ((prev.name,) if prev is not None else ())
@@ -96,9 +115,9 @@ def _rows(net: Network, analysis: Analysis) -> tuple[list[str], list[list[str]]]
         layer = info.layer
         row = [
             f"{layer.name} ({layer.type_name})",
-            _shape(info.output_shape),
-            f"{info.params:,}",
-            f"{info.macs:,}",
+            fmt_shape(info.output_shape),
+            grouped(info.params),
+            grouped(info.macs),
             info.receptive_field.short() if info.receptive_field else "-",
             str(layer.position.line) if layer.position else "",
         ]
@@ -108,30 +127,27 @@ def _rows(net: Network, analysis: Analysis) -> tuple[list[str], list[list[str]]]
     return header, rows
 
 
-def _human(n: float, unit: str = "B") -> str:
-    if unit == "B":
-        for suffix in ("B", "KB", "MB", "GB", "TB", "PB"):
-            if abs(n) < 1000 or suffix == "PB":
-                return f"{n:,.0f} B" if suffix == "B" else f"{n:.2f} {suffix}"
-            n /= 1000
-    for suffix in ("", "K", "M", "G", "T", "P"):
-        if abs(n) < 1000 or suffix == "P":
-            return f"{n:.2f}{suffix}" if suffix else f"{n:.0f}"
-        n /= 1000
-    return str(n)
-
-
 def _totals(analysis: Analysis, memory: Memory) -> list[str]:
-    return [
-        f"Total params: {analysis.total_params:,} ({_human(memory.params_bytes)})",
-        f"Trainable params: {analysis.trainable_params:,}",
-        f"Non-trainable params: {analysis.non_trainable_params:,}",
-        f"MACs: {analysis.macs:,} ({_human(analysis.macs, '')})",
-        f"Memory (batch {memory.batch_size}, {memory.dtype}):"
-        f" parameters {_human(memory.params_bytes)},"
-        f" inference peak {_human(memory.inference_peak_bytes)},"
-        f" training {_human(memory.training_bytes)}",
+    lines = [
+        f"Total params: {grouped(analysis.total_params)} ({human(memory.params_bytes, 'B')})",
+        f"Trainable params: {grouped(analysis.trainable_params)}",
+        f"Non-trainable params: {grouped(analysis.non_trainable_params)}",
+        f"MACs: {grouped(analysis.macs)} ({human(analysis.macs)})",
     ]
+    if analysis.training_only:
+        inference = analysis.inference
+        lines.append(
+            f"Without the training-only outputs: params {grouped(inference.total_params)}"
+            f" (trainable {grouped(inference.trainable_params)}), MACs {grouped(inference.macs)}"
+            f" ({human(inference.macs)})"
+        )
+    lines.append(
+        f"Memory (batch {grouped(memory.batch_size)}, {memory.dtype}):"
+        f" parameters {human(memory.params_bytes, 'B')},"
+        f" inference peak {human(memory.inference_peak_bytes, 'B')},"
+        f" training {human(memory.training_bytes, 'B')}"
+    )
+    return lines
 
 
 def _table(net: Network, analysis: Analysis, memory: Memory) -> str:
@@ -184,15 +200,19 @@ def _csv(net: Network, analysis: Analysis, memory: Memory) -> str:
                 layer.kind,
                 layer.type_name,
                 layer.position.line if layer.position else "",
-                _shape(info.output_shape),
-                info.params,
-                info.trainable_params,
-                info.non_trainable_params,
-                info.macs,
-                "x".join(map(str, rf["size"])) if rf else "",
-                "x".join(map(str, rf["stride"])) if rf else "",
-                "x".join(map(str, rf["padding"])) if rf else "",
+                fmt_shape(info.output_shape),
+                int_text(info.params),
+                int_text(info.trainable_params),
+                int_text(info.non_trainable_params),
+                int_text(info.macs),
+                _pair(rf["size"]) if rf else "",
+                _pair(rf["stride"]) if rf else "",
+                _pair(rf["padding"]) if rf else "",
                 " ".join(layer.inputs),
             ]
         )
     return buf.getvalue()
+
+
+def _pair(values) -> str:
+    return "x".join(int_text(v) if isinstance(v, int) else str(v) for v in values)

@@ -247,6 +247,8 @@ class Module:
     network: tuple[str, Location] | None = None
     inputs: list[InputDecl] = field(default_factory=list)
     outputs: list[tuple[str, Location]] | None = None
+    training_outputs: list[str] = field(default_factory=list)  # those marked `(training)`
+    output_loc: Location | None = None
     defaults: list[DefaultsDecl] = field(default_factory=list)
     blocks: dict[str, BlockDef] = field(default_factory=dict)
     imports: list[Import] = field(default_factory=list)

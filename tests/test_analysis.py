@@ -218,6 +218,13 @@ def _reads(layer, in_shapes, out_shape, axis, o):
         return [(0, (o + before - t * d) // s) for t in range(k) if (o + before - t * d) % s == 0]
     if kind == "zeropad":
         return [(0, o - layer.padding[axis][0])]
+    if kind == "crop":
+        return [(0, o + layer.cropping[axis][0])]
+    if kind == "adaptiveavgpool":  # PyTorch's bins: [floor(o*n/m), ceil((o+1)*n/m))
+        n, m = in_shapes[0][axis], layer.output_size[axis]
+        if m == 1:
+            return [(0, None)]
+        return [(0, i) for i in range(math.floor(o * n / m), math.ceil((o + 1) * n / m))]
     if kind == "upsample":
         f = layer.size[axis]
         if layer.interpolation == "nearest":
@@ -293,7 +300,8 @@ class _Positions(dict):
 
 def _rounding(x):
     """Per node and axis, how far a field may be from the exact one: the continuous field of an
-    upsampling or a transposed convolution is within one pixel of that layer's input."""
+    upsampling or a transposed convolution is within one pixel of that layer's input, and so is
+    the window of adaptive pooling to a size that does not divide its input (its bins vary)."""
     a = x.analysis
     slack = {}
     for layer in x.layers:
@@ -302,6 +310,9 @@ def _rounding(x):
             rf_in = a[layer.inputs[0]].receptive_field if layer.inputs else None
             fractional = (layer.kind == "upsample" and layer.size[axis] > 1) or (
                 layer.kind == "convtranspose" and layer.stride[axis] > 1
+            ) or (
+                layer.kind == "adaptiveavgpool"
+                and a[layer.name].input_shapes[0][axis] % layer.output_size[axis] != 0
             )
             if fractional and rf_in is not None:
                 e += rf_in.stride[axis]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT
 
@@ -176,12 +180,12 @@ def test_help():
 
 
 def test_missing_framework_says_how_to_install(monkeypatch, capsys):
-    from cnndsl import cli
+    from cnndsl import backends, cli
 
     def no_keras(name, package=None):
         raise ImportError("No module named 'keras'", name="keras")
 
-    monkeypatch.setattr(cli.importlib, "import_module", no_keras)
+    monkeypatch.setattr(backends.importlib, "import_module", no_keras)
     monkeypatch.chdir(ROOT)
     assert cli.main(["compile", "specs/lenet5.cnn", "--target", "keras"]) == 2
     err = capsys.readouterr().err
@@ -196,3 +200,113 @@ def test_compile_models_to_files(target, tmp_path):
     source = out.read_text()
     compile(source, str(out), "exec")
     assert "def build_model" in source and "cnndsl" not in source.split('"""', 2)[2]
+
+
+# ------------------------------------------------------- user errors, never internal errors
+
+
+def test_huge_sizes_in_every_format(tmp_path):
+    # issue 10 §5: huge sizes overflowed the human-readable units (float division).  A spec's
+    # integers have at most 30 digits, but a batch may have 4,000: the memory then has more
+    # digits than Python's str(int) gives (4,300)
+    spec = tmp_path / "huge.cnn"
+    side = "1" + "0" * 29
+    spec.write_text(f"input {side}x{side}x3\n3x3(S) conv 4\n")
+    batch = "1" + "0" * 4290
+    for fmt in ("table", "markdown", "csv", "json"):
+        r = cnndsl("summary", str(spec), "--format", fmt, "--batch", batch)
+        assert r.returncode == 0, (fmt, r.stderr)
+    # JSON and CSV give every digit
+    training = 10**4290 * 10**58 * (3 + 4) * 4 + 112 * 4  # every output and the input, and the 112 parameters, 4 bytes each
+    from cnndsl.display import int_text
+
+    d = json.loads(r.stdout, parse_int=str)
+    assert d["memory"]["training_bytes"] == int_text(training) and d["memory"]["batch_size"] == batch
+    table = cnndsl("summary", str(spec), "--batch", batch).stdout
+    assert "training 2.80e4349 B" in table, table
+
+
+def test_batch_must_be_an_integer():
+    r = cnndsl("summary", "specs/lenet5.cnn", "--batch", "1e400")
+    assert r.returncode == 2 and "--batch: not an integer: '1e400'" in r.stderr
+    r = cnndsl("summary", "specs/lenet5.cnn", "--batch", "9" * 5000)
+    assert r.returncode == 2 and "not an integer: '999" in r.stderr and len(r.stderr) < 1000
+
+
+@pytest.mark.parametrize(
+    "where,message",
+    [("missing/lenet5.py", "the directory {d}/missing does not exist"), (".", "it is a directory"),
+     ("/dev/full", "No space left on device")],
+)
+def test_output_file_that_cannot_be_written(tmp_path, where, message):
+    target = where if where.startswith("/") else str(tmp_path / where)
+    r = cnndsl("compile", "specs/lenet5.cnn", "--target", "torch", "-o", target)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == f"cnndsl: cannot write {target}: {message.format(d=tmp_path)}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_file_is_never_left_half_written(tmp_path):
+    # a file-size limit makes the write fail midway, as a full disk does
+    import resource
+    import signal
+
+    out = tmp_path / "model.py"
+    out.write_text("previous\n")
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    r = subprocess.run(
+        [sys.executable, "-m", "cnndsl", "compile", "specs/vgg16.cnn", "-t", "torch", "-o", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=limit,
+    )
+    assert r.returncode == 2 and r.stderr == f"cnndsl: cannot write {out}: File too large\n"
+    assert out.read_text() == "previous\n" and list(tmp_path.iterdir()) == [out]
+    # and when it succeeds, the file keeps its mode
+    out.chmod(0o640)
+    assert cnndsl("compile", "specs/lenet5.cnn", "-t", "torch", "-o", str(out)).returncode == 0
+    assert "class Lenet5" in out.read_text() and out.stat().st_mode & 0o777 == 0o640
+
+
+def test_standard_output_on_a_full_device():
+    with open("/dev/full", "w") as full:
+        r = subprocess.run(
+            [sys.executable, "-m", "cnndsl", "summary", "specs/vgg16.cnn"],
+            cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )
+    assert r.returncode == 2 and r.stderr == "cnndsl: cannot write the output: No space left on device\n"
+
+
+def test_file_named_with_undecodable_bytes(tmp_path):
+    # issue 10 §5: PydanticSerializationError in the JSON IR; check crashed on a strict stdout
+    name = os.fsdecode(b"b\xffad.cnn")  # what sys.argv holds for such a name
+    (tmp_path / name).write_text("input 8x8x3\n3x3(S) conv 4\n")
+    env = dict(os.environ, PYTHONIOENCODING="utf-8:strict")
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "cnndsl", *args, os.fsencode(name)], cwd=tmp_path,
+        capture_output=True, timeout=120, env=env,
+    )
+    r = run("check")
+    assert r.returncode == 0 and r.stdout.startswith(b"b\\udcffad.cnn: ok (2 layers")
+    for args in (("summary", "--format", "json"), ("compile", "--target", "json")):
+        r = run(*args)
+        assert r.returncode == 0, r.stderr
+        text = r.stdout.decode("utf-8")  # valid UTF-8 JSON, the name escaped as in errors
+        assert '"file": "b\\\\udcffad.cnn"' in text and json.loads(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-(10**40), 10**40) | st.integers(0, 10**5000))
+def test_number_formats_are_exact_and_total(n):
+    from cnndsl.display import grouped, human, int_text
+
+    if n.bit_length() < 14000:  # where str() works, the same digits
+        assert int_text(n) == str(n) and grouped(n) == f"{n:,}"
+    assert grouped(n).replace(",", "") == int_text(n)
+    text = human(abs(n), "B")
+    if abs(n) >= 1000:  # two decimals of a decimal prefix, or of a power of ten
+        mantissa, _, rest = text.partition(" ")[0].partition("e")
+        scale = 10 ** int(rest) if rest else 1000 ** ("KMGTPEZYRQ".index(text[-2]) + 1)
+        assert abs(Fraction(mantissa) * scale - abs(n)) * 200 <= scale

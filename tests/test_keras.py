@@ -496,9 +496,9 @@ def test_source_needs_neither_keras_nor_tensorflow(tmp_path):
 
 def test_copied_custom_layers_are_the_live_ones():
     """What generated source defines (read from layers.py as text) is the code build() runs."""
-    from cnndsl.backends.keras.emit import custom_definitions
+    from cnndsl.backends.codegen import runtime_definitions
 
-    definitions = custom_definitions()
+    definitions = runtime_definitions("cnndsl.backends.keras", "layers.py")
     assert list(definitions) == list(backend.CUSTOM_OBJECTS)
     for name, obj in backend.CUSTOM_OBJECTS.items():
         assert definitions[name] == inspect.getsource(obj).rstrip("\n"), name

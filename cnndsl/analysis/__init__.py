@@ -22,7 +22,16 @@ from .receptive_field import IMAGE, ReceptiveField, apply_window, combine, flat_
 if TYPE_CHECKING:
     from ..ir import Network
 
-__all__ = ["Analysis", "LayerInfo", "Memory", "ReceptiveField", "analyze", "DTYPE_BYTES", "locate"]
+__all__ = [
+    "Analysis",
+    "LayerInfo",
+    "Memory",
+    "ReceptiveField",
+    "Totals",
+    "analyze",
+    "DTYPE_BYTES",
+    "locate",
+]
 
 
 class LayerInfo(NamedTuple):
@@ -45,6 +54,18 @@ class LayerInfo(NamedTuple):
         return numel(self.output_shape)
 
 
+class Totals(NamedTuple):
+    """Parameters and MACs summed over a set of nodes."""
+
+    trainable_params: int
+    non_trainable_params: int
+    macs: int
+
+    @property
+    def total_params(self) -> int:
+        return self.trainable_params + self.non_trainable_params
+
+
 class _Facts(NamedTuple):
     """What a layer gives for its input shapes (the same for every node made from one
     template with the same inputs: computed once)."""
@@ -63,6 +84,13 @@ class Analysis:
 
     :func:`analyze` computes every fact at once; the per-node :class:`LayerInfo` records that
     present them are made when first asked for.
+
+    The totals (``total_params``, ``trainable_params``, ``non_trainable_params``, ``macs``)
+    cover every node: the model as built, and what a training step computes.  A network with
+    training outputs (GoogLeNet's auxiliary heads) also has :attr:`inference`, the totals
+    without the nodes only those outputs need (:attr:`training_only`): what a model built
+    without them holds and computes (torchvision's ``aux_logits=False``); for other networks
+    it equals the totals.
     """
 
     def __init__(
@@ -72,6 +100,7 @@ class Analysis:
         fields: list[ReceptiveField | None],
         input_ids: list,
         totals: tuple[int, int, int],
+        training_only: frozenset[str] = frozenset(),
     ) -> None:
         # No reference to the network itself: it holds its analysis, and a cycle would keep
         # both alive until the garbage collector runs.
@@ -82,6 +111,18 @@ class Analysis:
         self._input_ids = input_ids  # each node's inputs, as positions in network.layers
         self.trainable_params, self.non_trainable_params, self.macs = totals
         self.total_params = self.trainable_params + self.non_trainable_params
+        self.training_only = training_only
+        """Names of the nodes computed only in training (for the training outputs)."""
+        if training_only:
+            kept = [f for layer, f in zip(network.layers, facts) if layer.name not in training_only]
+            self.inference = Totals(
+                sum(f.trainable for f in kept),
+                sum(f.frozen for f in kept),
+                sum(f.macs for f in kept),
+            )
+        else:
+            self.inference = Totals(*totals)
+        """Parameters and MACs of the nodes inference computes."""
         self._layers: dict[str, LayerInfo] | None = None
         self._last_use: list[int] | None = None
 
@@ -112,11 +153,17 @@ class Analysis:
         return [(name, self.layers[name].output_shape) for name in self._outputs]
 
     def memory(self, batch_size: int = 1, dtype: str = "float32") -> Memory:
-        """Parameter, inference-peak and training bytes (see :mod:`cnndsl.analysis.memory`)."""
+        """Parameter, inference-peak and training bytes (see :mod:`cnndsl.analysis.memory`).
+        The inference peak leaves out the nodes computed only in training."""
+        skip = None  # the nodes that do not run at inference, if any
+        if self.training_only:
+            skip = [layer.name in self.training_only for layer in self._nodes]
         if self._last_use is None:
             n = len(self._input_ids)
             last = list(range(n))
             for i, ids in enumerate(self._input_ids):
+                if skip and skip[i]:  # not run at inference: it keeps nothing alive
+                    continue
                 for j in ids:
                     last[j] = i
             outputs = set(self._outputs)
@@ -125,7 +172,10 @@ class Analysis:
                     last[i] = n
             self._last_use = last
         sizes = [f.elements for f in self._facts]
-        return _memory.compute(self.total_params, sizes, self._last_use, batch_size, dtype)
+        running = [0 if s else size for s, size in zip(skip, sizes)] if skip else None
+        return _memory.compute(
+            self.total_params, sizes, self._last_use, batch_size, dtype, inference_sizes=running
+        )
 
 
 def locate(network: Network, position: Position | None) -> Location | None:
@@ -225,7 +275,8 @@ def analyze(network: Network) -> Analysis:
         total_macs += macs
     if errors:
         raise CnnDslError(errors)
-    return Analysis(network, facts_of, fields, input_ids, (total_trainable, total_frozen, total_macs))
+    totals = (total_trainable, total_frozen, total_macs)
+    return Analysis(network, facts_of, fields, input_ids, totals, frozenset(network.training_only()))
 
 
 def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> _Facts:

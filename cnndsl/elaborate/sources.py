@@ -1,7 +1,13 @@
-"""Reading specs: UTF-8 text, never devices, pipes or more than the size limit."""
+"""Reading specs: UTF-8 text, never devices, pipes or more than the size limit, and never a
+read that can block (a file is opened non-blocking and checked on its descriptor).  Standard
+input is read as a file is."""
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+import sys
 from pathlib import Path
 from typing import BinaryIO
 
@@ -11,6 +17,8 @@ from .limits import MAX_SOURCE_BYTES
 STDIN = "<stdin>"
 """The name standard input goes by in messages and locations."""
 
+_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+
 
 def read_source(source: Path | BinaryIO, at: Location | None = None) -> str:
     """Read a spec as UTF-8 text, from a file or from a binary stream (standard input), with
@@ -18,7 +26,9 @@ def read_source(source: Path | BinaryIO, at: Location | None = None) -> str:
 
     A stream is read as a file is: at most the size limit, then checked and decoded the same
     way.  A byte-order mark is dropped.  ``at`` locates the error when a file is read for an
-    ``import``.
+    ``import``.  A file is opened without blocking (a FIFO, a terminal or ``/proc/kmsg``
+    cannot stall the read) and must be a regular file by its open descriptor, not only by its
+    name.
     """
     if isinstance(source, Path):
         shown = str(source)
@@ -29,6 +39,21 @@ def read_source(source: Path | BinaryIO, at: Location | None = None) -> str:
             data = source.read(MAX_SOURCE_BYTES + 1)
         except OSError as e:
             raise CnnDslError(f"cannot read {shown}: {e.strerror}", at) from None
+    return decode(data, shown, at)
+
+
+def read_stream(stream: BinaryIO) -> str:
+    """Read a spec from a stream (standard input) with a file's checks."""
+    return read_source(stream)
+
+
+def read_stdin() -> str:
+    """Standard input, read as a file is."""
+    return read_source(sys.stdin.buffer)
+
+
+def decode(data: bytes, shown: str, at: Location | None) -> str:
+    """Spec text from bytes: within the size limit, not binary, UTF-8 (a BOM is dropped)."""
     if len(data) > MAX_SOURCE_BYTES:
         raise CnnDslError(
             f"{shown} is larger than {MAX_SOURCE_BYTES:,} bytes", at or Location(shown, 1, 1)
@@ -50,19 +75,39 @@ def read_source(source: Path | BinaryIO, at: Location | None = None) -> str:
 
 
 def _read_file(path: Path, at: Location | None) -> bytes:
-    """At most one byte more than the size limit of a regular file."""
+    """At most one byte more than the size limit of a regular file, read without blocking."""
     shown = str(path)
     try:
-        if path.is_dir():
-            raise CnnDslError(f"{shown} is a directory, not a .cnn file", at)
-        if path.exists() and not path.is_file():  # a device, a pipe: never read those
-            raise CnnDslError(f"{shown} is not a regular file", at)
-        with path.open("rb") as f:
-            return f.read(MAX_SOURCE_BYTES + 1)
+        fd = os.open(path, _FLAGS)
     except FileNotFoundError:
         raise CnnDslError(f"no such file: {shown}", at) from None
+    except IsADirectoryError:
+        raise CnnDslError(f"{shown} is a directory, not a .cnn file", at) from None
     except OSError as e:
         raise CnnDslError(f"cannot read {shown}: {e.strerror}", at) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise CnnDslError(f"{shown} is a directory, not a .cnn file", at)
+        if not stat.S_ISREG(mode):  # a device, a pipe, a socket: never read those
+            raise CnnDslError(f"{shown} is not a regular file", at)
+        chunks = []
+        size = 0
+        while size <= MAX_SOURCE_BYTES:
+            chunk = os.read(fd, MAX_SOURCE_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except BlockingIOError:
+        raise CnnDslError(f"cannot read {shown}: reading it would wait", at) from None
+    except OSError as e:
+        if e.errno == errno.EISDIR:
+            raise CnnDslError(f"{shown} is a directory, not a .cnn file", at) from None
+        raise CnnDslError(f"cannot read {shown}: {e.strerror}", at) from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _position(data: bytes, offset: int) -> tuple[int, int]:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir.base import fmt_float
 from .functions import FUNCTIONS, ArgumentError
-from .limits import MAX_REPEAT
+from .limits import MAX_REPEAT, Work
+
+if TYPE_CHECKING:
+    from .shapes import Shapes
 
 BOOL_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
 """Words a boolean option takes (``bias=off``)."""
@@ -52,13 +55,16 @@ class Scope:
     """A lexical scope: variables (block parameters, loop variables) and named tensors.
 
     Child scopes (loop and branch bodies) share their parent's tensors; a block call starts
-    a new scope with its arguments and no tensors.
+    a new scope with its arguments and no tensors.  Every scope of a load counts its steps
+    in the load's ``work`` (see limits.MAX_STEPS).
     """
 
     module: S.Module
     vars: dict[str, Any]
     tensors: dict[str, int]
     parent: Scope | None = None
+    work: Work | None = None
+    shapes: Shapes | None = None  # the load's shapes, for channels() (see shapes.py)
 
     def lookup_var(self, name: str) -> tuple[bool, Any]:
         scope: Scope | None = self
@@ -69,7 +75,7 @@ class Scope:
         return False, None
 
     def child(self, vars: dict[str, Any]) -> Scope:
-        return Scope(self.module, vars, self.tensors, self)
+        return Scope(self.module, vars, self.tensors, self, self.work, self.shapes)
 
     def all_vars(self) -> set[str]:
         names: set[str] = set()
@@ -102,10 +108,12 @@ def evaluate(expr: S.Expr, scope: Scope) -> Any:
     if kind is S.Str:
         return expr.value
     if kind is S.TupleExpr:
-        return tuple([evaluate(i, scope) for i in expr.items])
+        return _built(tuple([evaluate(i, scope) for i in expr.items]), expr.loc, scope)
     if kind is S.ListExpr:
-        return [evaluate(i, scope) for i in expr.items]
+        return _built([evaluate(i, scope) for i in expr.items], expr.loc, scope)
     if kind is S.UnaryOp:
+        if scope.work is not None:
+            scope.work.charge(1, expr.loc)
         value = evaluate(expr.operand, scope)
         if expr.op == "not":
             return not truth(value, expr.operand.loc)
@@ -220,6 +228,8 @@ def evaluate_int(expr: S.Expr, scope: Scope, what: str, minimum: int = 0) -> int
 
 
 def _binop(expr: S.BinOp, scope: Scope) -> Any:
+    if scope.work is not None:
+        scope.work.charge(1, expr.loc)
     value = _arithmetic(expr, scope)
     if isinstance(value, float) and not math.isfinite(value):
         raise CnnDslError("this number is out of range", expr.loc)
@@ -238,10 +248,10 @@ def _arithmetic(expr: S.BinOp, scope: Scope) -> Any:
     if op in ("==", "!="):
         return (left == right) == (op == "==")
     if isinstance(left, list) and op == "+" and isinstance(right, list):
+        _room(items(left) + items(right), expr.loc, scope)
         return left + right
     if isinstance(left, list) and op == "*" and isinstance(right, int) and not isinstance(right, bool):
-        if len(left) * right > MAX_REPEAT:
-            raise CnnDslError(f"a list longer than {MAX_REPEAT:,} items", expr.loc)
+        _room(items(left) * max(right, 0), expr.loc, scope)
         return left * right
     a = number(left, expr.left.loc, scope)
     b = number(right, expr.right.loc, scope)
@@ -266,6 +276,39 @@ def _arithmetic(expr: S.BinOp, scope: Scope) -> Any:
     if op == "%":
         return a % b
     raise AssertionError(op)
+
+
+def items(value: list | tuple, limit: int = MAX_REPEAT) -> int:
+    """How many items a list or tuple holds, counting the items of the lists and tuples in
+    it (a list that holds one list many times counts it each time); stops counting past
+    ``limit``."""
+    count = len(value)
+    for v in value:
+        if count > limit:
+            break
+        if type(v) is list or type(v) is tuple:
+            count += items(v, limit - count)
+    return count
+
+
+def _room(count: int, loc: Location, scope: Scope) -> None:
+    """Refuse to build a list of ``count`` items beyond MAX_REPEAT; charge building it."""
+    if count > MAX_REPEAT:
+        raise CnnDslError(
+            f"a list of more than {MAX_REPEAT:,} items (counting the items of the lists in it)",
+            loc,
+        )
+    if scope.work is not None:
+        scope.work.charge(count, loc)
+
+
+def _built(value: list | tuple, loc: Location, scope: Scope) -> list | tuple:
+    """A list or tuple just written (``[a, b]``): within the size limit when it nests lists."""
+    for v in value:
+        if type(v) is list or type(v) is tuple:
+            _room(items(value), loc, scope)
+            break
+    return value
 
 
 def truth(value: Any, loc: Location) -> bool:

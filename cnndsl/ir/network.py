@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic_core import PydanticSerializationError, to_json
 
 # importing the modules registers every layer class
 from . import conv, core, merge, norm, pool, reshape, scaling  # noqa: F401
@@ -28,7 +29,11 @@ class Network(BaseModel):
         name: the network's name (``network vgg16``, or the file's stem)
         layers: every node, in topological order (inputs first); each is an instance of
             one of the classes of :mod:`cnndsl.ir`, discriminated by ``kind``
-        outputs: names of the output nodes
+        outputs: names of the output nodes, in the order a model returns them
+        training_outputs: those of ``outputs`` that exist only in training, such as GoogLeNet's
+            auxiliary classifiers (``output logits, aux1 (training)``): a model in training
+            mode computes and returns every output; in inference mode it returns the others
+            and computes only what they need (:meth:`training_only`)
 
     Derived facts (shapes, parameters, MACs, receptive fields, memory) are computed once,
     on first use, by :attr:`analysis`.  ``Network.model_validate_json(net.model_dump_json())``
@@ -40,6 +45,7 @@ class Network(BaseModel):
     name: Identifier
     layers: list[AnyLayer]  # type: ignore[valid-type]
     outputs: list[Identifier]
+    training_outputs: list[Identifier] = []
 
     _index: dict[str, Layer] | None = PrivateAttr(default=None)  # by name, made on first use
     _analysis: Any = PrivateAttr(default=None)
@@ -75,6 +81,14 @@ class Network(BaseModel):
         if len(set(self.outputs)) != len(self.outputs):
             twice = next(name for name in self.outputs if self.outputs.count(name) > 1)
             raise ValueError(f"'{twice}' is listed twice as an output")
+        for name in self.training_outputs:
+            if name not in self.outputs:
+                raise ValueError(f"training output '{name}' is not an output")
+        if len(set(self.training_outputs)) != len(self.training_outputs):
+            twice = next(n for n in self.training_outputs if self.training_outputs.count(n) > 1)
+            raise ValueError(f"'{twice}' is listed twice as a training output")
+        if len(self.training_outputs) == len(self.outputs):
+            raise ValueError("every output is a training output: a network needs one for inference")
         self._index = index
         return self
 
@@ -100,6 +114,22 @@ class Network(BaseModel):
     def inputs(self) -> list[Input]:
         """The input nodes, in declaration order."""
         return [layer for layer in self.layers if layer.kind == "input"]
+
+    @property
+    def inference_outputs(self) -> list[str]:
+        """The outputs a model returns in inference mode: all but the training outputs."""
+        training = set(self.training_outputs)
+        return [name for name in self.outputs if name not in training]
+
+    def training_only(self) -> set[str]:
+        """The nodes only training outputs need: a model computes them in training mode only."""
+        if not self.training_outputs:
+            return set()
+        needed = set(self.inference_outputs)
+        for layer in reversed(self.layers):
+            if layer.name in needed:
+                needed.update(layer.inputs)
+        return {layer.name for layer in self.layers if layer.name not in needed}
 
     def consumers(self) -> dict[str, list[str]]:
         """For each node, the nodes that read it."""
@@ -133,8 +163,16 @@ class Network(BaseModel):
         return render(self, batch_size=batch_size, dtype=dtype, format=format)
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The IR as JSON (lossless: :meth:`from_json` gives back an equal network)."""
-        return self.model_dump_json(indent=indent)
+        """The IR as JSON (lossless: :meth:`from_json` gives back an equal network).
+
+        A string that UTF-8 cannot encode (a file named with undecodable bytes) is written
+        as error messages show it, with a backslash escape (``\\udcff``)."""
+        try:
+            return self.model_dump_json(indent=indent)
+        except PydanticSerializationError:
+            from ..display import json_safe
+
+            return to_json(json_safe(self.model_dump(mode="json")), indent=indent).decode()
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Network:
@@ -144,32 +182,32 @@ class Network(BaseModel):
         """Networks are equal when their fields are (cached analysis and sources aside)."""
         if not isinstance(other, Network):
             return NotImplemented
-        return (self.name, self.outputs, self.layers) == (other.name, other.outputs, other.layers)
+        mine = (self.name, self.outputs, self.training_outputs, self.layers)
+        return mine == (other.name, other.outputs, other.training_outputs, other.layers)
 
     __hash__ = None  # type: ignore[assignment]
 
-    # ---- models (each back end, and its framework, imported on use)
+    # ---- models (each back end, and its framework, imported on use: cnndsl.backends.TARGETS)
     def to_keras(self):
         """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3."""
-        from ..backends.keras import build
-
-        return build(self)
+        return self.to_model("keras")
 
     def to_torch(self):
         """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch."""
-        from ..backends.torch import build
+        return self.to_model("torch")
 
-        return build(self)
+    def to_model(self, target: str):
+        """The live model of a model target (``"keras"``, ``"torch"``); needs its framework."""
+        from ..backends import build
+
+        return build(self, target)
 
     def to_source(self, target: str) -> str:
-        """Standalone Python source of the model: ``target`` is ``"keras"`` or ``"torch"``."""
-        if target == "keras":
-            from ..backends.keras import to_source
-        elif target == "torch":
-            from ..backends.torch import to_source
-        else:
-            raise ValueError(f"unknown target {target!r}: choose 'keras' or 'torch'")
-        return to_source(self)
+        """Standalone Python source of the model of a model target (``"keras"``, ``"torch"``):
+        the module ``cnndsl compile --target`` writes, which :meth:`to_model` runs."""
+        from ..backends import source
+
+        return source(self, target)
 
     # ---- diagrams (the Graphviz back end, imported on use)
     def to_graphviz(self, **options):

@@ -1,36 +1,21 @@
-"""Keras back end: an analysed IR network -> a Keras 3 functional model, live or as source.
+"""Keras back end: an analysed IR network -> a Keras 3 functional model, as source and live.
 
-    build(net) -> keras.Model     the model itself
     to_source(net) -> str         a standalone module (imports only keras) whose build_model()
-                                  gives the same model, one Python function per spec block
+                                  gives the model, one Python function per spec block
+    build(net) -> keras.Model     the model itself: that module, run
     layer_names(net) -> dict      IR node -> the Keras layers it becomes (the last gives its output)
 
-Every IR node becomes one Keras layer with the node's name.  A few nodes need a helper layer,
-named after the node: ``<name>_pad`` (ZeroPadding2D, or NegInfPadding2D before max pooling) for
-explicit padding that is not TensorFlow's SAME, ``<name>_crop`` (Cropping2D) after a transposed
-convolution with explicit padding, ``<name>_reshape`` (a channel vector to 1x1xC) before a
-multiply.  Semantics are kept exactly; what Keras cannot express raises
-:func:`cnndsl.backends.unsupported`.
+One lowering, two products: :func:`build` executes the source :func:`to_source` writes, so the
+live model and the generated file are one model by construction.  The lowering is the shared
+core's (:mod:`cnndsl.backends.codegen`); this package only says what each layer kind becomes in
+Keras (:mod:`.generator`) and defines the custom layers Keras lacks (:mod:`.layers`:
+NegInfPadding2D, PaddedAveragePooling2D, LocalResponseNormalization, DepthMaxPooling2D,
+leaky_relu), whose text generated files copy.
 
-The package, in the order of the pipeline:
-
-    calls.py      the plan's vocabulary: KCall (one Keras layer), Arg (one constructor argument)
-    handlers.py   one handler per IR layer kind (HANDLERS, UNSUPPORTED) and the plan they make
-    layers.py     the custom Keras layers (NegInfPadding2D, PaddedAveragePooling2D,
-                  LocalResponseNormalization, DepthMaxPooling2D, leaky_relu)
-    build         (here) instantiates the plan as a live model
-    tree.py       to_source, 1: the plan grouped by block call into a tree of bodies
-    loops.py      to_source, 2: runs of layers whose names count up -> ``for`` loops
-    blocks.py     to_source, 3: the calls of a block -> one function (anti-unification)
-    emit.py       to_source, 4: the module's text, and ``to_source`` itself
-
-Only :func:`build` imports Keras (and TensorFlow under it).  Writing source needs nothing but the
-IR: the generated module defines the custom layers it uses with their text, which ``emit.py``
-reads from ``layers.py`` with ``ast`` instead of importing it.  So ``cnndsl compile --target
-keras`` works, and is fast, where TensorFlow is not installed.  The custom layer classes are
-importable from here all the same; the first access imports ``layers.py``, hence Keras
-(``__getattr__`` below).  ``import keras`` in this package is an absolute import: it always means
-Keras itself, never this package.
+Only :func:`build` imports Keras (and TensorFlow under it).  Writing source needs nothing but
+the IR, so ``cnndsl compile --target keras`` works, and is fast, where TensorFlow is not
+installed.  The custom layer classes are importable from here all the same; the first access
+imports ``layers.py``, hence Keras (``__getattr__`` below).
 """
 
 from __future__ import annotations
@@ -39,21 +24,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ...ir import Network
-from .calls import Sym
-from .emit import to_source
-from .handlers import HANDLERS, UNSUPPORTED, layer_names, make_plan
+from ..codegen.generator import execute
+from .generator import KerasGenerator
 
 if TYPE_CHECKING:
     import keras
+
+HANDLERS = KerasGenerator.HANDLERS
+UNSUPPORTED = KerasGenerator.UNSUPPORTED
 
 __all__ = [
     "HANDLERS",
     "UNSUPPORTED",
     "DepthMaxPooling2D",
+    "KerasGenerator",
     "LocalResponseNormalization",
     "NegInfPadding2D",
     "PaddedAveragePooling2D",
     "build",
+    "gelu_tanh",
     "layer_names",
     "leaky_relu",
     "to_source",
@@ -66,6 +55,7 @@ _FROM_LAYERS = frozenset(
         "LocalResponseNormalization",
         "NegInfPadding2D",
         "PaddedAveragePooling2D",
+        "gelu_tanh",
         "leaky_relu",
     }
 )
@@ -84,34 +74,29 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | _FROM_LAYERS)
 
 
-def build(net: Network) -> keras.Model:
-    """The network as a live Keras functional model (untrained, Keras's initializers).
+def to_source(net: Network) -> str:
+    """A standalone Python module (it imports only keras) whose ``build_model()`` returns the
+    network as a Keras functional model, written as a person would: one function per block of
+    the spec, loops for repeated layers, the spec line of every layer.  Imports neither Keras
+    nor TensorFlow.  Deterministic: the same network gives the same text, byte for byte.
 
     Raises :class:`cnndsl.CnnDslError` for what Keras cannot express.
     """
-    import keras
+    return KerasGenerator(net).source()
 
-    from .layers import CUSTOM_OBJECTS
 
-    def value(v: Any) -> Any:
-        return CUSTOM_OBJECTS[v.name] if isinstance(v, Sym) else v
+def build(net: Network) -> keras.Model:
+    """The network as a live Keras functional model (untrained, Keras's initializers): the
+    module :func:`to_source` writes, run.  Raises :class:`cnndsl.CnnDslError` for what Keras
+    cannot express."""
+    import keras  # noqa: F401  (the framework first: a missing one is an ImportError here)
 
-    tensors: dict[str, Any] = {}
-    plan = make_plan(net)
-    for call in plan.calls:
-        if call.cls == "Input":
-            tensors[call.name] = keras.Input(shape=call.args[0].value, name=call.name)
-            continue
-        cls = getattr(keras.layers, call.cls, None) or CUSTOM_OBJECTS[call.cls]
-        positional = [value(a.value) for a in call.args if a.positional]
-        keywords = {a.key: value(a.value) for a in call.args if not a.positional}
-        layer = cls(*positional, **keywords, name=call.name)
-        inputs = [tensors[name] for name in call.inputs]
-        tensors[call.name] = layer(inputs if call.merge else inputs[0])
-    inputs = [tensors[layer.name] for layer in net.inputs]
-    outputs = [tensors[name] for name in plan.outputs(net)]
-    return keras.Model(
-        inputs[0] if len(inputs) == 1 else inputs,
-        outputs[0] if len(outputs) == 1 else outputs,
-        name=net.name,
-    )
+    return execute(to_source(net), net.name)["build_model"]()
+
+
+def layer_names(net: Network) -> dict[str, list[str]]:
+    """For every IR node, the names of the Keras layers it becomes, in order; the last one's
+    output is the node's output (``conv_1`` -> ``["conv_1_pad", "conv_1"]``)."""
+    gen = KerasGenerator(net)
+    gen.program()
+    return gen.layer_names

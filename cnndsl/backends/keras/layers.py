@@ -2,12 +2,12 @@
 
 Keras has no layer for a few of the semantics that cnndsl keeps exactly (PyTorch's padded max and
 average pooling, local response normalization, max pooling across channels, the `leakyrelu`
-activation of a layer).  :func:`cnndsl.backends.keras.build` uses them from here; generated source
-defines the ones it uses by copying their text from this file (``emit.py`` reads it with ``ast``,
-without importing this module or Keras).  So each definition must be self-contained: it may use
-only ``keras``, it is black-formatted, and it is registered for serialization.  Every top-level
-definition decorated with ``@keras.saving.register_keras_serializable`` is one of them, in the
-order generated source defines them.
+activation of a layer).  Generated source (which :func:`cnndsl.backends.keras.build` runs)
+defines the ones it uses by copying their text from this file: the code generator reads it with
+``ast``, without importing this module or Keras.  So each definition must be self-contained: it
+may use only ``keras`` (and the definitions here it names), it is black-formatted, and it is
+registered for serialization.  The definitions listed in ``__all__`` are copied, in the order of
+the file.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "LocalResponseNormalization",
     "NegInfPadding2D",
     "PaddedAveragePooling2D",
+    "gelu_tanh",
     "leaky_relu",
 ]
 
@@ -157,6 +158,12 @@ def leaky_relu(x):
     return keras.ops.leaky_relu(x, negative_slope=0.3)
 
 
+@keras.saving.register_keras_serializable(package="cnndsl")
+def gelu_tanh(x):
+    """The `gelu_tanh` activation: GELU's tanh approximation (PyTorch's approximate="tanh")."""
+    return keras.activations.gelu(x, approximate=True)
+
+
 CUSTOM_OBJECTS: dict[str, Any] = {
     obj.__name__: obj
     for obj in (
@@ -165,6 +172,7 @@ CUSTOM_OBJECTS: dict[str, Any] = {
         LocalResponseNormalization,
         DepthMaxPooling2D,
         leaky_relu,
+        gelu_tanh,
     )
 }
 """The custom layers by name (``keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS)``)."""

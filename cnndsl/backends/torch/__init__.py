@@ -1,29 +1,13 @@
-"""The PyTorch back end: ``build(net) -> torch.nn.Module`` and ``to_source(net) -> str``.
+"""The PyTorch back end: ``to_source(net) -> str`` and ``build(net) -> torch.nn.Module``.
 
 One lowering, two products (as ``torch.fx`` does it): the network is lowered to the source of a
 standalone Python module that imports only torch, and :func:`build` executes that source.  So
 the live model and the file ``cnndsl compile --target torch`` writes are one model by
-construction.  Generating the source needs only the IR: :func:`to_source` and
-:func:`module_paths` never import torch; only :func:`build`, by running the source, does.
-
-The modules, in the order the lowering uses them:
-
-- :mod:`.expr` -- the small expression tree of generated code (``Call``, ``Const``...).
-- :mod:`.context` -- what a handler sees (:class:`~.context.NodeContext`), and the helper
-  classes it may ask for.
-- :mod:`.handlers` -- one handler per IR layer class (:data:`HANDLERS`): the node's module for
-  ``__init__`` and its value as an expression of ``forward``, layer arguments as ``Const``
-  leaves.
-- :mod:`.drafts` -- **scopes** (nodes grouped by block call into a tree, each call a sub-module
-  of its caller) and **drafts** (a scope's ``__init__`` statements and ``forward`` steps).
-- :mod:`.blocks` -- **classes** by anti-unification, innermost calls first: calls of one block
-  whose drafts agree up to constants share one ``nn.Module`` class, the differing constants
-  becoming ``__init__`` parameters (``filters``, ``filters * 4``, ``in_channels``); calls that
-  differ in structure get classes of their own (``Bottleneck``, ``BottleneckProject``).
-- :mod:`.render` -- **rendering**: variable names, in-place operations where they are safe,
-  lines wrapped as black wraps them at 100 columns, each layer with its spec line.
-- :mod:`.runtime` -- helper ``nn.Module`` classes PyTorch lacks (``SeparableConv2d``,
-  ``ExcludePadAvgPool2d``): real code, whose text is copied into the files that use it.
+construction.  The lowering is the shared core's (:mod:`cnndsl.backends.codegen`); this package
+says what each layer kind becomes in PyTorch (:mod:`.generator`), which operations may run in
+place (:mod:`.inplace`), and defines the helper modules PyTorch lacks (:mod:`.runtime`:
+``SeparableConv2d``, ``ExcludePadAvgPool2d``), whose text generated files copy.  Generating the
+source needs only the IR: :func:`to_source` and :func:`module_paths` never import torch.
 
 Semantics (the IR's, exactly):
 
@@ -46,19 +30,17 @@ The generated code has no data-dependent control flow, so ``torch.compile`` and
 
 from __future__ import annotations
 
-import hashlib
-import linecache
-import types
 from collections.abc import Callable
 from typing import Any
 
 from ...ir import Network
-from .._source import py_identifier
-from .blocks import make_plan
-from .handlers import HANDLERS, UNSUPPORTED
-from .render import Renderer
+from ..codegen.generator import execute
+from .generator import TorchGenerator
 
-__all__ = ["HANDLERS", "UNSUPPORTED", "build", "module_paths", "to_source"]
+HANDLERS = TorchGenerator.HANDLERS
+UNSUPPORTED = TorchGenerator.UNSUPPORTED
+
+__all__ = ["HANDLERS", "UNSUPPORTED", "TorchGenerator", "build", "module_paths", "to_source"]
 
 
 def to_source(net: Network, *, taps: bool = False) -> str:
@@ -70,7 +52,7 @@ def to_source(net: Network, *, taps: bool = False) -> str:
     replaces): a debugging aid, not for deployment.  Needs no torch.
     Raises :class:`~cnndsl.CnnDslError` for a layer PyTorch cannot express.
     """
-    return Renderer(make_plan(net), taps).module()
+    return TorchGenerator(net, taps).source()
 
 
 def build(net: Network, *, tap: Callable[[str, Any], None] | None = None):
@@ -80,13 +62,14 @@ def build(net: Network, *, tap: Callable[[str, Any], None] | None = None):
     as a tuple in ``net.outputs`` order.  ``tap(node_name, tensor)``, when given, is called
     with every node's value during each forward pass (node names as in the IR).
     """
-    plan = make_plan(net)
-    source = Renderer(plan, taps=tap is not None).module()
-    namespace = _execute(source, net.name)
+    import torch  # noqa: F401  (the framework first: a missing one is an ImportError here)
+
+    gen = TorchGenerator(net, taps=tap is not None)
+    namespace = execute(gen.source(), net.name)
     model = namespace["build_model"]()
     if tap is not None:
-        prefixes = {id(model.get_submodule(path)): prefix for path, prefix in plan.prefixes()}
-        namespace["_tap"] = lambda module, name, value: tap(prefixes[id(module)] + name, value)
+        nodes = {id(model.get_submodule(path)): locals_ for path, locals_ in gen.tap_names()}
+        namespace["_tap"] = lambda module, name, value: tap(nodes[id(module)][name], value)
     model._cnndsl_network = net  # read by torchvision_map.load_torchvision
     return model
 
@@ -94,16 +77,4 @@ def build(net: Network, *, tap: Callable[[str, Any], None] | None = None):
 def module_paths(net: Network) -> dict[str, str]:
     """For each node that owns a sub-module, that module's path in the model
     (``block1_conv_1`` -> ``block1.conv_1``); its parameters are ``<path>.weight`` etc."""
-    return make_plan(net).module_paths()
-
-
-def _execute(source: str, name: str) -> dict[str, Any]:
-    """Run generated source as a module, registered with linecache so that tracebacks,
-    ``inspect.getsource`` and ``torch.compile`` can read it."""
-    digest = hashlib.sha1(source.encode()).hexdigest()[:12]
-    filename = f"<cnndsl-torch-{py_identifier(name)}-{digest}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    module = types.ModuleType(f"cnndsl_generated_{py_identifier(name)}")
-    module.__file__ = filename
-    exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 (our own output)
-    return module.__dict__
+    return TorchGenerator(net).module_paths()

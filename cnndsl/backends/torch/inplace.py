@@ -31,8 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .drafts import Draft
-from .expr import Attr, Call, Code, Expr, Operation, Var
+from ..codegen.expr import Attr, Call, Code, Expr, Operation, Var
+from ..codegen.lower import Draft
 
 FRESH_MODULES = frozenset(
     {
@@ -52,26 +52,26 @@ IN_PLACE_ACTIVATIONS = frozenset({"F.relu", "F.relu6", "F.selu", "F.silu"})
 
 @dataclass
 class AugmentedAdd:
-    """``target += value``: an addition that overwrites its addend ``target`` (a ref)."""
+    """``target += value``: an addition that overwrites its addend ``target`` (a value)."""
 
-    target: tuple
+    target: str
     value: Expr
 
 
-def in_place(draft: Draft, names: dict[tuple, str]) -> dict[int, Expr | AugmentedAdd]:
+def in_place(draft: Draft, names: dict[str, str]) -> dict[int, Expr | AugmentedAdd]:
     """The steps of ``forward`` written in place, by index: an activation's expression with
     ``inplace=True``, or an :class:`AugmentedAdd`.  ``names`` are the variables of ``forward``
-    (ref -> name)."""
-    refs = draft.refs()
-    reads: dict[tuple, list[int]] = {ref: [] for ref in refs.values()}
+    (value -> variable)."""
+    positions = draft.positions()
+    reads: dict[str, list[int]] = {name: [] for name in positions}
     for i, step in enumerate(draft.steps):
         for name in step.reads:
-            reads[refs[name]].append(i)
+            reads[name].append(i)
     for name in draft.outputs:
-        reads[refs[name]].append(len(draft.steps))
+        reads[name].append(len(draft.steps))
     modules = {
         s.attr: s.expr.func.code
-        for s in draft.inits
+        for s in draft.modules
         if s.attr and isinstance(s.expr, Call) and isinstance(s.expr.func, Code)
     }
 
@@ -80,8 +80,8 @@ def in_place(draft: Draft, names: dict[tuple, str]) -> dict[int, Expr | Augmente
         or a variable made by an earlier step, that only step i reads."""
         if not isinstance(expr, Var):
             return _fresh(expr, modules)
-        ref = expr.ref
-        if ref[0] != "step" or reads[ref] != [i]:
+        ref = positions[expr.name]
+        if ref[0] != "step" or reads[expr.name] != [i]:
             return False
         maker = draft.steps[ref[1]]
         return len(maker.targets) == 1 and _fresh(maker.expr, modules)
@@ -92,17 +92,17 @@ def in_place(draft: Draft, names: dict[tuple, str]) -> dict[int, Expr | Augmente
         if _is_activation(expr) and overwritable(expr.args[0], i):
             changes[i] = expr.keyword("inplace", Code("True"))
         elif isinstance(expr, Operation) and expr.op == "+" and len(step.targets) == 1:
-            result = names[refs[step.targets[0]]]
+            result = names[step.targets[0]]
             operands = list(expr.operands)
             last = len(operands) - 1
             for k in (last, 0) if last == 1 else (last,):  # the sum stays the same bit for bit
                 target = operands[k]
-                if not isinstance(target, Var) or names[target.ref] != result:
+                if not isinstance(target, Var) or names[target.name] != result:
                     continue  # x += y must leave the sum in the sum's variable
                 if overwritable(target, i):
                     rest = operands[:k] + operands[k + 1 :]
                     value = rest[0] if len(rest) == 1 else Operation("+", tuple(rest))
-                    changes[i] = AugmentedAdd(target.ref, value)
+                    changes[i] = AugmentedAdd(target.name, value)
                     break
     return changes
 

@@ -1,7 +1,7 @@
 """Helper modules for what PyTorch has no layer for, copied into the generated files.
 
 This file is real, importable code (it is tested like any module), and it is also the text
-that :func:`cnndsl.backends.torch.handlers.helper_sources` cuts each class out of: a generated
+that :func:`cnndsl.backends.codegen.runtime_definitions` cuts each class out of: a generated
 file that needs ``SeparableConv2d`` contains its definition from here, verbatim, and imports
 nothing but torch.  So every class here must depend only on the three imports below, and the
 order of the classes is the order in which generated files define them.

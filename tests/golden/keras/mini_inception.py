@@ -40,50 +40,42 @@ class LocalResponseNormalization(keras.layers.Layer):
 
 def inception(x, c1, c3r, c3, c5r, c5, pp, name):
     """Block `inception` (mini_inception.cnn:5-9)."""
-    branch1 = layers.Conv2D(
-        c1, 1, padding="same", activation="relu", name=f"{name}_conv_1"
-    )(x)  # mini_inception.cnn:6
-    branch2 = layers.Conv2D(
-        c3r, 1, padding="same", activation="relu", name=f"{name}_conv_2"
-    )(x)  # mini_inception.cnn:7
-    branch2 = layers.Conv2D(
-        c3, 3, padding="same", activation="relu", name=f"{name}_conv_3"
-    )(branch2)  # mini_inception.cnn:7
-    branch3 = layers.Conv2D(
-        c5r, 1, padding="same", activation="relu", name=f"{name}_conv_4"
-    )(x)  # mini_inception.cnn:8
-    branch3 = layers.Conv2D(
-        c5, 5, padding="same", activation="relu", name=f"{name}_conv_5"
-    )(branch3)  # mini_inception.cnn:8
-    branch4 = layers.MaxPooling2D(
-        3, strides=1, padding="same", name=f"{name}_maxpool_1"
-    )(x)  # mini_inception.cnn:9
-    branch4 = layers.Conv2D(
-        pp, 1, padding="same", activation="relu", name=f"{name}_conv_6"
-    )(branch4)  # mini_inception.cnn:9
-    x = layers.Concatenate(
-        name=f"{name}_concat_1"
-    )([branch1, branch2, branch3, branch4])  # mini_inception.cnn:5
+    # mini_inception.cnn:6
+    branch1 = layers.Conv2D(c1, 1, padding="same", activation="relu", name=f"{name}_conv_1")(x)
+    # mini_inception.cnn:7
+    branch2 = layers.Conv2D(c3r, 1, padding="same", activation="relu", name=f"{name}_conv_2")(x)
+    # mini_inception.cnn:7
+    branch2 = layers.Conv2D(c3, 3, padding="same", activation="relu", name=f"{name}_conv_3")(
+        branch2
+    )
+    # mini_inception.cnn:8
+    branch3 = layers.Conv2D(c5r, 1, padding="same", activation="relu", name=f"{name}_conv_4")(x)
+    # mini_inception.cnn:8
+    branch3 = layers.Conv2D(c5, 5, padding="same", activation="relu", name=f"{name}_conv_5")(
+        branch3
+    )
+    # mini_inception.cnn:9
+    x = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_maxpool_1")(x)
+    # mini_inception.cnn:9
+    x = layers.Conv2D(pp, 1, padding="same", activation="relu", name=f"{name}_conv_6")(x)
+    # mini_inception.cnn:5
+    x = layers.Concatenate(name=f"{name}_concat_1")([branch1, branch2, branch3, x])
     return x
 
 
 def build_model():
     """The network `mini_inception` (mini_inception.cnn) as a Keras model."""
     inputs = keras.Input(shape=(64, 64, 3), name="input")  # mini_inception.cnn:3
-    x = layers.Conv2D(
-        16, 7, strides=2, padding="same", activation="relu", name="conv_1"
-    )(inputs)  # mini_inception.cnn:12
-    x = layers.MaxPooling2D(
-        3, strides=2, padding="same", name="maxpool_1"
-    )(x)  # mini_inception.cnn:13
-    x = LocalResponseNormalization(
-        depth_radius=2, alpha=2e-05, beta=0.75, name="lrn_1"
-    )(x)  # mini_inception.cnn:14
+    # mini_inception.cnn:12
+    x = layers.Conv2D(16, 7, strides=2, padding="same", activation="relu", name="conv_1")(inputs)
+    # mini_inception.cnn:13
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="maxpool_1")(x)
+    # mini_inception.cnn:14
+    x = LocalResponseNormalization(depth_radius=2, alpha=2e-05, beta=0.75, name="lrn_1")(x)
     x = inception(x, 8, 12, 16, 2, 4, 4, name="inception_3a")  # mini_inception.cnn:15
     x = inception(x, 16, 16, 24, 4, 12, 8, name="inception_3b")  # mini_inception.cnn:16
-    x = layers.MaxPooling2D(
-        3, strides=2, padding="same", name="maxpool_2"
-    )(x)  # mini_inception.cnn:17
+    # mini_inception.cnn:17
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="maxpool_2")(x)
     x = inception(x, 24, 12, 26, 2, 6, 8, name="inception_4a")  # mini_inception.cnn:18
     x = layers.GlobalAveragePooling2D(name="globalavgpool_1")(x)  # mini_inception.cnn:19
     x = layers.Dropout(0.4, name="dropout_1")(x)  # mini_inception.cnn:20

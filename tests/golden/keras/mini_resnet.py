@@ -33,25 +33,23 @@ def bottleneck_project(x, filters, stride, name):
     """Block `bottleneck` (mini_resnet.cnn:5-12), as conv2_bottleneck_1, conv3_bottleneck_1,
     conv4_bottleneck_1 build it.
     """
-    branch1 = layers.Conv2D(
-        filters, 1, strides=stride, use_bias=False, name=f"{name}_conv_1"
-    )(x)  # mini_resnet.cnn:6
+    # mini_resnet.cnn:6
+    branch1 = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_conv_1")(x)
     branch1 = layers.BatchNormalization(name=f"{name}_batchnorm_1")(branch1)  # mini_resnet.cnn:6
     branch1 = layers.ReLU(name=f"{name}_relu_1")(branch1)  # mini_resnet.cnn:6
-    branch1 = layers.Conv2D(
-        filters, 3, padding="same", use_bias=False, name=f"{name}_conv_2"
-    )(branch1)  # mini_resnet.cnn:7
+    # mini_resnet.cnn:7
+    branch1 = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv_2")(
+        branch1
+    )
     branch1 = layers.BatchNormalization(name=f"{name}_batchnorm_2")(branch1)  # mini_resnet.cnn:7
     branch1 = layers.ReLU(name=f"{name}_relu_2")(branch1)  # mini_resnet.cnn:7
-    branch1 = layers.Conv2D(
-        filters * 4, 1, use_bias=False, name=f"{name}_conv_3"
-    )(branch1)  # mini_resnet.cnn:8
+    # mini_resnet.cnn:8
+    branch1 = layers.Conv2D(filters * 4, 1, use_bias=False, name=f"{name}_conv_3")(branch1)
     branch1 = layers.BatchNormalization(name=f"{name}_batchnorm_3")(branch1)  # mini_resnet.cnn:8
-    branch2 = layers.Conv2D(
-        filters * 4, 1, strides=stride, use_bias=False, name=f"{name}_conv_4"
-    )(x)  # mini_resnet.cnn:9
-    branch2 = layers.BatchNormalization(name=f"{name}_shortcut")(branch2)  # mini_resnet.cnn:9
-    x = layers.Add(name=f"{name}_add_1")([branch1, branch2])  # mini_resnet.cnn:5
+    # mini_resnet.cnn:9
+    x = layers.Conv2D(filters * 4, 1, strides=stride, use_bias=False, name=f"{name}_conv_4")(x)
+    x = layers.BatchNormalization(name=f"{name}_shortcut")(x)  # mini_resnet.cnn:9
+    x = layers.Add(name=f"{name}_add_1")([branch1, x])  # mini_resnet.cnn:5
     x = layers.ReLU(name=f"{name}_relu_3")(x)  # mini_resnet.cnn:12
     return x
 
@@ -60,23 +58,19 @@ def bottleneck(x, filters, name):
     """Block `bottleneck` (mini_resnet.cnn:5-12), as conv2_bottleneck_2, conv2_bottleneck_3,
     conv3_bottleneck_2 and 3 more build it.
     """
-    branch1 = layers.Conv2D(
-        filters, 1, use_bias=False, name=f"{name}_conv_1"
-    )(x)  # mini_resnet.cnn:6
-    branch1 = layers.BatchNormalization(name=f"{name}_batchnorm_1")(branch1)  # mini_resnet.cnn:6
-    branch1 = layers.ReLU(name=f"{name}_relu_1")(branch1)  # mini_resnet.cnn:6
-    branch1 = layers.Conv2D(
-        filters, 3, padding="same", use_bias=False, name=f"{name}_conv_2"
-    )(branch1)  # mini_resnet.cnn:7
-    branch1 = layers.BatchNormalization(name=f"{name}_batchnorm_2")(branch1)  # mini_resnet.cnn:7
-    branch1 = layers.ReLU(name=f"{name}_relu_2")(branch1)  # mini_resnet.cnn:7
-    branch1 = layers.Conv2D(
-        filters * 4, 1, use_bias=False, name=f"{name}_conv_3"
-    )(branch1)  # mini_resnet.cnn:8
-    branch1 = layers.BatchNormalization(name=f"{name}_batchnorm_3")(branch1)  # mini_resnet.cnn:8
-    x = layers.Add(name=f"{name}_add_1")([branch1, x])  # mini_resnet.cnn:5
-    x = layers.ReLU(name=f"{name}_relu_3")(x)  # mini_resnet.cnn:12
-    return x
+    out = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_conv_1")(x)  # mini_resnet.cnn:6
+    out = layers.BatchNormalization(name=f"{name}_batchnorm_1")(out)  # mini_resnet.cnn:6
+    out = layers.ReLU(name=f"{name}_relu_1")(out)  # mini_resnet.cnn:6
+    # mini_resnet.cnn:7
+    out = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv_2")(out)
+    out = layers.BatchNormalization(name=f"{name}_batchnorm_2")(out)  # mini_resnet.cnn:7
+    out = layers.ReLU(name=f"{name}_relu_2")(out)  # mini_resnet.cnn:7
+    # mini_resnet.cnn:8
+    out = layers.Conv2D(filters * 4, 1, use_bias=False, name=f"{name}_conv_3")(out)
+    out = layers.BatchNormalization(name=f"{name}_batchnorm_3")(out)  # mini_resnet.cnn:8
+    out = layers.Add(name=f"{name}_add_1")([out, x])  # mini_resnet.cnn:5
+    out = layers.ReLU(name=f"{name}_relu_3")(out)  # mini_resnet.cnn:12
+    return out
 
 
 def stage(x, filters, blocks, stride, name):

@@ -11,9 +11,8 @@ from keras import layers
 def stage(x, filters, convs, name):
     """Block `stage` (vgg16.cnn:8-9)."""
     for i in range(1, convs + 1):
-        x = layers.Conv2D(
-            filters, 3, padding="same", activation="relu", name=f"{name}_conv_{i}"
-        )(x)  # vgg16.cnn:8
+        # vgg16.cnn:8
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv_{i}")(x)
     x = layers.MaxPooling2D(2, name=f"{name}_pool")(x)  # vgg16.cnn:9
     return x
 

@@ -13,10 +13,10 @@ from torch import nn
 class Se(nn.Module):
     """Block ``se(c, r)`` of two_heads.cnn."""
 
-    def __init__(self, c):
+    def __init__(self, c, r):
         super().__init__()
-        self.dense_1 = nn.Linear(c, c // 4)  # two_heads.cnn:6
-        self.dense_2 = nn.Linear(c // 4, c)  # two_heads.cnn:6
+        self.dense_1 = nn.Linear(c, c // r)  # two_heads.cnn:6
+        self.dense_2 = nn.Linear(c // r, c)  # two_heads.cnn:6
 
     def forward(self, x):
         out = x.mean((2, 3))  # two_heads.cnn:6
@@ -25,20 +25,20 @@ class Se(nn.Module):
         return x * out[:, :, None, None]  # two_heads.cnn:6
 
 
-class Fuse(nn.Module):
+class Fuse2(nn.Module):
     """Block ``fuse(skip, slope)`` of two_heads.cnn."""
 
     def __init__(self):
         super().__init__()
         self.conv_1 = nn.Conv2d(32, 8, 1)  # two_heads.cnn:9
 
-    def forward(self, x):
-        x = torch.cat([x, x], 1)  # two_heads.cnn:9
+    def forward(self, skip):
+        x = torch.cat([skip, skip], 1)  # two_heads.cnn:9
         x = self.conv_1(x)
         return F.leaky_relu(x, 0.1)  # two_heads.cnn:9
 
 
-class Fuse2(nn.Module):
+class Fuse(nn.Module):
     """Block ``fuse(skip, slope)`` of two_heads.cnn."""
 
     def __init__(self, slope):
@@ -55,20 +55,22 @@ class Fuse2(nn.Module):
 class TwoHeads(nn.Module):
     """The network two_heads."""
 
+    input_shapes = ((3, 12, 12), (5,))  # of each input, in forward's order
+
     def __init__(self):
         super().__init__()
         self.conv_1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)  # two_heads.cnn:12
         self.batchnorm_1 = nn.BatchNorm2d(8, eps=0.001, momentum=0.01)  # two_heads.cnn:12
         self.batchnorm_1.register_parameter("bias", None)
-        self.se_1 = Se(8)  # two_heads.cnn:13
+        self.se_1 = Se(8, 4)  # two_heads.cnn:13
         self.conv_2 = nn.Conv2d(8, 16, 3, stride=2)  # two_heads.cnn:14
         self.batchnorm_2 = nn.BatchNorm2d(16, eps=0.001, momentum=0.01)  # two_heads.cnn:14
         self.batchnorm_2.register_parameter("weight", None)
-        self.se_2 = Se(16)  # two_heads.cnn:15
+        self.se_2 = Se(16, 4)  # two_heads.cnn:15
         self.b = nn.AvgPool2d(2)  # two_heads.cnn:16
-        self.fuse_1 = Fuse()  # two_heads.cnn:17
-        self.fuse_2 = Fuse2(0.2)  # two_heads.cnn:18
-        self.fuse_3 = Fuse2(0.3)  # two_heads.cnn:19
+        self.fuse_1 = Fuse2()  # two_heads.cnn:17
+        self.fuse_2 = Fuse(0.2)  # two_heads.cnn:18
+        self.fuse_3 = Fuse(0.3)  # two_heads.cnn:19
         self.conv_3 = nn.Conv2d(16, 8, 1)  # two_heads.cnn:21
         self.conv_4 = nn.Conv2d(8, 8, 1)  # two_heads.cnn:23
         self.conv_5 = nn.Conv2d(8, 8, 3, padding=1)  # two_heads.cnn:23
@@ -92,11 +94,11 @@ class TwoHeads(nn.Module):
         x = self.fuse_2(x, b)
         x = self.fuse_3(x, b)
         x = x.amax((2, 3), keepdim=True)  # two_heads.cnn:20
-        conv_3 = self.conv_3(b)
-        multiply_1 = conv_3 * x  # two_heads.cnn:22
+        branch1 = self.conv_3(b)
+        multiply_1 = branch1 * x  # two_heads.cnn:22
         x = F.relu(self.conv_4(multiply_1), inplace=True)
-        conv_5 = self.conv_5(multiply_1)
-        c = x + multiply_1 + conv_5  # two_heads.cnn:23
+        branch3 = self.conv_5(multiply_1)
+        c = x + multiply_1 + branch3  # two_heads.cnn:23
         x = self.dense_1(meta)
         x = self.batchnorm_3(x)
         x = F.elu(x, alpha=0.5)  # two_heads.cnn:24

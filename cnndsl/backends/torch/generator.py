@@ -1,0 +1,672 @@
+"""The PyTorch generator: each IR layer kind as PyTorch code, and the module.
+
+A handler defines the node's module (``self.<attr> = nn.Conv2d(...)`` in ``__init__``) and
+returns its value as an expression of ``forward``; trivial nodes (merges, reshapes, most
+activations) define no module.  Semantics are the IR's, exactly (see the package's docstring).
+
+The module is written as a person would write it: one ``nn.Module`` class per block structure,
+whose ``__init__`` takes the values that differ between its calls (``in_channels``,
+``filters``, ``filters * 4``), the network's class, and ``build_model()``; the helper modules
+PyTorch lacks (``runtime.py``) are copied into it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ...ir import (
+    Activation,
+    AdaptiveAvgPool2D,
+    Add,
+    AvgPool2D,
+    BatchNorm,
+    ChannelShuffle,
+    ChannelSplit,
+    Concat,
+    Conv2D,
+    Conv2DTranspose,
+    Cropping2D,
+    Dense,
+    Flatten,
+    GlobalAvgPool2D,
+    Layer,
+    LayerNorm,
+    LayerScale,
+    Multiply,
+    Network,
+    Normalization,
+    PointwiseDense,
+    Rescaling,
+    Reshape,
+    StochasticDepth,
+    Upsample,
+)
+from ...ir.geometry import effective_kernel
+from ..codegen.expr import (
+    SELF,
+    Attr,
+    Call,
+    Code,
+    Const,
+    Display,
+    Expr,
+    Index,
+    LayerName,
+    Operation,
+    Ref,
+    Var,
+    call,
+    literal,
+    method,
+    pair,
+    same,
+)
+from ..codegen.generator import Generator, Program, Render, runtime_definitions
+from ..codegen.lower import Draft, Module, NodeContext, call_step, where
+from ..codegen.names import Namespace, Reserved, attribute, camel, identifier, variables
+from ..codegen.tree import Scope
+from ..codegen.unify import Function, name_params
+from ..codegen.writer import Writer
+from .inplace import AugmentedAdd, in_place
+
+RUNTIME = ("cnndsl.backends.torch", "runtime.py")
+
+MODULE_ATTRIBUTES = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu cuda
+    double dump_patches eval extra_repr float forward get_buffer get_extra_state get_parameter
+    get_submodule half ipu load_state_dict modules mtia named_buffers named_children
+    named_modules named_parameters parameters register_backward_hook register_buffer
+    register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+    set_submodule share_memory state_dict to to_empty train training type xpu zero_grad""".split()
+)
+"""``nn.Module``'s public attributes (its private ones all start with ``_``, which a layer's
+attribute never does: :func:`~cnndsl.backends.codegen.names.attribute`)."""
+
+
+def _c(value: Any, role: str, field: str | None = None) -> Const:
+    return Const(value, role, field)
+
+
+# ---------------------------------------------------------------- shared by several handlers
+
+
+ACTIVATIONS: dict[str, tuple[str, dict[str, str]] | None] = {
+    "linear": None,
+    "relu": ("F.relu", {}),
+    "relu6": ("F.relu6", {}),
+    "leakyrelu": ("F.leaky_relu", {}),
+    "elu": ("F.elu", {}),
+    "selu": ("F.selu", {}),
+    "tanh": ("torch.tanh", {}),
+    "sigmoid": ("torch.sigmoid", {}),
+    "softmax": ("F.softmax", {"dim": "1"}),  # over the channels: axis 1 of maps and vectors
+    "silu": ("F.silu", {}),
+    "gelu": ("F.gelu", {}),  # exact, as Keras's
+    "gelu_tanh": ("F.gelu", {"approximate": '"tanh"'}),
+    "hardsigmoid": ("F.hardsigmoid", {}),
+    "hardswish": ("F.hardswish", {}),
+}
+"""Each IR activation (:data:`cnndsl.ir.ACTIVATIONS`) as PyTorch computes it: the function and
+its fixed keyword arguments (None: the identity).  leakyrelu and elu also take their alpha."""
+
+
+def _activate(expr: Expr, function: str, alpha: float | None) -> Expr:
+    """The activation applied to expr (channels are axis 1 for maps and vectors alike)."""
+    if ACTIVATIONS[function] is None:
+        return expr
+    name, fixed = ACTIVATIONS[function]
+    kwargs = {key: Code(value) for key, value in fixed.items()}
+    if function == "leakyrelu":  # a layer's activation= has Keras's LeakyReLU slope, 0.3
+        slope = 0.3 if alpha is None else alpha
+        return call(name, expr, _c(slope, "negative_slope", "alpha"))
+    if function == "elu":
+        kwargs["alpha"] = (_c(1.0 if alpha is None else alpha, "alpha", "alpha"), 1.0)
+    return call(name, expr, **kwargs)
+
+
+def _split_padding(pads) -> tuple[Any, tuple[int, int, int, int] | None]:
+    """((t, b), (l, r)) -> (the layer's padding=, or an F.pad (l, r, t, b) when asymmetric)."""
+    (t, b), (left, right) = pads
+    if t == b and left == right:
+        return pair((t, left)), None
+    return 0, (left, right, t, b)
+
+
+def _conv_module(ctx: NodeContext, cls: str, in_c: int, out_c: int, groups, pad) -> Call:
+    layer = ctx.layer
+    return call(
+        cls,
+        _c(in_c, "in_channels"),
+        _c(out_c, "out_channels", "filters" if out_c == getattr(layer, "filters", None) else None),
+        _c(pair(layer.kernel), "kernel_size", "kernel"),
+        stride=(_c(pair(layer.stride), "stride", "stride"), 1),
+        padding=(_c(pad, "padding"), 0),
+        dilation=(_c(pair(layer.dilation), "dilation", "dilation"), 1),
+        groups=(groups, 1),
+        bias=(_c(layer.bias, "bias", "bias"), True),
+    )
+
+
+def _padded(x: Expr, extra: tuple[int, ...] | None, value: str | None = None) -> Expr:
+    if extra is None:
+        return x
+    if value is None:
+        return call("F.pad", x, _c(extra, "pad"))
+    return call("F.pad", x, _c(extra, "pad"), value=Code(value))
+
+
+def _check_size(ctx: NodeContext, axis: int, size: int) -> None:
+    if size != ctx.out_shape[axis]:
+        raise ctx.unsupported(
+            f"PyTorch would give {size} {('rows', 'columns')[axis]}, the spec {ctx.out_shape[axis]}"
+        )
+
+
+def flattens_map(in_shapes) -> bool:
+    """Whether a flatten reorders: a map larger than 1x1."""
+    shape = in_shapes[0]
+    return len(shape) == 3 and shape[0] * shape[1] > 1
+
+
+def _pool_out(n: int, k: int, s: int, before: int, after: int, ceil_mode: bool) -> int:
+    """PyTorch's pooling output size for symmetric padding `before` (after = before)."""
+    span = n + before + after - k
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= n + before:
+        out -= 1
+    return out
+
+
+def _stride_is_kernel(c: Call) -> bool:
+    """nn.MaxPool2d(2, stride=2) is nn.MaxPool2d(2)."""
+    kernel, stride = c.args[0], next(v for k, v, _ in c.kwargs if k == "stride")
+    if isinstance(kernel, Const) and isinstance(stride, Const):
+        return same(kernel.value, stride.value)
+    return kernel.key(_nopos) == stride.key(_nopos) and not isinstance(kernel, Const)
+
+
+def _nopos(name: str) -> tuple:
+    return ()
+
+
+class TorchGenerator(Generator):
+    TARGET = "PyTorch"
+    RUNTIME = RUNTIME
+    FIRST_ROLES = ("in_channels", "in_features", "num_features")
+    NAME_SEP = ""
+    RESERVED = Reserved(
+        module=frozenset({"torch", "nn", "F", "build_model", "_tap"})
+        | frozenset(runtime_definitions(*RUNTIME)),
+        locals=frozenset({"self"}),
+        # input_shape(s): the network class's own attribute (see write_network)
+        attributes=MODULE_ATTRIBUTES | {"input_shape", "input_shapes"},
+    )
+
+    def __init__(self, net: Network, taps: bool = False) -> None:
+        super().__init__(net)
+        self.taps = taps
+        self._attrs: dict[int, Namespace] = {}
+
+    # ---------------------------------------------------------------- the dialect
+
+    def attribute(self, draft: Draft, local: str) -> str:
+        """A fresh attribute of the module a draft becomes, for a layer or call ``local``."""
+        names = self._attrs.setdefault(id(draft), Namespace(()))
+        return names.claim(attribute(local, self.RESERVED.attributes))
+
+    def define(self, ctx: NodeContext, ctor: Expr, name: LayerName) -> Expr:
+        """A module of ``__init__``: ``self.<attr> = ctor``; returns ``self.<attr>``."""
+        attr = self.attribute(ctx.draft, name.local or name.absolute)
+        ctx.modules.append(Module(attr, ctor, ctx.comment, ctx.layer.name))
+        return Attr(SELF, attr)
+
+    def lower_call(self, draft: Draft, scope: Scope, sub: Scope) -> None:
+        fn: Function = sub.function
+        sub.attr = self.attribute(draft, sub.local)
+        consts = (Const(v, p.source, p.source, sub.local) for p, v in zip(fn.params, sub.values))
+        draft.modules.append(
+            Module(sub.attr, Call(Ref(fn), tuple(consts)), where(sub.site.position))
+        )
+        expr = call(Attr(SELF, sub.attr), *(Var(v) for v in sub.inputs))
+        draft.steps.append(call_step(scope, sub, expr, None))
+
+    def in_forward(self, draft: Draft) -> set[int]:
+        return {id(c) for step in draft.steps for c in step.expr.consts()}
+
+    def function_name(self, candidate: str) -> str:
+        return camel(candidate, "Block")
+
+    # ---------------------------------------------------------------- convolutions
+
+    def lower_conv(self, ctx: NodeContext) -> Expr:
+        layer: Conv2D = ctx.layer
+        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        groups = _c(layer.groups, "groups", "groups")
+        conv = _conv_module(ctx, "nn.Conv2d", ctx.in_shape[2], layer.filters, groups, pad)
+        return _activate(call(ctx.module(conv), _padded(ctx.x, extra)), layer.activation, None)
+
+    def lower_dwconv(self, ctx: NodeContext) -> Expr:
+        layer = ctx.layer
+        c = ctx.in_shape[2]
+        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        groups = _c(c, "in_channels")
+        conv = _conv_module(ctx, "nn.Conv2d", c, c * layer.depth_multiplier, groups, pad)
+        return _activate(call(ctx.module(conv), _padded(ctx.x, extra)), layer.activation, None)
+
+    def lower_sepconv(self, ctx: NodeContext) -> Expr:
+        layer = ctx.layer
+        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        module = call(
+            ctx.helper("SeparableConv2d"),
+            _c(ctx.in_shape[2], "in_channels"),
+            _c(layer.filters, "out_channels", "filters"),
+            _c(pair(layer.kernel), "kernel_size", "kernel"),
+            stride=(_c(pair(layer.stride), "stride", "stride"), 1),
+            padding=(_c(pad, "padding"), 0),
+            dilation=(_c(pair(layer.dilation), "dilation", "dilation"), 1),
+            depth_multiplier=(
+                _c(layer.depth_multiplier, "depth_multiplier", "depth_multiplier"),
+                1,
+            ),
+            bias=(_c(layer.bias, "bias", "bias"), True),
+        )
+        return _activate(call(ctx.module(module), _padded(ctx.x, extra)), layer.activation, None)
+
+    def lower_convtranspose(self, ctx: NodeContext) -> Expr:
+        layer: Conv2DTranspose = ctx.layer
+        crops = layer.explicit_padding(ctx.in_shapes)
+        padding, output_padding, trims = [], [], []
+        for axis, (before, after) in enumerate(crops):
+            limit = max(layer.stride[axis], layer.dilation[axis])
+            op = (
+                before - after
+            )  # PyTorch crops `padding` before and `padding - output_padding` after
+            trim = 0
+            if op < 0:  # more to crop after than before: crop the rest with a slice
+                op, trim = 0, after - before
+            if op >= limit:
+                raise ctx.unsupported(
+                    f"it appends {op} rows or columns of bias, more than output_padding allows"
+                )
+            padding.append(before)
+            output_padding.append(op)
+            trims.append(trim)
+        module = call(
+            "nn.ConvTranspose2d",
+            _c(ctx.in_shape[2], "in_channels"),
+            _c(layer.filters, "out_channels", "filters"),
+            _c(pair(layer.kernel), "kernel_size", "kernel"),
+            stride=(_c(pair(layer.stride), "stride", "stride"), 1),
+            padding=(_c(pair(padding), "padding"), 0),
+            output_padding=(_c(pair(output_padding), "output_padding", "output_padding"), 0),
+            dilation=(_c(pair(layer.dilation), "dilation", "dilation"), 1),
+            bias=(_c(layer.bias, "bias", "bias"), True),
+        )
+        out = call(ctx.module(module), ctx.x)
+        if any(trims):
+            out = Index(out, ", ".join([":", ":"] + [f":-{t}" if t else ":" for t in trims]))
+        # The output size PyTorch gives must be the IR's.
+        for axis, n in enumerate(ctx.in_shape[:2]):
+            k_eff = effective_kernel(layer.kernel[axis], layer.dilation[axis])
+            size = (n - 1) * layer.stride[axis] - 2 * padding[axis] + k_eff + output_padding[axis]
+            _check_size(ctx, axis, size - trims[axis])
+        return _activate(out, layer.activation, None)
+
+    # ---------------------------------------------------------------- dense, reshaping, activations
+
+    def lower_dense(self, ctx: NodeContext) -> Expr:
+        layer: Dense = ctx.layer
+        module = call(
+            "nn.Linear",
+            _c(ctx.in_shape[0], "in_features"),
+            _c(layer.units, "out_features", "units"),
+            bias=(_c(layer.bias, "bias", "bias"), True),
+        )
+        return _activate(call(ctx.module(module), ctx.x), layer.activation, None)
+
+    def lower_flatten(self, ctx: NodeContext) -> Expr:
+        if flattens_map(ctx.in_shapes):  # Keras's order: (H, W, C)
+            return method(method(ctx.x, "permute", *map(Code, "0231")), "flatten", Code("1"))
+        return method(ctx.x, "flatten", Code("1"))
+
+    def lower_activation(self, ctx: NodeContext) -> Expr:
+        layer: Activation = ctx.layer
+        if layer.function == "linear":
+            return call(ctx.module(call("nn.Identity")), ctx.x)
+        return _activate(ctx.x, layer.function, layer.alpha)
+
+    def lower_zeropad(self, ctx: NodeContext) -> Expr:
+        (t, b), (left, right) = ctx.layer.padding
+        amount = t if t == b == left == right else (left, right, t, b)
+        return call(ctx.module(call("nn.ZeroPad2d", _c(amount, "padding"))), ctx.x)
+
+    def lower_upsample(self, ctx: NodeContext) -> Expr:
+        layer: Upsample = ctx.layer
+        kwargs = {
+            "scale_factor": _c(pair(layer.size), "scale_factor", "size"),
+            "mode": _c(layer.interpolation, "mode", "interpolation"),
+        }
+        if layer.interpolation == "bilinear":  # half-pixel centres, as Keras
+            kwargs["align_corners"] = Code("False")
+        return call(ctx.module(call("nn.Upsample", **kwargs)), ctx.x)
+
+    # ---------------------------------------------------------------- merges
+
+    def lower_multiply(self, ctx: NodeContext) -> Expr:
+        operands = []
+        for x, shape in zip(ctx.xs, ctx.in_shapes):
+            if len(shape) == 1 and len(ctx.out_shape) == 3:  # a channel vector scales a map
+                x = Index(x, ":, :, None, None")
+            operands.append(x)
+        return Operation("*", tuple(operands))
+
+    TRANSFORMS = {
+        Add: lambda self, ctx: Operation("+", tuple(ctx.xs)),
+        Concat: lambda self, ctx: call("torch.cat", Display(tuple(ctx.xs)), Code("1")),
+    }
+
+    # ---------------------------------------------------------------- normalization, dropout
+
+    def lower_batchnorm(self, ctx: NodeContext) -> Expr:
+        layer: BatchNorm = ctx.layer
+        cls = "nn.BatchNorm2d" if len(ctx.in_shape) == 3 else "nn.BatchNorm1d"
+        affine = layer.center or layer.scale
+        module = call(
+            cls,
+            _c(ctx.in_shape[-1], "num_features"),
+            eps=(_c(layer.epsilon, "eps", "epsilon"), 1e-5),
+            momentum=(_c(round(1 - layer.momentum, 12), "momentum"), 0.1),
+            affine=(Code("True" if affine else "False"), lambda c: affine),
+        )
+        mod = ctx.module(module)
+        for flag, name in ((layer.scale, "weight"), (layer.center, "bias")):
+            if affine and not flag:  # Keras's scale=off (no gamma) or center=off (no beta)
+                ctx.init(method(mod, "register_parameter", Code(f'"{name}"'), Code("None")))
+        return call(mod, ctx.x)
+
+    def lower_lrn(self, ctx: NodeContext) -> Expr:
+        layer = ctx.layer
+        size = 2 * layer.radius + 1
+        module = call(
+            "nn.LocalResponseNorm",
+            _c(size, "size"),
+            alpha=(_c(float(f"{layer.alpha * size:.15g}"), "alpha"), 1e-4),
+            beta=(_c(layer.beta, "beta", "beta"), 0.75),
+            k=(_c(layer.bias, "k", "bias"), 1.0),
+        )
+        return call(ctx.module(module), ctx.x)
+
+    def lower_dropout(self, ctx: NodeContext) -> Expr:
+        return call(ctx.module(call("nn.Dropout", _c(ctx.layer.rate, "p", "rate"))), ctx.x)
+
+    # ---------------------------------------------------------------- pooling
+
+    def _pool(self, ctx: NodeContext, cls: str, pad_value: str | None, **extra) -> Expr:
+        """Max or average pooling; asymmetric padding is an F.pad before an unpadded pool."""
+        layer = ctx.layer
+        pads = layer.explicit_padding(ctx.in_shapes)
+        pad, before = _split_padding(pads)
+        ceil_mode = layer.ceil_mode
+        if before is not None:  # pad exactly, then pool without padding
+            (t, b), (left, right) = pads
+            before = (left, right, t, b)
+            pads = ((0, 0), (0, 0))
+            sizes = [ctx.in_shape[0] + t + b, ctx.in_shape[1] + left + right]
+        else:
+            sizes = list(ctx.in_shape[:2])
+        for axis in (0, 1):
+            p = pads[axis][0]
+            got = _pool_out(sizes[axis], layer.kernel[axis], layer.stride[axis], p, p, ceil_mode)
+            _check_size(ctx, axis, got)
+        module = call(
+            cls,
+            _c(pair(layer.kernel), "kernel_size", "kernel"),
+            stride=(_c(pair(layer.stride), "stride", "stride"), _stride_is_kernel),
+            padding=(_c(pad, "padding"), 0),
+            ceil_mode=(_c(ceil_mode, "ceil_mode", "ceil_mode"), False),
+            **extra,
+        )
+        return call(ctx.module(module), _padded(ctx.x, before, pad_value))
+
+    def lower_maxpool(self, ctx: NodeContext) -> Expr:
+        return self._pool(ctx, "nn.MaxPool2d", 'float("-inf")')
+
+    def lower_avgpool(self, ctx: NodeContext) -> Expr:
+        layer: AvgPool2D = ctx.layer
+        pads = layer.explicit_padding(ctx.in_shapes)
+        symmetric = _split_padding(pads)[1] is None
+        padded = any(p for axis in pads for p in axis)
+        if not padded:
+            return self._pool(ctx, "nn.AvgPool2d", None)
+        if symmetric or layer.include_pad:
+            include = _c(bool(layer.include_pad), "count_include_pad")
+            return self._pool(ctx, "nn.AvgPool2d", None, count_include_pad=(include, True))
+        # Asymmetric padding that padded cells must not dilute (TensorFlow's SAME).
+        (t, b), (left, right) = pads
+        for axis, n in enumerate(ctx.in_shape[:2]):
+            size = n + sum(pads[axis])
+            k, s = layer.kernel[axis], layer.stride[axis]
+            _check_size(ctx, axis, _pool_out(size, k, s, 0, 0, layer.ceil_mode))
+        module = call(
+            ctx.helper("ExcludePadAvgPool2d"),
+            _c(pair(layer.kernel), "kernel_size", "kernel"),
+            _c(pair(layer.stride), "stride", "stride"),
+            _c((left, right, t, b), "padding"),
+            ceil_mode=(_c(layer.ceil_mode, "ceil_mode", "ceil_mode"), False),
+        )
+        return call(ctx.module(module), ctx.x)
+
+    def _global_pool(self, ctx: NodeContext) -> Expr:
+        name = "mean" if isinstance(ctx.layer, GlobalAvgPool2D) else "amax"
+        if ctx.layer.keepdims:
+            return method(ctx.x, name, Code("(2, 3)"), keepdim=Code("True"))
+        return method(ctx.x, name, Code("(2, 3)"))
+
+    lower_globalavgpool = _global_pool
+    lower_globalmaxpool = _global_pool
+
+    def lower_depthmaxpool(self, ctx: NodeContext) -> Expr:
+        # channels c*pool ... c*pool + pool - 1 become channel c, as TensorFlow's depth pooling
+        groups = method(ctx.x, "unflatten", Code("1"), Code(f"(-1, {ctx.layer.pool})"))
+        return method(groups, "amax", Code("2"))
+
+    def lower_input(self, ctx: NodeContext) -> Expr:
+        raise AssertionError("inputs are arguments of forward(), not statements")
+
+    UNSUPPORTED = {
+        cls: "this layer kind has no handler in this back end yet"
+        for cls in (
+            PointwiseDense,
+            LayerNorm,
+            StochasticDepth,
+            AdaptiveAvgPool2D,
+            Reshape,
+            Cropping2D,
+            ChannelSplit,
+            ChannelShuffle,
+            Rescaling,
+            Normalization,
+            LayerScale,
+        )
+    }
+
+    # ---------------------------------------------------------------- the module
+
+    def write_head(self, w: Writer, used: set[str]) -> None:
+        net = self.net
+        a = net.analysis
+        files = sorted({os.path.basename(l.position.file) for l in net.layers if l.position})
+        source = f" from {', '.join(files)}" if files else ""
+        inputs = [_nchw(a[layer.name].output_shape) for layer in net.inputs]
+        outputs = [_nchw(a[name].output_shape) for name in net.outputs]
+        counts = f"{a.trainable_params:,} parameters"
+        if a.non_trainable_params:
+            counts += f", {a.non_trainable_params:,} batch-norm statistics"
+        words = ["Input:", *_listed(inputs), "channels first.", " Output:", *_listed(outputs, ".")]
+        lines = [*_fill(words, w.width), counts + "."]
+        if any(
+            flattens_map(a[layer.name].input_shapes)
+            for layer in net.layers
+            if layer.kind == "flatten"
+        ):
+            lines.append(
+                "Flatten orders features as Keras does, (H, W, C), so that dense weights transfer."
+            )
+        w.docstring(f"{net.name} in PyTorch, generated by cnndsl{source}.", lines)
+        w.blank()
+        if "torch" in used or self.taps:
+            w.line("import torch")
+        if "F" in used:
+            w.line("import torch.nn.functional as F")
+        w.line("from torch import nn")
+        if self.taps:
+            w.blank(2)
+            w.line("def _tap(module, name, value):")
+            with w.indented():
+                w.line("pass")
+
+    def write_function(self, w: Writer, fn: Function) -> None:
+        module = self.module_names
+        names = module.child(self.RESERVED.locals | fn.draft.attrs())
+        name_params(fn, names)
+        w.line(f"class {fn.name}(nn.Module):")
+        with w.indented():
+            block_params = list(fn.calls[0].site.args)
+            signature = f"{fn.block}({', '.join(block_params)})"
+            files = {os.path.basename(c.site.position.file) for c in fn.calls if c.site.position}
+            doc = f"Block ``{signature}``" + (f" of {', '.join(sorted(files))}" if files else "")
+            doc += f", with {fn.variant}" if fn.variant else ""
+            w.docstring(f"{doc}.")
+            w.blank()
+            params = ["self", *(p.name for p in fn.params)]
+            _init(w, fn.draft, params, [p.name for p in fn.params if p.stored])
+            w.blank()
+            avoid = frozenset(module.reserved | module.taken | self.RESERVED.locals)
+            _forward(w, fn.draft, fn.arg_names, avoid, self.taps)
+
+    def write_network(self, w: Writer, program: Program) -> None:
+        net, module = self.net, self.module_names
+        name = module.claim(camel(net.name, "Network"), "")
+        w.line(f"class {name}(nn.Module):")
+        with w.indented():
+            w.docstring(f"The network {net.name}.")
+            w.blank()
+            # what the input is, for tools (cnndsl's torchvision loader traces the model with it)
+            shapes = [_channels_first(layer.shape) for layer in net.inputs]
+            if len(shapes) == 1:
+                w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
+            else:
+                w.line(f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order")
+            w.blank()
+            _init(w, program.draft, ["self"], [])
+            w.blank()
+            avoid = frozenset(module.reserved | module.taken | self.RESERVED.locals)
+            if len(net.inputs) == 1:
+                args = ["x"]
+            else:
+                inputs = Namespace(avoid)
+                args = [inputs.claim(layer.name) for layer in net.inputs]
+            _forward(w, program.draft, args, avoid, self.taps)
+        w.blank(2)
+        w.line("def build_model():")
+        with w.indented():
+            w.line(f"return {name}()")
+
+    def module_paths(self) -> dict[str, str]:
+        """{node: path of its module in the model}, for nodes that own a module."""
+        program = self.program()
+        paths: dict[str, str] = {}
+
+        def visit(scope: Scope, path: str) -> None:
+            for m in scope.draft.modules:
+                if m.node is not None and m.attr is not None:
+                    paths[m.node] = path + m.attr
+            for item in scope.items:
+                if isinstance(item, Scope):
+                    visit(item, f"{path}{item.attr}.")
+
+        visit(program.root, "")
+        return paths
+
+    def tap_names(self) -> list[tuple[str, dict[str, str]]]:
+        """(module path, {the local name a tap reports: its node}) of the network and of every
+        block call."""
+        program = self.program()
+        result = []
+
+        def visit(scope: Scope, path: str) -> None:
+            result.append((path, {s.local: s.node for s in scope.draft.steps if s.node}))
+            for item in scope.items:
+                if isinstance(item, Scope):
+                    visit(item, f"{path}{item.attr}" if not path else f"{path}.{item.attr}")
+
+        visit(program.root, "")
+        return result
+
+
+def _forward(
+    w: Writer, draft: Draft, arg_names: list[str], avoid: frozenset[str], taps: bool
+) -> None:
+    """``forward``: in place where that is safe (never with taps), a tap after each node."""
+    w.statement("def ", call("forward", *map(Code, ["self", *arg_names])), Render(), tail=":")
+    names = variables(draft, arg_names, avoid)
+    r = Render(names)
+    changes = {} if taps else in_place(draft, names)
+    with w.indented():
+        for i, step in enumerate(draft.steps):
+            targets = [names[t] for t in step.targets]
+            expr = changes.get(i, step.expr)
+            if isinstance(expr, AugmentedAdd):  # x += y
+                w.statement(f"{names[expr.target]} += ", expr.value, r, step.comment)
+                continue
+            last = i == len(draft.steps) - 1
+            if last and not taps and draft.outputs == step.targets and len(targets) == 1:
+                w.statement("return ", expr, r, step.comment)
+                return
+            w.statement(f"{', '.join(targets)} = ", expr, r, step.comment)
+            if taps and step.node:
+                w.line(f"_tap(self, {literal(step.local)}, {targets[0]})")
+        w.line("return " + ", ".join(names[o] for o in draft.outputs))
+
+
+def _init(w: Writer, draft: Draft, params: list[str], stored: list[str]) -> None:
+    w.statement("def ", call("__init__", *map(Code, params)), Render(), tail=":")
+    with w.indented():
+        w.line("super().__init__()")
+        for name in stored:
+            w.line(f"self.{name} = {name}")
+        for m in draft.modules:
+            w.statement(f"self.{m.attr} = " if m.attr else "", m.expr, Render(), m.comment)
+
+
+def _listed(items: list[str], end: str = ",") -> list[str]:
+    return [item + ("," if i < len(items) - 1 else end) for i, item in enumerate(items)]
+
+
+def _fill(words: list[str], width: int) -> list[str]:
+    """Words (which may hold spaces) filled into lines of ``width``."""
+    lines = [""]
+    for word in words:
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > width:
+            lines.append(word.strip())
+        else:
+            lines[-1] = f"{lines[-1]} {word}" if lines[-1] else word
+    return lines
+
+
+def _nchw(shape: tuple[int, ...]) -> str:
+    if len(shape) == 3:
+        h, w, c = shape
+        return f"(N, {c}, {h}, {w})"
+    return f"(N, {shape[0]})"
+
+
+__all__ = ["TorchGenerator", "flattens_map", "identifier"]
+
+
+def _channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[2], shape[0], shape[1]) if len(shape) == 3 else tuple(shape)

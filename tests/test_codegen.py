@@ -1,0 +1,104 @@
+"""The code-generation core shared by the Keras and PyTorch back ends, without their frameworks.
+
+Generating source imports no framework, so these tests run in the fast part of the suite: one
+anti-unification for both targets (a block's expressions survive in both), the layout (black
+leaves every generated file as it is), the handler tables, the call tree on any provenance.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+import cnndsl
+from cnndsl.backends.codegen import call_tree
+from cnndsl.backends.keras import KerasGenerator
+from cnndsl.backends.keras import to_source as keras_source
+from cnndsl.backends.torch import TorchGenerator
+from cnndsl.backends.torch import to_source as torch_source
+from cnndsl.ir import LAYER_CLASSES
+from conftest import SPEC_FILES
+
+GENERATORS = [KerasGenerator, TorchGenerator]
+SOURCES = {"keras": keras_source, "torch": torch_source}
+
+
+def spec(text: str, name: str = "spec.cnn") -> cnndsl.Network:
+    return cnndsl.loads(textwrap.dedent(text), name)
+
+
+@pytest.mark.parametrize("target", SOURCES)
+def test_block_expressions_are_kept_in_both_targets(target):
+    """``conv f*e`` in a block called with different f and e is written ``f * e``, and
+    ``dense c/r`` ``c // r``, by both back ends (one anti-unifier)."""
+    net = spec("""
+        input 8x8x4
+        block b(f, e) { 1x1 conv f*e relu -> 3x3(S) conv f }
+        block se(c, r) { multiply { identity | gap -> dense c/r relu -> dense c sigmoid } }
+        b(4, 2)
+        b(8, 3)
+        se(8, 2)
+        se(8, 4)
+    """)
+    text = SOURCES[target](net)
+    assert "f * e" in text
+    assert "c // r" in text
+
+
+@pytest.mark.parametrize("target", SOURCES)
+def test_calls_of_one_structure_share_a_function(target):
+    net = spec("""
+        input 8x8x4
+        block b(f) { 3x3(S) conv f relu }
+        b(4)
+        b(8)
+        b(16)
+    """)
+    text = SOURCES[target](net)
+    defined = "def b(x, f, name):" if target == "keras" else "class B(nn.Module):"
+    assert text.count(defined) == 1
+
+
+def _zoo() -> list[cnndsl.Network]:
+    return [cnndsl.load(path) for path in SPEC_FILES]
+
+
+@pytest.mark.parametrize("target", SOURCES)
+def test_sources_are_black_formatted(target):
+    """Every line within 100 columns, laid out as black lays it out."""
+    black = pytest.importorskip("black")
+    mode = black.Mode(line_length=100)
+    for net in _zoo():
+        text = SOURCES[target](net)
+        assert black.format_str(text, mode=mode) == text, net.name
+        assert max(len(line) for line in text.splitlines()) <= 100, net.name
+
+
+@pytest.mark.parametrize("generator", GENERATORS, ids=lambda g: g.TARGET)
+def test_every_layer_class_is_handled_or_unsupported(generator):
+    for cls in LAYER_CLASSES:
+        assert (cls in generator.HANDLERS) != (cls in generator.UNSUPPORTED), cls.__name__
+
+
+def test_call_tree_groups_nodes_by_block_call():
+    net = spec("""
+        input 8x8x4
+        block inner(f) { 1x1 conv f -> relu }
+        block outer(f) { inner(f) -> inner(2*f) }
+        a = outer(4)
+        outer(8)
+    """)
+    root = call_tree(net)
+    calls = list(root.scopes())
+    assert [c.site.instance for c in calls] == [
+        "a",
+        "a_inner_1",
+        "a_inner_2",
+        "outer_1",
+        "outer_1_inner_1",
+        "outer_1_inner_2",
+    ]
+    assert [c.height for c in calls] == [1, 0, 0, 1, 0, 0]
+    assert calls[0].inputs == ["input"] and calls[0].outputs == ["a_inner_2_relu_1"]
+    assert [c.local for c in calls[:3]] == ["a", "inner_1", "inner_2"]
