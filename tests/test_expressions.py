@@ -121,6 +121,33 @@ def test_functions_in_word_position():
     assert filters("conv(4, kernel=1) -> conv 2*max(1, 3) kernel=1") == [4, 6]
 
 
+
+_WORD_ATOMS = st.sampled_from(["1", "2", "3", "7", "max(1, 2)", "min(9, 4)", "c"])
+
+
+def _word_terms(children):
+    return st.one_of(
+        st.tuples(children, st.sampled_from(["+", "-", "*", "//"]), children).map(" ".join),
+        children.map(lambda e: f"({e})"),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(_WORD_ATOMS, _word_terms, max_leaves=6))
+def test_words_after_a_kind_compute_as_the_same_expression_elsewhere(expr):
+    """`conv 1 + 2 * 3` is 7, as `filters=1 + 2 * 3` is: in word position the operators keep
+    their precedence (`*` after `+` failed to parse, `conv 1 + max(1, 2) * 3` too)."""
+    if expr.startswith("("):  # a parenthesis right after the kind is the layer's call
+        expr = "0 + " + expr
+    text = "block b(c) {{ 1x1 conv {} }}\nb(3)"
+    try:
+        expected = filters(text.format(f"filters={expr}"))
+    except CnnDslError:  # not a valid number of filters (0, negative): refused both ways
+        with pytest.raises(CnnDslError):
+            filters(text.format(expr))
+        return
+    assert filters(text.format(expr)) == expected
+
 @pytest.mark.parametrize(
     "expr,message,hint",
     [
