@@ -594,9 +594,11 @@ def _body(
     """Write a draft's steps (and its return); returns the variable of every value."""
     names = variables(draft, arg_names, avoid, force)
     r.names = names
+    loops = [step for step in draft.steps if isinstance(step, Loop)]
+    inner = avoid | frozenset(names.values()) if loops else avoid  # what a loop must not reuse
     for step in draft.steps:
         if isinstance(step, Loop):
-            _loop(w, step, r, avoid)
+            _loop(w, step, r, inner)
         else:
             w.statement(
                 f"{', '.join(names[t] for t in step.targets)} = ", step.expr, r, step.comment
@@ -607,7 +609,8 @@ def _body(
 
 
 def _loop(w: Writer, loop: Loop, r: _Render, avoid: frozenset[str]) -> None:
-    """``for i in range(...)``: the carried value keeps its variable, the layer names count."""
+    """``for i in range(...)``: the carried value keeps its variable, the layer names count;
+    the unit's values avoid ``avoid`` (the body's variables among them)."""
     names = r.names
     target = names[loop.targets[0]]
     entry = loop.unit.args[0]
@@ -623,8 +626,7 @@ def _loop(w: Writer, loop: Loop, r: _Render, avoid: frozenset[str]) -> None:
         args = [target, *(names[v] for v in loop.unit.args[1:])]
         inner = _Render({}, r.in_block)
         inner.loop = (start, unit_steps)
-        avoid = (avoid | frozenset(names.values())) - {target}
-        _body(w, loop.unit, args, avoid, inner, target, returns=False)
+        _body(w, loop.unit, args, avoid - {target}, inner, target, returns=False)
 
 
 def _file_note(net: Network) -> str:
