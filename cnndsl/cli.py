@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from . import report
+from .diff import FORMATS as DIFF_FORMATS
 from .display import grouped, printable
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -146,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_options(diff)
     diff.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
     diff.add_argument("--dtype", choices=report.DTYPES, default="float32", help="element type for memory (default float32)")
-    diff.add_argument("--format", choices=("table", "markdown", "json"), default="table", help="output format (default table)")
+    diff.add_argument("--format", choices=DIFF_FORMATS, default="table", help="output format (default table)")
     diff.add_argument(
         "--depth", type=_positive, default=1, metavar="N",
         help="compare block calls N levels deep as one row each (default 1: the network's own)",
