@@ -173,12 +173,16 @@ DIVERGENCES = {
         r" weight \(4, 8, 1, 1\), bias \(4,\)",
     ),
     # a missing layer
-    "missing pool": ("2x2 maxpool\n", "", r"layer 5 \(after 4 matching\): a linear against a max pooling"),
+    "missing pool": (
+        "2x2 maxpool\n", "", r"layer 5 \(after 4 matching\): a linear against a max pooling"
+    ),
     # the pool in ceil mode: the same shapes at 8x8, another function at other sizes
     "ceil mode": ("2x2 maxpool", "2x2 maxpool ceil", r"ceil_mode True against False"),
     # a convolution's padding
     "padding": ("3x3(1) conv 8", "3x3(2) conv 8", r"layer 1 .*: padding \(2, 2\) against \(1, 1\)"),
-    "dilation": ("3x3(1) conv 8", "3x3(1) conv 8 dilation=2", r"dilation \(2, 2\) against \(1, 1\)"),
+    "dilation": (
+        "3x3(1) conv 8", "3x3(1) conv 8 dilation=2", r"dilation \(2, 2\) against \(1, 1\)"
+    ),
     # what shapes cannot show: a missing activation, found by running both models
     "missing relu": (
         "3x3(1) conv 4 relu",
@@ -241,7 +245,9 @@ class WithAux(torch.nn.Module):
         self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
         self.head = torch.nn.Conv2d(8, 8, 1)
         self.fc = torch.nn.Linear(8, 10)
-        self.aux = torch.nn.ModuleDict({"conv": torch.nn.Conv2d(8, 4, 1), "fc": torch.nn.Linear(4, 10)})
+        self.aux = torch.nn.ModuleDict(
+            {"conv": torch.nn.Conv2d(8, 4, 1), "fc": torch.nn.Linear(4, 10)}
+        )
 
     def forward(self, x):
         x = self.conv(x)

@@ -24,7 +24,9 @@ __all__ = ["Pair", "Unit", "load_torchvision", "match_modules"]
 # calls it from a module (nn.MaxPool2d) or directly (torchvision's Inception blocks).
 _POOLS = {
     "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
-    "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"),
+    "avg_pool2d": (
+        "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override",
+    ),
     "adaptive_avg_pool2d": ("output_size",),
     "adaptive_max_pool2d": ("output_size",),
 }
@@ -324,7 +326,8 @@ def _difference(a: Unit, b: Unit) -> str | None:
 
 _POOL_NAMES = {
     "max_pool2d": "max pooling", "avg_pool2d": "average pooling",
-    "adaptive_avg_pool2d": "adaptive average pooling", "adaptive_max_pool2d": "adaptive max pooling",
+    "adaptive_avg_pool2d": "adaptive average pooling",
+    "adaptive_max_pool2d": "adaptive max pooling",
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import keyword
 import os
 import re
+from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -470,6 +471,11 @@ class Elaborator:
         self.active.append((block, item.loc))
         try:
             result = self.body(block.body, current, inner)
+        except CnnDslError as e:  # say which call it happened in, as the analysis does
+            raise CnnDslError([
+                d if id(d) in self.shapes.placed else replace(d, notes=(*d.notes, (f"in {frame.written}, called", frame.loc)))
+                for d in e.diagnostics
+            ]) from None
         finally:
             self.active.pop()
             self.frame = saved
