@@ -15,7 +15,7 @@ that imports its family's library from specs/torchvision/lib/.
 - Weights (``torch``, ``reference``): the compiled module with torchvision's weights (random
   init, batch-norm statistics randomised, loaded by ``load_torchvision``) gives torchvision's
   outputs within 1e-4 of their scale -- for WEIGHTS_IN_CI in CI, for every model under
-  ``-m zoo_full``.  For one model of each family (the first of FAMILIES): train mode, with equal
+  ``-m zoo_full`` (the whole sweep: ``-m "torch or zoo_full"``).  For one model of each family (the first of FAMILIES): train mode, with equal
   outputs, gradients and batch-norm statistics after the step; and ``torch.compile(fullgraph=
   True)`` and ``torch.export`` with no graph break.
 """
