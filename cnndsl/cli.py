@@ -2,6 +2,7 @@
 
     cnndsl check SPEC...                       validate specs
     cnndsl summary SPEC [--batch N] [--dtype D] [--format table|json|markdown|csv]
+                        [--columns LIST] [--depth N] [--width N] [--convention keras|torch]
     cnndsl compile SPEC --target T [-o FILE]   T: keras, torch, json, dot, svg, png, pdf
 
 Exit codes: 0 success, 1 errors in a spec, 2 usage errors (bad options, or a target whose
@@ -15,16 +16,15 @@ import argparse
 import io
 import os
 import secrets
+import shutil
 import stat
 import sys
 from pathlib import Path
 
+from . import report
 from .display import grouped, printable
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-
-DTYPES = ("float32", "float16", "bfloat16")
-FORMATS = ("table", "json", "markdown", "csv")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,6 +42,27 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text[:40]!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return value
+
+
+def _columns(text: str) -> list[str]:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    known = [c.key for c in report.COLUMNS]
+    for k in keys:
+        if k not in known:
+            raise argparse.ArgumentTypeError(f"unknown column {k!r}; choose from {','.join(known)}")
+    if not keys:
+        raise argparse.ArgumentTypeError("name at least one column")
+    return keys
 
 
 def _directory(text: str) -> str:
@@ -94,8 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
     _spec_options(summary)
     summary.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
-    summary.add_argument("--dtype", choices=DTYPES, default="float32", help="element type for memory (default float32)")
-    summary.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    summary.add_argument("--dtype", choices=report.DTYPES, default="float32", help="element type for memory (default float32)")
+    summary.add_argument("--format", choices=report.FORMATS, default="table", help="output format (default table)")
+    summary.add_argument(
+        "--columns", type=_columns, metavar="LIST",
+        help="columns of the table, markdown and csv, comma-separated, from "
+        + ",".join(c.key for c in report.COLUMNS),
+    )
+    summary.add_argument(
+        "--depth", type=_positive, metavar="N",
+        help="table and markdown: show block calls nested deeper than N as one row with their totals",
+    )
+    summary.add_argument(
+        "--width", type=_natural, metavar="N",
+        help="wrap the table to N columns (default: $COLUMNS, or the terminal's width; 0: no limit)",
+    )
+    summary.add_argument(
+        "--convention", choices=report.CONVENTIONS, default="keras",
+        help="keras: batch-norm statistics are non-trainable parameters; torch: they are buffers,"
+        " and parameters are what model.parameters() holds (as torchinfo)",
+    )
 
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
@@ -167,8 +206,25 @@ def _cmd_check(args) -> int:
 
 def _cmd_summary(args) -> int:
     net = _load(args.spec, args)
-    sys.stdout.write(net.summary(batch_size=args.batch, dtype=args.dtype, format=args.format))
+    text = net.summary(
+        args.batch, args.dtype, args.format, columns=args.columns, depth=args.depth,
+        width=terminal_width(args.width), convention=args.convention,
+    )
+    sys.stdout.write(text)
     return EXIT_OK
+
+
+def terminal_width(width: int | None) -> int | None:
+    """The width to fit: ``--width`` (0: no limit), else ``$COLUMNS``, else the terminal's
+    width when standard output is one; None (no limit) for a file or a pipe."""
+    if width is not None:
+        return width or None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def _targets() -> tuple[str, ...]:

@@ -17,7 +17,8 @@ from cnndsl.backends.keras import KerasGenerator
 from cnndsl.backends.keras import to_source as keras_source
 from cnndsl.backends.torch import TorchGenerator
 from cnndsl.backends.torch import to_source as torch_source
-from cnndsl.ir import LAYER_CLASSES
+from cnndsl.ir import ACTIVATIONS, LAYER_CLASSES
+from cnndsl.ir.examples import EXAMPLES
 from conftest import SPEC_FILES
 
 GENERATORS = [KerasGenerator, TorchGenerator]
@@ -76,9 +77,19 @@ def test_sources_are_black_formatted(target):
 
 
 @pytest.mark.parametrize("generator", GENERATORS, ids=lambda g: g.TARGET)
-def test_every_layer_class_is_handled_or_unsupported(generator):
+def test_every_kind_has_examples_and_a_handler_or_is_declared_unsupported(generator):
+    """Adding a kind is its IR class, example lines (cnndsl/ir/examples.py), and in each back
+    end a handler or an explicit entry in UNSUPPORTED: a kind that misses one fails here."""
     for cls in LAYER_CLASSES:
+        kind = cls.model_fields["kind"].default
+        assert EXAMPLES.get(kind), f"no example line of {kind} in cnndsl/ir/examples.py"
         assert (cls in generator.HANDLERS) != (cls in generator.UNSUPPORTED), cls.__name__
+
+
+@pytest.mark.parametrize("generator", GENERATORS, ids=lambda g: g.TARGET)
+def test_every_activation_is_mapped(generator):
+    """Each back end maps every activation of the IR through its one table."""
+    assert set(generator.ACTIVATIONS) == set(ACTIVATIONS)
 
 
 def test_call_tree_groups_nodes_by_block_call():

@@ -39,6 +39,7 @@ import cnndsl  # noqa: E402
 from cnndsl.backends import keras as keras_backend  # noqa: E402
 from cnndsl.backends import torch as torch_backend  # noqa: E402
 from cnndsl.backends.transfer import keras_to_torch, torch_to_keras  # noqa: E402
+from cnndsl.ir.examples import example_lines, example_spec  # noqa: E402
 
 from test_keras import SMALL  # noqa: E402
 from test_torch import HAND_SPECS  # noqa: E402
@@ -109,7 +110,22 @@ CASES.update({f"torch_{k}": ("text", v) for k, v in HAND_SPECS.items()})
 CASES.update({k: ("text", v) for k, v in EXTRA.items()})
 
 
+# Every example line of the registry (cnndsl/ir/examples.py) whose kind both back ends express
+# (an input alone computes nothing).
+EXAMPLES = {
+    f"example_{i}_{kind}": example_spec(shape, line)
+    for i, (kind, shape, line) in enumerate(example_lines())
+    if kind != "input"
+    and not any(
+        type(layer) in keras_backend.UNSUPPORTED or type(layer) in torch_backend.UNSUPPORTED
+        for layer in cnndsl.loads(example_spec(shape, line)).layers
+    )
+}
+
+
 def load(name: str) -> cnndsl.Network:
+    if name in EXAMPLES:
+        return cnndsl.loads(EXAMPLES[name], f"{name}.cnn")
     how, what = CASES[name]
     if how == "file":
         return cnndsl.load(what)
@@ -343,6 +359,19 @@ def test_keras_and_torch_compute_the_same_function(name):
             bn = pair.torch.get_submodule(paths[node.name])
             assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
             assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_every_example_computes_the_same_function(name):
+    """Each example line of every kind both back ends express: one function, node by node."""
+    pair = Pair(name)
+    want, values, _ = pair.run()
+    bad = [
+        f"{n}: |diff| {d:.3g} on values up to {m:.3g}"
+        for n, (d, m) in compare(want, values).items()
+        if not d < allowed(m)
+    ]
+    assert not bad, f"{EXAMPLES[name]!r}: " + "; ".join(bad[:5])
 
 
 FLOAT64_CASES = [n for n, (how, _) in CASES.items() if how == "text" and n not in NO_FLOAT64]

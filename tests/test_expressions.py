@@ -133,9 +133,16 @@ def test_functions_in_word_position():
         ("make_divisible(10, 0)", "make_divisible(): the divisor must be at least 1, got 0", None),
         ("range(0, 10, 0)", "range(): the step must not be zero", None),
         ("range(1000000)", "range(): a list longer than 100,000 items", None),
+        ("range(10000000000000000000000)", "range(): a list longer than 100,000 items", None),
+        ("range(5, 10000000000000000000000, -1)", None, None),  # empty
+        ("round(7, -100000000000000000000)", "round(): ndigits must be between -100 and 100,"
+         " got -100000000000000000000", None),
     ],
 )
 def test_function_errors(expr, message, hint):
+    if message is None:  # not an error
+        value(expr)
+        return
     e = error(f"block b(v) {{ identity }}\nb({expr})")
     assert e.message == message
     if hint is not None:
@@ -276,3 +283,39 @@ def test_strings_written_back_keep_their_escapes():
     assert call.args["v"] == 'a\nb"c'
     assert call.signature() == 'b("a\\nb\\"c")'
     assert written('a\nb"c') == '"a\\nb\\"c"'
+
+
+# ------------------------------------------------------------------------------ no crash
+
+ATOMS = st.sampled_from([
+    "0", "1", "-1", "3", "2.5", "-0.5", "1e300", "1e-300", "100000000000000000000000", "true",
+    "relu", '"s"', "[]", "[1, 2]", "(3, 4)", "[(1, 2), (3, 4)]", "v",
+])
+
+
+def _calls(children):
+    name = st.sampled_from([*functions.FUNCTIONS, "nope"])
+    args = st.lists(children, max_size=3).map(", ".join)
+    keyword = st.sampled_from(["", ", ndigits=2", ", min_value=4", ", x=1"])
+    return st.one_of(
+        st.tuples(name, args, keyword).map(lambda t: f"{t[0]}({t[1]}{t[2] if t[1] else ''})"),
+        st.tuples(children, children).map(lambda t: f"({t[0]})[{t[1]}]"),
+        st.tuples(children, st.sampled_from(["+", "-", "*", "//", "%", "/", "<"]), children).map(" ".join),
+        st.lists(children, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
+    )
+
+
+EXPRESSIONS = st.recursive(ATOMS, _calls, max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(EXPRESSIONS)
+def test_any_expression_computes_or_is_a_located_error(expr):
+    """Functions, indexing and arithmetic on any values, huge and odd ones too: a value or a
+    CnnDslError with a location, never another exception (exit 3) or a hang."""
+    text = f"input 4x4x1\nblock b(v) {{ conv 1 kernel=1 }}\nblock c(v) {{ b({expr}) }}\nc([1, 2.5])"
+    try:
+        net = cnndsl.loads(text)
+        net.to_json()
+    except CnnDslError as e:
+        assert e.location is not None

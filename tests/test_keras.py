@@ -756,3 +756,49 @@ def test_same_parameters_as_keras_applications(name, refs):
     expected = refs["keras_applications"][constructor]
     assert ours.count_params() == expected["total_params"]
     assert tuple(ours.output.shape[1:]) == tuple(theirs.output.shape[1:])
+
+
+# ------------------------------------------------------------------ every kind's examples
+
+from cnndsl.ir import ACTIVATIONS  # noqa: E402
+from cnndsl.ir.examples import example_lines, example_spec  # noqa: E402
+
+EXAMPLE_CASES = example_lines()
+
+
+@pytest.mark.parametrize(
+    "kind,shape,line", EXAMPLE_CASES, ids=[f"{k}:{l}" for k, _, l in EXAMPLE_CASES]
+)
+def test_every_example_builds_with_the_irs_shapes_or_is_refused(kind, shape, line):
+    """Each example line of the registry builds a model whose every node has the IR's shape
+    and parameters and computes finite values, or a kind declared unsupported is refused with
+    a located error naming the layer and Keras."""
+    net = cnndsl.loads(example_spec(shape, line), "example.cnn")
+    refused = [layer for layer in net.layers if type(layer) in backend.UNSUPPORTED]
+    if refused:
+        with pytest.raises(cnndsl.CnnDslError) as error:
+            backend.build(net)
+        assert f"Keras cannot express layer '{refused[0].name}'" in str(error.value)
+        assert error.value.location.line == refused[0].position.line
+        return
+    m = backend.build(net)
+    names = backend.layer_names(net)
+    for layer in net.layers:
+        assert tuple(m.get_layer(names[layer.name][-1]).output.shape[1:]) == net.shape(layer.name)
+    assert m.count_params() == net.analysis.total_params
+    x = np.random.default_rng(0).standard_normal((2, *net.inputs[0].shape)).astype("float32")
+    assert np.isfinite(np.asarray(m(x, training=False))).all()
+
+
+def test_every_activation_resolves_in_keras():
+    """The back end's table maps every IR activation to a function of keras.activations (or
+    one of layers.py, registered with Keras)."""
+    for name in ACTIVATIONS:
+        value = backend.KerasGenerator.ACTIVATIONS[name]
+        if value is None:
+            assert name == "linear"
+        elif isinstance(value, str):
+            assert callable(keras.activations.get(value)), name
+        else:
+            function = backend.CUSTOM_OBJECTS[value.name]
+            assert keras.saving.get_registered_object(f"cnndsl>{value.name}") is function, name

@@ -771,31 +771,33 @@ def _divergence(ours: Graph, theirs: Graph, s_ours: list[int], s_theirs: list[in
     first_t = _first_missing(theirs, s_theirs, s_ours)
     first_o = _first_missing(ours, s_ours, s_theirs)
     if first_t is None and first_o is None:  # every unit has a counterpart: the outputs differ
-        return f"the models' outputs differ: {ours.label} ends with {ours.units[ours.outputs[0]].describe()}"
+        return f"the models' outputs differ: {_at(ours, ours.units[ours.outputs[0]])}"
     if first_t is None:
-        unit = ours.units[first_o]
-        return f"the models diverge: {ours.label} has {unit.describe()}, which {theirs.label} has not" + _after(ours, unit)
+        return (
+            f"the models diverge at {_at(ours, ours.units[first_o])}, which has no counterpart"
+            f" in {theirs.label}"
+        )
     unit = theirs.units[first_t]
-    lines = [f"the models diverge at {theirs.label}'s {unit.describe()}" + _after(theirs, unit)]
+    lines = [f"the models diverge at {_at(theirs, unit)}"]
     wanted = sorted(s_theirs[j] for j in unit.inputs)
-    candidates = [
-        u for u, sig_inputs in ((u, sorted(s_ours[j] for j in u.inputs)) for u in ours.units)
-        if sig_inputs == wanted and u.inputs
-    ] if unit.inputs else [ours.units[i] for i in ours.inputs]
+    if unit.inputs:
+        candidates = [u for u in ours.units if u.inputs and sorted(s_ours[j] for j in u.inputs) == wanted]
+    else:
+        candidates = [ours.units[i] for i in ours.inputs]
     if candidates:
         lines.append(f"  {ours.label} has there:")
-        for candidate in candidates[:4]:
-            lines.append(f"    {candidate.describe()}: {_differences(candidate, unit)}")
+        lines += [f"    {c.describe()}: {_differences(c, unit)}" for c in candidates[:4]]
     else:
-        lines.append(f"  {ours.label} has nothing that reads the same input")
+        lines.append(f"  {ours.label} has no layer that reads the same input")
     return "\n".join(lines)
 
 
-def _after(graph: Graph, unit: Unit) -> str:
-    if not unit.inputs:
-        return ""
-    names = ", ".join(f"'{graph.units[j].name}'" for j in unit.inputs)
-    return f", which reads {names}"
+def _at(graph: Graph, unit: Unit) -> str:
+    shape = "x".join(str(d) for d in unit.shape)
+    params = f", {sum(unit.params):,} parameters" if sum(unit.params) else ""
+    reads = ", ".join(f"'{graph.units[j].name}'" for j in unit.inputs)
+    reads = f", reading {reads}" if reads else ""
+    return f"'{unit.name}' of {graph.label} ({unit.source} -> {shape}{params}{reads})"
 
 
 def _first_missing(graph: Graph, sigs: list[int], other: list[int]) -> int | None:

@@ -133,7 +133,10 @@ def _round(x, ndigits=None):
     x = _number(x, 0)
     if ndigits is None:
         return round(x)
-    return round(x, _integer(ndigits, 1))
+    ndigits = _integer(ndigits, 1)
+    if abs(ndigits) > 100:  # round(7, -10**20) would compute 10**(10**20)
+        raise ArgumentError(f"ndigits must be between -100 and 100, got {ndigits}", 1)
+    return round(x, ndigits)
 
 
 @builtin("int", "x", "A number without its fraction (towards zero), as Python's int().")
@@ -170,10 +173,11 @@ def _range(start, stop=None, step=1):
     start, stop, step = _integer(start, 0), _integer(stop, 1), _integer(step, 2)
     if step == 0:
         raise ArgumentError("the step must not be zero", 2)
-    items = range(start, stop, step)
-    if len(items) > MAX_REPEAT:
+    # (len(range(...)) overflows beyond sys.maxsize items: count them here)
+    count = (stop - start + step - (1 if step > 0 else -1)) // step
+    if count > MAX_REPEAT:
         raise ArgumentError(f"a list longer than {MAX_REPEAT:,} items")
-    return list(items)
+    return list(range(start, stop, step))
 
 
 @builtin(

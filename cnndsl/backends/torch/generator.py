@@ -197,6 +197,7 @@ class TorchGenerator(Generator):
     TARGET = "PyTorch"
     RUNTIME = RUNTIME
     FIRST_ROLES = ("in_channels", "in_features", "num_features")
+    ACTIVATIONS = ACTIVATIONS
     NAME_SEP = ""
     RESERVED = Reserved(
         module=frozenset({"torch", "nn", "F", "build_model", "_tap"})
