@@ -605,8 +605,12 @@ def _check_values(model, source, pairs: list[Pair], shape) -> None:
 
 
 def _value_difference(a, b) -> str | None:
+    """How tensor ``a`` (ours) differs from ``b`` (theirs), or None.  A map that one model holds
+    channels last (ConvNeXt's layer norm and linear layers run on (N, H, W, C)) is compared
+    in the other's layout, and a 1 x 1 map with its vector."""
     if a is None or b is None:
         return None
+    b = same_layout(b, tuple(a.shape))
     if a.numel() != b.numel():
         return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
     a, b = a.reshape(-1).double(), b.reshape(-1).double()
@@ -615,6 +619,17 @@ def _value_difference(a, b) -> str | None:
     if diff > 1e-3 * scale:
         return f"max abs difference {diff:.3g} at scale {scale:.3g}"
     return None
+
+
+def same_layout(x, shape: tuple[int, ...]):
+    """``x`` in the layout of ``shape`` when that is x's channels-first or channels-last
+    transpose ((N, C, H, W) against (N, H, W, C)); else ``x`` itself."""
+    if x.dim() == 4 and len(shape) == 4 and tuple(x.shape) != shape:
+        if tuple(x.permute(0, 3, 1, 2).shape) == shape:
+            return x.permute(0, 3, 1, 2)
+        if tuple(x.permute(0, 2, 3, 1).shape) == shape:
+            return x.permute(0, 2, 3, 1)
+    return x
 
 
 def _join(path: str, name: str) -> str:
