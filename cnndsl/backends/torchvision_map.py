@@ -610,7 +610,7 @@ def _value_difference(a, b) -> str | None:
     in the other's layout, and a 1 x 1 map with its vector."""
     if a is None or b is None:
         return None
-    b = same_layout(b, tuple(a.shape))
+    b = _same_layout(b, tuple(a.shape))
     if a.numel() != b.numel():
         return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
     a, b = a.reshape(-1).double(), b.reshape(-1).double()
@@ -621,7 +621,7 @@ def _value_difference(a, b) -> str | None:
     return None
 
 
-def same_layout(x, shape: tuple[int, ...]):
+def _same_layout(x, shape: tuple[int, ...]):
     """``x`` in the layout of ``shape`` when that is x's channels-first or channels-last
     transpose ((N, C, H, W) against (N, H, W, C)); else ``x`` itself."""
     if x.dim() == 4 and len(shape) == 4 and tuple(x.shape) != shape:
