@@ -142,9 +142,10 @@ def load_torchvision(
       classifier) are permuted accordingly.  The loader sees the flatten in the forward pass.
     - With ``check`` (the default) and a module as ``source``, both models then run on one
       random input, and every pair must see the same input and give the same output (up to
-      1e-3 of the tensor's scale): the first that does not raises ``ValueError`` naming it --
-      which catches what shapes cannot show, such as a missing activation or two concatenated
-      branches of one shape in the other order.
+      1e-3 of the tensor's scale; a map one model holds channels last, as ConvNeXt's layer
+      norms and linear layers do, in the other's layout): the first that does not raises
+      ``ValueError`` naming it -- which catches what shapes cannot show, such as a missing
+      activation or two concatenated branches of one shape in the other order.
 
     The input shape (C, H, W) is ``input_shape`` if given, else the network's (``net``, or the
     one ``net.to_torch()`` attached to the model), else the ``input_shape`` attribute of the
@@ -172,9 +173,7 @@ def load_torchvision(
     return mapping
 
 
-def match_modules(
-    model, source, net: Network | None = None, *, input_shape=None
-) -> list[Pair]:
+def match_modules(model, source, net: Network | None = None, *, input_shape=None) -> list[Pair]:
     """The layers of ``model`` paired with those of ``source`` as :func:`load_torchvision`
     pairs them (each with its input and output shapes from the pass), without copying
     anything.  Raises ``ValueError`` at the first difference."""
