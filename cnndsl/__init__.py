@@ -19,6 +19,8 @@ Public API: :func:`load`, :func:`loads`, :class:`Network` (the IR, see :mod:`cnn
 from __future__ import annotations
 
 import gc
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,12 +33,23 @@ __version__ = "0.1.0"
 __all__ = ["CnnDslError", "Diagnostic", "Location", "Network", "load", "loads", "__version__"]
 
 
-def loads(text: str, filename: str = "<string>", *, analyze: bool = True) -> Network:
+def loads(
+    text: str,
+    filename: str = "<string>",
+    *,
+    analyze: bool = True,
+    import_path: Iterable[str | os.PathLike] = (),
+    input: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
+) -> Network:
     """Compile spec text into a :class:`Network`.
 
     Imports (``import "blocks.cnn"``) resolve relative to ``filename``'s directory (the current
-    directory for ``<string>``).  With ``analyze`` (the default) shapes are checked at once, so
-    a spec that cannot compute raises here.  Raises :class:`CnnDslError`.
+    directory for ``<string>``), then in the directories of ``import_path``; they read only
+    ``.cnn`` files under those directories (README, "Imports").  With ``analyze`` (the default)
+    shapes are checked at once, so a spec that cannot compute raises here.  ``input`` analyses
+    the spec at other input sizes: ``(512, 512, 3)`` for its only input, or sizes by input name
+    (``{"image": (512, 512, 3), "meta": (10,)}``), each of the declared rank.  Raises
+    :class:`CnnDslError`.
     """
     from .elaborate import elaborate
     from .parser import parse
@@ -44,7 +57,7 @@ def loads(text: str, filename: str = "<string>", *, analyze: bool = True) -> Net
     gc_was_enabled = gc.isenabled()
     gc.disable()  # compiling makes many small objects and no cycles; collections would only cost
     try:
-        net = elaborate(parse(text, filename))
+        net = elaborate(parse(text, filename), import_path, input)
         if analyze:
             net.analysis  # noqa: B018  (computes and caches; raises located shape errors)
     except RecursionError:
@@ -68,9 +81,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'cnndsl' has no attribute {name!r}")
 
 
-def load(path: str | Path, *, analyze: bool = True) -> Network:
-    """Compile a .cnn file into a :class:`Network`.  Raises :class:`CnnDslError`."""
+def load(
+    path: str | os.PathLike,
+    *,
+    analyze: bool = True,
+    import_path: Iterable[str | os.PathLike] = (),
+    input: Sequence[int] | Mapping[str, Sequence[int]] | None = None,
+) -> Network:
+    """Compile a .cnn file into a :class:`Network` (options as :func:`loads`).  Raises
+    :class:`CnnDslError`."""
     from .elaborate import read_source
 
     path = Path(path)
-    return loads(read_source(path), str(path), analyze=analyze)
+    return loads(read_source(path), str(path), analyze=analyze, import_path=import_path, input=input)

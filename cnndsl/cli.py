@@ -2,23 +2,32 @@
 
     cnndsl check SPEC...                       validate specs
     cnndsl summary SPEC [--batch N] [--dtype D] [--format table|json|markdown|csv]
+                        [--columns LIST] [--depth N] [--width N] [--convention keras|torch]
+    cnndsl diff A B [--format table|markdown|json] [--depth N | --layers] [--all]
     cnndsl compile SPEC --target T [-o FILE]   T: keras, torch, json, dot, svg, png, pdf
 
-Exit codes: 0 success, 1 errors in a spec, 2 usage errors (bad options, or a target whose
-framework is not installed), 3 an internal error (a bug in cnndsl: please report it).  ``check`` and ``summary`` import neither TensorFlow nor PyTorch;
-``compile`` imports only the back end its target needs.
+Exit codes: 0 success, 1 errors in a spec, 2 usage errors (bad options, an output that cannot
+be written, or a target whose framework is not installed), 3 an internal error (a bug in
+cnndsl: please report it).  ``check``, ``summary`` and ``diff`` import neither TensorFlow nor
+PyTorch; ``compile`` imports only the back end its target needs.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
+import secrets
+import shutil
+import stat
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from . import report
+from .diff import FORMATS as DIFF_FORMATS
+from .display import grouped, printable
 
-DTYPES = ("float32", "float16", "bfloat16")
-FORMATS = ("table", "json", "markdown", "csv")
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,11 +39,63 @@ class _Parser(argparse.ArgumentParser):
 def _positive(text: str) -> int:
     try:
         value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    except ValueError:  # also past Python's 4,300 digits: no batch is that large
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise argparse.ArgumentTypeError(f"not an integer: {shown!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _natural(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text[:40]!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return value
+
+
+def _columns(text: str) -> list[str]:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    known = [c.key for c in report.COLUMNS]
+    for k in keys:
+        if k not in known:
+            raise argparse.ArgumentTypeError(f"unknown column {k!r}; choose from {','.join(known)}")
+    if not keys:
+        raise argparse.ArgumentTypeError("name at least one column")
+    return keys
+
+
+def _directory(text: str) -> str:
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
+    return text
+
+
+def _input_size(text: str) -> tuple[str | None, tuple[int, ...]]:
+    """``512x512x3`` or ``NAME=512x512x3`` (``10`` for a vector)."""
+    name, _, size = text.rpartition("=")
+    parts = size.lower().split("x")
+    if not all(p.isdigit() and len(p) <= 30 for p in parts) or (name and not name.isidentifier()):
+        raise argparse.ArgumentTypeError(
+            f"not an input size: {text!r} (write HxWxC or N, e.g. 512x512x3, or NAME=HxWxC)"
+        )
+    return name or None, tuple(int(p) for p in parts)
+
+
+def _spec_options(command: argparse.ArgumentParser) -> None:
+    """Options of every command that loads a spec."""
+    command.add_argument(
+        "--import-path", action="append", default=[], type=_directory, metavar="DIR",
+        help="also look up imports in DIR, and let them read .cnn files under it (repeatable)",
+    )
+    command.add_argument(
+        "--input", action="append", default=[], type=_input_size, metavar="[NAME=]SIZE",
+        help="analyse at another input size: 512x512x3, or NAME=SIZE for one of several inputs"
+        " (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,15 +112,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate specs (exit 1 with located errors)")
     check.add_argument("specs", nargs="+", metavar="SPEC", help=".cnn file(s), or - for stdin")
+    _spec_options(check)
 
     summary = sub.add_parser("summary", help="print shapes, parameters, MACs, receptive fields, memory")
     summary.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
+    _spec_options(summary)
     summary.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
-    summary.add_argument("--dtype", choices=DTYPES, default="float32", help="element type for memory (default float32)")
-    summary.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
+    summary.add_argument("--dtype", choices=report.DTYPES, default="float32", help="element type for memory (default float32)")
+    summary.add_argument("--format", choices=report.FORMATS, default="table", help="output format (default table)")
+    summary.add_argument(
+        "--columns", type=_columns, metavar="LIST",
+        help="columns of the table, markdown and csv, comma-separated, from "
+        + ",".join(c.key for c in report.COLUMNS),
+    )
+    summary.add_argument(
+        "--depth", type=_positive, metavar="N",
+        help="table and markdown: show block calls nested deeper than N as one row with their totals",
+    )
+    summary.add_argument(
+        "--width", type=_natural, metavar="N",
+        help="wrap the table to N columns (default: $COLUMNS, or the terminal's width; 0: no limit)",
+    )
+    summary.add_argument(
+        "--convention", choices=report.CONVENTIONS, default="keras",
+        help="keras: batch-norm statistics are non-trainable parameters; torch: they are buffers,"
+        " and parameters are what model.parameters() holds (as torchinfo)",
+    )
+
+    diff = sub.add_parser(
+        "diff", help="what changed between two specs: parameters, MACs, memory, receptive fields, shapes"
+    )
+    diff.add_argument("spec", metavar="A", help=".cnn file, or - for stdin")
+    diff.add_argument("other", metavar="B", help=".cnn file, or - for stdin")
+    _spec_options(diff)
+    diff.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
+    diff.add_argument("--dtype", choices=report.DTYPES, default="float32", help="element type for memory (default float32)")
+    diff.add_argument("--format", choices=DIFF_FORMATS, default="table", help="output format (default table)")
+    diff.add_argument(
+        "--depth", type=_positive, default=1, metavar="N",
+        help="compare block calls N levels deep as one row each (default 1: the network's own)",
+    )
+    diff.add_argument("--layers", action="store_true", help="compare every layer instead of block calls")
+    diff.add_argument("--all", action="store_true", help="list the rows that did not change too")
+    diff.add_argument("--width", type=_natural, metavar="N", help="as for summary")
+    diff.add_argument("--convention", choices=report.CONVENTIONS, default="keras", help="as for summary")
 
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
+    _spec_options(compile_)
     compile_.add_argument("--target", "-t", choices=_targets(), required=True)
     compile_.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     compile_.add_argument("--collapse", action="store_true", help="diagrams: draw each block call as one node")
@@ -75,35 +175,91 @@ def _version() -> str:
     return __version__
 
 
-def _load(spec: str):
+def _load(spec: str, args):
     from . import load, loads
 
+    options = dict(import_path=args.import_path, input=_input_sizes(args.input))
     if spec == "-":
-        return loads(sys.stdin.read(), "<stdin>")
-    return load(spec)
+        from .elaborate.sources import read_stdin
+
+        return loads(read_stdin(), "<stdin>", **options)
+    return load(spec, **options)
+
+
+def _input_sizes(given: list[tuple[str | None, tuple[int, ...]]]):
+    """--input options as load() takes them: one size, or sizes by name."""
+    if not given:
+        return None
+    if len(given) == 1 and given[0][0] is None:
+        return given[0][1]
+    if any(name is None for name, _ in given):
+        raise _UsageError("name every input when you give several: --input NAME=SIZE")
+    sizes = dict(given)
+    if len(sizes) != len(given):
+        raise _UsageError("an input is given two sizes")
+    return sizes
+
+
+class _UsageError(Exception):
+    """A command line that cannot run (exit 2)."""
 
 
 def _cmd_check(args) -> int:
     from .errors import CnnDslError
+    from .ir.base import fmt_shape
 
     status = EXIT_OK
     for spec in args.specs:
         try:
-            net = _load(spec)
+            net = _load(spec, args)
         except CnnDslError as e:
             print(e.format(), file=sys.stderr)
             status = EXIT_SPEC
             continue
         a = net.analysis
-        outs = ", ".join("x".join(map(str, s)) for _, s in a.outputs)
-        print(f"{spec}: ok ({len(net.layers)} layers, {a.total_params:,} parameters, output {outs})")
+        outs = ", ".join(fmt_shape(s) for _, s in a.outputs)
+        print(
+            f"{printable(spec)}: ok ({grouped(len(net.layers))} layers,"
+            f" {grouped(a.total_params)} parameters, output {outs})"
+        )
     return status
 
 
 def _cmd_summary(args) -> int:
-    net = _load(args.spec)
-    sys.stdout.write(net.summary(batch_size=args.batch, dtype=args.dtype, format=args.format))
+    net = _load(args.spec, args)
+    text = net.summary(
+        args.batch, args.dtype, args.format, columns=args.columns, depth=args.depth,
+        width=terminal_width(args.width), convention=args.convention,
+    )
+    sys.stdout.write(text)
     return EXIT_OK
+
+
+def _cmd_diff(args) -> int:
+    from .diff import render
+
+    if args.spec == "-" and args.other == "-":
+        raise _UsageError("only one of A and B can be standard input")
+    a, b = _load(args.spec, args), _load(args.other, args)
+    text = render(
+        a, b, args.batch, args.dtype, args.format, depth=None if args.layers else args.depth,
+        convention=args.convention, every_row=args.all, width=terminal_width(args.width),
+    )
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def terminal_width(width: int | None) -> int | None:
+    """The width to fit: ``--width`` (0: no limit), else ``$COLUMNS``, else the terminal's
+    width when standard output is one; None (no limit) for a file or a pipe."""
+    if width is not None:
+        return width or None
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
 
 
 def _targets() -> tuple[str, ...]:
@@ -115,7 +271,7 @@ def _targets() -> tuple[str, ...]:
 def _cmd_compile(args) -> int:
     from .backends import TARGETS, emit
 
-    net = _load(args.spec)
+    net = _load(args.spec, args)
     target = TARGETS[args.target]
     options = {}
     if target.diagram:
@@ -135,11 +291,10 @@ def _cmd_compile(args) -> int:
         )
         return EXIT_USAGE
     if args.output:
-        path = Path(args.output)
-        if isinstance(text, bytes):
-            path.write_bytes(text)
-        else:
-            path.write_text(text, encoding="utf-8")
+        problem = write_file(args.output, text.encode("utf-8") if isinstance(text, str) else text)
+        if problem:
+            print(f"cnndsl: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     elif isinstance(text, bytes):
         if sys.stdout.isatty():
             print(f"cnndsl: refusing to write {target.name.upper()} to a terminal; use -o FILE", file=sys.stderr)
@@ -150,27 +305,87 @@ def _cmd_compile(args) -> int:
     return EXIT_OK
 
 
+def write_file(name: str, data: bytes) -> str | None:
+    """Write ``data`` to the file ``name``, whole or not at all; None, or what went wrong.
+
+    A regular file is written as a temporary file beside it, then renamed over it, so that a
+    failure (a full disk) never leaves it half-written; it keeps the mode of the file it
+    replaces.  A device or a pipe (``/dev/stdout``) is written as it is."""
+    path = Path(name)
+    shown = printable(name)
+    try:
+        if path.is_dir():
+            return f"cannot write {shown}: it is a directory"
+        if path.exists() and not path.is_file():
+            with open(path, "wb") as f:
+                f.write(data)
+            return None
+        target = path.resolve()  # through a symbolic link: replace the file it points to
+        if not target.parent.is_dir():
+            return f"cannot write {shown}: the directory {printable(str(path.parent))} does not exist"
+        temporary = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # mode: the umask's
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            if target.exists():
+                os.chmod(temporary, stat.S_IMODE(target.stat().st_mode))
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as e:
+        return f"cannot write {shown}: {e.strerror or e}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from .errors import CnnDslError
 
+    # Names with undecodable bytes reach standard output as they reach standard error.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        return {"check": _cmd_check, "summary": _cmd_summary, "compile": _cmd_compile}[args.command](args)
+        status = {"check": _cmd_check, "summary": _cmd_summary, "diff": _cmd_diff, "compile": _cmd_compile}[args.command](args)
+        sys.stdout.flush()  # here, where a full disk can still be reported
+        return status
     except CnnDslError as e:
         print(e.format(), file=sys.stderr)
         return EXIT_SPEC
+    except _UsageError as e:
+        print(f"cnndsl: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_OK
+    except OSError as e:
+        if e.filename is not None:  # not standard output: a bug, as below
+            return _internal(e)
+        _silence_stdout()
+        print(f"cnndsl: cannot write the output: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as e:  # a bug in cnndsl: say so in one line, never a traceback
-        print(
-            f"cnndsl: internal error: {type(e).__name__}: {e}\n"
-            "This is a bug in cnndsl; please report it with the spec that caused it.",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal(e)
+
+
+def _internal(e: Exception) -> int:
+    print(
+        f"cnndsl: internal error: {type(e).__name__}: {e}\n"
+        "This is a bug in cnndsl; please report it with the spec that caused it.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush of what could
+    not be written fails no more (Python's documented recipe for a closed pipe)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def run() -> None:

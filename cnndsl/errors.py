@@ -15,10 +15,35 @@ text the command line prints::
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-__all__ = ["CnnDslError", "Diagnostic", "Location", "did_you_mean"]
+__all__ = [
+    "CnnDslError", "Diagnostic", "Location", "did_you_mean", "normalize_newlines", "split_lines"
+]
+
+_LINE_END = re.compile(r"\r\n?|\n")
+
+
+def normalize_newlines(text: str) -> str:
+    """The text with every line end written ``\\n`` (see :func:`split_lines`)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of a spec, without their ends.
+
+    This is the one definition of a line in cnndsl, used for line numbers, excerpts and
+    locations alike: a line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r``, and at nothing else
+    (form feeds, vertical tabs, U+0085, U+2028 and U+2029 are characters of the line, unlike
+    in :meth:`str.splitlines`).  As with :meth:`str.splitlines`, a line end at the end of the
+    text starts no new line.
+    """
+    lines = _LINE_END.split(text)
+    if lines[-1] == "":
+        lines.pop()
+    return lines
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,9 +32,9 @@ from lark import (
 )
 
 from . import syntax as S
-from .errors import CnnDslError, Location
+from .errors import CnnDslError, Location, normalize_newlines, split_lines
 
-__all__ = ["parse", "GRAMMAR_PATH", "MAX_NESTING", "MAX_OPERATORS", "MAX_DIGITS"]
+__all__ = ["parse", "GRAMMAR_PATH", "MAX_NESTING", "MAX_OPERATORS", "MAX_DIGITS", "MAX_TOKENS"]
 
 GRAMMAR_PATH = Path(__file__).with_name("grammars") / "cnn.lark"
 
@@ -44,8 +44,20 @@ MAX_OPERATORS = 256
 """How many operators one statement may hold."""
 MAX_DIGITS = 30
 """How many digits an integer of a spec may have."""
+MAX_TOKENS = 1_000_000
+"""How many tokens (names, numbers, symbols, line ends) one file may hold: parsing takes some
+microseconds and some hundred bytes a token, so this bounds it to seconds and megabytes."""
 
-_KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+)\))?$")
+_ESCAPE = re.compile(r"\\([0-7]{1,3}|x[0-9A-Fa-f]{0,2}|u[0-9A-Fa-f]{0,4}|U[0-9A-Fa-f]{0,8}|.)")
+_ESCAPES = {
+    "n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'",
+    "a": "\a", "b": "\b", "f": "\f", "v": "\v",
+}
+_HEX_DIGITS = {"x": 2, "u": 4, "U": 8}
+ESCAPES = "\\n \\t \\r \\\\ \\\" \\' \\a \\b \\f \\v \\0 to \\377, \\xHH, \\uHHHH, \\UHHHHHHHH"
+"""The escapes a string may hold: Python's, but for named characters (``\\N{...}``)."""
+
+_KSPEC = re.compile(r"(\d+)x(\d+)(?:\+(\d+))?(?:\(([A-Za-z0-9]+|\d+ *, *\d+)\))?$")
 
 
 class _Source:
@@ -54,7 +66,7 @@ class _Source:
     def __init__(self, file: str, text: str) -> None:
         self.file = file
         self.text = text
-        self.lines = text.splitlines()
+        self.lines = split_lines(text)
 
     def line(self, line: int) -> str:
         return self.lines[line - 1] if 0 < line <= len(self.lines) else ""
@@ -81,8 +93,9 @@ class _PostLex:
       before ``else``), and a run of them is one separator;
     * the keyword ``input`` that does not start an input declaration (``input -> ...``,
       ``concat(input)``) is the name of the default input tensor;
-    * nesting and expression length are bounded, so that no spec can exhaust the parser's or
-      the elaborator's stack.
+    * nesting and expression length (operators, and the ``x`` of sizes) are bounded, so that
+      no spec can exhaust the parser's or the elaborator's stack, and so is the number of
+      tokens.
 
     ``open`` lists the brackets not closed yet, which the syntax errors name.
     """
@@ -104,7 +117,12 @@ class _PostLex:
         pending = None  # a newline, held until we know whether a '->' or 'else' follows
         held = None  # an `input`, held until we know whether a name or a shape follows
         prev = None  # the type of the last token passed on
-        for tok in stream:
+        for count, tok in enumerate(stream, 1):
+            if count > MAX_TOKENS:
+                raise CnnDslError(
+                    f"the spec holds more than {MAX_TOKENS:,} tokens", self.src.at_token(tok),
+                    hint="use blocks, `repeat` and `for` rather than writing every layer out",
+                )
             kind = tok.type
             if held is not None:
                 # `input` followed by anything but a name or a shape names the default input
@@ -142,8 +160,8 @@ class _PostLex:
                     opened.pop()
                 if kind != "RBRACE" and parens > 0:
                     parens -= 1
-            elif kind in _OPERATORS:
-                operators += 1
+            elif kind in _OPERATORS or kind == "SHAPE":
+                operators += 1 if kind != "SHAPE" else tok.count("x")  # `3x3`: one operator
                 if operators > MAX_OPERATORS:
                     raise CnnDslError(
                         f"this statement has more than {MAX_OPERATORS} operators",
@@ -177,6 +195,11 @@ def _edge(child, i: int) -> Token | Location | None:
     if isinstance(child, S.LayerItem):
         return child.span
     return getattr(child, "loc", None)
+
+
+def _names(target: S.Unpack) -> list[str]:
+    """The names a loop target binds, in order."""
+    return [n for t in target.targets for n in ([t] if isinstance(t, str) else _names(t))]
 
 
 class _ToSyntax(Transformer):
@@ -246,9 +269,35 @@ class _ToSyntax(Transformer):
 
     def string(self, children):
         (tok,) = children
-        raw = str(tok)[1:-1]
-        value = re.sub(r"\\(.)", r"\1", raw)
-        return S.Str(value, self._tok(tok))
+        return S.Str(self._string(tok), self._tok(tok))
+
+    def _string(self, tok: Token) -> str:
+        """The text of a STRING token, its escapes read as Python reads them."""
+
+        def escape(m: re.Match) -> str:
+            code = m.group(1)
+            if code in _ESCAPES:
+                return _ESCAPES[code]
+            if code[0] in "01234567":
+                return chr(int(code, 8))
+            what = "an unknown escape"
+            if code[0] in _HEX_DIGITS:
+                if len(code) - 1 < _HEX_DIGITS[code[0]]:
+                    what = f"not an escape: \\{code[0]} takes {_HEX_DIGITS[code[0]]} hexadecimal digits"
+                elif int(code[1:], 16) > 0x10FFFF:
+                    what = "beyond the last Unicode character"
+                elif 0xD800 <= int(code[1:], 16) <= 0xDFFF:
+                    what = "a surrogate, not a character"
+                else:
+                    return chr(int(code[1:], 16))
+            column = tok.column + 1 + m.start()
+            raise CnnDslError(
+                f"'{m.group()}' in a string is {what}",
+                self.src.loc(tok.line, column, column + len(m.group())),
+                hint=f"the escapes are Python's: {ESCAPES}; a backslash is written \\\\",
+            )
+
+        return _ESCAPE.sub(escape, str(tok)[1:-1])
 
     def shape(self, children):
         (tok,) = children
@@ -262,8 +311,18 @@ class _ToSyntax(Transformer):
             )
         return S.TupleExpr([S.Num(n, loc) for n in self._ints(tok, 0, text)], loc)
 
-    def list(self, children):
-        return S.ListExpr([c for c in children if c is not None], self._span(children))
+    def function_call(self, children):
+        name, *args = children
+        args = [a for a in args if a is not None and not isinstance(a, Token)]  # not the ')'
+        return S.Call(str(name), args, self._span(children), self._tok(name))
+
+    def index(self, children):
+        value, index, _ = children
+        return S.Index(value, index, self._span(children))
+
+    def list(self, children):  # (the brackets are kept, so that `[]` has a place too)
+        items = [c for c in children if c is not None and not isinstance(c, Token)]
+        return S.ListExpr(items, self._span(children))
 
     def tuple(self, children):
         return S.TupleExpr([c for c in children if c is not None], self._span(children))
@@ -333,9 +392,12 @@ class _ToSyntax(Transformer):
             None if part is None else self._int(part, tok, m.start(i)) if part.isdigit() else part
             for i, part in enumerate(m.groups(), 1)
         )
-        padding: str | int | None
+        padding: str | int | tuple[int, int] | None
         if pad is None or isinstance(pad, int):
             padding = pad
+        elif "," in pad:  # `1x7(0,3)`: rows and columns, as Inception-v3 writes its 1x7 convolutions
+            ph, pw = self._ints(tok, m.start(4), pad)
+            padding = (ph, pw)
         elif pad.lower() in ("s", "same"):
             padding = "same"
         elif pad.lower() in ("v", "valid"):
@@ -344,7 +406,7 @@ class _ToSyntax(Transformer):
             raise CnnDslError(
                 f"unknown padding '({pad})' in '{text}'",
                 loc,
-                hint="use (S) for SAME, (V) for VALID, or a number of pixels such as (3)",
+                hint="use (S) for SAME, (V) for VALID, or pixels such as (3) or (0,3)",
             )
         return S.KernelSpec((kh, kw), stride, padding, text, loc)
 
@@ -356,9 +418,25 @@ class _ToSyntax(Transformer):
         count, body = children
         return S.Repeat(count, body, self._span(children))
 
+    def targets(self, children):
+        """`k, c` or `(k, (c, s))`: names that each item of a loop unpacks into."""
+        targets = [c for c in children if c is not None]
+        unpack = S.Unpack([str(t) if isinstance(t, Token) else t for t in targets], self._span(targets))
+        seen: set[str] = set()
+        for target in targets:
+            names = [(str(target), self._tok(target))] if isinstance(target, Token) else [
+                (name, target.loc) for name in _names(target)
+            ]
+            for name, loc in names:
+                if name in seen:
+                    raise CnnDslError(f"'{name}' is named twice in this loop's target", loc)
+                seen.add(name)
+        return unpack
+
     def for_loop(self, children):
         var, iterable, body = children
-        return S.ForLoop(str(var), iterable, body, self._span(children))
+        var = var if isinstance(var, S.Unpack) else str(var)
+        return S.ForLoop(var, iterable, body, self._span(children))
 
     def if_else(self, children):
         cond, then, *rest = children
@@ -404,7 +482,21 @@ class _ToSyntax(Transformer):
         )
 
     def output_decl(self, children):
-        return ("output", [(str(n), self._tok(n)) for n in children], self._span(children))
+        names = [(str(n), self._tok(n), training) for n, training, _ in children]
+        return ("output", names, self._span([children[0][0], children[-1][2]]))
+
+    def output_name(self, children):
+        """``logits`` -> (its token, False, its token); ``aux (training)`` -> (its token,
+        True, the closing parenthesis)."""
+        name, *mark = children
+        if mark and str(mark[0]) != "training":
+            raise CnnDslError(
+                f"an output can be marked `(training)` only, not `({mark[0]})`",
+                self._tok(mark[0]),
+                hint="`output logits, aux (training)`: aux is computed and returned only in"
+                " training",
+            )
+        return (name, bool(mark), children[-1])
 
     def defaults_decl(self, children):
         kind, *args = children
@@ -422,11 +514,11 @@ class _ToSyntax(Transformer):
 
     def import_all(self, children):
         (path,) = children
-        return S.Import(str(path)[1:-1], None, self._span(children))
+        return S.Import(self._string(path), None, self._span(children))
 
     def import_from(self, children):
         path, *names = children
-        return S.Import(str(path)[1:-1], [(str(n), self._tok(n)) for n in names], self._span(children))
+        return S.Import(self._string(path), [(str(n), self._tok(n)) for n in names], self._span(children))
 
     def start(self, children):
         mod = S.Module(self.src.file, self.src.text)
@@ -441,7 +533,9 @@ class _ToSyntax(Transformer):
                         "`output` is declared twice; list every output in one declaration",
                         child[2],
                     )
-                mod.outputs = child[1]
+                mod.outputs = [(name, loc) for name, loc, _ in child[1]]
+                mod.training_outputs = [name for name, _, training in child[1] if training]
+                mod.output_loc = child[2]
             elif isinstance(child, S.InputDecl):
                 mod.inputs.append(child)
                 mod.program.append(child)
@@ -508,8 +602,12 @@ def _cache_file() -> str | bool:
 def parse(text: str, file: str = "<string>") -> S.Module:
     """Parse .cnn source text into a :class:`cnndsl.syntax.Module`.
 
-    Raises :class:`CnnDslError` with the position of the first syntax error.
+    A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (:func:`cnndsl.errors.split_lines`): the
+    module keeps the text with every line end written ``\\n``, so that its line numbers, its
+    excerpts and Lark's, which counts ``\\n``, agree.  Raises :class:`CnnDslError` with the
+    position of the first syntax error.
     """
+    text = normalize_newlines(text)
     src = _Source(file, text)
     if not text.strip():
         raise CnnDslError(
@@ -554,10 +652,11 @@ def _describe_terminal(name: str) -> str:
 
 
 def _describe_token(tok: Token) -> str:
+    """What a token is, after 'unexpected'."""
     if tok.type == "$END":
-        return "the end of the file"
+        return "end of file"
     if tok.type == "_NL":
-        return "the end of the line"
+        return "end of line"
     if tok.type == "NAME":
         return f"name '{tok}'"
     return f"'{tok}'"
@@ -582,6 +681,7 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
         elif ch == ":":
             hint = "blocks are written `block name(params) { ... }`"
         return CnnDslError(f"unexpected character {ch!r}", src.loc(e.line, e.column), hint=hint)
+    expected = _acceptable(e)
     if isinstance(e, UnexpectedEOF) or (
         isinstance(e, UnexpectedToken) and e.token.type == "$END"
     ):
@@ -595,19 +695,29 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
             )
         line = len(src.lines) or 1
         col = len(src.lines[-1]) + 1 if src.lines else 1
-        return CnnDslError("unexpected end of file" + _expected(e.expected), src.loc(line, col))
+        return CnnDslError("unexpected end of file" + _expected(expected), src.loc(line, col))
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     loc = src.at_token(tok) if tok.type != "_NL" else src.loc(tok.line, tok.column)
     return CnnDslError(
-        f"unexpected {_describe_token(tok)}" + _expected(e.expected),
+        f"unexpected {_describe_token(tok)}" + _expected(expected),
         loc,
-        hint=_hint(tok, e.expected, opened),
+        hint=_hint(tok, expected, opened),
     )
+
+
+def _acceptable(e: UnexpectedToken) -> set[str]:
+    """The tokens the parser would have taken where it met the unexpected one: the parse
+    table's state at the error lists every token of the states it merges (LALR), some of
+    which the rest of the parse refuses; the interactive parser tries each."""
+    parser = getattr(e, "interactive_parser", None)
+    return (parser.accepts() if parser is not None else None) or e.expected
 
 
 def _hint(tok: Token, expected, opened: list[Token]) -> str | None:
     """Advice for the syntax mistakes people make most."""
+    if opened and opened[-1].start_pos == tok.start_pos:
+        opened = opened[:-1]  # the unexpected token is a '(' itself: not the one left open
     if "RPAR" in expected and opened and opened[-1].type == "LPAR":
         return f"is a ')' missing? the '(' on line {opened[-1].line} is still open"
     if tok.type == "COMMA" and "VBAR" in expected:

@@ -61,7 +61,26 @@ class UnaryOp:
     loc: Location
 
 
-Expr = Num | Name | Str | ListExpr | TupleExpr | BinOp | UnaryOp
+@dataclass(slots=True)
+class Call:
+    """`max(16, c // 4)`: a built-in function (:mod:`cnndsl.elaborate.functions`) applied."""
+
+    func: str
+    args: list[Arg]
+    loc: Location  # the whole call
+    func_loc: Location  # its name
+
+
+@dataclass(slots=True)
+class Index:
+    """`cfg[i]`: an item of a list, tuple or string (negative indices count from the end)."""
+
+    value: Expr
+    index: Expr
+    loc: Location
+
+
+Expr = Num | Name | Str | ListExpr | TupleExpr | BinOp | UnaryOp | Call | Index
 
 
 @dataclass(slots=True)
@@ -82,7 +101,8 @@ class KernelSpec:
 
     kernel: tuple[int, int]
     stride: int | None
-    padding: str | int | None  # "same", "valid", an explicit amount, or not given
+    # "same", "valid", pixels on every side, (rows, columns) as `1x7(0,3)`, or not given
+    padding: str | int | tuple[int, int] | None
     text: str
     loc: Location
 
@@ -129,8 +149,16 @@ class Repeat:
 
 
 @dataclass(slots=True)
+class Unpack:
+    """A tuple of loop targets, `(k, c)` in `for (k, c) in cfg`: each item unpacked into names."""
+
+    targets: list[str | Unpack]
+    loc: Location
+
+
+@dataclass(slots=True)
 class ForLoop:
-    var: str
+    var: str | Unpack  # the loop variable, or the names each item is unpacked into
     iterable: Expr
     body: Body
     loc: Location
@@ -219,6 +247,8 @@ class Module:
     network: tuple[str, Location] | None = None
     inputs: list[InputDecl] = field(default_factory=list)
     outputs: list[tuple[str, Location]] | None = None
+    training_outputs: list[str] = field(default_factory=list)  # those marked `(training)`
+    output_loc: Location | None = None
     defaults: list[DefaultsDecl] = field(default_factory=list)
     blocks: dict[str, BlockDef] = field(default_factory=dict)
     imports: list[Import] = field(default_factory=list)

@@ -23,7 +23,7 @@ from cnndsl.backends import graphviz  # noqa: E402
 
 def render_spec(spec: Path, out: Path, fmt: str = "svg") -> list[Path]:
     """The diagram(s) of one spec; returns the files written."""
-    net = cnndsl.load(spec)
+    net = cnndsl.load(spec, import_path=[ROOT / "specs"])  # docs/examples import from specs/
     variants = [("", {})]
     if any(layer.calls for layer in net.layers):
         variants.append(("_collapsed", {"collapse": True}))

@@ -218,6 +218,13 @@ def _reads(layer, in_shapes, out_shape, axis, o):
         return [(0, (o + before - t * d) // s) for t in range(k) if (o + before - t * d) % s == 0]
     if kind == "zeropad":
         return [(0, o - layer.padding[axis][0])]
+    if kind == "crop":
+        return [(0, o + layer.cropping[axis][0])]
+    if kind == "adaptiveavgpool":  # PyTorch's bins: [floor(o*n/m), ceil((o+1)*n/m))
+        n, m = in_shapes[0][axis], layer.output_size[axis]
+        if m == 1:
+            return [(0, None)]
+        return [(0, i) for i in range(math.floor(o * n / m), math.ceil((o + 1) * n / m))]
     if kind == "upsample":
         f = layer.size[axis]
         if layer.interpolation == "nearest":
@@ -293,7 +300,8 @@ class _Positions(dict):
 
 def _rounding(x):
     """Per node and axis, how far a field may be from the exact one: the continuous field of an
-    upsampling or a transposed convolution is within one pixel of that layer's input."""
+    upsampling or a transposed convolution is within one pixel of that layer's input, and so is
+    the window of adaptive pooling to a size that does not divide its input (its bins vary)."""
     a = x.analysis
     slack = {}
     for layer in x.layers:
@@ -302,6 +310,9 @@ def _rounding(x):
             rf_in = a[layer.inputs[0]].receptive_field if layer.inputs else None
             fractional = (layer.kind == "upsample" and layer.size[axis] > 1) or (
                 layer.kind == "convtranspose" and layer.stride[axis] > 1
+            ) or (
+                layer.kind == "adaptiveavgpool"
+                and a[layer.name].input_shapes[0][axis] % layer.output_size[axis] != 0
             )
             if fractional and rf_in is not None:
                 e += rf_in.stride[axis]
@@ -508,3 +519,34 @@ def test_a_load_leaves_no_reference_cycles():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+# ------------------------------------------------------------------ the elaborator's origins
+
+
+@pytest.mark.parametrize("name", ["googlenet", "resnet152_torchvision", "se_resnet50", "unet", "mobilenet_v2_keras"])
+def test_facts_shared_through_origins_equal_facts_computed_per_node(name):
+    # the elaborator's Origins let nodes placed from one layer share their facts: the same
+    # facts as analysing every node on its own
+    from cnndsl.analysis import analyze
+
+    x = cnndsl.load(f"specs/{name}.cnn", analyze=False)
+    origins = x._origins
+    assert origins is not None and len(origins.templates) == len(x.layers)
+    assert len({id(t) for t in origins.templates}) < len(x.layers)  # some nodes share one
+    shared, alone = analyze(x, origins), analyze(x)
+    assert list(shared) == list(alone)
+    assert shared.memory(batch_size=3) == alone.memory(batch_size=3)
+    x.analysis  # noqa: B018
+    assert x._origins is None  # handed over once, then dropped
+
+
+def test_origins_follow_the_layers_they_describe():
+    from cnndsl.analysis import analyze
+    from cnndsl.ir import Origins
+
+    x = cnndsl.loads("input 8x8x3\n3x3(S) conv 4\nrelu", analyze=False)
+    with pytest.raises(ValueError, match="another list of layers"):
+        analyze(x, Origins(x._origins.templates[:2], x._origins.inputs[:2]))
+    x.layers = list(reversed(x.layers))[::-1]  # assigning layers drops what described the old
+    assert x._origins is None and x.analysis.total_params == 3 * 3 * 3 * 4 + 4

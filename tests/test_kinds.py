@@ -9,6 +9,7 @@ kind's docstring promises against the frameworks' functions.
 
 from __future__ import annotations
 
+import json
 import math
 from fractions import Fraction
 
@@ -20,6 +21,9 @@ import cnndsl
 from cnndsl.ir import Layer
 from cnndsl.ir.examples import EXAMPLES as ALL_EXAMPLES
 from cnndsl.ir.pool import adaptive_bins, adaptive_window
+
+from conftest import SPECS as ROOT_SPECS
+from test_analysis import check_fields_by_brute_force  # the DAG brute force, shared
 
 NEW_KINDS = {
     "layernorm",
@@ -350,6 +354,45 @@ def test_receptive_fields_contain_every_dependency(size, stack):
         _check_field(load("\n".join(lines)))
 
 
+@st.composite
+def kinds_dags(draw):
+    """DAGs of the new kinds: ShuffleNet units (split, concat, shuffle), ConvNeXt-like residual
+    blocks, adaptive pooling (global or not), crops, reshapes and squeeze-and-excitation."""
+    h, w = draw(st.integers(5, 20)), draw(st.integers(5, 20))
+    lines = [f"input {h}x{w}x8"]
+    for i in range(draw(st.integers(1, 5))):
+        k, s = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+        a, b = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+        t, u = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+        lines.append(draw(st.sampled_from([
+            f"adaptiveavgpool {a}x{b}",
+            f"adaptiveavgpool {a}x{b} -> {k}x{k}+{s}(S) conv 8",
+            f"crop cropping=(({t}, {u}), ({u}, {t}))",
+            f"{k}x{k}+{s}(1) maxpool -> layernorm",
+            f"concat {{ split 2 part=0 | split 2 part=1 -> {k}x{k}(S) dwconv -> pointwise 4 }}"
+            " -> shuffle 2",
+            f"concat {{ {k}x{k}+2(S) dwconv -> pointwise 4 | split 2 part=1 -> {k}x{k}+2(S) conv 4 }}"
+            " -> shuffle 4",
+            f"add {{ {2 * k + 1}x{2 * k + 1}(S) dwconv -> layernorm -> pointwise 16 gelu"
+            " -> pointwise 8 -> layerscale -> stochasticdepth 0.1 | identity }",
+            "multiply { identity | adaptiveavgpool 1 -> pointwise 2 relu -> pointwise 8 hardsigmoid }",
+            f"t{i} = rescaling 0.5\n{k}x{k}(S) conv 8 -> add(t{i})",
+            "reshape shape=(2, -1, 8) -> 3x3(S) conv 8",
+        ])))
+    return "\n".join(lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(kinds_dags())
+def test_receptive_fields_of_dags_of_the_new_kinds_match_brute_force(spec):
+    try:
+        net = load(spec)
+        net.analysis
+    except cnndsl.CnnDslError:  # shapes that do not fit: not a test case
+        return
+    check_fields_by_brute_force(net)
+
+
 def test_divisible_adaptive_pooling_is_an_exact_window():
     net = load("input 28x28x1\n3x3+1(1) conv 1\nadaptiveavgpool 7")
     rf = net.analysis[net.outputs[0]].receptive_field
@@ -609,3 +652,137 @@ def test_counts_shapes_and_functions_equal_keras_layers():
     np.testing.assert_allclose(
         np.asarray(norm(np.full((1, 1), 1.5, "float32"))), [[0.5 / 1e-7]], rtol=1e-5
     )
+
+
+# ------------------------------------------------------------------- training outputs
+
+AUX_HEADS = """
+# torchvision's InceptionAux: computed only in training mode
+block aux_head(classes) {
+  adaptiveavgpool 4 -> conv_bn(128) -> flatten -> dense 1024 relu -> dropout 0.7 -> dense classes
+}
+aux1 = inception4a -> aux_head(1000)
+aux2 = inception4d -> aux_head(1000)
+output fc, aux2 (training), aux1 (training)
+"""
+
+
+def googlenet_with_aux() -> cnndsl.Network:
+    text = (ROOT_SPECS / "googlenet_torchvision.cnn").read_text() + AUX_HEADS
+    return cnndsl.loads(text, "googlenet_aux.cnn")
+
+
+def test_training_outputs_are_counted_apart(refs):
+    net = googlenet_with_aux()
+    # the tensors aux2 and aux1 are the last layers of the calls that make them
+    assert net.outputs == ["fc", "aux2_dense_2", "aux1_dense_2"]
+    assert net.training_outputs == net.outputs[1:] and net.inference_outputs == ["fc"]
+    a = net.analysis
+    # without the auxiliary heads: torchvision's googlenet(aux_logits=False)
+    plain = cnndsl.load(ROOT_SPECS / "googlenet_torchvision.cnn").analysis
+    assert a.inference == (plain.trainable_params, plain.non_trainable_params, plain.macs)
+    # each head: conv 512 (528) -> 128 without bias, bn, 2048 -> 1024 -> 1000
+    heads = [c * 128 + 2 * 128 + 2048 * 1024 + 1024 + 1024 * 1000 + 1000 for c in (512, 528)]
+    assert a.trainable_params == plain.trainable_params + sum(heads)
+    assert a.non_trainable_params == plain.non_trainable_params + 2 * 2 * 128
+    head_macs = [4 * 4 * 128 * c + 2048 * 1024 + 1024 * 1000 for c in (512, 528)]
+    assert a.macs == plain.macs + sum(head_macs)
+    assert a.training_only == {n for n in a.layers if n.startswith(("aux1", "aux2"))}
+    # inference does not run the heads: its peak is the plain network's plus their weights
+    extra = sum(heads) + 2 * 2 * 128
+    assert a.memory().inference_peak_bytes == plain.memory().inference_peak_bytes + 4 * extra
+    assert a.memory().training_bytes > plain.memory().training_bytes + 4 * extra
+    # the summary says both
+    assert f"Without the training-only outputs: params {plain.total_params:,}" in net.summary()
+    data = json.loads(net.summary(format="json"))
+    assert data["training_outputs"] == ["aux2_dense_2", "aux1_dense_2"]
+    assert data["inference"]["macs"] == plain.macs
+    assert cnndsl.Network.from_json(net.to_json()) == net
+
+
+def test_networks_without_training_outputs_are_unchanged():
+    net = cnndsl.load(ROOT_SPECS / "vgg16.cnn")
+    a = net.analysis
+    assert net.training_outputs == [] and a.training_only == frozenset()
+    assert a.inference == (a.trainable_params, a.non_trainable_params, a.macs)
+    assert "training-only" not in net.summary()
+    assert "inference" not in json.loads(net.summary(format="json"))
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("output y (eval)", "an output can be marked `(training)` only, not `(eval)`"),
+        ("output y (training)", "every output is marked (training)"),
+        ("output y, z (training), w (training)", "unknown tensor 'w' in output"),
+    ],
+)
+def test_training_output_misuse(text, message):
+    with pytest.raises(cnndsl.CnnDslError) as e:
+        load(f"input 8x8x3\nx = 3x3 conv 4\ny = x -> gap\nz = x -> flatten\n{text}")
+    assert message in str(e.value)
+    assert "<string>:5:" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"training_outputs": ["nowhere"]}, "training output 'nowhere' is not an output"),
+        ({"training_outputs": ["y", "z"]}, "every output is a training output"),
+        ({"training_outputs": ["z", "z"]}, "is listed twice"),
+        ({"outputs": ["y", "y", "z"]}, "is listed twice"),
+    ],
+)
+def test_json_training_outputs_are_validated(change, message):
+    net = load("input 8x8x3\nx = 3x3 conv 4\ny = x -> gap\nz = x -> flatten\noutput y, z (training)")
+    data = json.loads(net.to_json())
+    data.update(change)
+    with pytest.raises(Exception) as e:
+        cnndsl.Network.from_json(json.dumps(data))
+    assert message in str(e.value)
+
+
+@pytest.mark.torch
+def test_training_outputs_equal_torchvisions_aux_heads():
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+    from torchvision.models import googlenet
+
+    model = googlenet(weights=None, aux_logits=True, init_weights=False)
+    a = googlenet_with_aux().analysis
+    stats = sum(t.numel() for k, t in model.named_buffers() if k.endswith(("running_mean", "running_var")))
+    assert (sum(p.numel() for p in model.parameters()), stats) == (a.trainable_params, a.non_trainable_params)
+    x = torch.randn(1, 3, 224, 224)
+    for train, macs in ((True, a.macs), (False, a.inference.macs)):
+        model.train(train)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = model(x)
+        assert counter.get_total_flops() == 2 * macs
+        assert isinstance(out, tuple) == train  # (logits, aux2, aux1) in training, logits in eval
+
+
+def test_readme_lists_every_word_of_the_new_kinds():
+    from conftest import ROOT
+
+    from cnndsl.ir.core import _ACTIVATION_WORDS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    classes = [c for c in Layer.registry().values() if c.model_fields["kind"].default in NEW_KINDS]
+    words = [w for cls in classes for w in cls.spec_names]
+    words += [w for w, function in _ACTIVATION_WORDS.items() if function in NEW_ACTIVATIONS]
+    assert [w for w in words if f"`{w}`" not in readme] == []
+
+
+# -------------------------------------------------------------------- the back ends
+# (Every example line builds in both back ends, or is refused with a located error: the
+# registry-driven tests of test_keras and test_torch.)
+
+
+def test_back_ends_refuse_training_outputs_until_they_build_them():
+    # returning the auxiliary output in inference mode too would be a different model
+    net = load("input 8x8x3\nx = 3x3 conv 4\ny = x -> gap\nz = x -> flatten\noutput y, z (training)")
+    for target, name in (("torch", "PyTorch"), ("keras", "Keras")):
+        with pytest.raises(cnndsl.CnnDslError) as e:
+            net.to_source(target)
+        assert f"{name} cannot express layer 'z'" in str(e.value)
+        assert "outputs marked (training)" in str(e.value) and "<string>:4:" in str(e.value)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Annotated, get_args, get_origin
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import Strict, ValidationError
 
 import cnndsl
 from cnndsl import CnnDslError
+from cnndsl.ir import Layer
+from cnndsl.ir.base import value_forms
+from conftest import SPEC_FILES
 
 
 def net(text: str, **kw) -> cnndsl.Network:
@@ -367,15 +375,44 @@ def test_repeated_block_calls_are_copied_exactly(name):
     assert copied.to_json() == afresh.to_json()
 
 
-def test_placed_nodes_equal_validated_copies():
-    from cnndsl.ir import Conv2D, Position
+@pytest.mark.parametrize("kind", sorted(Layer.registry()))
+def test_placed_nodes_equal_validated_copies(kind):
+    # Layer.placed() sets pydantic's slots itself (no validation, no copy): for every kind,
+    # the node must equal what validation and model_copy make, and round-trip through JSON
+    from cnndsl.ir import CallSite, Position
 
-    layer = Conv2D(name="_", filters=8, kernel=3)
-    update = dict(name="c", inputs=("input",), position=Position(file="f", line=1, column=1), calls=())
+    cls = Layer.registry()[kind]
+    layer = cls(name="_", **valid_fields(cls))
+    position = Position(file="f.cnn", line=1, column=1, end_column=4)
+    site = CallSite(block="b", instance="b_1", args={"f": 4}, call="b(4)", position=position)
+    update = dict(
+        name="node",
+        inputs=("a",) * max(cls.min_inputs, 1) if cls.max_inputs != 0 else (),
+        position=position,
+        calls=() if kind == "input" else (site,),
+    )
     placed = layer.placed(**update)
-    assert placed == layer.model_copy(update=update) == Conv2D(**{**layer.model_dump(), **update})
-    assert placed.model_fields_set == layer.model_copy(update=update).model_fields_set
-    assert Conv2D.model_validate_json(placed.model_dump_json()) == placed
+    copied = layer.model_copy(update=update)
+    assert placed == copied == cls(**{**layer.model_dump(), **update})
+    assert type(placed) is cls
+    assert placed.model_fields_set == copied.model_fields_set
+    assert placed.model_dump() == cls.model_validate(placed.model_dump()).model_dump()
+    assert cls.model_validate_json(placed.model_dump_json()) == placed
+    # placing one layer many times shares its fields_set, and the template is unchanged
+    fields = layer.placed_fields()
+    again = layer.placed("other", update["inputs"], position, update["calls"], fields)
+    assert again.name == "other" and layer.name == "_" and placed.name == "node"
+
+
+@pytest.mark.parametrize("name", [p.stem for p in SPEC_FILES])
+def test_networks_built_without_validation_pass_it(name):
+    # the elaborator makes its Network with model_construct (its nodes were validated one by
+    # one); validating the whole network again must accept it and give the same network
+    from conftest import SPECS
+
+    made = cnndsl.load(SPECS / f"{name}.cnn", analyze=False)
+    assert cnndsl.Network.model_validate(made.model_dump()) == made
+    assert cnndsl.Network.from_json(made.to_json()) == made
 
 
 # ------------------------------------------- a load depends on its text alone (issue 10 §1)
@@ -460,10 +497,6 @@ def test_a_block_call_is_not_replayed_for_arguments_of_another_type():
     assert str(a.alpha) == "0.0" and str(b.alpha) == "-0.0"
 
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-
 @settings(max_examples=25, deadline=None)
 @given(use=st.sampled_from(VALUE_USES), value=st.sampled_from(TYPED_VALUES))
 def test_loads_and_block_calls_are_independent_of_what_came_before(use, value):
@@ -501,12 +534,6 @@ def test_loads_and_block_calls_are_independent_of_what_came_before(use, value):
 
 # ------------------------------- numbers, booleans and strings are strict (issue 10 §1, §5)
 
-from typing import Annotated, get_args, get_origin  # noqa: E402
-
-from pydantic import Strict, ValidationError  # noqa: E402
-
-from cnndsl.ir import Layer  # noqa: E402
-from cnndsl.ir.base import value_forms  # noqa: E402
 
 PLACE = {"kind", "name", "inputs", "position", "calls"}
 
@@ -680,6 +707,343 @@ def test_a_json_ir_is_validated_as_strictly_as_a_spec():
         change(data)
         with pytest.raises(ValidationError, match=match):
             cnndsl.Network.model_validate_json(json.dumps(data))
+
+
+# ---------------------------------------- every word the language accepts is in README
+
+SPELLINGS_BEGIN = "<!-- spellings: generated from the layer classes by tests/test_language.py"
+SPELLINGS_END = "<!-- end of spellings -->"
+
+
+def spellings_table() -> str:
+    """README's table of every kind's words, option spellings and bare words, from the
+    layer classes (their spec_names, aliases and flags)."""
+    from cnndsl.elaborate.values import written
+
+    def listing(mapping: dict[str, str]) -> str:
+        groups: dict[str, list[str]] = {}
+        for word, meaning in mapping.items():
+            groups.setdefault(meaning, []).append(f"`{word}`")
+        return "; ".join(f"{', '.join(words)} ({meaning})" for meaning, words in groups.items())
+
+    rows = ["| kind | also written | option spellings | bare words |", "|---|---|---|---|"]
+    for cls in Layer.registry().values():
+        if not cls.spec_names:
+            continue
+        if cls.__name__ == "Activation":
+            canonical = [w for w in cls.spec_names if cls.preset(w)["function"] == w]
+            kind = "activations: " + ", ".join(f"`{w}`" for w in canonical)
+            others = listing({w: cls.preset(w)["function"] for w in cls.spec_names if w not in canonical})
+        else:
+            kind = f"`{cls.spec_names[0]}`"
+            others = ", ".join(f"`{w}`" for w in cls.spec_names[1:])
+        flags = listing({
+            w: f"{k}={'on' if v is True else 'off' if v is False else v if isinstance(v, str) else written(v)}"
+            for w, (k, v) in cls.flags.items()
+        })
+        if others or cls.aliases or flags:
+            rows.append(f"| {kind} | {others} | {listing(cls.aliases)} | {flags} |")
+    return "\n".join(rows) + "\n"
+
+
+def test_readme_lists_every_word_the_language_accepts():
+    import os
+    import re
+
+    from conftest import ROOT
+
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start = text.index(SPELLINGS_BEGIN)
+    start = text.index("\n", start) + 1
+    end = text.index(SPELLINGS_END)
+    table = spellings_table()
+    if os.environ.get("CNNDSL_UPDATE_GOLDEN") == "1":
+        readme.write_text(text[:start] + table + text[end:], encoding="utf-8")
+        text = readme.read_text(encoding="utf-8")
+        end = start + len(table)
+    assert text[start:end] == table, "README's spellings table is stale: CNNDSL_UPDATE_GOLDEN=1 rewrites it"
+    quoted = set(re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", text))
+    for cls in Layer.registry().values():
+        for word in (*cls.spec_names, *cls.aliases, *cls.flags):
+            assert word in quoted, f"{cls.__name__}: README does not list `{word}`"
+
+
+# ------------------------------------------------ another input size, without editing the spec
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet50_torchvision", "unet", "googlenet"])
+def test_a_spec_at_another_input_size_is_the_spec_with_that_size_written(name):
+    from conftest import SPECS
+
+    path = SPECS / f"{name}.cnn"
+    text = path.read_text()
+    declared = next(line for line in text.splitlines() if line.startswith("input "))
+    size = declared.split()[1]
+    other = "x".join(str(int(d) + 32) if i < 2 else d for i, d in enumerate(size.split("x")))
+    assert len(other) == len(size)  # the same columns, so the same positions
+    given = cnndsl.load(path, input=tuple(int(d) for d in other.split("x")))
+    written = cnndsl.loads(text.replace(declared, declared.replace(size, other)), str(path))
+    assert given.to_json() == written.to_json()
+    assert given.analysis.macs == written.analysis.macs != cnndsl.load(path).analysis.macs
+
+
+def test_input_sizes_by_name_and_their_errors():
+    text = "input image 32x32x3\ninput meta 5\nimage -> globalavgpool -> concat(meta) -> dense 2\n"
+    n = net(text, input={"image": (64, 48, 3), "meta": [7]})
+    assert [i.shape for i in n.inputs] == [(64, 48, 3), (7,)]
+    assert n.shape(n.outputs[0]) == (2,) and n["dense_1"].inputs
+    assert n.analysis["dense_1"].input_shapes == ((10,),)
+    for sizes, message in [
+        ((64, 64, 3), "the spec has 2 inputs \\(image, meta\\): give the sizes by name"),
+        ({"image": (64, 64)}, "has 2 dimensions; the spec declares 32x32x3"),
+        ({"meta": (1, 1, 7)}, "has 3 dimensions; the spec declares 5"),
+        ({"imag": (64, 64, 3)}, "no input by that name"),
+        ({"image": (0, 64, 3)}, "at least 1"),
+        ({"image": (True, 64, 3)}, "integer"),
+        ({"image": (64.0, 64, 3)}, "integer"),
+    ]:
+        with pytest.raises(CnnDslError, match=message):
+            net(text, input=sizes)
+    with pytest.raises(CnnDslError, match="did you mean 'image'"):
+        net(text, input={"imag": (64, 64, 3)})
+
+
+def test_input_sizes_on_the_command_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    spec = tmp_path / "two.cnn"
+    spec.write_text("input image 32x32x3\ninput meta 5\nimage -> globalavgpool -> concat(meta) -> dense 2\n")
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "cnndsl", *args], capture_output=True, text=True)
+
+    done = run("summary", str(spec), "--format", "json", "--input", "image=64x48x3", "--input", "meta=7")
+    assert done.returncode == 0, done.stderr
+    shapes = {i["name"]: i["shape"] for i in json.loads(done.stdout)["inputs"]}
+    assert shapes == {"image": [64, 48, 3], "meta": [7]}
+    assert run("check", str(spec), "--input", "image=64x48x3").returncode == 0
+    done = run("compile", str(spec), "--target", "json", "--input", "meta=9")
+    assert done.returncode == 0 and '"shape": [\n        9\n      ]' in done.stdout.replace("\r", "")
+    for args, code, message in [
+        (("--input", "64x64x3"), 1, "give the sizes by name"),
+        (("--input", "image=64x64"), 1, "has 2 dimensions"),
+        (("--input", "image=64x64x3", "--input", "7"), 2, "name every input"),
+        (("--input", "image=axbxc"), 2, "not an input size"),
+        (("--input", "meta=3", "--input", "meta=4"), 2, "two sizes"),
+    ]:
+        done = run("check", str(spec), *args)
+        assert (done.returncode, message in done.stderr) == (code, True), done.stderr
+
+
+# --------------------------------------------- activations, kinds and blocks as values (issue 12)
+
+
+def test_a_parameter_naming_an_activation_is_a_layer_and_an_option():
+    text = """
+    input 8x8x4
+    block mbconv(c, act=relu) { 1x1 conv c -> act -> 1x1 conv c activation=act }
+    mbconv(8)
+    mbconv(8, act=swish)
+    mbconv(8, act=hardswish)
+    for a in [tanh, leakyrelu] { a }
+    """
+    ls = layers(text)
+    acts = [l.function for l in ls if l.kind == "activation"]
+    assert acts == ["relu", "silu", "hardswish", "tanh", "leakyrelu"]
+    assert [l.activation for l in ls if l.kind == "conv"][1::2] == ["relu", "silu", "hardswish"]
+    assert ls[-1].alpha == 0.3
+    # the same network as written out
+    written = layers("""
+    input 8x8x4
+    block mbconv(c, act=relu) { 1x1 conv c -> act -> 1x1 conv c activation=act }
+    mbconv(8)
+    mbconv(8, act=silu)
+    mbconv(8, act=hardswish)
+    tanh
+    leakyrelu
+    """)
+    skip = {"name", "inputs", "position", "calls"}
+    assert [l.model_dump(exclude=skip) for l in ls] == [l.model_dump(exclude=skip) for l in written]
+
+
+def test_parameters_naming_kinds_merges_blocks_and_tensors():
+    text = """
+    input 8x8x4
+    block unit() { relu }
+    block stage(unit, pool=maxpool, op=add, n=2) { repeat n { unit() } -> 2x2 pool -> op { tanh | identity } }
+    block join(skip) { conv 4 kernel=1 -> add(skip) -> identity }
+    block start(skip) { skip -> sigmoid }
+    s = stage(unit)
+    t = stage(unit, pool=avgpool, op=concat, n=1)
+    j = s -> join(s)
+    k = start(s) -> concat(j)
+    output t, k
+    """
+    kinds = [l.type_name for l in net(text).layers]
+    assert kinds[:6] == ["input", "relu", "relu", "maxpool", "tanh", "add"]
+    assert kinds[6:10] == ["relu", "avgpool", "tanh", "concat"]
+    n = net(text)
+    assert kinds[-2:] == ["sigmoid", "concat"] and n.layers[-2].inputs == ("s_add_1",)
+    with pytest.raises(CnnDslError, match="'n' holds 3, which is not a layer kind or a block"):
+        net("input 8x8x4\nblock b(n) { n }\nb(3)")
+    with pytest.raises(CnnDslError, match="conv activation must be"):
+        net("input 8x8x4\nblock b(act) { conv 4 kernel=1 activation=act }\nb(maxpool)")
+
+
+# ------------------------------------------------------ conventions travel with imports (issue 12)
+
+
+def test_defaults_travel_with_imports_and_the_importer_wins_field_by_field(tmp_path):
+    (tmp_path / "base.cnn").write_text("defaults bn epsilon=1e-5 momentum=0.9\n")
+    (tmp_path / "lib.cnn").write_text(
+        'import "base.cnn"\ndefaults conv kernel=3 padding=same bias=off\n'
+        "block cbr(f) { conv f -> bn -> relu }\n"
+    )
+    (tmp_path / "main.cnn").write_text(
+        'from "lib.cnn" import cbr\ndefaults bn momentum=0.99\ninput 8x8x3\n'
+        "cbr(4)\nconv 8 -> bn\n"
+    )
+    net = cnndsl.load(tmp_path / "main.cnn")
+    block_conv, block_bn, _, conv, bn = net.layers[1:]
+    # the imported block: its own file's conventions (and those it imports)
+    assert (block_conv.kernel, block_conv.padding, block_conv.bias) == ((3, 3), "same", False)
+    assert (block_bn.epsilon, block_bn.momentum) == (1e-5, 0.9)
+    # the importer's own layers: the imported conventions, its own declarations winning
+    assert (conv.kernel, conv.padding, conv.bias) == ((3, 3), "same", False)
+    assert (bn.epsilon, bn.momentum) == (1e-5, 0.99)
+
+
+def test_imported_defaults_that_disagree_are_an_error_unless_the_importer_decides(tmp_path):
+    (tmp_path / "keras.cnn").write_text("defaults bn epsilon=0.001\nblock k() { bn }\n")
+    (tmp_path / "torch.cnn").write_text("defaults bn epsilon=1e-5 momentum=0.9\nblock t() { bn }\n")
+    (tmp_path / "same.cnn").write_text("defaults bn epsilon=0.001\n")
+    main = tmp_path / "main.cnn"
+    main.write_text('import "keras.cnn"\nimport "torch.cnn"\ninput 8x8x3\nbn\n')
+    with pytest.raises(CnnDslError) as e:
+        cnndsl.load(main)
+    assert e.value.location.line == 2 and "disagree" in e.value.message
+    assert "keras.cnn sets bn epsilon=0.001, " in e.value.message and "epsilon=1e-5" in e.value.message
+    main.write_text('import "keras.cnn"\nimport "torch.cnn"\ndefaults bn epsilon=1e-3\ninput 8x8x3\nk() -> t() -> bn\n')
+    k, t, own = cnndsl.load(main).layers[1:]
+    assert (k.epsilon, t.epsilon, own.epsilon, own.momentum) == (0.001, 1e-5, 0.001, 0.9)
+    main.write_text('import "keras.cnn"\nimport "same.cnn"\ninput 8x8x3\nbn\n')  # agreeing
+    assert cnndsl.load(main).layers[1].epsilon == 0.001
+
+
+def test_defaults_for_one_activation_are_not_for_another():
+    a, b, c = layers("defaults leakyrelu alpha=0.2\ninput 8x8x3\nleakyrelu\nelu\nrelu\n")
+    assert (a.alpha, b.alpha, c.alpha) == (0.2, 1.0, None)
+
+
+# --------------------------------------------------- shapes while elaborating (issue 12)
+
+
+@pytest.mark.parametrize("path", SPEC_FILES + sorted((SPEC_FILES[0].parent.parent / "docs" / "examples").glob("*.cnn")),
+                         ids=lambda p: p.stem)
+def test_shapes_on_demand_agree_with_the_analysis(path):
+    from conftest import SPECS
+
+    from cnndsl.elaborate import Elaborator
+    from cnndsl.parser import parse
+
+    elaborator = Elaborator(import_path=[SPECS])
+    net = elaborator.elaborate(parse(path.read_text(), str(path)))
+    shapes = elaborator.shapes
+    # asked last node first (the walk computes what it reads), then every node
+    last = len(net.layers) - 1
+    assert shapes.of(last) == net.analysis[net.layers[last].name].output_shape
+    assert [shapes.of(i) for i in range(len(net.layers))] == [
+        net.analysis[layer.name].output_shape for layer in net.layers
+    ]
+
+
+def test_a_shape_that_cannot_be_computed_is_the_analysis_error():
+    from cnndsl.elaborate import Elaborator
+    from cnndsl.parser import parse
+
+    text = "input 8x8x3\nblock b() { 9x9 conv 4 }\nb() -> relu\n"
+    elaborator = Elaborator()
+    elaborator.elaborate(parse(text, "<string>"))
+    with pytest.raises(CnnDslError) as asked:
+        elaborator.shapes.of(2)
+    with pytest.raises(CnnDslError) as analysed:
+        net(text)
+    assert str(asked.value) == str(analysed.value)
+
+
+DENSENET = """
+input 32x32x24
+block dense_layer(growth) { bn -> relu -> 1x1 conv 4 * growth bias=off -> bn -> relu -> 3x3(S) conv growth bias=off }
+block dense_block(n, growth) { repeat n { x = identity; concat { identity | dense_layer(growth) } } }
+block transition() { bn -> relu -> 1x1 conv channels() // 2 bias=off -> 2x2+2 avgpool }
+block mbconv(c, e=4, act=swish) {
+  add {
+    1x1 conv channels() * e -> act -> 3x3(S) dwconv activation=act -> 1x1 conv c
+  | if channels() != c { 1x1 conv c } else { identity }
+  }
+}
+dense_block(2, 8) -> transition()
+dense_block(3, 8) -> transition()
+dense_block(2, 8) -> transition() -> transition()
+mbconv(16) -> mbconv(16) -> mbconv(24, e=6)
+globalavgpool -> dense channels() + 1
+"""
+
+
+def test_channels_height_width_read_the_current_tensor():
+    n = net(DENSENET)
+    transitions = [l for l in n.layers if l.kind == "conv" and l.calls[-1].block == "transition"]
+    # 24 + 2*8 = 40 -> 20; 20 + 3*8 = 44 -> 22; 22 + 2*8 = 38 -> 19 -> 9
+    assert [t.filters for t in transitions] == [20, 22, 19, 9]
+    first: dict[str, int] = {}  # each mbconv call's first conv: the expansion
+    for layer in n.layers:
+        if layer.kind == "conv" and layer.calls[-1].block == "mbconv":
+            first.setdefault(layer.calls[-1].instance, layer.filters)
+    assert list(first.values()) == [9 * 4, 16 * 4, 16 * 6]
+    assert n.layers[-1].units == 25
+    sizes = net("input 20x12x3\nx = conv 4 kernel=1\ny = 2x2+2 maxpool\n"
+                "flatten -> dense height(x) * 100 + (width(y) * 10 + channels(x))")
+    assert sizes.layers[-1].units == 20 * 100 + 6 * 10 + 4
+
+
+def test_block_calls_that_read_shapes_are_replayed_only_for_that_shape():
+    from cnndsl.elaborate import Elaborator
+    from cnndsl.parser import parse
+
+    copied = Elaborator().elaborate(parse(DENSENET, "<string>"))
+    afresh = Elaborator(memoize=False).elaborate(parse(DENSENET, "<string>"))
+    assert copied.to_json() == afresh.to_json()
+
+
+def test_shape_functions_errors():
+    for text, message in [
+        ("globalavgpool -> dense height()", "height\\(\\): a vector of 3 has no height"),
+        ("conv 4 kernel=1 -> conv channels(3) kernel=1", "channels\\(\\): expected a tensor, got 3"),
+        ("conv channels(1, 2) kernel=1", "channels\\(\\) takes 0 to 1 values, got 2"),
+        ("9x9 conv 4 -> conv channels() kernel=1", "gives -0 rows|9x9 window does not fit"),
+    ]:
+        with pytest.raises(CnnDslError, match=message):
+            net("input 8x8x3\n" + text)
+    with pytest.raises(CnnDslError, match="no tensor to read in a `defaults` line"):
+        net("defaults conv filters=channels()\ninput 8x8x3\nconv kernel=1")
+
+
+def test_errors_inside_block_calls_name_the_calls_innermost_first():
+    text = "input 8x8x3\nblock inner(f) { conv f / 3 kernel=1 }\nblock outer(f) { inner(f + 1) }\nouter(3)\n"
+    with pytest.raises(CnnDslError) as e:
+        net(text)
+    (d,) = e.value.diagnostics
+    assert d.location.line == 2
+    assert [(text, where.line) for text, where in d.notes] == [("in inner(4), called", 3), ("in outer(3), called", 4)]
+    # an error about a layer that cannot apply, met while reading a shape, keeps its own calls
+    text = "input 8x8x3\nblock big() { 9x9 conv 4 }\nblock reads() { conv channels() kernel=1 }\nbig() -> reads()\n"
+    with pytest.raises(CnnDslError) as e:
+        net(text)
+    (d,) = e.value.diagnostics
+    assert d.location.line == 2 and [where.line for _, where in d.notes] == [4]
 
 
 # ------------------------------------------------------------------------- every kind's examples

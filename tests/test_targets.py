@@ -32,7 +32,8 @@ def test_a_new_target_needs_only_a_registry_entry(monkeypatch, capsys):
     from cnndsl.cli import main
 
     spec = "-"
-    monkeypatch.setattr("sys.stdin", __import__("io").StringIO(NET))
+    io = __import__("io")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(NET.encode())))  # read as bytes
     assert main(["compile", spec, "--target", "ir"]) == 0
     assert capsys.readouterr().out == cnndsl.loads(NET, "<stdin>").to_json() + "\n"
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
-from ..errors import CnnDslError, Location
-from ..ir.base import Layer, Position, Shape, numel
+from ..display import grouped, human
+from ..errors import CnnDslError, Location, split_lines
+from ..ir.base import Layer, Position, Shape, fmt_shape, numel
 from ..ir.geometry import ShapeError
+from ..ir.network import Origins
 from . import memory as _memory
 from .memory import DTYPE_BYTES, Memory
 from .receptive_field import IMAGE, ReceptiveField, apply_window, combine, flat_window
@@ -22,7 +24,17 @@ from .receptive_field import IMAGE, ReceptiveField, apply_window, combine, flat_
 if TYPE_CHECKING:
     from ..ir import Network
 
-__all__ = ["Analysis", "LayerInfo", "Memory", "ReceptiveField", "analyze", "DTYPE_BYTES", "locate"]
+__all__ = [
+    "Analysis",
+    "LayerInfo",
+    "Memory",
+    "Origins",
+    "ReceptiveField",
+    "Totals",
+    "analyze",
+    "DTYPE_BYTES",
+    "locate",
+]
 
 
 class LayerInfo(NamedTuple):
@@ -44,6 +56,25 @@ class LayerInfo(NamedTuple):
     def output_elements(self) -> int:
         return numel(self.output_shape)
 
+    def __repr__(self) -> str:
+        rf = self.receptive_field.short() if self.receptive_field is not None else "-"
+        return (
+            f"<LayerInfo {self.layer.name} ({self.layer.type_name}): {fmt_shape(self.output_shape)},"
+            f" {grouped(self.params)} params, {grouped(self.macs)} MACs, RF {rf}>"
+        )
+
+
+class Totals(NamedTuple):
+    """Parameters and MACs summed over a set of nodes."""
+
+    trainable_params: int
+    non_trainable_params: int
+    macs: int
+
+    @property
+    def total_params(self) -> int:
+        return self.trainable_params + self.non_trainable_params
+
 
 class _Facts(NamedTuple):
     """What a layer gives for its input shapes (the same for every node made from one
@@ -51,7 +82,7 @@ class _Facts(NamedTuple):
 
     output_shape: Shape
     trainable: int
-    frozen: int
+    non_trainable: int
     macs: int
     windows: tuple | None  # per input, flat for apply_window (or None); None when no input has one
     elements: int  # of the output
@@ -63,6 +94,13 @@ class Analysis:
 
     :func:`analyze` computes every fact at once; the per-node :class:`LayerInfo` records that
     present them are made when first asked for.
+
+    The totals (``total_params``, ``trainable_params``, ``non_trainable_params``, ``macs``)
+    cover every node: the model as built, and what a training step computes.  A network with
+    training outputs (GoogLeNet's auxiliary heads) also has :attr:`inference`, the totals
+    without the nodes only those outputs need (:attr:`training_only`): what a model built
+    without them holds and computes (torchvision's ``aux_logits=False``); for other networks
+    it equals the totals.
     """
 
     def __init__(
@@ -72,9 +110,11 @@ class Analysis:
         fields: list[ReceptiveField | None],
         input_ids: list,
         totals: tuple[int, int, int],
+        training_only: frozenset[str] = frozenset(),
     ) -> None:
         # No reference to the network itself: it holds its analysis, and a cycle would keep
         # both alive until the garbage collector runs.
+        self.name = network.name
         self._nodes = network.layers
         self._outputs = list(network.outputs)
         self._facts = facts  # each node's facts
@@ -82,6 +122,18 @@ class Analysis:
         self._input_ids = input_ids  # each node's inputs, as positions in network.layers
         self.trainable_params, self.non_trainable_params, self.macs = totals
         self.total_params = self.trainable_params + self.non_trainable_params
+        self.training_only = training_only
+        """Names of the nodes computed only in training (for the training outputs)."""
+        if training_only:
+            kept = [f for layer, f in zip(network.layers, facts) if layer.name not in training_only]
+            self.inference = Totals(
+                sum(f.trainable for f in kept),
+                sum(f.non_trainable for f in kept),
+                sum(f.macs for f in kept),
+            )
+        else:
+            self.inference = Totals(*totals)
+        """Parameters and MACs of the nodes inference computes."""
         self._layers: dict[str, LayerInfo] | None = None
         self._last_use: list[int] | None = None
 
@@ -92,7 +144,7 @@ class Analysis:
             self._layers = {
                 layer.name: _info(
                     LayerInfo,
-                    (layer, f.input_shapes, f.output_shape, f.trainable, f.frozen, f.macs, rf),
+                    (layer, f.input_shapes, f.output_shape, f.trainable, f.non_trainable, f.macs, rf),
                 )
                 for layer, f, rf in zip(self._nodes, self._facts, self._fields)
             }
@@ -107,16 +159,28 @@ class Analysis:
     def __len__(self) -> int:
         return len(self._facts)
 
+    def __repr__(self) -> str:
+        return (
+            f"<Analysis of {self.name!r}: {len(self)} nodes, {grouped(self.total_params)} params,"
+            f" {human(self.macs)} MACs>"
+        )
+
     @property
     def outputs(self) -> list[tuple[str, Shape]]:
         return [(name, self.layers[name].output_shape) for name in self._outputs]
 
     def memory(self, batch_size: int = 1, dtype: str = "float32") -> Memory:
-        """Parameter, inference-peak and training bytes (see :mod:`cnndsl.analysis.memory`)."""
+        """Parameter, inference-peak and training bytes (see :mod:`cnndsl.analysis.memory`).
+        The inference peak leaves out the nodes computed only in training."""
+        skip = None  # the nodes that do not run at inference, if any
+        if self.training_only:
+            skip = [layer.name in self.training_only for layer in self._nodes]
         if self._last_use is None:
             n = len(self._input_ids)
             last = list(range(n))
             for i, ids in enumerate(self._input_ids):
+                if skip and skip[i]:  # not run at inference: it keeps nothing alive
+                    continue
                 for j in ids:
                     last[j] = i
             outputs = set(self._outputs)
@@ -125,7 +189,10 @@ class Analysis:
                     last[i] = n
             self._last_use = last
         sizes = [f.elements for f in self._facts]
-        return _memory.compute(self.total_params, sizes, self._last_use, batch_size, dtype)
+        running = [0 if s else size for s, size in zip(skip, sizes)] if skip else None
+        return _memory.compute(
+            self.total_params, sizes, self._last_use, batch_size, dtype, inference_sizes=running
+        )
 
 
 def locate(network: Network, position: Position | None) -> Location | None:
@@ -135,7 +202,7 @@ def locate(network: Network, position: Position | None) -> Location | None:
     text = network._sources.get(position.file)
     line = None
     if text is not None:
-        lines = text.splitlines()
+        lines = split_lines(text)
         if 0 < position.line <= len(lines):
             line = lines[position.line - 1]
     return Location(position.file, position.line, position.column, position.end_column, line)
@@ -154,17 +221,18 @@ MAX_ERRORS = 20
 _info = tuple.__new__  # LayerInfo(...) without the keyword handling of its generated __new__
 
 
-def analyze(network: Network) -> Analysis:
-    """Compute every node's facts.
+def analyze(network: Network, origins: Origins | None = None) -> Analysis:
+    """Compute every node's facts.  ``origins``, from the elaborator, lets nodes placed from
+    one layer share their facts (see :class:`Origins`); without them every node is its own.
 
     Raises :class:`CnnDslError` listing every layer that cannot apply to its input (up to
     MAX_ERRORS); layers downstream of a failed one are skipped, not reported again.
     """
     layers = network.layers
-    plan = network._plan
-    if plan is not None and plan[0] is layers and len(plan[1]) == len(layers):
-        # from the elaborator: each node's validated template layer, and its inputs by position
-        _, templates, input_ids = plan
+    if origins is not None:
+        if not len(origins.templates) == len(origins.inputs) == len(layers):
+            raise ValueError("these origins describe another list of layers")
+        templates, input_ids = origins
     else:
         templates = layers
         where: dict[str, int] = {}
@@ -176,7 +244,7 @@ def analyze(network: Network) -> Analysis:
     shapes: list[Shape | None] = [None] * n  # None: not computed (the node or an input failed)
     fields: list[ReceptiveField | None] = [None] * n
     facts_of: list[_Facts] = []
-    total_trainable = total_frozen = total_macs = 0
+    total_trainable = total_non_trainable = total_macs = 0
     errors: list = []
     # Nodes the elaborator made from one validated layer (a block called again, a repeat)
     # have the same facts for the same input shapes: computed once.  By template, then by
@@ -203,7 +271,7 @@ def analyze(network: Network) -> Analysis:
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
-        out, trainable, frozen, macs, windows, _, _ = facts
+        out, trainable, non_trainable, macs, windows, _, _ = facts
         if len(ids) == 1:
             rf = fields[ids[0]]
             if windows is not None and rf is not None:
@@ -221,21 +289,22 @@ def analyze(network: Network) -> Analysis:
         fields[i] = rf
         facts_of.append(facts)
         total_trainable += trainable
-        total_frozen += frozen
+        total_non_trainable += non_trainable
         total_macs += macs
     if errors:
         raise CnnDslError(errors)
-    return Analysis(network, facts_of, fields, input_ids, (total_trainable, total_frozen, total_macs))
+    totals = (total_trainable, total_non_trainable, total_macs)
+    return Analysis(network, facts_of, fields, input_ids, totals, frozenset(network.training_only()))
 
 
 def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> _Facts:
     """What ``layer`` gives for these input shapes (raises ShapeError where it cannot apply)."""
     inputs = list(in_shapes)
     out = layer.output_shape(inputs)
-    trainable, frozen = layer.param_counts(inputs)
+    trainable, non_trainable = layer.param_counts(inputs)
     windows = None
     if inputs:
         windows = tuple([flat_window(w) for w in layer.windows(inputs)])
         if not any(windows):
             windows = None
-    return _Facts(out, trainable, frozen, layer.macs(inputs, out), windows, numel(out), in_shapes)
+    return _Facts(out, trainable, non_trainable, layer.macs(inputs, out), windows, numel(out), in_shapes)

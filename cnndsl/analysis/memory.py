@@ -61,8 +61,15 @@ def peak_live_elements(sizes: list[int], last_use: list[int]) -> int:
 
 
 def compute(
-    params: int, sizes: list[int], last_use: list[int], batch_size: int, dtype: str
+    params: int,
+    sizes: list[int],
+    last_use: list[int],
+    batch_size: int,
+    dtype: str,
+    inference_sizes: list[int] | None = None,
 ) -> Memory:
+    """``sizes``: every node's output elements; ``inference_sizes``, when some nodes do not run
+    at inference (those only training outputs need), the same with theirs 0."""
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPE_BYTES)}")
     if batch_size < 1:
@@ -70,7 +77,7 @@ def compute(
     b = DTYPE_BYTES[dtype]
     params_bytes = params * b
     activations = sum(sizes) * batch_size * b
-    peak = peak_live_elements(sizes, last_use) * batch_size * b
+    peak = peak_live_elements(inference_sizes or sizes, last_use) * batch_size * b
     return Memory(
         batch_size,
         dtype,

@@ -35,9 +35,16 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from ..display import human, int_text
 
-def _num(x: int | Fraction) -> int | float:
-    return int(x) if x.denominator == 1 else float(x)
+_FLOAT_MAX = 10**300
+
+
+def _num(x: int | Fraction) -> int | float | str:
+    """An integer, or a float for a fraction (its exact "p/q" beyond the range of floats)."""
+    if x.denominator == 1:
+        return int(x)
+    return float(x) if abs(x) < _FLOAT_MAX else f"{int_text(x.numerator)}/{int_text(x.denominator)}"
 
 
 class ReceptiveField(tuple):
@@ -98,7 +105,9 @@ class ReceptiveField(tuple):
 
 
 def _fmt(x: int | Fraction) -> str:
-    return str(int(x)) if x.denominator == 1 else f"{float(x):.4g}"
+    if x.denominator == 1:
+        return int_text(int(x))
+    return f"{float(x):.4g}" if abs(x) < _FLOAT_MAX else human(round(x))
 
 
 IMAGE = ReceptiveField((1, 1), (1, 1), (0, 0))

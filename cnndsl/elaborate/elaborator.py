@@ -1,9 +1,10 @@
 """The elaborator: syntax tree -> IR.
 
 Walks the statements of a module in order, keeping the *current* tensor; evaluates block calls
-(binding arguments and defaults), ``repeat``/``for``/``if``, layer defaults and imports;
-resolves named tensors; and emits IR nodes in topological order with their source positions
-and block provenance.  Every failure is a located :class:`~cnndsl.errors.CnnDslError`; each
+(binding arguments and defaults), ``repeat``/``for``/``if`` and layer defaults; resolves named
+tensors; and emits IR nodes in topological order with their source positions and block
+provenance.  The files, imports and defaults of a load are :mod:`.modules`; a block call
+made before with the same arguments is copied by :mod:`.replay`.  Every failure is a located :class:`~cnndsl.errors.CnnDslError`; each
 top-level statement is elaborated on its own, so that independent mistakes are all reported.
 """
 
@@ -12,116 +13,69 @@ from __future__ import annotations
 import keyword
 import os
 import re
+from dataclasses import replace
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import syntax as S
-from ..errors import CnnDslError, Diagnostic, Location, did_you_mean
-from ..ir import Input, Layer, Network
-from ..parser import parse
-from .limits import MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT
-from .naming import Expansion, Frame, Nodes, place
+from ..errors import CnnDslError, Diagnostic, Location, did_you_mean, split_lines
+from ..ir import Input, Layer, Network, Origins
+from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, Work
+from .modules import ImportPolicy, Modules, kind_key
+from .naming import Frame, Nodes, place
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
-from .sources import read_source
+from .replay import SHAPED, UNSEEN, Expansion, call_key
+from .shapes import Shapes
 from .values import (
     POISONED,
     Poisoned,
     Scope,
     Symbol,
     TensorRef,
+    bind,
     evaluate,
     evaluate_int,
-    has_tensor,
     show,
     truth,
-    value_key,
     written,
 )
 
 
+InputSizes = Sequence[int] | Mapping[str, Sequence[int]] | None
+"""Sizes that replace the spec's input sizes: one shape for its only input, or shapes by input
+name (``{"image": (512, 512, 3)}``)."""
+
+
 class Elaborator:
-    def __init__(self, *, memoize: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        memoize: bool = True,
+        import_path: Iterable[str | os.PathLike] = (),
+        input: InputSizes = None,
+    ) -> None:
         self.memoize = memoize  # copy repeated block calls (see replay); off only for tests
+        self.import_path = tuple(import_path)
+        self.input_sizes = input
+        self.given: dict[str, tuple] = {}  # input name -> the size given for it (made by elaborate)
+        self.modules: Modules | None = None  # made by elaborate(), for the spec's file
         self.nodes = Nodes()
-        self.sources: dict[str, str] = {}
-        self.modules: dict[str, S.Module] = {}  # by file: where each block was defined
-        self.namespaces: dict[str, dict[str, S.BlockDef]] = {}
-        self.defaults: dict[str, dict[type[Layer], dict[str, tuple[Any, Location]]]] = {}
         self.active: list[tuple[S.BlockDef, Location]] = []
         self.frame: Frame | None = None
         # Memos of this load (a load depends on its text alone): validated layers by their
         # class and fields (see options.validate), block expansions by block and arguments.
         self.validated: dict[tuple, Layer] = {}
         self.expansions: dict[tuple, Expansion | tuple | None] = {}
-
-    # ---- modules and imports
-    def load_module(self, module: S.Module, importing: tuple[str, ...] = ()) -> None:
-        """Register a parsed module's blocks and imports (recursively)."""
-        self.sources[module.file] = module.source
-        self.modules[module.file] = module
-        namespace: dict[str, S.BlockDef] = {}
-        for imp in module.imports:
-            base = Path(module.file).parent if module.file not in ("<string>", "<stdin>") else Path.cwd()
-            path = Path(os.path.normpath(base / imp.path))
-            key = str(path)
-            if key in importing or key == module.file:
-                chain = " -> ".join([*importing, module.file, key])
-                raise CnnDslError(f"import cycle: {chain}", imp.loc)
-            if key not in self.namespaces:
-                sub = parse(read_source(path, imp.loc), key)
-                self.load_module(sub, (*importing, module.file))
-            exported = self.namespaces[key]
-            if imp.names is None:
-                namespace.update(exported)
-            else:
-                for name, loc in imp.names:
-                    if name not in exported:
-                        raise CnnDslError(
-                            f"{imp.path} has no block '{name}'",
-                            loc,
-                            hint=did_you_mean(name, exported),
-                        )
-                    namespace[name] = exported[name]
-        for name, block in module.blocks.items():
-            if name in RESERVED:
-                raise CnnDslError(
-                    f"a block cannot be named '{name}': it is a layer kind", block.loc
-                )
-            namespace[name] = block
-        self.namespaces[module.file] = namespace
-
-    def module_defaults(self, module: S.Module) -> dict[type[Layer], dict[str, tuple[Any, Location]]]:
-        found = self.defaults.get(module.file)
-        if found is not None:
-            return found
-        table: dict[type[Layer], dict[str, tuple[Any, Location]]] = {}
-        scope = Scope(module, {}, {})
-        for decl in module.defaults:
-            if decl.kind not in KINDS:
-                raise CnnDslError(
-                    f"unknown layer kind '{decl.kind}' in defaults",
-                    decl.kind_loc,
-                    hint=did_you_mean(decl.kind, KINDS),
-                )
-            cls, preset = KINDS[decl.kind]
-            if cls.family in ("merge", "input"):
-                raise CnnDslError(f"{decl.kind} takes no defaults", decl.kind_loc)
-            fields, _ = layer_fields(cls, None, decl.args, scope)
-            entry = table.setdefault(cls, {})
-            for key, value in fields.items():
-                if key in entry and entry[key][0] != value[0]:
-                    raise CnnDslError(
-                        f"defaults for {decl.kind} set {key} twice", value[1],
-                        notes=[("first set", entry[key][1])],
-                    )
-                entry[key] = value
-        self.defaults[module.file] = table
-        return table
+        self.work = Work()  # steps taken, against limits.MAX_STEPS
+        self.shapes = Shapes(self.nodes)  # shapes asked for while elaborating (channels())
 
     # ---- top level
     def elaborate(self, module: S.Module) -> Network:
-        self.load_module(module)
-        scope = Scope(module, {}, {})
+        self.modules = Modules(ImportPolicy(module.file, self.import_path))
+        self.modules.load(module)
+        self.given = self.sizes_given(module)
+        scope = Scope(module, {}, {}, work=self.work, shapes=self.shapes)
         current: int | None = None
         errors: list[Diagnostic] = []
         for stmt in module.program:
@@ -143,20 +97,22 @@ class Elaborator:
                     current = POISONED
                     if stmt.name:
                         scope.tensors[stmt.name] = POISONED
-                if len(errors) >= MAX_ERRORS:
+                elif _is_input_attempt(stmt):
+                    current = POISONED
+                if len(errors) >= MAX_ERRORS or self.work.exhausted:
                     break
         if errors:
             raise CnnDslError(_in_source_order(errors))
         if current is None or current == POISONED:
-            loc = module.inputs[0].loc if module.inputs else Location(module.file, 1, 1, None, module.source.splitlines()[0] if module.source else "")
+            loc = module.inputs[0].loc if module.inputs else Location(module.file, 1, 1, None, (split_lines(module.source) or [""])[0])
             raise CnnDslError(
                 "the spec has no layers" if module.inputs else "the spec declares no input",
                 loc,
                 hint=None if module.inputs else "start with an input shape, e.g. `input 224x224x3`",
             )
-        outputs = self.outputs(module, scope, current)
+        outputs, training = self.outputs(module, scope, current)
         self.check_all_used(outputs)
-        return self.finish(module, outputs)
+        return self.finish(module, outputs, training)
 
     def check_all_used(self, outputs: list[int]) -> None:
         """Every node must lead to an output: report the ends of dead paths."""
@@ -206,15 +162,54 @@ class Elaborator:
                 "a second input needs a name: `input NAME HxWxC`",
                 decl.loc,
             )
-        layer = validate(Input, {"shape": (decl.dims, decl.loc)}, {}, decl.loc, self.validated)
+        dims = decl.dims
+        if name in self.given:
+            dims = self.given[name]
+            if len(dims) != len(decl.dims):
+                raise CnnDslError(
+                    f"the size given for input '{name}' ({_size(dims)}) has {len(dims)}"
+                    f" dimension{'s' if len(dims) != 1 else ''}; the spec declares"
+                    f" {_size(decl.dims)}, with {len(decl.dims)}",
+                    decl.loc,
+                    hint="give H x W x C for an image, N for a vector",
+                )
+        layer = validate(Input, {"shape": (dims, decl.loc)}, {}, decl.loc, self.validated)
         node = self.add(layer, [], decl.loc, name)
         scope.tensors[name] = node
         return node
 
-    def outputs(self, module: S.Module, scope: Scope, current: int) -> list[int]:
+    def sizes_given(self, module: S.Module) -> dict[str, tuple]:
+        """The input sizes given to the load (``--input``, ``input=``), by input name."""
+        sizes = self.input_sizes
+        if sizes is None:
+            return {}
+        names = [decl.name or "input" for decl in module.inputs]
+        where = module.inputs[0].loc if module.inputs else None
+        if not isinstance(sizes, Mapping):
+            if len(names) != 1:
+                raise CnnDslError(
+                    f"an input size is given, but the spec has {len(names)} inputs"
+                    + (f" ({', '.join(names)}): give the sizes by name" if names else ""),
+                    module.inputs[1].loc if len(names) > 1 else where,
+                    hint=f"--input {names[0]}=... in a command, input={{'{names[0]}': (...)}} in Python"
+                    if names else None,
+                )
+            sizes = {names[0]: sizes}
+        for name in sizes:
+            if name not in names:
+                raise CnnDslError(
+                    f"a size is given for input '{name}', but the spec has no input by that name",
+                    where,
+                    hint=did_you_mean(name, names) or f"its inputs: {', '.join(names) or 'none'}",
+                )
+        return {name: tuple(size) for name, size in sizes.items()}
+
+    def outputs(self, module: S.Module, scope: Scope, current: int) -> tuple[list[int], list[int]]:
+        """The output nodes, and those of them marked ``(training)``."""
         if module.outputs is None:
-            return [current]
+            return [current], []
         result: list[int] = []
+        training: list[int] = []
         for name, loc in module.outputs:
             if name not in scope.tensors:
                 raise CnnDslError(
@@ -227,7 +222,15 @@ class Elaborator:
             if node in result:
                 raise CnnDslError(f"'{name}' is listed twice as an output", loc)
             result.append(node)
-        return result
+            if name in module.training_outputs:
+                training.append(node)
+        if result and len(training) == len(result):
+            raise CnnDslError(
+                "every output is marked (training): a network needs an output for inference",
+                module.output_loc,
+                hint="mark only the auxiliary outputs: `output logits, aux (training)`",
+            )
+        return result, training
 
     # ---- statements
     def body(self, body: S.Body, current: int | None, scope: Scope) -> int | None:
@@ -242,7 +245,7 @@ class Elaborator:
                 raise CnnDslError(
                     f"'{target}' is a layer kind and cannot name a tensor", stmt.loc
                 )
-            if target in self.namespaces[scope.module.file]:
+            if target in self.modules.namespace(scope.module.file):
                 raise CnnDslError(f"'{target}' is a block and cannot name a tensor", stmt.loc)
             if scope.lookup_var(target)[0]:
                 raise CnnDslError(f"'{target}' is a parameter and cannot name a tensor", stmt.loc)
@@ -253,17 +256,21 @@ class Elaborator:
 
     def chain(self, chain: S.Chain, current, scope: Scope, assign) -> int | None:
         items = chain.items
+        self.work.charge(len(items), chain.loc)
         first = items[0]
-        if type(first) is S.LayerItem and first.is_bare_name and first.name in scope.tensors:
-            current = scope.tensors[first.name]
-            if current == POISONED:
-                raise Poisoned
-            items = items[1:]
+        if type(first) is S.LayerItem and first.is_bare_name:
+            start = _tensor_named(first.name, scope)
+            if start is not None:  # `skip -> ...`: a named tensor, or a parameter holding one
+                if start == POISONED:
+                    raise Poisoned
+                current = start
+                items = items[1:]
         for i, item in enumerate(items):
             current = self.item(item, current, scope, assign if i == len(items) - 1 else None)
         return current
 
     def item(self, item: S.Item, current, scope: Scope, assign) -> int | None:
+        self.shapes.current = current  # what channels() reads while this item is elaborated
         kind = type(item)
         if kind is S.LayerItem:
             return self.layer_item(item, current, scope, assign)
@@ -274,6 +281,7 @@ class Elaborator:
             if count > MAX_REPEAT:
                 raise CnnDslError(f"repeat {count} is above the limit of {MAX_REPEAT:,}", item.count.loc)
             for _ in range(count):
+                self.work.charge(1, item.loc)
                 current = self.body(item.body, current, scope.child({}))
             return current
         if isinstance(item, S.ForLoop):
@@ -284,7 +292,8 @@ class Elaborator:
                     item.iterable.loc,
                 )
             for value in values:
-                current = self.body(item.body, current, scope.child({item.var: value}))
+                self.work.charge(1, item.loc)
+                current = self.body(item.body, current, scope.child(bind(item.var, value, item.iterable.loc)))
             return current
         if isinstance(item, S.IfElse):
             if truth(evaluate(item.cond, scope), item.cond.loc):
@@ -305,42 +314,60 @@ class Elaborator:
 
     def layer_item(self, item: S.LayerItem, current, scope: Scope, assign) -> int | None:
         name = item.name
-        if item.is_bare_name and name in scope.tensors:
+        if item.is_bare_name and _tensor_named(name, scope) is not None:
             raise CnnDslError(
                 f"tensor '{name}' can only begin a chain",
                 item.loc,
                 hint=f"write `{name} -> ...` to continue from it",
             )
-        blocks = self.namespaces[scope.module.file]
+        blocks = self.modules.namespace(scope.module.file)
+        found, value = scope.lookup_var(name) if name not in blocks and name not in KINDS else (False, None)
+        if found:  # a parameter or loop variable naming a layer kind or a block: `-> act`
+            if not (isinstance(value, Symbol) and (value.name in KINDS or value.name in blocks
+                                                    or value.name == "identity")):
+                raise CnnDslError(
+                    f"'{name}' holds {show(value)}, which is not a layer kind or a block",
+                    item.loc,
+                    hint="a parameter used as a layer names one: `block b(act=relu) { ... -> act }`",
+                )
+            name = value.name
         if name in blocks:
-            return self.call(blocks[name], item, current, scope, assign)
+            return self.block_call(blocks[name], item, current, scope, assign)
         if name == "identity":
             if item.args or item.kspec:
                 raise CnnDslError("identity takes no arguments", item.loc)
             return self.need_input(current, item.loc)
         if name in MERGES:
-            return self.merge_call(item, current, scope, assign)
+            return self.merge_call(item, name, current, scope, assign)
         if name in KINDS:
             cls, preset = KINDS[name]
             current = self.need_input(current, item.span)
-            defaults = self.module_defaults(scope.module).get(cls, {})
-            fields, user_name = layer_fields(cls, item.kspec, item.args, scope)
+            defaults = self.modules.defaults_of(scope.module, self.work).get(kind_key(cls, preset), {})
+            fields, user_name = layer_fields(cls, item.kspec, item.args, scope, preset, item.call_args)
             merged = {**defaults, **fields}
             layer = validate(cls, merged, preset, item.span, self.validated)
             loc = item.span
             if user_name is not None:
                 return self.add(layer, (current,), loc, user_name[0])
             return self.add(layer, (current,), loc, assign[0] if assign is not None else None)
+        if name == "input":  # not an input declaration: its sizes did not read as one
+            raise CnnDslError(
+                "an input is declared as `input [NAME] HxWxC` or `input [NAME] N`, with sizes"
+                " that are positive integers",
+                item.span,
+                hint="e.g. `input 224x224x3`, `input meta 10`",
+            )
         candidates = [*KINDS, *blocks, "identity"]
         raise CnnDslError(
             f"unknown layer kind or block '{name}'", item.loc, hint=did_you_mean(name, candidates)
         )
 
     # ---- merges
-    def merge_call(self, item: S.LayerItem, current, scope: Scope, assign) -> int:
-        cls, _ = KINDS[item.name]
+    def merge_call(self, item: S.LayerItem, word: str, current, scope: Scope, assign) -> int:
+        """A merge with named tensors, ``concat(skip)``; ``word`` is the merge (add, concat ...)."""
+        cls, _ = KINDS[word]
         if item.kspec:
-            raise CnnDslError(f"{item.name} takes no kernel notation", item.kspec.loc)
+            raise CnnDslError(f"{word} takes no kernel notation", item.kspec.loc)
         current = self.need_input(current, item.loc)
         inputs = [current]
         user_name = assign
@@ -349,55 +376,59 @@ class Elaborator:
                 if arg.name == "name":
                     user_name = (identifier(arg.value, scope), arg.loc)
                     continue
-                raise CnnDslError(f"{item.name} takes no option '{arg.name}'", arg.loc)
+                raise CnnDslError(f"{word} takes no option '{arg.name}'", arg.loc)
             value = evaluate(arg, scope)
             if isinstance(value, Symbol):
                 raise CnnDslError(
                     f"unknown tensor '{value.name}'",
                     arg.loc,
                     hint=did_you_mean(value.name, scope.tensors)
-                    or f"{item.name}(...) merges the current tensor with named tensors",
+                    or f"{word}(...) merges the current tensor with named tensors",
                 )
             if not isinstance(value, TensorRef):
                 raise CnnDslError(
-                    f"{item.name}(...) merges the current tensor with named tensors;"
+                    f"{word}(...) merges the current tensor with named tensors;"
                     f" {show(value)} is not a tensor",
                     arg.loc,
-                    hint=f"to merge branches, write `{item.name} {{ ... | ... }}`",
+                    hint=f"to merge branches, write `{word} {{ ... | ... }}`",
                 )
             inputs.append(value.node)
         if len(inputs) < 2:
             raise CnnDslError(
-                f"{item.name} needs something to merge",
+                f"{word} needs something to merge",
                 item.loc,
-                hint=f"`{item.name} {{ branch | branch }}` or `{item.name}(tensor)`",
+                hint=f"`{word} {{ branch | branch }}` or `{word}(tensor)`",
             )
         layer = validate(cls, {}, {}, item.span, self.validated)
         return self.add(layer, inputs, item.span, user_name[0] if user_name else None)
 
     def group(self, group: S.Group, current, scope: Scope, assign) -> int:
-        if group.merge not in MERGES:
+        merge = group.merge
+        found, value = scope.lookup_var(merge) if merge not in MERGES else (False, None)
+        if found and isinstance(value, Symbol):  # `block b(op=add) { op { ... | ... } }`
+            merge = value.name
+        if merge not in MERGES:
             hint = "branches are merged by add, concat or multiply"
             raise CnnDslError(
-                f"'{group.merge}' cannot merge branches", group.loc,
-                hint=did_you_mean(group.merge, MERGES) or hint,
+                f"'{merge}' cannot merge branches", group.loc,
+                hint=did_you_mean(merge, MERGES) or hint,
             )
         current = self.need_input(current, group.loc)
         outputs = []
         for branch in group.branches:
             out = self.body(branch, current, scope.child({}))
             outputs.append(out)
-        cls, _ = KINDS[group.merge]
+        cls, _ = KINDS[merge]
         if len(outputs) < 2:
             raise CnnDslError(
-                f"{group.merge} needs at least two branches, separated by '|'", group.loc,
+                f"{merge} needs at least two branches, separated by '|'", group.loc,
                 hint="for a residual connection add an `identity` branch",
             )
         layer = validate(cls, {}, {}, group.loc, self.validated)
         return self.add(layer, outputs, group.loc, assign[0] if assign else None)
 
     # ---- block calls
-    def call(self, block: S.BlockDef, item: S.LayerItem, current, scope: Scope, assign) -> int | None:
+    def block_call(self, block: S.BlockDef, item: S.LayerItem, current, scope: Scope, assign) -> int | None:
         if item.kspec:
             raise CnnDslError(
                 f"the kernel notation applies to layers, not to block '{block.name}'", item.kspec.loc
@@ -406,6 +437,7 @@ class Elaborator:
             if active is block:
                 chain = " -> ".join([b.name for b, _ in self.active] + [block.name])
                 raise CnnDslError(f"block '{block.name}' calls itself ({chain})", item.loc)
+        self.work.charge(CALL_STEPS, item.loc)
         if len(self.active) >= MAX_CALL_DEPTH:
             raise CnnDslError(f"block calls nest deeper than {MAX_CALL_DEPTH}", item.loc)
         args, shown_args = self.bind(block, item, scope)
@@ -415,15 +447,16 @@ class Elaborator:
             item.span,
             assign[0] if assign else None,
             self.frame,
-            call=f"{block.name}({', '.join(shown_args)})",
+            written=f"{block.name}({', '.join(shown_args)})",
         )
         key = None
-        if self.memoize and current is not None and current != POISONED and not any(
-            has_tensor(v) for v in args.values()
-        ):
-            key = _memo_key(block, args)
-        seen = self.expansions.get(key, _UNSEEN) if key is not None else _UNSEEN
-        if seen is not _UNSEEN:
+        if self.memoize and current is not None and current != POISONED:
+            key = call_key(block, args)
+        seen = self.expansions.get(key, UNSEEN) if key is not None else UNSEEN
+        shaped = seen is SHAPED
+        if shaped:  # its nodes depend on its input's shape: one memo per input shape
+            key, seen = self.shaped_key(key, current)
+        if seen is not UNSEEN:
             expansion = seen
             if isinstance(expansion, tuple):  # first repeat: make the template now
                 expansion = self.expansions[key] = Expansion.record(self.nodes, *expansion)
@@ -431,19 +464,38 @@ class Elaborator:
                 self.room_for(len(expansion.layers), frame.loc)
                 return expansion.replay(self.nodes, frame, current)
         start = len(self.nodes)
-        inner = Scope(self.modules[block.file], args, {})
+        reads = self.shapes.reads
+        inner = Scope(self.modules[block.file], args, {}, work=self.work, shapes=self.shapes)
         saved = self.frame
         self.frame = frame
         self.active.append((block, item.loc))
         try:
             result = self.body(block.body, current, inner)
+        except CnnDslError as e:  # say which call it happened in, as the analysis does
+            raise CnnDslError([
+                d if id(d) in self.shapes.placed else replace(d, notes=(*d.notes, (f"in {frame.written}, called", frame.loc)))
+                for d in e.diagnostics
+            ]) from None
         finally:
             self.active.pop()
             self.frame = saved
-        if key is not None and seen is _UNSEEN:
-            # remembered cheaply; the template is made if the call comes again
-            self.expansions[key] = (start, len(self.nodes), current, result, frame)
+        if key is not None and seen is UNSEEN:
+            if self.shapes.reads != reads and not shaped:  # it read a shape: see shaped_key
+                self.expansions[key] = SHAPED
+                key, _ = self.shaped_key(key, current)
+            if key is not None:
+                # remembered cheaply; the template is made if the call comes again
+                self.expansions[key] = (start, len(self.nodes), current, result, frame)
         return result
+
+    def shaped_key(self, key: tuple, current: int) -> tuple[tuple | None, Any]:
+        """The memo key of a block call whose nodes depend on its input's shape (it reads
+        shapes: ``channels()``), and what the memo holds for it."""
+        try:
+            key = (key, self.shapes.of(current))
+        except CnnDslError:  # the input cannot be computed: elaborate the call afresh
+            return None, UNSEEN
+        return key, self.expansions.get(key, UNSEEN)
 
     def bind(self, block: S.BlockDef, item: S.LayerItem, scope: Scope) -> tuple[dict[str, Any], list[str]]:
         """Bind a call's arguments to the block's parameters.
@@ -483,7 +535,9 @@ class Elaborator:
             if param.name in values:
                 bound[param.name] = values[param.name]
             elif param.default is not None:  # in a scope of the parameters bound so far
-                bound[param.name] = evaluate(param.default, Scope(self.modules[block.file], bound, {}))
+                bound[param.name] = evaluate(
+                    param.default, Scope(self.modules[block.file], bound, {}, work=self.work, shapes=self.shapes)
+                )
             else:
                 raise CnnDslError(
                     f"{block.name}() is missing argument '{param.name}'", item.loc,
@@ -502,29 +556,38 @@ class Elaborator:
         self.room_for(1, loc)
         return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name)
 
-    def finish(self, module: S.Module, outputs: list[int]) -> Network:
+    def finish(self, module: S.Module, outputs: list[int], training: list[int]) -> Network:
         """Name every node and build the Network."""
         layers, names = place(self.nodes)
         name = module.network[0] if module.network else _stem(module.file)
         # Not validated again: every node was validated where it was made, names are unique
         # identifiers and inputs come first by construction (the tests and the fuzzer check
         # that every network they make passes Network's validation).
-        net = Network.model_construct(name=name, layers=layers, outputs=[names[i] for i in outputs])
-        net._sources = dict(self.sources)
-        net._plan = (layers, self.nodes.layers, self.nodes.inputs)
+        net = Network.model_construct(
+            name=name,
+            layers=layers,
+            outputs=[names[i] for i in outputs],
+            training_outputs=[names[i] for i in training],
+        )
+        net._sources = dict(self.modules.sources)
+        net._origins = Origins(self.nodes.layers, self.nodes.inputs)  # for net.analysis
         return net
 
 
-_UNSEEN = object()
+def _tensor_named(name: str, scope: Scope) -> int | None:
+    """The node of the tensor a name stands for: a named tensor, or a parameter holding one."""
+    node = scope.tensors.get(name)
+    if node is not None:
+        return node
+    found, value = scope.lookup_var(name)
+    return value.node if found and isinstance(value, TensorRef) else None
 
 
-def _memo_key(block: S.BlockDef, args: dict[str, Any]) -> tuple | None:
-    """What a block call's expansion depends on: the block and its arguments, each with its
-    type at every depth (None when an argument is, or holds, a tensor, or is not hashable)."""
-    try:
-        return (id(block), tuple([(k, value_key(v)) for k, v in args.items()]))
-    except TypeError:
-        return None
+def _is_input_attempt(stmt: S.Stmt) -> bool:
+    """Whether a statement is an input declaration that did not parse as one
+    (``input -1x8x3``): the statements after it are not reported for lack of an input."""
+    first = stmt.items[0] if isinstance(stmt, S.Chain) and stmt.items else None
+    return isinstance(first, S.LayerItem) and first.name == "input"
 
 
 def _in_source_order(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
@@ -559,6 +622,13 @@ def _stem(file: str) -> str:
     return stem + "_" if keyword.iskeyword(stem) else stem
 
 
-def elaborate(module: S.Module) -> Network:
-    """Turn a parsed module (and what it imports) into a :class:`Network`."""
-    return Elaborator().elaborate(module)
+def elaborate(
+    module: S.Module, import_path: Iterable[str | os.PathLike] = (), input: InputSizes = None
+) -> Network:
+    """Turn a parsed module (and what it imports) into a :class:`Network`; imports are also
+    looked up in the directories of ``import_path``; ``input`` replaces the input sizes."""
+    return Elaborator(import_path=import_path, input=input).elaborate(module)
+
+
+def _size(dims: Sequence) -> str:
+    return "x".join(str(d) for d in dims)

@@ -7,20 +7,20 @@ from typing import Any
 
 from ..errors import Location
 from ..ir import CallSite, Layer, Position
-from ..ir.base import trusted
-from .values import has_tensor, json_value
+from .values import json_value
 
 
 @dataclass(slots=True)
 class Frame:
-    """One block call: becomes a :class:`~cnndsl.ir.CallSite` on every node it produces."""
+    """One block call being elaborated (its frame): becomes a :class:`~cnndsl.ir.CallSite` on
+    every node it produces."""
 
     block: str
     args: dict[str, Any]
     loc: Location
     user_name: str | None
     parent: Frame | None
-    call: str = ""
+    written: str = ""  # the call as written, arguments evaluated: `conv_bn(64, k=7)`
     instance: str | None = None  # assigned by place()
 
     @property
@@ -33,7 +33,7 @@ class Nodes:
     """The nodes made so far, before naming, as parallel lists indexed by node id: each
     node's validated layer (with a placeholder name), its inputs (node ids), where it was
     written, the block call that made it, and the name the spec gave it.  A block
-    call replayed from its :class:`Expansion` appends whole runs to these lists."""
+    call replayed from its :class:`~.replay.Expansion` appends whole runs to these lists."""
 
     __slots__ = ("layers", "inputs", "locs", "frames", "user_names")
 
@@ -55,98 +55,6 @@ class Nodes:
         self.frames.append(frame)
         self.user_names.append(user_name)
         return len(self.layers) - 1
-
-
-@dataclass(slots=True)
-class Expansion:
-    """The nodes one block call produced, to be copied for another call of the block with the
-    same arguments.
-
-    ``layers``, ``locs``, ``user_names``: as in :class:`Nodes`, shared by every
-    copy; ``inputs``: each node's inputs as indices into these nodes, or -1 for the call's
-    input; ``frame_ids``: each node's frame as an index into ``frames``, which holds the call's
-    frame and the frames of the calls nested in it, each with the index of its parent;
-    ``output``: the index of the call's result, or -1 when the call returns its input.
-    """
-
-    layers: list[Layer]
-    inputs: list[tuple[int, ...]]
-    locs: list[Location]
-    frame_ids: list[int]
-    user_names: list[str | None]
-    frames: list[tuple[Frame, int]]
-    output: int
-
-    @classmethod
-    def record(
-        cls, nodes: Nodes, start: int, end: int, input_id: int, result: int, top: Frame
-    ) -> Expansion | None:
-        """The template of the call that produced nodes ``start:end`` (None if the call
-        cannot be copied: it reads a tensor from outside, or passes one to a nested call)."""
-        if result is None or (result < start and result != input_id):
-            return None
-        index = {id(top): 0}
-        frames: list[tuple[Frame, int]] = [(top, -1)]
-        frame_ids = []
-        for frame in nodes.frames[start:end]:
-            chain = []
-            f = frame
-            while f is not None and id(f) not in index:
-                chain.append(f)
-                f = f.parent
-            if f is None:
-                return None
-            for f in reversed(chain):
-                if any(has_tensor(v) for v in f.args.values()):
-                    return None  # its CallSite would name nodes of this call: not copied
-                index[id(f)] = len(frames)
-                frames.append((f, index[id(f.parent)]))
-            frame_ids.append(index[id(frame)])
-        inputs = []
-        for ids in nodes.inputs[start:end]:
-            relative = []
-            for j in ids:
-                if j >= start:
-                    relative.append(j - start)
-                elif j == input_id:
-                    relative.append(-1)
-                else:  # reads a tensor from outside the call: not a pure expansion
-                    return None
-            inputs.append(tuple(relative))
-        return cls(
-            nodes.layers[start:end],
-            inputs,
-            nodes.locs[start:end],
-            frame_ids,
-            nodes.user_names[start:end],
-            frames,
-            result - start if result >= start else -1,
-        )
-
-    def replay(self, nodes: Nodes, frame: Frame, current: int) -> int:
-        """Append a copy of these nodes for a new call (``frame``) whose input is node
-        ``current``; returns the id of the call's result."""
-        frames = [frame]
-        for old, parent in self.frames[1:]:
-            frames.append(
-                Frame(old.block, old.args, old.loc, old.user_name, frames[parent], call=old.call)
-            )
-        base = len(nodes.layers)
-        inputs = nodes.inputs
-        for relative in self.inputs:
-            if len(relative) == 1:
-                i = relative[0]
-                inputs.append((base + i,) if i >= 0 else (current,))
-            else:
-                inputs.append(tuple([base + i if i >= 0 else current for i in relative]))
-        nodes.layers.extend(self.layers)
-        nodes.locs.extend(self.locs)
-        if len(frames) == 1:
-            nodes.frames.extend([frame] * len(self.layers))
-        else:
-            nodes.frames.extend([frames[f] for f in self.frame_ids])
-        nodes.user_names.extend(self.user_names)
-        return base + self.output if self.output >= 0 else current
 
 
 def instance_prefix(frame: Frame | None) -> str:
@@ -209,8 +117,8 @@ class _Placer:
         return found
 
     def position(self, loc: Location) -> Position:
-        found = self.positions[id(loc)] = trusted(
-            Position, file=loc.file, line=loc.line, column=loc.column, end_column=loc.end_column
+        found = self.positions[id(loc)] = Position(
+            file=loc.file, line=loc.line, column=loc.column, end_column=loc.end_column
         )
         return found
 
@@ -218,12 +126,11 @@ class _Placer:
         """The call sites from the outermost call down to ``frame``."""
         found = self.sites.get(id(frame))
         if found is None:
-            site = trusted(
-                CallSite,
+            site = CallSite(
                 block=frame.block,
                 instance=frame.instance,
                 args={k: json_value(v, self.names) for k, v in frame.args.items()},
-                call=frame.call,
+                call=frame.written,
                 named=frame.named,
                 position=self.positions.get(id(frame.loc)) or self.position(frame.loc),
             )

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
-from ..ir import LAYER_CLASSES, Activation, Layer
+from ..ir import ACTIVATIONS, LAYER_CLASSES, Activation, Layer
 from ..ir.base import value_forms
-from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show, value_key
+from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show, value_key, written
 
 KINDS: dict[str, tuple[type[Layer], dict[str, Any]]] = {}
 """Every word that selects a layer kind -> (class, preset fields)."""
@@ -27,6 +27,8 @@ for _cls in LAYER_CLASSES:
         KINDS[_word] = (_cls, Activation.preset(_word) if _cls is Activation else {})
 MERGES = {w for w, (c, _) in KINDS.items() if c.family == "merge"}
 """The words of merge kinds: add, concat, multiply."""
+ACTIVATION_WORDS = [w for w, (c, _) in KINDS.items() if c is Activation]
+"""Every word that names an activation function (``relu``, ``swish`` ...)."""
 RESERVED = set(KINDS) | {"identity", "input"}
 """Words that cannot name a tensor or a block."""
 
@@ -35,11 +37,19 @@ Fields = dict[str, tuple[Any, Location]]
 
 
 def layer_fields(
-    cls: type[Layer], kspec: S.KernelSpec | None, args: list[S.Arg], scope: Scope
+    cls: type[Layer],
+    kspec: S.KernelSpec | None,
+    args: list[S.Arg],
+    scope: Scope,
+    preset: dict,
+    call: list[S.Arg] | None = None,
 ) -> tuple[Fields, tuple[str, Location] | None]:
-    """The kernel notation and arguments of a layer as fields, and its ``name=`` if any."""
+    """The kernel notation and arguments of a layer as fields, and its ``name=`` if any
+    (``preset``: the fields its word sets, for messages; ``call``: the part of ``args`` written
+    in parentheses after the kind, if any)."""
     fields: Fields = {}
     user_name = None
+    kind = kind_word(cls, preset)
 
     def put(key: str, value: Any, loc: Location) -> None:
         if key in fields:
@@ -50,7 +60,7 @@ def layer_fields(
         if not cls.takes_kernel_spec:
             raise CnnDslError(
                 f"the kernel notation '{kspec.text}' applies to convolution and pooling"
-                f" layers, not to {kind_word(cls, {})}",
+                f" layers, not to {kind}",
                 kspec.loc,
             )
         put("kernel", kspec.kernel, kspec.loc)
@@ -66,11 +76,17 @@ def layer_fields(
                 user_name = (identifier(arg.value, scope), arg.value.loc)
                 continue
             key = cls.aliases.get(arg.name, arg.name)
-            if key not in known or (cls is Activation and key == "function"):
+            if key in preset:  # `linear function=tanh`: the word already chose it
                 raise CnnDslError(
-                    f"{kind_word(cls, {})} has no option '{arg.name}'",
+                    f"{kind} has no option '{arg.name}': the word `{kind}` sets the {key}",
                     arg.loc,
-                    hint=did_you_mean(arg.name, [*known, *cls.aliases, "name"]),
+                    hint=f"write the {key} you want as the layer's word, e.g. `tanh`",
+                )
+            if key not in known:
+                raise CnnDslError(
+                    f"{kind} has no option '{arg.name}'",
+                    arg.loc,
+                    hint=did_you_mean(arg.name, [*(known - set(preset)), *cls.aliases, "name"]),
                 )
             put(key, evaluate(arg.value, scope), arg.value.loc)
             continue
@@ -87,10 +103,12 @@ def layer_fields(
         while positional and positional[0] in fields:
             positional.pop(0)
         if not positional:
-            raise _unexpected_value(cls, kind_word(cls, {}), value, arg.loc, scope)
+            error = _unexpected_value(cls, kind, value, arg.loc, scope)
+            if error.hint is None and call and any(arg is a for a in call):
+                error = _one_value_in_parentheses(cls, call, scope, error)
+            raise error
         key = positional.pop(0)
         if isinstance(value, tuple) and not _field_takes(cls, key)[2]:
-            kind = kind_word(cls, {})
             hint = None
             if cls.takes_kernel_spec and len(value) == 2:
                 hint = f"the kernel notation goes in front: `{value[0]}x{value[1]} {kind} ...`"
@@ -103,10 +121,17 @@ def _unexpected_value(cls, kind: str, value: Any, loc: Location, scope: Scope) -
     what = f"'{value.name}'" if isinstance(value, Symbol) else show(value)
     hint = None
     if isinstance(value, Symbol):
-        words = list(cls.flags)
-        if cls.takes_activation:
-            words += [w for w, (c, _) in KINDS.items() if c is Activation]
-        hint = did_you_mean(value.name, words + sorted(scope.all_vars()))
+        hint = did_you_mean(value.name, [*cls.flags, *sorted(scope.all_vars())])
+        if hint is None and cls.takes_activation:
+            # a bare word after the values is an activation (or a flag): say which exist
+            close = did_you_mean(value.name, ACTIVATION_WORDS)
+            flags = f"; its flags: {', '.join(cls.flags)}" if cls.flags else ""
+            return CnnDslError(
+                f"unknown activation '{value.name}' for {kind}",
+                loc,
+                hint=(close + " " if close else "")
+                + f"The activations: {', '.join(ACTIVATIONS)}{flags}.",
+            )
     elif cls.takes_kernel_spec and isinstance(value, (int, tuple)) and not isinstance(value, bool):
         shape = value if isinstance(value, tuple) else (value, value)
         if len(shape) == 2 and all(isinstance(v, int) and 0 < v <= 11 for v in shape):
@@ -119,6 +144,22 @@ def _unexpected_value(cls, kind: str, value: Any, loc: Location, scope: Scope) -
         + (f" (its values: {', '.join(cls.positional)})" if cls.positional else ""),
         loc,
         hint=hint,
+    )
+
+
+def _one_value_in_parentheses(cls, call: list[S.Arg], scope: Scope, error: CnnDslError) -> CnnDslError:
+    """`zeropad ((0, 1), (0, 1))`: a parenthesis after the kind starts the layer's arguments,
+    so the pairs are two values; say so, and how to write the one value meant."""
+    values = [a for a in call if type(a) is not S.KwArg]
+    if len(values) < 2 or not cls.positional:
+        return error
+    kind = kind_word(cls, {})
+    meant = "(" + ", ".join(written(evaluate(a, scope)) for a in values) + ")"
+    return CnnDslError(
+        error.message,
+        error.location,
+        hint=f"`{kind} (...)` reads the parentheses as the layer's arguments, {len(values)} values"
+        f" here; to give one value write `{kind} {cls.positional[0]}={meant}`",
     )
 
 
@@ -210,6 +251,8 @@ def _plain(value: Any, key: str, cls: type[Layer], loc: Location) -> Any:
         words, booleans, _ = _field_takes(cls, key)
         if value.name in BOOL_WORDS and booleans:
             return BOOL_WORDS[value.name]
+        if key == "activation" and cls.takes_activation and value.name in ACTIVATION_WORDS:
+            return KINDS[value.name][1]["function"]  # `activation=swish` is silu, as `swish` is
         if words:
             return value.name
         raise CnnDslError(f"unknown name '{value.name}' for {key}", loc)

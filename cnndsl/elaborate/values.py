@@ -7,14 +7,19 @@ word that names nothing: ``relu``, ``same``, ``off``) or a :class:`TensorRef` (a
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir.base import fmt_float
-from .limits import MAX_REPEAT
+from .functions import FUNCTIONS, ArgumentError
+from .limits import MAX_REPEAT, Work
+
+if TYPE_CHECKING:
+    from .shapes import Shapes
 
 BOOL_WORDS = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False}
 """Words a boolean option takes (``bias=off``)."""
@@ -50,13 +55,16 @@ class Scope:
     """A lexical scope: variables (block parameters, loop variables) and named tensors.
 
     Child scopes (loop and branch bodies) share their parent's tensors; a block call starts
-    a new scope with its arguments and no tensors.
+    a new scope with its arguments and no tensors.  Every scope of a load counts its steps
+    in the load's ``work`` (see limits.MAX_STEPS).
     """
 
     module: S.Module
     vars: dict[str, Any]
     tensors: dict[str, int]
     parent: Scope | None = None
+    work: Work | None = None
+    shapes: Shapes | None = None  # the load's shapes, for channels() (see shapes.py)
 
     def lookup_var(self, name: str) -> tuple[bool, Any]:
         scope: Scope | None = self
@@ -67,7 +75,7 @@ class Scope:
         return False, None
 
     def child(self, vars: dict[str, Any]) -> Scope:
-        return Scope(self.module, vars, self.tensors, self)
+        return Scope(self.module, vars, self.tensors, self, self.work, self.shapes)
 
     def all_vars(self) -> set[str]:
         names: set[str] = set()
@@ -100,17 +108,118 @@ def evaluate(expr: S.Expr, scope: Scope) -> Any:
     if kind is S.Str:
         return expr.value
     if kind is S.TupleExpr:
-        return tuple([evaluate(i, scope) for i in expr.items])
+        return _built(tuple([evaluate(i, scope) for i in expr.items]), expr.loc, scope)
     if kind is S.ListExpr:
-        return [evaluate(i, scope) for i in expr.items]
+        return _built([evaluate(i, scope) for i in expr.items], expr.loc, scope)
     if kind is S.UnaryOp:
+        if scope.work is not None:
+            scope.work.charge(1, expr.loc)
         value = evaluate(expr.operand, scope)
         if expr.op == "not":
             return not truth(value, expr.operand.loc)
         return -number(value, expr.operand.loc, scope)
     if kind is S.BinOp:
         return _binop(expr, scope)
+    if kind is S.Call:
+        return _call(expr, scope)
+    if kind is S.Index:
+        return _index(expr, scope)
     raise AssertionError(expr)
+
+
+def _call(expr: S.Call, scope: Scope) -> Any:
+    """A built-in function applied (the registry: :mod:`cnndsl.elaborate.functions`)."""
+    function = FUNCTIONS.get(expr.func)
+    if function is None:
+        raise CnnDslError(
+            f"unknown function '{expr.func}'",
+            expr.func_loc,
+            hint=did_you_mean(expr.func, FUNCTIONS) or f"the functions are {', '.join(sorted(FUNCTIONS))}",
+        )
+    positional = [a for a in expr.args if type(a) is not S.KwArg]
+    keywords = [a for a in expr.args if type(a) is S.KwArg]
+    params = function.params
+    most = None if function.variadic else len(params)
+    given = len(positional)
+    for i, kw in enumerate(keywords):
+        if kw.name not in params or (function.variadic and kw.name == params[0]):
+            raise CnnDslError(
+                f"{expr.func}() has no parameter '{kw.name}'", kw.loc,
+                hint=f"it is {function.signature}",
+            )
+        if params.index(kw.name) < given or any(k.name == kw.name for k in keywords[:i]):
+            raise CnnDslError(f"{expr.func}() gets '{kw.name}' twice", kw.loc)
+    named = {kw.name for kw in keywords}
+    missing = [p for p in params[given:function.required] if p not in named]
+    if missing or given < min(function.required, 1) or (most is not None and given > most):
+        count = f"{function.required}" if most == function.required else (
+            f"{function.required} or more" if most is None else f"{function.required} to {most}"
+        )
+        raise CnnDslError(
+            f"{expr.func}() takes {count} value{'' if count == '1' else 's'},"
+            f" got {given + len(keywords)}",
+            expr.loc,
+            hint=f"it is {function.signature}",
+        )
+    if scope.work is not None:
+        scope.work.charge(1, expr.loc)
+    args = [evaluate(a, scope) for a in positional]
+    kwargs = {kw.name: evaluate(kw.value, scope) for kw in keywords}
+    try:
+        value = function.impl(scope, *args, **kwargs) if function.scope else function.impl(*args, **kwargs)
+    except ArgumentError as e:
+        where = expr.loc
+        if e.index is not None:
+            where = (positional[e.index] if e.index < given else next(
+                (kw.value for kw in keywords if kw.name == params[e.index]), expr
+            )).loc
+        raise CnnDslError(f"{expr.func}(): {e.message}", where, hint=f"it is {function.signature}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CnnDslError("this number is out of range", expr.loc)
+    if type(value) is list or type(value) is tuple:  # range(): bounded, and charged as built
+        _room(items(value), expr.loc, scope)
+    return value
+
+
+def _index(expr: S.Index, scope: Scope) -> Any:
+    """``items[i]``, with Python's negative indices."""
+    items = evaluate(expr.value, scope)
+    if not isinstance(items, (list, tuple, str)):
+        raise CnnDslError(f"only lists, tuples and strings have items, not {show(items)}", expr.value.loc)
+    i = evaluate(expr.index, scope)
+    if isinstance(i, bool) or not isinstance(i, int):
+        raise CnnDslError(f"an index is an integer, got {show(i)}", expr.index.loc)
+    if not -len(items) <= i < len(items):
+        what = "string" if isinstance(items, str) else type(items).__name__
+        raise CnnDslError(
+            f"index {i} is out of range for a {what} of {_items(len(items))}", expr.index.loc,
+            hint=f"indices go from 0 to {len(items) - 1}, or from -{len(items)} to -1"
+            if items else None,
+        )
+    return items[i]
+
+
+def _items(count: int) -> str:
+    return f"{count} item{'' if count == 1 else 's'}"
+
+
+def bind(target: str | S.Unpack, value: Any, loc: Location) -> dict[str, Any]:
+    """The variables a loop target binds to an item (``loc``: the item's loop, for errors):
+    one name, or a tuple of targets that unpacks the item as Python does."""
+    if isinstance(target, str):
+        return {target: value}
+    if not isinstance(value, (list, tuple)) or len(value) != len(target.targets):
+        count = len(value) if isinstance(value, (list, tuple)) else None
+        raise CnnDslError(
+            f"cannot unpack {show(value)} into {len(target.targets)} names"
+            + (f": it has {_items(count)}" if count is not None else ": it is not a list or tuple"),
+            target.loc,
+            notes=[("iterating over the list", loc)],
+        )
+    names: dict[str, Any] = {}
+    for part, item in zip(target.targets, value):
+        names.update(bind(part, item, loc))
+    return names
 
 
 def evaluate_int(expr: S.Expr, scope: Scope, what: str, minimum: int = 0) -> int:
@@ -123,6 +232,8 @@ def evaluate_int(expr: S.Expr, scope: Scope, what: str, minimum: int = 0) -> int
 
 
 def _binop(expr: S.BinOp, scope: Scope) -> Any:
+    if scope.work is not None:
+        scope.work.charge(1, expr.loc)
     value = _arithmetic(expr, scope)
     if isinstance(value, float) and not math.isfinite(value):
         raise CnnDslError("this number is out of range", expr.loc)
@@ -141,10 +252,10 @@ def _arithmetic(expr: S.BinOp, scope: Scope) -> Any:
     if op in ("==", "!="):
         return (left == right) == (op == "==")
     if isinstance(left, list) and op == "+" and isinstance(right, list):
+        _room(items(left) + items(right), expr.loc, scope)
         return left + right
     if isinstance(left, list) and op == "*" and isinstance(right, int) and not isinstance(right, bool):
-        if len(left) * right > MAX_REPEAT:
-            raise CnnDslError(f"a list longer than {MAX_REPEAT:,} items", expr.loc)
+        _room(items(left) * max(right, 0), expr.loc, scope)
         return left * right
     a = number(left, expr.left.loc, scope)
     b = number(right, expr.right.loc, scope)
@@ -169,6 +280,39 @@ def _arithmetic(expr: S.BinOp, scope: Scope) -> Any:
     if op == "%":
         return a % b
     raise AssertionError(op)
+
+
+def items(value: list | tuple, limit: int = MAX_REPEAT) -> int:
+    """How many items a list or tuple holds, counting the items of the lists and tuples in
+    it (a list that holds one list many times counts it each time); stops counting past
+    ``limit``."""
+    count = len(value)
+    for v in value:
+        if count > limit:
+            break
+        if type(v) is list or type(v) is tuple:
+            count += items(v, limit - count)
+    return count
+
+
+def _room(count: int, loc: Location, scope: Scope) -> None:
+    """Refuse to build a list of ``count`` items beyond MAX_REPEAT; charge building it."""
+    if count > MAX_REPEAT:
+        raise CnnDslError(
+            f"a list of more than {MAX_REPEAT:,} items (counting the items of the lists in it)",
+            loc,
+        )
+    if scope.work is not None:
+        scope.work.charge(count, loc)
+
+
+def _built(value: list | tuple, loc: Location, scope: Scope) -> list | tuple:
+    """A list or tuple just written (``[a, b]``): within the size limit when it nests lists."""
+    for v in value:
+        if type(v) is list or type(v) is tuple:
+            _room(items(value), loc, scope)
+            break
+    return value
 
 
 def truth(value: Any, loc: Location) -> bool:
@@ -201,8 +345,8 @@ def written(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return fmt_float(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, str):  # JSON's escapes are a spec's too
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(written(v) for v in value) + "]"
     if isinstance(value, tuple):

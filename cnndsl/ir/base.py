@@ -18,6 +18,7 @@ import keyword
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
+from ..display import int_text
 from .geometry import ShapeError
 
 Shape = tuple[int, ...]
@@ -122,13 +123,6 @@ def value_forms(annotation: Any) -> frozenset[str]:
     if annotation in (int, float, bool, str):
         return frozenset({annotation.__name__})
     return frozenset()
-
-
-def trusted(cls: type[BaseModel], **values: Any) -> Any:
-    """An instance of a frozen model from values known to be valid (every field given), made
-    without validation: what the elaborator uses for what it has already checked.  The tests
-    and the fuzzer validate the networks it makes."""
-    return _construct(cls, values, set(values))
 
 
 def _construct(cls: type[BaseModel], values: dict[str, Any], fields_set: set[str]) -> Any:
@@ -335,7 +329,7 @@ def whole_map_window(shape: Shape) -> tuple[Axis, Axis]:
 
 
 def fmt_shape(shape: Shape) -> str:
-    return "x".join(str(d) for d in shape)
+    return "x".join(int_text(d) for d in shape)
 
 
 def numel(shape: Shape) -> int:

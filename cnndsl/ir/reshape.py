@@ -11,7 +11,16 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from .base import Int, Layer, NonNegInt, PositiveInt, _padding, fmt_shape, require_map, whole_map_window
+from .base import (
+    Int,
+    Layer,
+    NonNegInt,
+    PositiveInt,
+    _padding,
+    fmt_shape,
+    require_map,
+    whole_map_window,
+)
 from .geometry import ShapeError
 
 

@@ -1,10 +1,10 @@
 """The Keras generator: each IR layer kind as the Keras layers it becomes, and the module.
 
 Every IR node becomes one Keras layer with the node's name; a few need a helper layer named
-after the node: ``<name>_pad`` (ZeroPadding2D, or NegInfPadding2D before max pooling) for
-explicit padding that is not TensorFlow's SAME, ``<name>_crop`` (Cropping2D) after a transposed
-convolution with explicit padding, ``<name>_reshape`` (a channel vector to 1x1xC) before a
-multiply.  What Keras cannot express raises :func:`cnndsl.backends.unsupported`.
+after the node: ``<name>_pad`` (ZeroPadding2D, or NegInfPadding2D before a max pooling whose
+input may be negative) for explicit padding that is not TensorFlow's SAME, ``<name>_crop``
+(Cropping2D) after a transposed convolution with explicit padding, ``<name>_reshape`` (a
+channel vector to 1x1xC) before a multiply.  What Keras cannot express raises :func:`cnndsl.backends.unsupported`.
 
 The module is written as a person would write it with the functional API: one function per
 block structure (``def stage(x, filters, convs, name)``), loops for repeated layers, each layer
@@ -91,6 +91,18 @@ def _padding_value(pads) -> Any:
 
 def _zero(pads) -> bool:
     return all(v == 0 for side in pads for v in side)
+
+
+# Activations that are never negative: zero padding of their output before a max pooling is
+# -inf padding (a padded cell never wins), so Keras's own ZeroPadding2D does.
+_NON_NEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax", "hardsigmoid"})
+
+
+def _non_negative(net, name: str) -> bool:
+    """Whether node ``name``'s output is never negative: it is, or ends with, one of those."""
+    layer = net[name]
+    function = layer.function if layer.kind == "activation" else getattr(layer, "activation", None)
+    return function in _NON_NEGATIVE
 
 
 def _is_same(ctx: NodeContext, pads, kernel, stride, dilation=(1, 1)) -> bool:
@@ -320,15 +332,17 @@ class KerasGenerator(Generator):
         return call(ctx.module(pool), ctx.x)
 
     def lower_maxpool(self, ctx: NodeContext) -> Expr:
-        """Padded cells never win: TensorFlow's SAME, or -inf padding.  Where PyTorch's ceil
-        mode adds cells that depend on the input's size, PaddedMaxPooling2D computes them."""
+        """Padded cells never win: TensorFlow's SAME, or -inf padding -- zeros (ZeroPadding2D, a
+        built-in layer) where the input is never negative.  Where PyTorch's ceil mode adds cells
+        that depend on the input's size, PaddedMaxPooling2D computes them."""
         layer: MaxPool2D = ctx.layer
         if layer.padding == "same":
             return self._pool(ctx, "MaxPooling2D", "same", ctx.x)
         pads = ((0, 0), (0, 0)) if layer.padding == "valid" else layer.padding
         if layer.ceil_mode and tuple(layer.stride) != (1, 1):
             return self._padded_pool(ctx, "PaddedMaxPooling2D", pads)
-        src, padding = self._pad_first(ctx, pads, "NegInfPadding2D")
+        positive = _non_negative(ctx.net, layer.inputs[0])
+        src, padding = self._pad_first(ctx, pads, "ZeroPadding2D" if positive else "NegInfPadding2D")
         return self._pool(ctx, "MaxPooling2D", padding, src)
 
     def lower_avgpool(self, ctx: NodeContext) -> Expr:

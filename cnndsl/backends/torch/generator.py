@@ -251,7 +251,8 @@ class TorchGenerator(Generator):
         module=frozenset({"torch", "nn", "F", "build_model", "_tap"})
         | frozenset(runtime_definitions(*RUNTIME)),
         locals=frozenset({"self"}),
-        attributes=MODULE_ATTRIBUTES,
+        # input_shape(s): the network class's own attribute (see write_network)
+        attributes=MODULE_ATTRIBUTES | {"input_shape", "input_shapes"},
     )
 
     def __init__(self, net: Network, taps: bool = False) -> None:
@@ -630,6 +631,13 @@ class TorchGenerator(Generator):
         with w.indented():
             w.docstring(f"The network {net.name}.")
             w.blank()
+            # what the input is, for tools (cnndsl's torchvision loader traces the model with it)
+            shapes = [_channels_first(layer.shape) for layer in net.inputs]
+            if len(shapes) == 1:
+                w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
+            else:
+                w.line(f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order")
+            w.blank()
             _init(w, program.draft, ["self"], [])
             w.blank()
             avoid = frozenset(module.reserved | module.taken | self.RESERVED.locals)
@@ -734,3 +742,7 @@ def _nchw(shape: tuple[int, ...]) -> str:
 
 
 __all__ = ["TorchGenerator", "flattens_map", "identifier"]
+
+
+def _channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (shape[2], shape[0], shape[1]) if len(shape) == 3 else tuple(shape)

@@ -73,6 +73,8 @@ class Res(nn.Module):
 class Blocks(nn.Module):
     """The network blocks."""
 
+    input_shape = (3, 16, 16)  # (C, H, W), without the batch axis
+
     def __init__(self):
         super().__init__()
         self.down_1 = Down(3, 8, 0.1)  # blocks.cnn:14

@@ -78,6 +78,8 @@ class ExcludePadAvgPool2d(nn.Module):
 class Kinds(nn.Module):
     """The network kinds."""
 
+    input_shape = (4, 16, 16)  # (C, H, W), without the batch axis
+
     def __init__(self):
         super().__init__()
         self.conv_1 = nn.Conv2d(4, 8, 3, stride=2)  # kinds.cnn:3

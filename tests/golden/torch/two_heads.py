@@ -73,6 +73,8 @@ class Fuse(nn.Module):
 class TwoHeads(nn.Module):
     """The network two_heads."""
 
+    input_shapes = ((3, 12, 12), (5,))  # of each input, in forward's order
+
     def __init__(self):
         super().__init__()
         self.conv_1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)  # two_heads.cnn:12

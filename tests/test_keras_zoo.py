@@ -1,0 +1,407 @@
+"""The keras.applications zoo: specs/keras/<Name>.cnn for every model of keras.applications in
+Keras 3.15.1 (../shared/refs/keras_applications.json, copied in tests/data/), families as
+libraries in specs/keras/lib/.
+
+- Numbers, for every model with a spec, in the fast part of the suite (no framework): total
+  and trainable parameters equal the reference's, at its input size.  The models without a spec
+  yet are listed in MISSING with what they wait for, and fail as expected (xfail, strict: a
+  model that gains a spec must leave the list).
+- Layers (``keras``): every layer of the spec (its IR and analysis: kind, settings, output
+  shape, parameters) is paired with keras.applications' layer at the same place in the graph
+  (:func:`cnndsl.backends.keras_applications_map.match_keras_applications`; names differ, and
+  so do spellings such as SAME padding against ZeroPadding2D + VALID): for LAYERS_IN_CI in CI,
+  for every model under ``-m zoo_full``.
+- Weights (``keras``, ``torch``): the Keras model compiled from the spec, given keras.applications'
+  weights (random init, batch-norm statistics and biases randomised) by
+  ``load_keras_applications``, gives keras.applications' outputs (max abs difference <= 1e-5 of
+  their scale); the same weights carried to the PyTorch model by ``keras_to_torch`` give them
+  too (<= 1e-4) -- for WEIGHTS_IN_CI in CI, for every model the back ends can build under
+  ``-m zoo_full``.  KERAS_PENDING lists the specs the Keras back end cannot build yet (strict
+  xfail).
+- The loader itself, on small models: branches of an add and a concat listed in the other order
+  (where the shapes coincide, so that ``set_weights(get_weights())`` loads silently wrong
+  weights) load right; a model that differs gets a message naming the first divergence; the
+  generated file's ``build_model()`` loads as the live model does; and a compiled model saved
+  with ``model.save`` loads in a fresh process after one import.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import cnndsl
+from conftest import SPECS, shared_ref
+
+ZOO = SPECS / "keras"
+REFERENCE = json.loads(shared_ref("keras_applications.json").read_text())["models"]
+MODELS = sorted(REFERENCE)
+
+# What each model without a spec still waits for.
+MISSING: dict[str, str] = {}
+# Specs written with language features that are not in this branch yet (strict xfail: they
+# must leave the list when the features land).
+WAITING: dict[str, str] = {}
+# Specs the Keras back end cannot build yet: a layer kind without a Keras handler.
+KERAS_PENDING = {
+    "MobileNet": "no Keras handler for reshape yet",
+    "InceptionResNetV2": "no Keras handler for rescaling yet",
+    **dict.fromkeys(
+        ["ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"],
+        "no Keras handler for normalization, layernorm, pointwise, layerscale yet",
+    ),
+}
+# Layer-by-layer comparison in CI: one or two models of each family (the rest: -m zoo_full).
+LAYERS_IN_CI = {
+    "VGG19", "ResNet50", "ResNet50V2", "Xception", "InceptionV3", "InceptionResNetV2",
+    "MobileNet", "MobileNetV2", "DenseNet121", "ConvNeXtTiny", "EfficientNetB0",
+    "EfficientNetV2B0", "MobileNetV3Small", "NASNetMobile",
+}
+# Outputs with keras.applications' weights in CI (the rest: -m zoo_full).
+WEIGHTS_IN_CI = {"ResNet50V2", "DenseNet121", "MobileNetV2"}
+
+
+def _marks(name: str, in_ci: set[str], pending: dict[str, str] | None = None) -> list:
+    marks = []
+    waits = {**MISSING, **WAITING}
+    if name in waits:
+        marks.append(pytest.mark.xfail(reason=waits[name], strict=True))
+    elif pending and name in pending:
+        marks.append(pytest.mark.xfail(reason=pending[name], strict=True))
+    if name not in in_ci:
+        marks.append(pytest.mark.zoo_full)
+    return marks
+
+
+def load(name: str) -> cnndsl.Network:
+    return cnndsl.load(ZOO / f"{name}.cnn")
+
+
+# ------------------------------------------------------------------ numbers (fast, no framework)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n, set(MODELS))) for n in MODELS])
+def test_counts(name):
+    """Total and trainable parameters equal keras.applications' at its input size."""
+    ref = REFERENCE[name]
+    net = load(name)
+    assert [tuple(i.shape) for i in net.inputs] == [tuple(ref["input"])]
+    assert (net.analysis.total_params, net.analysis.trainable_params) == (ref["total"], ref["trainable"])
+
+
+def test_zoo_files_are_the_reference_models():
+    """Every spec in specs/keras/ is a model of the reference, named as its file; every model
+    is written or listed as missing."""
+    files = {path.stem for path in ZOO.glob("*.cnn")}
+    assert files <= set(MODELS), files - set(MODELS)
+    assert not files & set(MISSING), f"written, but still listed as missing: {files & set(MISSING)}"
+    assert files | set(MISSING) == set(MODELS), set(MODELS) - files - set(MISSING)
+    for name in sorted(files):
+        assert re.search(rf"^network {name}$", (ZOO / f"{name}.cnn").read_text(), re.M), name
+    for listed in (WAITING, KERAS_PENDING, LAYERS_IN_CI, WEIGHTS_IN_CI):
+        assert set(listed) <= set(MODELS)
+
+
+# ------------------------------------------------------------------------ with keras.applications
+
+
+def reference(name: str):
+    import keras
+
+    return getattr(keras.applications, name)(weights=None, input_shape=tuple(REFERENCE[name]["input"]))
+
+
+@pytest.fixture
+def clean_keras():
+    """Frees the models a test built (the suite builds dozens)."""
+    yield
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n, LAYERS_IN_CI)) for n in MODELS])
+def test_layers(name, clean_keras):
+    """Every layer of the spec has keras.applications' kind, settings, output shape and
+    parameters, at the same place in the graph."""
+    from cnndsl.backends.keras_applications_map import match_keras_applications
+
+    net = load(name)
+    pairs = match_keras_applications(net, reference(name))
+    analysis = net.analysis
+    paired = {pair.ours.name for pair in pairs}
+    assert {layer.name for layer in net.layers if analysis[layer.name].params} <= paired
+    for pair in pairs:
+        assert pair.ours.shape == pair.theirs.shape, (pair.ours.describe(), pair.theirs.describe())
+        assert pair.ours.params == pair.theirs.params, (pair.ours.describe(), pair.theirs.describe())
+        assert pair.ours.kind == pair.theirs.kind
+
+
+def randomize(model, seed: int = 0) -> None:
+    """Weights that make every tensor matter: batch-norm statistics, betas, gammas and biases
+    drawn at random (keras.applications' initial ones are 0 and 1), kernels as initialised."""
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        shape, name = tuple(variable.shape), variable.name
+        if name in ("moving_variance", "variance"):
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name == "gamma" and len(shape) == 1:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif name in ("moving_mean", "mean", "beta", "bias"):
+            value = rng.normal(0.0, 0.1, shape)
+        else:
+            continue
+        variable.assign(value.astype(variable.dtype))
+
+
+def _close(got: np.ndarray, want: np.ndarray, tolerance: float) -> tuple[float, float]:
+    scale = float(np.abs(want).max())
+    diff = float(np.abs(got - want).max())
+    assert diff <= tolerance * max(scale, 1e-12), f"max abs difference {diff:.3g} at scale {scale:.3g}"
+    return diff, scale
+
+
+def _spread(values: np.ndarray, tolerance: float) -> None:
+    """The outputs are not degenerate: they vary far more than the tolerance."""
+    scale = float(np.abs(values).max())
+    assert float(values.std()) > 100 * tolerance * scale
+
+
+@pytest.mark.keras
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=_marks(n, WEIGHTS_IN_CI, KERAS_PENDING)) for n in MODELS]
+)
+def test_weights(name, clean_keras):
+    """The compiled Keras model with keras.applications' weights computes keras.applications'
+    function, and so does the PyTorch model with the same weights."""
+    torch = pytest.importorskip("torch")
+    from cnndsl.backends.keras_applications_map import load_keras_applications
+    from cnndsl.backends.transfer import keras_to_torch
+
+    net = load(name)
+    theirs = reference(name)
+    randomize(theirs)
+    ours = net.to_keras()
+    load_keras_applications(ours, theirs)
+    x = np.random.default_rng(1).uniform(0, 255, (2, *REFERENCE[name]["input"])).astype("float32")
+    want = np.asarray(theirs(x, training=False))
+    _spread(want, 1e-5)
+    _close(np.asarray(ours(x, training=False)), want, 1e-5)
+    module = net.to_torch().eval()
+    keras_to_torch(net, ours, module)
+    del theirs, ours
+    with torch.no_grad():
+        got = module(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
+    _close(got, want, 1e-4)
+
+
+# ------------------------------------------------------------------------------- the loader
+
+# A small network whose add and concat have branches of equal shapes, listed in the other order
+# than the reference's below: only their place in the graph tells which weights go where.
+SWAPPED = """
+network swapped
+input 16x16x3
+3x3(S) conv 8 bias=off -> bn -> relu
+add {
+    3x3(S) conv 8 bias=off -> bn
+  | 3x3(S) conv 8 bias=off -> bn epsilon=1.001e-5 -> relu
+}
+concat {
+    3x3(S) conv 6 -> bn
+  | 3x3(S) conv 6 -> bn -> relu
+  | 3x3+1(S) avgpool
+}
+1x1 conv 4 -> bn
+globalavgpool
+dense 5 softmax
+"""
+
+
+def swapped_reference():
+    """The reference: the same function, spelled otherwise (ZeroPadding2D and VALID for SAME,
+    Activation and ReLU layers), its merges' branches in the other order."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    r = layers.ZeroPadding2D(1)(x)
+    r = layers.Conv2D(8, 3, use_bias=False)(r)
+    r = layers.Activation("relu")(layers.BatchNormalization(epsilon=1.001e-5)(r))
+    s = layers.BatchNormalization()(layers.Conv2D(8, 3, padding="same", use_bias=False)(x))
+    x = layers.Add()([r, s])
+    a = layers.ReLU()(layers.BatchNormalization()(layers.Conv2D(6, 3, padding="same")(x)))
+    b = layers.BatchNormalization()(layers.Conv2D(6, 3, padding="same")(x))
+    c = layers.AveragePooling2D(3, strides=1, padding="same")(x)
+    x = layers.Concatenate()([c, a, b])
+    x = layers.BatchNormalization()(layers.Conv2D(4, 1)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(5, activation="softmax")(x))
+
+
+@pytest.mark.keras
+def test_loader_pairs_swapped_branches(clean_keras):
+    """Branches listed in the other order load into their counterparts (the concatenation's
+    channel order carried into the layers after it)."""
+    from cnndsl.backends.keras_applications_map import load_keras_applications
+
+    net = cnndsl.loads(SWAPPED)
+    theirs = swapped_reference()
+    randomize(theirs)
+    x = np.random.default_rng(2).standard_normal((3, 16, 16, 3)).astype("float32")
+    want = np.asarray(theirs(x, training=False))
+    _spread(want, 1e-5)
+
+    ours = net.to_keras()
+    mapping = load_keras_applications(ours, theirs)
+    assert len(mapping) == sum(1 for layer in theirs.layers if layer.weights) == 13
+    _close(np.asarray(ours(x, training=False)), want, 1e-5)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "change, new, expected",
+    [
+        ("bn epsilon=1.001e-5 -> relu", "bn -> relu", "epsilon 0.001 against 1.001e-05"),
+        ("3x3+1(S) avgpool", "3x3+1(S) maxpool", "a maxpool against a avgpool"),
+        ("1x1 conv 4 -> bn", "1x1 conv 4 -> bn momentum=0.9", "momentum 0.9 against 0.99"),
+        ("3x3(S) conv 6 -> bn\n", "3x3(S) conv 6 bias=off -> bn\n", "bias False against True"),
+        ("3x3(S) conv 6 -> bn -> relu", "3x3(S) conv 6 -> bn -> relu6", "function relu6 against relu"),
+        ("16x16x3\n3x3(S) conv 8", "16x16x3\n3x3(S) conv 8 dilation=2", "dilation (2, 2) against (1, 1)"),
+        ("3x3(S) conv 8 bias=off -> bn -> relu\nadd", "3x3(S) conv 8 bias=off -> bn\nadd", "has there"),
+        ("dense 5 softmax", "dense 5 softmax\ndense 5 softmax", "which has no counterpart"),
+    ],
+)
+def test_loader_names_the_first_divergence(change, new, expected, clean_keras):
+    """A model that differs anywhere gets a ValueError naming the reference's first layer
+    without a counterpart, and what cnndsl's model has there; nothing is loaded."""
+    from cnndsl.backends.keras_applications_map import load_keras_applications
+
+    assert change in SWAPPED
+    net = cnndsl.loads(SWAPPED.replace(change, new, 1))
+    ours, theirs = net.to_keras(), swapped_reference()
+    before = [w.copy() for w in ours.get_weights()]
+    with pytest.raises(ValueError, match="the models diverge") as error:
+        load_keras_applications(ours, theirs)
+    assert expected in str(error.value), str(error.value)
+    assert all(np.array_equal(a, b) for a, b in zip(before, ours.get_weights()))
+
+
+@pytest.mark.keras
+def test_loader_message_locates_a_zoo_difference(clean_keras):
+    """On a zoo model: the divergence names keras.applications' layer and cnndsl's, with the
+    spec's line."""
+    from cnndsl.backends.keras_applications_map import match_keras_applications
+
+    text = (ZOO / "ResNet50.cnn").read_text().replace("conv4 = stack(256, 6)", "conv4 = stack(256, 5)")
+    net = cnndsl.loads(text, filename=str(ZOO / "ResNet50.cnn"))
+    with pytest.raises(ValueError) as error:
+        match_keras_applications(net, reference("ResNet50"))
+    text = str(error.value)
+    assert "the models diverge at 'conv4_block6_1_conv' of keras.applications' model" in text, text
+    assert "'conv5_bottleneck_1_conv_1' (1x1+2(V) conv 2048, resnet.cnn:32)" in text, text
+
+
+@pytest.mark.keras
+def test_loader_on_the_generated_file(tmp_path, clean_keras):
+    """build_model() of `cnndsl compile --target keras` loads as net.to_keras() does."""
+    from cnndsl.backends.keras_applications_map import load_keras_applications
+
+    net = cnndsl.loads(SWAPPED)
+    path = tmp_path / "swapped_model.py"
+    path.write_text(net.to_source("keras"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import swapped_model
+
+        ours = swapped_model.build_model()
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("swapped_model", None)
+    theirs = swapped_reference()
+    randomize(theirs)
+    load_keras_applications(ours, theirs)
+    x = np.random.default_rng(3).standard_normal((2, 16, 16, 3)).astype("float32")
+    _close(np.asarray(ours(x, training=False)), np.asarray(theirs(x, training=False)), 1e-5)
+
+
+# A spec whose Keras model needs cnndsl's custom layers (-inf padding before a max pool whose
+# input may be negative, PyTorch's padded average pooling, LRN, the leakyrelu activation).
+CUSTOM = """
+network custom
+input 12x12x3
+3x3(S) conv 8 activation=leakyrelu
+3x3+2(1) maxpool
+3x3+1(1) avgpool include_pad=off
+lrn 2 alpha=0.0001 beta=0.75 bias=2
+globalavgpool
+dense 3
+"""
+
+
+@pytest.mark.keras
+def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
+    """keras.saving.load_model of a saved compiled model, in a new process, after the one
+    import README documents (`import cnndsl.backends.keras.layers`): same outputs."""
+    net = cnndsl.loads(CUSTOM)
+    model = net.to_keras()
+    x = np.random.default_rng(4).standard_normal((2, 12, 12, 3)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.asarray(model(x, training=False)))
+    model.save(tmp_path / "custom.keras")
+    script = textwrap.dedent(
+        f"""
+        import numpy as np
+        import keras
+        import cnndsl.backends.keras.layers  # registers cnndsl's layers with Keras
+
+        model = keras.saving.load_model({str(tmp_path / "custom.keras")!r})
+        y = np.asarray(model(np.load({str(tmp_path / "x.npy")!r}), training=False))
+        assert np.abs(y - np.load({str(tmp_path / "y.npy")!r})).max() <= 1e-6
+        print(sorted({{type(layer).__name__ for layer in model.layers}}))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "NegInfPadding2D" in done.stdout and "LocalResponseNormalization" in done.stdout
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "before, padding_layer",
+    [("relu", "ZeroPadding2D"), ("3x3(S) conv 4 relu6", "ZeroPadding2D"), ("sigmoid", "ZeroPadding2D"),
+     ("3x3(S) conv 4", "NegInfPadding2D"), ("leakyrelu", "NegInfPadding2D")],
+)
+def test_max_pool_padding_is_built_in_after_a_non_negative_layer(before, padding_layer, clean_keras):
+    """A max pooling with explicit padding pads with zeros (Keras's ZeroPadding2D) where its
+    input is never negative, with -inf (cnndsl's NegInfPadding2D) elsewhere; both give the
+    padded max pooling."""
+    net = cnndsl.loads(f"input 10x10x3\n3x3(S) conv 4\n{before}\n3x3+2(1) maxpool\n")
+    source = net.to_source("keras")
+    assert f"{padding_layer}(1, name=" in source
+    assert ("NegInfPadding2D" in source) == (padding_layer == "NegInfPadding2D")
+    model = net.to_keras()
+    x = np.random.default_rng(5).standard_normal((2, 10, 10, 3)).astype("float32")
+    got = np.asarray(model(x, training=False))
+    inner = keras_model_until(model, net.layers[-1].inputs[0])
+    y = np.pad(np.asarray(inner(x, training=False)), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    want = np.max([y[:, i : i + 9 : 2, j : j + 9 : 2] for i in range(3) for j in range(3)], axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def keras_model_until(model, name: str):
+    import keras
+
+    return keras.Model(model.inputs, model.get_layer(name).output)
