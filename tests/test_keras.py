@@ -886,3 +886,23 @@ def test_values_keras_cannot_build_are_located_errors(tmp_path):
         "      | ^^^^^^^^^^^^^^"
     )
     assert main(["compile", str(spec), "--target", "keras"]) == 1
+
+
+@pytest.mark.parametrize("base", ["blocks", "dag"])
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_any_provenance_computes_the_same_function(base, data):
+    """Issue 10 §5: whatever block calls a JSON IR records on its nodes, the model builds and,
+    with the same weights, computes what the network's own model does."""
+    from ir_strategies import scrambled
+
+    net, other = data.draw(scrambled(base))
+    ours, theirs = backend.build(net), backend.build(other)
+    for layer in ours.layers:
+        theirs.get_layer(layer.name).set_weights(layer.get_weights())
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal((2, *layer.shape)).astype("float32") for layer in net.inputs]
+    inputs = inputs[0] if len(inputs) == 1 else inputs
+    np.testing.assert_array_equal(
+        np.asarray(theirs(inputs, training=False)), np.asarray(ours(inputs, training=False))
+    )

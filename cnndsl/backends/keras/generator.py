@@ -342,7 +342,9 @@ class KerasGenerator(Generator):
         if layer.ceil_mode and tuple(layer.stride) != (1, 1):
             return self._padded_pool(ctx, "PaddedMaxPooling2D", pads)
         positive = _non_negative(ctx.net, layer.inputs[0])
-        src, padding = self._pad_first(ctx, pads, "ZeroPadding2D" if positive else "NegInfPadding2D")
+        src, padding = self._pad_first(
+            ctx, pads, "ZeroPadding2D" if positive else "NegInfPadding2D"
+        )
         return self._pool(ctx, "MaxPooling2D", padding, src)
 
     def lower_avgpool(self, ctx: NodeContext) -> Expr:

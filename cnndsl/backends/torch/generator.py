@@ -636,7 +636,9 @@ class TorchGenerator(Generator):
             if len(shapes) == 1:
                 w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
             else:
-                w.line(f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order")
+                w.line(
+                    f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order"
+                )
             w.blank()
             _init(w, program.draft, ["self"], [])
             w.blank()
