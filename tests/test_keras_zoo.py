@@ -48,10 +48,7 @@ MODELS = sorted(REFERENCE)
 MISSING: dict[str, str] = {}
 # Specs written with language features that are not in this branch yet (strict xfail: they
 # must leave the list when the features land).
-WAITING = dict.fromkeys(
-    ["MobileNetV3Small", "MobileNetV3Large", "NASNetMobile", "NASNetLarge"],
-    "uses channels() / height() of a tensor (the elaborator's shape functions)",
-)
+WAITING: dict[str, str] = {}
 # Specs the Keras back end cannot build yet: a layer kind without a Keras handler.
 KERAS_PENDING = {
     "MobileNet": "no Keras handler for reshape yet",
@@ -379,3 +376,32 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "NegInfPadding2D" in done.stdout and "LocalResponseNormalization" in done.stdout
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "before, padding_layer",
+    [("relu", "ZeroPadding2D"), ("3x3(S) conv 4 relu6", "ZeroPadding2D"), ("sigmoid", "ZeroPadding2D"),
+     ("3x3(S) conv 4", "NegInfPadding2D"), ("leakyrelu", "NegInfPadding2D")],
+)
+def test_max_pool_padding_is_built_in_after_a_non_negative_layer(before, padding_layer, clean_keras):
+    """A max pooling with explicit padding pads with zeros (Keras's ZeroPadding2D) where its
+    input is never negative, with -inf (cnndsl's NegInfPadding2D) elsewhere; both give the
+    padded max pooling."""
+    net = cnndsl.loads(f"input 10x10x3\n3x3(S) conv 4\n{before}\n3x3+2(1) maxpool\n")
+    source = net.to_source("keras")
+    assert f"{padding_layer}(1, name=" in source
+    assert ("NegInfPadding2D" in source) == (padding_layer == "NegInfPadding2D")
+    model = net.to_keras()
+    x = np.random.default_rng(5).standard_normal((2, 10, 10, 3)).astype("float32")
+    got = np.asarray(model(x, training=False))
+    inner = keras_model_until(model, net.layers[-1].inputs[0])
+    y = np.pad(np.asarray(inner(x, training=False)), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    want = np.max([y[:, i : i + 9 : 2, j : j + 9 : 2] for i in range(3) for j in range(3)], axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def keras_model_until(model, name: str):
+    import keras
+
+    return keras.Model(model.inputs, model.get_layer(name).output)

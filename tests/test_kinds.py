@@ -774,38 +774,8 @@ def test_readme_lists_every_word_of_the_new_kinds():
 
 
 # -------------------------------------------------------------------- the back ends
-# Until the handlers of these kinds exist, each back end refuses them with a located error;
-# once they do, what a back end builds has the analysis' output shape.  Never anything else.
-
-
-@pytest.mark.torch
-@pytest.mark.parametrize("kind,shape,line", CASES, ids=[f"{k}:{l}" for k, _, l in CASES])
-def test_pytorch_builds_the_example_or_says_it_cannot(kind, shape, line):
-    torch = pytest.importorskip("torch")
-    net, layer = one(shape, line)
-    try:
-        model = net.to_torch().eval()
-    except cnndsl.CnnDslError as e:
-        assert str(e).startswith("<string>:2:") and "PyTorch cannot express" in str(e)
-        return
-    dims = tuple(int(d) for d in shape.split("x"))
-    x = torch.randn(2, *(dims[2:] + dims[:2] if len(dims) == 3 else dims))
-    out = model(x)
-    expected = net.analysis[layer.name].output_shape
-    assert tuple(out.shape[1:]) == (expected[2:] + expected[:2] if len(expected) == 3 else expected)
-
-
-@pytest.mark.keras
-@pytest.mark.parametrize("kind,shape,line", CASES, ids=[f"{k}:{l}" for k, _, l in CASES])
-def test_keras_builds_the_example_or_says_it_cannot(kind, shape, line):
-    pytest.importorskip("keras")
-    net, layer = one(shape, line)
-    try:
-        model = net.to_keras()
-    except cnndsl.CnnDslError as e:
-        assert str(e).startswith("<string>:2:") and "Keras cannot express" in str(e)
-        return
-    assert tuple(model.outputs[0].shape[1:]) == net.analysis[layer.name].output_shape
+# (Every example line builds in both back ends, or is refused with a located error: the
+# registry-driven tests of test_keras and test_torch.)
 
 
 def test_back_ends_refuse_training_outputs_until_they_build_them():

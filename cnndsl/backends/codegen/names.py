@@ -193,7 +193,7 @@ def variables(
                 var[steps[k].targets[0]] = name
             i = j
             continue
-        candidates = [steps[i].hint] if steps[i].hint else []
+        candidates = [own(steps[i])] if steps[i].hint else []
         candidates += [] if fan_out else ["x"]
         if final in draft.outputs and not fan_out:
             candidates.append("out")
