@@ -60,10 +60,19 @@ KERAS_PENDING = {
         ["ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"],
         "no Keras handler for normalization, layernorm, pointwise, layerscale yet",
     ),
+    **dict.fromkeys(
+        [f"EfficientNetB{i}" for i in range(8)]
+        + [f"EfficientNetV2{v}" for v in ("B0", "B1", "B2", "B3", "S", "M", "L")],
+        "no Keras handler for rescaling, normalization, reshape, stochasticdepth yet",
+    ),
+    **dict.fromkeys(
+        ["MobileNetV3Small", "MobileNetV3Large"], "no Keras handler for rescaling yet"
+    ),
+    **dict.fromkeys(["NASNetMobile", "NASNetLarge"], "no Keras handler for crop yet"),
 }
 # Layer-by-layer comparison in CI: one or two models of each family (the rest: -m zoo_full).
 LAYERS_IN_CI = {
-    "VGG19", "ResNet50", "ResNet50V2", "Xception", "InceptionV3", "InceptionResNetV2",
+    "ResNet50", "ResNet50V2", "Xception", "InceptionV3", "InceptionResNetV2",
     "MobileNet", "MobileNetV2", "DenseNet121", "ConvNeXtTiny", "EfficientNetB0",
     "EfficientNetV2B0", "MobileNetV3Small", "NASNetMobile",
 }
@@ -192,17 +201,18 @@ def test_weights(name, clean_keras):
     from cnndsl.backends.transfer import keras_to_torch
 
     net = load(name)
+    ours = net.to_keras()
     theirs = reference(name)
     randomize(theirs)
-    ours = net.to_keras()
     load_keras_applications(ours, theirs)
     x = np.random.default_rng(1).uniform(0, 255, (2, *REFERENCE[name]["input"])).astype("float32")
     want = np.asarray(theirs(x, training=False))
     _spread(want, 1e-5)
     _close(np.asarray(ours(x, training=False)), want, 1e-5)
+    del theirs
     module = net.to_torch().eval()
     keras_to_torch(net, ours, module)
-    del theirs, ours
+    del ours
     with torch.no_grad():
         got = module(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
     _close(got, want, 1e-4)
