@@ -95,11 +95,11 @@ class _SpecDirective(SphinxDirective):
         return net
 
     def summary_nodes(self, net) -> list[nodes.Node]:
-        from .report import _rows, _totals
+        from .report import cells
 
-        analysis = net.analysis
-        memory = analysis.memory(self.options.get("batch", 1), self.options.get("dtype", "float32"))
-        header, rows = _rows(net, analysis)
+        header, rows, totals_lines = cells(
+            net, self.options.get("batch", 1), self.options.get("dtype", "float32")
+        )
         table = nodes.table(classes=["cnn-summary", *self.options.get("class", [])])
         table += nodes.title(net.name, net.name)
         group = nodes.tgroup(cols=len(header))
@@ -109,7 +109,7 @@ class _SpecDirective(SphinxDirective):
         group += nodes.thead("", _row(header))
         group += nodes.tbody("", *(_row(r) for r in rows))
         totals = nodes.bullet_list(classes=["cnn-summary-totals"])
-        for line in _totals(analysis, memory):
+        for line in totals_lines:
             totals += nodes.list_item("", nodes.paragraph(line, line))
         self.set_source_info(table)
         return [table, totals]

@@ -519,3 +519,34 @@ def test_a_load_leaves_no_reference_cycles():
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+# ------------------------------------------------------------------ the elaborator's origins
+
+
+@pytest.mark.parametrize("name", ["googlenet", "resnet152_torchvision", "se_resnet50", "unet", "mobilenet_v2_keras"])
+def test_facts_shared_through_origins_equal_facts_computed_per_node(name):
+    # the elaborator's Origins let nodes placed from one layer share their facts: the same
+    # facts as analysing every node on its own
+    from cnndsl.analysis import analyze
+
+    x = cnndsl.load(f"specs/{name}.cnn", analyze=False)
+    origins = x._origins
+    assert origins is not None and len(origins.templates) == len(x.layers)
+    assert len({id(t) for t in origins.templates}) < len(x.layers)  # some nodes share one
+    shared, alone = analyze(x, origins), analyze(x)
+    assert list(shared) == list(alone)
+    assert shared.memory(batch_size=3) == alone.memory(batch_size=3)
+    x.analysis  # noqa: B018
+    assert x._origins is None  # handed over once, then dropped
+
+
+def test_origins_follow_the_layers_they_describe():
+    from cnndsl.analysis import analyze
+    from cnndsl.ir import Origins
+
+    x = cnndsl.loads("input 8x8x3\n3x3(S) conv 4\nrelu", analyze=False)
+    with pytest.raises(ValueError, match="another list of layers"):
+        analyze(x, Origins(x._origins.templates[:2], x._origins.inputs[:2]))
+    x.layers = list(reversed(x.layers))[::-1]  # assigning layers drops what described the old
+    assert x._origins is None and x.analysis.total_params == 3 * 3 * 3 * 4 + 4

@@ -12,10 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
+from conftest import ROOT, SPEC_FILES
 
 
-def cnndsl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+def cnndsl(*args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess:
+    # an explicit environment: a test runner's terminal code may leave COLUMNS in the process's
+    # own environment, where os.environ does not show it
+    environment = {k: v for k, v in os.environ.items() if k != "COLUMNS"} | env
     return subprocess.run(
         [sys.executable, "-m", "cnndsl", *args],
         cwd=ROOT,
@@ -23,6 +26,7 @@ def cnndsl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=120,
+        env=environment,
     )
 
 
@@ -310,3 +314,216 @@ def test_number_formats_are_exact_and_total(n):
         mantissa, _, rest = text.partition(" ")[0].partition("e")
         scale = 10 ** int(rest) if rest else 1000 ** ("KMGTPEZYRQ".index(text[-2]) + 1)
         assert abs(Fraction(mantissa) * scale - abs(n)) * 200 <= scale
+
+
+# ------------------------------------------------------------ the summary: columns and views
+
+
+@pytest.mark.parametrize("options", [[], ["--depth", "1"], ["--depth", "2"]], ids=["layers", "depth1", "depth2"])
+def test_every_spec_fits_100_columns(options, monkeypatch, capsys):
+    from cnndsl.cli import main
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("COLUMNS", "100")
+    specs = [p for p in sorted((ROOT / "specs").rglob("*.cnn")) if "lib" not in p.parts]  # lib: blocks only
+    assert len(specs) > len(SPEC_FILES)  # the zoo's families too
+    for path in specs:
+        assert main(["summary", str(path.relative_to(ROOT)), *options]) == 0
+        out = capsys.readouterr().out
+        widest = max(out.splitlines(), key=len)
+        assert len(widest) <= 100, (path.name, widest)
+
+
+def test_width_comes_from_columns_or_the_option():
+    wide = cnndsl("summary", "specs/googlenet.cnn").stdout  # a pipe: the whole table
+    assert max(map(len, wide.splitlines())) > 170
+    fitted = cnndsl("summary", "specs/googlenet.cnn", COLUMNS="100").stdout
+    assert max(map(len, fitted.splitlines())) <= 100
+    assert cnndsl("summary", "specs/googlenet.cnn", "--width", "0", COLUMNS="100").stdout == wide
+    narrow = cnndsl("summary", "specs/googlenet.cnn", "--width", "80", COLUMNS="100").stdout
+    assert max(map(len, narrow.splitlines())) <= 80
+    # the same rows, shortened as documented: a name after its call's first row, an input
+    # from the row's own call
+    assert " inception_3a_conv_1 (conv) " in fitted and " …conv_3 (conv) " in fitted
+    assert "…conv_1, …conv_3," in " ".join(fitted.split())  # inception_3a_concat_1's inputs
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_json_and_csv_are_never_shortened(fmt):
+    full = cnndsl("summary", "specs/mobilenet_v2_keras.cnn", "--format", fmt).stdout
+    assert cnndsl("summary", "specs/mobilenet_v2_keras.cnn", "--format", fmt, COLUMNS="40").stdout == full
+    assert "inverted_residual_1_expand_filter_project_1_batchnorm_1" in full and "…" not in full
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.from_regex(r"[a-z]{1,9}(_[a-z0-9]{1,6}){0,5}", fullmatch=True), min_size=1, max_size=6),
+    st.integers(1, 40), st.sampled_from(["name", "list"]), st.integers(0, 3),
+)
+def test_wrapped_cells_keep_every_character(names, width, wrap, level):
+    from cnndsl.report import _wrap
+
+    text = "  " * level + (", ".join(names) if wrap == "list" else f"{names[0]} ({names[-1]})")
+    lines = _wrap(text, width, wrap)
+    if len(text) > width:
+        assert all(len(line) <= max(width, 2 * level + 3) for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_columns_option(tmp_path):
+    r = cnndsl("summary", "specs/memory_example.cnn", "--batch", "100", "--columns", "name,memory,params")
+    assert r.returncode == 0
+    header = r.stdout.splitlines()[2]
+    assert header.split() == ["Layer", "(type)", "Memory", "Param", "#"]
+    row = next(line for line in r.stdout.splitlines() if line.startswith(" conv_1 "))
+    assert row.split() == ["conv_1", "(conv)", "1.20", "GB", "15,200"]  # the book's 1.2 GB for 100
+    r = cnndsl("summary", "specs/memory_example.cnn", "--format", "csv", "--columns", "name,memory")
+    assert r.stdout.splitlines()[0] == "name,kind,type,notation,output_bytes"
+    assert r.stdout.splitlines()[2] == "conv_1,conv,conv,5x5+1(S) conv 200,12000000"
+    r = cnndsl("summary", "specs/lenet5.cnn", "--columns", "name,flops")
+    assert r.returncode == 2 and "unknown column 'flops'" in r.stderr
+
+
+def test_every_column_reaches_every_format():
+    # one table of columns: each gives a header, a cell, JSON fields and CSV fields
+    import cnndsl as lib
+    from cnndsl.report import COLUMNS, View
+
+    net = lib.load(ROOT / "specs" / "googlenet.cnn")
+    keys = [c.key for c in COLUMNS]
+    table = net.summary(columns=keys)
+    csv_header = net.summary(format="csv").splitlines()[0].split(",")
+    layer = json.loads(net.summary(format="json"))["layers"][0]
+    for c in COLUMNS:
+        assert c.title(View()) in table
+    assert list(layer) == [k for c in COLUMNS for k in c.data(*_any_row(net))]
+    assert len(csv_header) == len(set(csv_header)) and {"rf_global", "output_bytes", "block"} <= set(csv_header)
+
+
+def _any_row(net):
+    from cnndsl.report import View, layer_rows
+
+    return layer_rows(net.analysis)[0], View()
+
+
+def test_depth_shows_block_calls_with_their_totals():
+    import cnndsl as lib
+    from cnndsl.report import block_rows
+
+    for path in SPEC_FILES:
+        a = lib.load(path).analysis
+        for depth in (1, 2, 3):
+            rows = block_rows(a, depth)
+            top = [r for r in rows if r.level == 0]
+            assert sum(r.trainable + r.non_trainable for r in top) == a.total_params, path.name
+            assert sum(r.macs for r in top) == a.macs
+            for i, r in enumerate(rows):  # an expanded call holds what follows it, one level deeper
+                if r.kind == "block" and i + 1 < len(rows) and rows[i + 1].level > r.level:
+                    inside = []
+                    for s in rows[i + 1 :]:
+                        if s.level <= r.level:
+                            break
+                        if s.level == r.level + 1:
+                            inside.append(s)
+                    assert sum(s.macs for s in inside) == r.macs
+    out = cnndsl("summary", "specs/googlenet.cnn", "--depth", "1").stdout
+    row = next(line for line in out.splitlines() if line.startswith(" inception_3a (inception)"))
+    assert row.split()[2:] == ["28x28x256", "163,696", "128,049,152", "59/8/22", "26"]  # line: the call
+
+
+def test_torch_convention_counts_as_torchinfo(refs):
+    ref = refs["torchvision"]["resnet50"]
+    torch = cnndsl("summary", "specs/resnet50_torchvision.cnn", "--convention", "torch").stdout
+    keras = cnndsl("summary", "specs/resnet50_torchvision.cnn").stdout
+    assert f"Total params: {ref['params']:,} (102.23 MB)" in torch  # 25,557,032: torchinfo's
+    assert "Buffers (batch-norm running mean and variance, and other non-trainable values): 53,120" in torch
+    assert "Total params: 25,610,152" in keras and "Non-trainable params: 53,120" in keras
+    bn = [line for line in torch.splitlines() if line.startswith(" batchnorm_1 (batchnorm)")]
+    assert bn[0].split()[3] == "128"  # weight and bias; the Keras convention counts 256
+    assert "1 MB = 10^6 bytes" in torch
+
+
+def test_summary_object_prints_as_the_table_and_shows_as_html():
+    import cnndsl as lib
+
+    net = lib.load(ROOT / "specs" / "googlenet.cnn")
+    s = net.summary()
+    assert isinstance(s, str) and s == lib.report.render(net) and s.startswith('Network: "googlenet"')
+    page = s._repr_html_()
+    assert page.count("<tr>") == len(net.layers) + 1 and "<th style=\"text-align: right\">Param #</th>" in page
+    assert net.summary(format="json")._repr_html_() is None
+    assert repr(net.analysis) == "<Analysis of 'googlenet': 86 nodes, 6,998,552 params, 1.58G MACs>"
+    assert repr(net.analysis["conv_1"]) == (
+        "<LayerInfo conv_1 (conv): 112x112x64, 9,472 params, 118,013,952 MACs, RF 7/2/2>"
+    )
+
+
+def test_jupyter_shows_the_summary_as_a_table(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"import cnndsl\nnet = cnndsl.load({str(ROOT / 'specs' / 'lenet5.cnn')!r})"),
+        nbformat.v4.new_code_cell("net.summary()"),
+        nbformat.v4.new_code_cell("net.analysis"),
+    ]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    (summary,) = nb.cells[1].outputs
+    assert "<table>" in summary["data"]["text/html"] and "C1 (conv)" in summary["data"]["text/html"]
+    assert summary["data"]["text/plain"].startswith('Network: "lenet5"')  # not a quoted string
+    assert nb.cells[2].outputs[0]["data"]["text/plain"].startswith("<Analysis of 'lenet5'")
+
+
+# --------------------------------------------------------------------------------------- diff
+
+
+def test_diff_resnet34_with_resnet50(refs):
+    r = cnndsl("diff", "specs/resnet34_torchvision.cnn", "specs/resnet50_torchvision.cnn", COLUMNS="100")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert max(map(len, out.splitlines())) <= 100
+    lines = {line.split("  ")[0].strip(): line.split() for line in out.splitlines() if "  " in line}
+    r34, r50 = refs["torchvision"]["resnet34"]["params"], refs["torchvision"]["resnet50"]["params"]
+    assert lines["Trainable parameters"][2:] == [f"{r34:,}", f"{r50:,}", f"+{r50 - r34:,}", "(+17.2%)"]
+    assert lines["Receptive field before the head"][-3:] == ["899/32/449", "427/32/213", "changed"]
+    assert "~ layer1 (stage)" in out and "+ " not in out  # the same rows, changed
+    assert "Rows (block calls 1 level deep): 6 changed, 0 added, 0 removed, 5 the same (not shown)" in out
+
+
+def test_diff_lines_up_an_inserted_layer(tmp_path):
+    a, b = tmp_path / "a.cnn", tmp_path / "b.cnn"
+    a.write_text("input 8x8x3\n3x3(S) conv 4\n3x3(S) conv 4\nflatten\ndense 10\n")
+    b.write_text("input 8x8x3\n3x3(S) conv 4\nbn\n3x3+2(S) conv 4\nflatten\ndense 10\n")
+    r = cnndsl("diff", str(a), str(b), "--layers", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert [(row["status"], row["name"]) for row in d["rows"]] == [
+        ("same", "input"), ("same", "conv_1"), ("added", "batchnorm_1"), ("changed", "conv_2"),
+        ("changed", "flatten_1"), ("changed", "dense_1"),
+    ]
+    conv = d["rows"][3]
+    assert conv["a"]["output_shape"] == [8, 8, 4] and conv["b"]["output_shape"] == [4, 4, 4]
+    assert conv["a"]["receptive_field"]["size"] == [5, 5] and conv["b"]["receptive_field"]["size"] == [5, 5]
+    dense = d["rows"][5]
+    assert (dense["a"]["params"], dense["b"]["params"]) == (256 * 10 + 10, 64 * 10 + 10)
+    totals = {t["what"]: t for t in d["totals"]}
+    assert totals["Layers"] == {"what": "Layers", "a": 5, "b": 6, "change": 1}
+    assert totals["Parameters"]["change"] == 16 - 192 * 10
+    table = cnndsl("diff", str(a), str(b), "--layers").stdout
+    assert "+ batchnorm_1 (batchnorm)" in table and "~ conv_2 (conv)" in table
+    assert "8x8x4 → 4x4x4" in table and "conv_1" not in table  # the same rows are counted
+    assert "1 changed" not in table and "3 changed, 1 added, 0 removed, 2 the same (not shown)" in table
+    every = cnndsl("diff", str(a), str(b), "--layers", "--all").stdout
+    assert "  conv_1 (conv)" in every
+    md = cnndsl("diff", str(a), str(b), "--layers", "--format", "markdown").stdout
+    assert "| + batchnorm_1 (batchnorm) | 8x8x4 | 16 | 0 | 1.02 KB | 3/1/1 |" in md
+
+
+def test_diff_of_a_spec_with_itself_and_with_stdin():
+    r = cnndsl("diff", "specs/googlenet.cnn", "-", stdin=(ROOT / "specs" / "googlenet.cnn").read_text())
+    assert r.returncode == 0, r.stderr
+    assert "0 changed, 0 added, 0 removed, 23 the same (not shown)" in r.stdout
+    assert "→" not in r.stdout and '      b = "googlenet" (<stdin>)' in r.stdout
+    r = cnndsl("diff", "-", "-", stdin="input 8x8x1\n")
+    assert r.returncode == 2 and "only one of A and B can be standard input" in r.stderr

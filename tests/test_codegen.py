@@ -17,7 +17,8 @@ from cnndsl.backends.keras import KerasGenerator
 from cnndsl.backends.keras import to_source as keras_source
 from cnndsl.backends.torch import TorchGenerator
 from cnndsl.backends.torch import to_source as torch_source
-from cnndsl.ir import LAYER_CLASSES
+from cnndsl.ir import ACTIVATIONS, LAYER_CLASSES
+from cnndsl.ir.examples import EXAMPLES
 from conftest import SPEC_FILES
 
 GENERATORS = [KerasGenerator, TorchGenerator]
@@ -76,9 +77,19 @@ def test_sources_are_black_formatted(target):
 
 
 @pytest.mark.parametrize("generator", GENERATORS, ids=lambda g: g.TARGET)
-def test_every_layer_class_is_handled_or_unsupported(generator):
+def test_every_kind_has_examples_and_a_handler_or_is_declared_unsupported(generator):
+    """Adding a kind is its IR class, example lines (cnndsl/ir/examples.py), and in each back
+    end a handler or an explicit entry in UNSUPPORTED: a kind that misses one fails here."""
     for cls in LAYER_CLASSES:
+        kind = cls.model_fields["kind"].default
+        assert EXAMPLES.get(kind), f"no example line of {kind} in cnndsl/ir/examples.py"
         assert (cls in generator.HANDLERS) != (cls in generator.UNSUPPORTED), cls.__name__
+
+
+@pytest.mark.parametrize("generator", GENERATORS, ids=lambda g: g.TARGET)
+def test_every_activation_is_mapped(generator):
+    """Each back end maps every activation of the IR through its one table."""
+    assert set(generator.ACTIVATIONS) == set(ACTIVATIONS)
 
 
 def test_call_tree_groups_nodes_by_block_call():
@@ -102,3 +113,28 @@ def test_call_tree_groups_nodes_by_block_call():
     assert [c.height for c in calls] == [1, 0, 0, 1, 0, 0]
     assert calls[0].inputs == ["input"] and calls[0].outputs == ["a_inner_2_relu_1"]
     assert [c.local for c in calls[:3]] == ["a", "inner_1", "inner_2"]
+
+
+def _seconds(target: str, net: cnndsl.Network) -> float:
+    import time
+
+    best = float("inf")
+    for _ in range(2):
+        start = time.process_time()
+        SOURCES[target](net)
+        best = min(best, time.process_time() - start)
+    return best
+
+
+@pytest.mark.parametrize("target", SOURCES)
+def test_generation_is_linear_in_the_number_of_layers(target):
+    """Issue 10 §3: 8,000 layers take about 4 times as long as 2,000 (at most 5), for a
+    residual DAG of block calls and for a stack that becomes one loop."""
+    for text in (
+        "input 8x8x4\nblock b() {{ add {{ 1x1 conv 4 relu | identity }} }}\nrepeat {n} {{ b() }}\n",
+        "input 8x8x4\nrepeat {n} {{ 1x1 conv 4 }}\n",
+    ):
+        small, large = (spec(text.format(n=n // 2 if "block" in text else n)) for n in (2000, 8000))
+        assert len(large.layers) >= 4 * len(small.layers) - 4
+        ratio = _seconds(target, large) / _seconds(target, small)
+        assert ratio <= 5, f"{ratio:.1f} times as long for 4 times the layers: {text.splitlines()[-1]}"

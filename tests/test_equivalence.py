@@ -39,6 +39,7 @@ import cnndsl  # noqa: E402
 from cnndsl.backends import keras as keras_backend  # noqa: E402
 from cnndsl.backends import torch as torch_backend  # noqa: E402
 from cnndsl.backends.transfer import keras_to_torch, torch_to_keras  # noqa: E402
+from cnndsl.ir.examples import example_lines, example_spec  # noqa: E402
 
 from test_keras import SMALL  # noqa: E402
 from test_torch import HAND_SPECS  # noqa: E402
@@ -109,7 +110,22 @@ CASES.update({f"torch_{k}": ("text", v) for k, v in HAND_SPECS.items()})
 CASES.update({k: ("text", v) for k, v in EXTRA.items()})
 
 
+# Every example line of the registry (cnndsl/ir/examples.py) whose kind both back ends express
+# (an input alone computes nothing).
+EXAMPLES = {
+    f"example_{i}_{kind}": example_spec(shape, line)
+    for i, (kind, shape, line) in enumerate(example_lines())
+    if kind != "input"
+    and not any(
+        type(layer) in keras_backend.UNSUPPORTED or type(layer) in torch_backend.UNSUPPORTED
+        for layer in cnndsl.loads(example_spec(shape, line)).layers
+    )
+}
+
+
 def load(name: str) -> cnndsl.Network:
+    if name in EXAMPLES:
+        return cnndsl.loads(EXAMPLES[name], f"{name}.cnn")
     how, what = CASES[name]
     if how == "file":
         return cnndsl.load(what)
@@ -345,6 +361,19 @@ def test_keras_and_torch_compute_the_same_function(name):
             assert not torch.allclose(bn.running_mean, torch.zeros_like(bn.running_mean))
 
 
+@pytest.mark.parametrize("name", list(EXAMPLES))
+def test_every_example_computes_the_same_function(name):
+    """Each example line of every kind both back ends express: one function, node by node."""
+    pair = Pair(name)
+    want, values, _ = pair.run()
+    bad = [
+        f"{n}: |diff| {d:.3g} on values up to {m:.3g}"
+        for n, (d, m) in compare(want, values).items()
+        if not d < allowed(m)
+    ]
+    assert not bad, f"{EXAMPLES[name]!r}: " + "; ".join(bad[:5])
+
+
 FLOAT64_CASES = [n for n, (how, _) in CASES.items() if how == "text" and n not in NO_FLOAT64]
 
 
@@ -517,3 +546,31 @@ def main(names: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+@pytest.mark.parametrize("size", [225, 161])
+@pytest.mark.parametrize("spec", ["mobilenet_v2_keras", "mobilenet_v2_torchvision"])
+def test_pytorch_models_compute_the_spec_at_other_input_sizes(spec, size):
+    """The PyTorch model compiled for 224x224, fed another size, computes the spec evaluated at
+    that size: every node has the shape of the spec re-analysed there, and, with the weights of
+    the Keras model of that spec, the same values.  The Keras model of the 224 spec refuses the
+    other size, naming the size it takes."""
+    path = next(p for p in SPEC_FILES if p.stem == spec)
+    text = path.read_text(encoding="utf-8")
+    net224 = cnndsl.loads(text, path.name)
+    resized = text.replace("input 224x224x3", f"input {size}x{size}x3")
+    assert resized != text
+    net = cnndsl.loads(resized, path.name)
+    model = keras_backend.build(net)
+    randomize(net, model, 0, keras_args(random_inputs(net, 2, 1)))
+    torch224 = torch_backend.build(net224).eval()
+    keras_to_torch(net, model, torch224)
+    inputs = random_inputs(net, 1, 2)
+    values, _ = torch_values(net224, torch224, inputs)
+    want = keras_values(net, model, inputs)
+    for node, value in values.items():
+        assert value.shape[1:] == net.shape(node), node
+    bad = [f"{n}: {d:.3g} on {m:.3g}" for n, (d, m) in compare(want, values).items() if not d < allowed(m)]
+    assert not bad, bad[:5]
+    with pytest.raises(ValueError, match=r"expected shape=\(None, 224, 224, 3\)"):
+        keras_backend.build(net224)(inputs[0])

@@ -48,10 +48,7 @@ MODELS = sorted(REFERENCE)
 MISSING: dict[str, str] = {}
 # Specs written with language features that are not in this branch yet (strict xfail: they
 # must leave the list when the features land).
-WAITING = dict.fromkeys(
-    ["MobileNetV3Small", "MobileNetV3Large", "NASNetMobile", "NASNetLarge"],
-    "uses channels() / height() of a tensor (the elaborator's shape functions)",
-)
+WAITING: dict[str, str] = {}
 # Specs the Keras back end cannot build yet: a layer kind without a Keras handler.
 KERAS_PENDING = {
     "MobileNet": "no Keras handler for reshape yet",

@@ -19,74 +19,11 @@ from hypothesis import strategies as st
 
 import cnndsl
 from cnndsl.ir import Layer
+from cnndsl.ir.examples import EXAMPLES as ALL_EXAMPLES
 from cnndsl.ir.pool import adaptive_bins, adaptive_window
 
 from conftest import SPECS as ROOT_SPECS
-
-# Example lines per kind: (input shape, line).  Every new kind has at least one; the tests
-# below load each, and its notation must read back as the same layer.  (To move to the
-# project's registry of example lines per kind once it exists.)
-EXAMPLES: dict[str, list[tuple[str, str]]] = {
-    "layernorm": [
-        ("14x14x8", "layernorm"),
-        ("14x14x8", "layernorm epsilon=1e-6"),
-        ("16", "layer_norm eps=1e-5 center=off"),
-        ("14x14x8", "layernorm scale=off"),
-    ],
-    "pointwise": [
-        ("14x14x8", "pointwise 32 gelu"),
-        ("14x14x8", "pointwise 8 bias=off"),
-        ("16", "pointwise_dense 4 relu"),
-    ],
-    "layerscale": [
-        ("14x14x8", "layerscale"),
-        ("14x14x8", "layerscale 0.1"),
-        ("16", "layerscale init=1"),
-    ],
-    "stochasticdepth": [
-        ("14x14x8", "stochasticdepth 0.1"),
-        ("14x14x8", "droppath 0.2 batch"),
-        ("14x14x8", "stochastic_depth p=0"),
-    ],
-    "adaptiveavgpool": [
-        ("14x14x8", "adaptiveavgpool 7"),
-        ("14x14x8", "adaptiveavgpool 4x3"),
-        ("13x13x8", "adaptiveavgpool output_size=(6, 6)"),
-        ("5x5x8", "adaptiveavgpool 7"),
-        ("14x14x8", "adaptiveavgpool 1"),
-    ],
-    "rescaling": [
-        ("14x14x3", "rescaling 1/255"),
-        ("14x14x3", "rescaling 1/127.5 offset=-1"),
-        ("14x14x3", "rescaling scale=(0.5, 2, 4)"),
-        ("14x14x3", "rescale 0.17"),
-    ],
-    "normalization": [
-        ("14x14x3", "normalization"),
-        (
-            "14x14x3",
-            "normalization mean=(0.485, 0.456, 0.406)"
-            " variance=(0.229*0.229, 0.224*0.224, 0.225*0.225)",
-        ),
-        ("16", "normalization mean=0.5 variance=0.25"),
-    ],
-    "reshape": [
-        ("1x1x16", "reshape 16"),
-        ("16", "reshape 1x1x16"),
-        ("4x4x8", "reshape shape=(2, 8, -1)"),
-        ("4x4x8", "reshape shape=(-1,)"),
-    ],
-    "crop": [
-        ("14x14x8", "crop 1"),
-        ("14x14x8", "crop cropping=((0, 1), (0, 1))"),
-        ("14x14x8", "cropping2d 2x3"),
-    ],
-    "split": [("14x14x8", "split 2 part=0"), ("14x14x8", "split 4 part=3"), ("16", "split 2 1")],
-    "shuffle": [("14x14x8", "shuffle 2"), ("14x14x12", "channel_shuffle 3")],
-    "hardswish": [("14x14x8", "hardswish"), ("14x14x8", "1x1 conv 8 hard_swish")],
-    "hardsigmoid": [("14x14x8", "hardsigmoid"), ("14x14x8", "1x1 conv 8 activation=hardsigmoid")],
-    "gelu_tanh": [("14x14x8", "gelu_tanh"), ("14x14x8", "pointwise 8 gelu_tanh")],
-}
+from test_analysis import check_fields_by_brute_force  # the DAG brute force, shared
 
 NEW_KINDS = {
     "layernorm",
@@ -102,6 +39,22 @@ NEW_KINDS = {
     "shuffle",
 }
 NEW_ACTIVATIONS = {"hardswish", "hardsigmoid", "gelu_tanh"}
+
+# Example lines per kind, (input shape, line), from the project's registry
+# (cnndsl/ir/examples.py): the new kinds', and for each new activation the examples that use it.
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    kind: list(lines) for kind, lines in ALL_EXAMPLES.items() if kind in NEW_KINDS
+}
+EXAMPLES.update(
+    {
+        name: [
+            (shape, line)
+            for shape, line in ALL_EXAMPLES["activation"]
+            if name in line or name.replace("hards", "hard_s") in line
+        ]
+        for name in sorted(NEW_ACTIVATIONS)
+    }
+)
 
 
 def load(text: str) -> cnndsl.Network:
@@ -432,8 +385,6 @@ def kinds_dags(draw):
 @settings(max_examples=200, deadline=None)
 @given(kinds_dags())
 def test_receptive_fields_of_dags_of_the_new_kinds_match_brute_force(spec):
-    from test_analysis import check_fields_by_brute_force  # the DAG brute force, shared
-
     try:
         net = load(spec)
         net.analysis
@@ -823,38 +774,8 @@ def test_readme_lists_every_word_of_the_new_kinds():
 
 
 # -------------------------------------------------------------------- the back ends
-# Until the handlers of these kinds exist, each back end refuses them with a located error;
-# once they do, what a back end builds has the analysis' output shape.  Never anything else.
-
-
-@pytest.mark.torch
-@pytest.mark.parametrize("kind,shape,line", CASES, ids=[f"{k}:{l}" for k, _, l in CASES])
-def test_pytorch_builds_the_example_or_says_it_cannot(kind, shape, line):
-    torch = pytest.importorskip("torch")
-    net, layer = one(shape, line)
-    try:
-        model = net.to_torch().eval()
-    except cnndsl.CnnDslError as e:
-        assert str(e).startswith("<string>:2:") and "PyTorch cannot express" in str(e)
-        return
-    dims = tuple(int(d) for d in shape.split("x"))
-    x = torch.randn(2, *(dims[2:] + dims[:2] if len(dims) == 3 else dims))
-    out = model(x)
-    expected = net.analysis[layer.name].output_shape
-    assert tuple(out.shape[1:]) == (expected[2:] + expected[:2] if len(expected) == 3 else expected)
-
-
-@pytest.mark.keras
-@pytest.mark.parametrize("kind,shape,line", CASES, ids=[f"{k}:{l}" for k, _, l in CASES])
-def test_keras_builds_the_example_or_says_it_cannot(kind, shape, line):
-    pytest.importorskip("keras")
-    net, layer = one(shape, line)
-    try:
-        model = net.to_keras()
-    except cnndsl.CnnDslError as e:
-        assert str(e).startswith("<string>:2:") and "Keras cannot express" in str(e)
-        return
-    assert tuple(model.outputs[0].shape[1:]) == net.analysis[layer.name].output_shape
+# (Every example line builds in both back ends, or is refused with a located error: the
+# registry-driven tests of test_keras and test_torch.)
 
 
 def test_back_ends_refuse_training_outputs_until_they_build_them():

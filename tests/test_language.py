@@ -972,3 +972,109 @@ def test_a_shape_that_cannot_be_computed_is_the_analysis_error():
     with pytest.raises(CnnDslError) as analysed:
         net(text)
     assert str(asked.value) == str(analysed.value)
+
+
+DENSENET = """
+input 32x32x24
+block dense_layer(growth) { bn -> relu -> 1x1 conv 4 * growth bias=off -> bn -> relu -> 3x3(S) conv growth bias=off }
+block dense_block(n, growth) { repeat n { x = identity; concat { identity | dense_layer(growth) } } }
+block transition() { bn -> relu -> 1x1 conv channels() // 2 bias=off -> 2x2+2 avgpool }
+block mbconv(c, e=4, act=swish) {
+  add {
+    1x1 conv channels() * e -> act -> 3x3(S) dwconv activation=act -> 1x1 conv c
+  | if channels() != c { 1x1 conv c } else { identity }
+  }
+}
+dense_block(2, 8) -> transition()
+dense_block(3, 8) -> transition()
+dense_block(2, 8) -> transition() -> transition()
+mbconv(16) -> mbconv(16) -> mbconv(24, e=6)
+globalavgpool -> dense channels() + 1
+"""
+
+
+def test_channels_height_width_read_the_current_tensor():
+    n = net(DENSENET)
+    transitions = [l for l in n.layers if l.kind == "conv" and l.calls[-1].block == "transition"]
+    # 24 + 2*8 = 40 -> 20; 20 + 3*8 = 44 -> 22; 22 + 2*8 = 38 -> 19 -> 9
+    assert [t.filters for t in transitions] == [20, 22, 19, 9]
+    first: dict[str, int] = {}  # each mbconv call's first conv: the expansion
+    for layer in n.layers:
+        if layer.kind == "conv" and layer.calls[-1].block == "mbconv":
+            first.setdefault(layer.calls[-1].instance, layer.filters)
+    assert list(first.values()) == [9 * 4, 16 * 4, 16 * 6]
+    assert n.layers[-1].units == 25
+    sizes = net("input 20x12x3\nx = conv 4 kernel=1\ny = 2x2+2 maxpool\n"
+                "flatten -> dense height(x) * 100 + (width(y) * 10 + channels(x))")
+    assert sizes.layers[-1].units == 20 * 100 + 6 * 10 + 4
+
+
+def test_block_calls_that_read_shapes_are_replayed_only_for_that_shape():
+    from cnndsl.elaborate import Elaborator
+    from cnndsl.parser import parse
+
+    copied = Elaborator().elaborate(parse(DENSENET, "<string>"))
+    afresh = Elaborator(memoize=False).elaborate(parse(DENSENET, "<string>"))
+    assert copied.to_json() == afresh.to_json()
+
+
+def test_shape_functions_errors():
+    for text, message in [
+        ("globalavgpool -> dense height()", "height\\(\\): a vector of 3 has no height"),
+        ("conv 4 kernel=1 -> conv channels(3) kernel=1", "channels\\(\\): expected a tensor, got 3"),
+        ("conv channels(1, 2) kernel=1", "channels\\(\\) takes 0 to 1 values, got 2"),
+        ("9x9 conv 4 -> conv channels() kernel=1", "gives -0 rows|9x9 window does not fit"),
+    ]:
+        with pytest.raises(CnnDslError, match=message):
+            net("input 8x8x3\n" + text)
+    with pytest.raises(CnnDslError, match="no tensor to read in a `defaults` line"):
+        net("defaults conv filters=channels()\ninput 8x8x3\nconv kernel=1")
+
+
+def test_errors_inside_block_calls_name_the_calls_innermost_first():
+    text = "input 8x8x3\nblock inner(f) { conv f / 3 kernel=1 }\nblock outer(f) { inner(f + 1) }\nouter(3)\n"
+    with pytest.raises(CnnDslError) as e:
+        net(text)
+    (d,) = e.value.diagnostics
+    assert d.location.line == 2
+    assert [(text, where.line) for text, where in d.notes] == [("in inner(4), called", 3), ("in outer(3), called", 4)]
+    # an error about a layer that cannot apply, met while reading a shape, keeps its own calls
+    text = "input 8x8x3\nblock big() { 9x9 conv 4 }\nblock reads() { conv channels() kernel=1 }\nbig() -> reads()\n"
+    with pytest.raises(CnnDslError) as e:
+        net(text)
+    (d,) = e.value.diagnostics
+    assert d.location.line == 2 and [where.line for _, where in d.notes] == [4]
+
+
+# ------------------------------------------------------------------------- every kind's examples
+
+from cnndsl.ir import ACTIVATIONS  # noqa: E402
+from cnndsl.ir.examples import EXAMPLES, example_lines, example_spec  # noqa: E402
+
+EXAMPLE_CASES = example_lines()
+
+
+def test_every_kind_and_activation_has_an_example():
+    """The registry of example lines (cnndsl/ir/examples.py) names every layer kind, and its
+    examples use every activation: a new kind or activation without one fails here."""
+    assert set(EXAMPLES) == set(Layer.registry())
+    used = set()
+    for _, shape, line in EXAMPLE_CASES:
+        for layer in net(example_spec(shape, line)).layers:
+            used.add(getattr(layer, "function", None))
+            used.add(getattr(layer, "activation", None))
+    assert set(ACTIVATIONS) <= used
+
+
+@pytest.mark.parametrize("kind,shape,line", EXAMPLE_CASES, ids=[f"{k}:{l}" for k, _, l in EXAMPLE_CASES])
+def test_every_example_loads_and_its_notation_reads_back(kind, shape, line):
+    network = net(example_spec(shape, line))
+    layer = network.layers[-1]
+    activations = {getattr(layer, "function", None), getattr(layer, "activation", None)}
+    assert layer.kind == kind or (kind == "activation" and activations & set(ACTIVATIONS))
+    if layer.max_inputs == 1 and layer.kind != "input":  # (a merge's notation has no branches)
+        again = net(f"input {shape}\n{layer.notation()}\n").layers[-1]
+        assert again.model_dump(exclude={"name", "position", "calls"}) == layer.model_dump(
+            exclude={"name", "position", "calls"}
+        )
+    assert cnndsl.Network.from_json(network.to_json()) == network

@@ -667,3 +667,122 @@ def test_models_export_without_graph_breaks():
         out = list(out) if isinstance(out, tuple) else [out]
         for got, want in zip(out, b.outputs):
             torch.testing.assert_close(got, want)
+
+
+# ------------------------------------------------------------------ every kind's examples
+
+from cnndsl.ir import ACTIVATIONS  # noqa: E402
+from cnndsl.ir.examples import example_lines, example_spec  # noqa: E402
+
+EXAMPLE_CASES = example_lines()
+
+
+@pytest.mark.parametrize(
+    "kind,shape,line", EXAMPLE_CASES, ids=[f"{k}:{l}" for k, _, l in EXAMPLE_CASES]
+)
+def test_every_example_builds_with_the_irs_shapes_or_is_refused(kind, shape, line):
+    """Each example line of the registry builds a module whose every node has the IR's shape,
+    with the IR's parameters, computing finite values; or a kind declared unsupported is
+    refused with a located error naming the layer and PyTorch."""
+    net = cnndsl.loads(example_spec(shape, line), "example.cnn")
+    refused = [layer for layer in net.layers if type(layer) in backend.UNSUPPORTED]
+    if refused:
+        with pytest.raises(cnndsl.CnnDslError) as error:
+            backend.build(net)
+        assert f"PyTorch cannot express layer '{refused[0].name}'" in str(error.value)
+        assert error.value.location.line == refused[0].position.line
+        return
+    values = {}
+    model = backend.build(net, tap=lambda name, value: values.__setitem__(name, value)).eval()
+    a = net.analysis
+    assert sum(p.numel() for p in model.parameters()) == a.trainable_params
+    with torch.no_grad():
+        out = model(torch.randn(nchw(net.inputs[0].shape)))
+    assert {n: tuple(v.shape) for n, v in values.items()} == {
+        layer.name: nchw(a[layer.name].output_shape) for layer in net.layers if layer.kind != "input"
+    }
+    assert torch.isfinite(out).all()
+
+
+def test_every_activation_resolves_in_torch():
+    """The back end's table maps every IR activation to a function of torch.nn.functional
+    (or torch)."""
+    import torch.nn.functional as F
+
+    from cnndsl.backends.torch.generator import ACTIVATIONS as TABLE
+
+    for name in ACTIVATIONS:
+        if TABLE[name] is None:
+            assert name == "linear"
+            continue
+        module, _, function = TABLE[name][0].partition(".")
+        assert callable(getattr({"F": F, "torch": torch}[module], function)), name
+
+
+def test_reserved_attributes_cover_nn_module():
+    """A layer's attribute never shadows nn.Module's: its public names are reserved, its
+    private ones all start with an underscore, which an attribute never does."""
+    from cnndsl.backends.codegen.names import attribute
+    from cnndsl.backends.torch.generator import MODULE_ATTRIBUTES
+
+    names = set(dir(torch.nn.Module)) | set(vars(torch.nn.Module()))
+    assert {n for n in names if not n.startswith("_")} <= MODULE_ATTRIBUTES
+    for name in names:
+        assert attribute(name, MODULE_ATTRIBUTES) not in names, name
+
+
+MAP_EXAMPLES = [case for case in EXAMPLE_CASES if case[1].count("x") == 2 and case[0] != "input"]
+
+
+@pytest.mark.parametrize(
+    "kind,shape,line", MAP_EXAMPLES, ids=[f"{k}:{l}" for k, _, l in MAP_EXAMPLES]
+)
+def test_every_example_computes_the_spec_at_other_input_sizes(kind, shape, line):
+    """A model compiled for one input size, run at another, computes the spec evaluated at
+    that size: the model compiled for it, with the same weights (SAME padding that depends on
+    the size is computed from the input)."""
+    net = cnndsl.loads(example_spec(shape, line), "example.cnn")
+    if any(type(layer) in backend.UNSUPPORTED for layer in net.layers):
+        pytest.skip("a kind PyTorch does not express")
+    model = backend.build(net).eval()
+    h, w, c = map(int, shape.split("x"))
+    compared = 0
+    for dh, dw in ((1, 1), (-1, 2), (3, -1), (2, 5)):
+        try:
+            other = cnndsl.loads(example_spec(f"{h + dh}x{w + dw}x{c}", line), "example.cnn")
+            reference = backend.build(other).eval()
+        except cnndsl.CnnDslError:  # the spec does not apply at that size
+            continue
+        reference.load_state_dict(model.state_dict())
+        x = torch.randn(2, c, h + dh, w + dw)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
+        compared += 1
+    assert compared
+
+
+# ------------------------------------------------------------------ every value the IR accepts
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from ir_strategies import networks  # noqa: E402
+
+HANDLED = [cls for cls in LAYER_CLASSES if cls in backend.HANDLERS and cls.__name__ != "Input"]
+
+
+@pytest.mark.parametrize("cls", HANDLED, ids=lambda cls: cls.__name__)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_every_value_the_ir_accepts_builds_or_is_refused(cls, data):
+    """Field values drawn within the IR's constraints: the module builds and runs, or the
+    back end refuses the node with a located error naming it and PyTorch."""
+    net = data.draw(networks(cls))
+    try:
+        model = backend.build(net).eval()
+    except cnndsl.CnnDslError as error:
+        assert "PyTorch cannot express layer 'node'" in str(error), str(error)
+        assert error.location.line == 2
+        return
+    with torch.no_grad():
+        out = model(torch.randn(nchw(net.inputs[0].shape)))
+    assert tuple(out.shape) == nchw(net.shape("node"))

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..display import grouped, human
 from ..errors import CnnDslError, Location, split_lines
-from ..ir.base import Layer, Position, Shape, numel
+from ..ir.base import Layer, Position, Shape, fmt_shape, numel
 from ..ir.geometry import ShapeError
+from ..ir.network import Origins
 from . import memory as _memory
 from .memory import DTYPE_BYTES, Memory
 from .receptive_field import IMAGE, ReceptiveField, apply_window, combine, flat_window
@@ -26,6 +28,7 @@ __all__ = [
     "Analysis",
     "LayerInfo",
     "Memory",
+    "Origins",
     "ReceptiveField",
     "Totals",
     "analyze",
@@ -53,6 +56,13 @@ class LayerInfo(NamedTuple):
     def output_elements(self) -> int:
         return numel(self.output_shape)
 
+    def __repr__(self) -> str:
+        rf = self.receptive_field.short() if self.receptive_field is not None else "-"
+        return (
+            f"<LayerInfo {self.layer.name} ({self.layer.type_name}): {fmt_shape(self.output_shape)},"
+            f" {grouped(self.params)} params, {grouped(self.macs)} MACs, RF {rf}>"
+        )
+
 
 class Totals(NamedTuple):
     """Parameters and MACs summed over a set of nodes."""
@@ -72,7 +82,7 @@ class _Facts(NamedTuple):
 
     output_shape: Shape
     trainable: int
-    frozen: int
+    non_trainable: int
     macs: int
     windows: tuple | None  # per input, flat for apply_window (or None); None when no input has one
     elements: int  # of the output
@@ -104,6 +114,7 @@ class Analysis:
     ) -> None:
         # No reference to the network itself: it holds its analysis, and a cycle would keep
         # both alive until the garbage collector runs.
+        self.name = network.name
         self._nodes = network.layers
         self._outputs = list(network.outputs)
         self._facts = facts  # each node's facts
@@ -117,7 +128,7 @@ class Analysis:
             kept = [f for layer, f in zip(network.layers, facts) if layer.name not in training_only]
             self.inference = Totals(
                 sum(f.trainable for f in kept),
-                sum(f.frozen for f in kept),
+                sum(f.non_trainable for f in kept),
                 sum(f.macs for f in kept),
             )
         else:
@@ -133,7 +144,7 @@ class Analysis:
             self._layers = {
                 layer.name: _info(
                     LayerInfo,
-                    (layer, f.input_shapes, f.output_shape, f.trainable, f.frozen, f.macs, rf),
+                    (layer, f.input_shapes, f.output_shape, f.trainable, f.non_trainable, f.macs, rf),
                 )
                 for layer, f, rf in zip(self._nodes, self._facts, self._fields)
             }
@@ -147,6 +158,12 @@ class Analysis:
 
     def __len__(self) -> int:
         return len(self._facts)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Analysis of {self.name!r}: {len(self)} nodes, {grouped(self.total_params)} params,"
+            f" {human(self.macs)} MACs>"
+        )
 
     @property
     def outputs(self) -> list[tuple[str, Shape]]:
@@ -204,17 +221,18 @@ MAX_ERRORS = 20
 _info = tuple.__new__  # LayerInfo(...) without the keyword handling of its generated __new__
 
 
-def analyze(network: Network) -> Analysis:
-    """Compute every node's facts.
+def analyze(network: Network, origins: Origins | None = None) -> Analysis:
+    """Compute every node's facts.  ``origins``, from the elaborator, lets nodes placed from
+    one layer share their facts (see :class:`Origins`); without them every node is its own.
 
     Raises :class:`CnnDslError` listing every layer that cannot apply to its input (up to
     MAX_ERRORS); layers downstream of a failed one are skipped, not reported again.
     """
     layers = network.layers
-    plan = network._plan
-    if plan is not None and plan[0] is layers and len(plan[1]) == len(layers):
-        # from the elaborator: each node's validated template layer, and its inputs by position
-        _, templates, input_ids = plan
+    if origins is not None:
+        if not len(origins.templates) == len(origins.inputs) == len(layers):
+            raise ValueError("these origins describe another list of layers")
+        templates, input_ids = origins
     else:
         templates = layers
         where: dict[str, int] = {}
@@ -226,7 +244,7 @@ def analyze(network: Network) -> Analysis:
     shapes: list[Shape | None] = [None] * n  # None: not computed (the node or an input failed)
     fields: list[ReceptiveField | None] = [None] * n
     facts_of: list[_Facts] = []
-    total_trainable = total_frozen = total_macs = 0
+    total_trainable = total_non_trainable = total_macs = 0
     errors: list = []
     # Nodes the elaborator made from one validated layer (a block called again, a repeat)
     # have the same facts for the same input shapes: computed once.  By template, then by
@@ -253,7 +271,7 @@ def analyze(network: Network) -> Analysis:
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
-        out, trainable, frozen, macs, windows, _, _ = facts
+        out, trainable, non_trainable, macs, windows, _, _ = facts
         if len(ids) == 1:
             rf = fields[ids[0]]
             if windows is not None and rf is not None:
@@ -271,11 +289,11 @@ def analyze(network: Network) -> Analysis:
         fields[i] = rf
         facts_of.append(facts)
         total_trainable += trainable
-        total_frozen += frozen
+        total_non_trainable += non_trainable
         total_macs += macs
     if errors:
         raise CnnDslError(errors)
-    totals = (total_trainable, total_frozen, total_macs)
+    totals = (total_trainable, total_non_trainable, total_macs)
     return Analysis(network, facts_of, fields, input_ids, totals, frozenset(network.training_only()))
 
 
@@ -283,10 +301,10 @@ def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> _Facts:
     """What ``layer`` gives for these input shapes (raises ShapeError where it cannot apply)."""
     inputs = list(in_shapes)
     out = layer.output_shape(inputs)
-    trainable, frozen = layer.param_counts(inputs)
+    trainable, non_trainable = layer.param_counts(inputs)
     windows = None
     if inputs:
         windows = tuple([flat_window(w) for w in layer.windows(inputs)])
         if not any(windows):
             windows = None
-    return _Facts(out, trainable, frozen, layer.macs(inputs, out), windows, numel(out), in_shapes)
+    return _Facts(out, trainable, non_trainable, layer.macs(inputs, out), windows, numel(out), in_shapes)

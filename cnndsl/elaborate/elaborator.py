@@ -13,13 +13,14 @@ from __future__ import annotations
 import keyword
 import os
 import re
+from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import syntax as S
 from ..errors import CnnDslError, Diagnostic, Location, did_you_mean, split_lines
-from ..ir import Input, Layer, Network
+from ..ir import Input, Layer, Network, Origins
 from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, Work
 from .modules import ImportPolicy, Modules, kind_key
 from .naming import Frame, Nodes, place
@@ -470,6 +471,11 @@ class Elaborator:
         self.active.append((block, item.loc))
         try:
             result = self.body(block.body, current, inner)
+        except CnnDslError as e:  # say which call it happened in, as the analysis does
+            raise CnnDslError([
+                d if id(d) in self.shapes.placed else replace(d, notes=(*d.notes, (f"in {frame.written}, called", frame.loc)))
+                for d in e.diagnostics
+            ]) from None
         finally:
             self.active.pop()
             self.frame = saved
@@ -564,7 +570,7 @@ class Elaborator:
             training_outputs=[names[i] for i in training],
         )
         net._sources = dict(self.modules.sources)
-        net._plan = (layers, self.nodes.layers, self.nodes.inputs)
+        net._origins = Origins(self.nodes.layers, self.nodes.inputs)  # for net.analysis
         return net
 
 

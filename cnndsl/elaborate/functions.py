@@ -133,7 +133,10 @@ def _round(x, ndigits=None):
     x = _number(x, 0)
     if ndigits is None:
         return round(x)
-    return round(x, _integer(ndigits, 1))
+    ndigits = _integer(ndigits, 1)
+    if abs(ndigits) > 100:  # round(7, -10**20) would compute 10**(10**20)
+        raise ArgumentError(f"ndigits must be between -100 and 100, got {ndigits}", 1)
+    return round(x, ndigits)
 
 
 @builtin("int", "x", "A number without its fraction (towards zero), as Python's int().")
@@ -149,6 +152,31 @@ def _ceil(x):
 @builtin("floor", "x", "The largest integer at most x.")
 def _floor(x):
     return math.floor(_number(x, 0))
+
+
+@builtin("log", "x, base", "The logarithm of x, natural or to the base given.", required=1)
+def _log(x, base=None):
+    x = _number(x, 0)
+    if x <= 0:
+        raise ArgumentError(f"the logarithm of {x} is not a number", 0)
+    if base is None:
+        return math.log(x)
+    base = _number(base, 1)
+    if base <= 0 or base == 1:
+        raise ArgumentError(f"a logarithm's base is positive and not 1, got {base}", 1)
+    return math.log(x, base)
+
+
+@builtin("pow", "x, y", "x to the power y, as Python's pow (an integer for integers, y >= 0).")
+def _pow(x, y):
+    x, y = _number(x, 0), _number(y, 1)
+    if x == 0 and y < 0:
+        raise ArgumentError("0 to a negative power is not a number", 1)
+    if x < 0 and not float(y).is_integer():
+        raise ArgumentError(f"{x} to the power {y} is not a real number", 1)
+    if x != 0 and y * math.log10(abs(x)) > 308:  # (and 2 ** 10**9 would take a while)
+        raise ArgumentError(f"{x} to the power {y} is out of range")
+    return x**y
 
 
 @builtin("len", "items", "The number of items of a list or tuple (or characters of a string).")
@@ -170,10 +198,11 @@ def _range(start, stop=None, step=1):
     start, stop, step = _integer(start, 0), _integer(stop, 1), _integer(step, 2)
     if step == 0:
         raise ArgumentError("the step must not be zero", 2)
-    items = range(start, stop, step)
-    if len(items) > MAX_REPEAT:
+    # (len(range(...)) overflows beyond sys.maxsize items: count them here)
+    count = (stop - start + step - (1 if step > 0 else -1)) // step
+    if count > MAX_REPEAT:
         raise ArgumentError(f"a list longer than {MAX_REPEAT:,} items")
-    return list(items)
+    return list(range(start, stop, step))
 
 
 @builtin(

@@ -10,8 +10,9 @@ own error, located at that node, with its block calls as notes.
 
 from __future__ import annotations
 
-from ..errors import CnnDslError, Location
+from ..errors import CnnDslError
 from ..ir import Shape, ShapeError
+from .functions import ArgumentError, builtin
 from .naming import Nodes
 from .values import POISONED, Poisoned, Scope, TensorRef, show
 
@@ -25,13 +26,16 @@ class Shapes:
     for an input of that shape (see :mod:`.replay`).
     """
 
-    __slots__ = ("nodes", "known", "current", "reads")
+    __slots__ = ("nodes", "known", "current", "reads", "placed")
 
     def __init__(self, nodes: Nodes) -> None:
         self.nodes = nodes
         self.known: dict[int, Shape] = {}
         self.current: int | None = None
         self.reads = 0
+        # The errors about nodes that cannot apply, by id: they carry the block calls of
+        # their node, and the block calls they pass through on their way out add none.
+        self.placed: set[int] = set()
 
     def of(self, node: int) -> Shape:
         """The output shape of node ``node``; a located CnnDslError if it, or a node it
@@ -62,57 +66,57 @@ class Shapes:
                 while frame is not None:
                     notes.append((f"in {frame.written}, called", frame.loc))
                     frame = frame.parent
-                raise CnnDslError(str(e), nodes.locs[i], notes=notes) from None
+                error = CnnDslError(str(e), nodes.locs[i], notes=notes)
+                self.placed.update(id(d) for d in error.diagnostics)
+                raise error from None
         return known[node]
 
-    def of_tensor(self, tensor: object, function: str, loc: Location | None = None) -> Shape:
-        """The shape of ``tensor`` (a named tensor), or of the current tensor when it is None:
-        what ``function()`` reads."""
-        if tensor is None:
-            node = self.current
-            if node is None:
-                raise CnnDslError(
-                    f"{function}() reads the current tensor, and there is none here:"
-                    " declare an input first",
-                    loc,
-                )
-        elif isinstance(tensor, TensorRef):
-            node = tensor.node
-        else:
-            raise CnnDslError(f"{function}() takes a tensor, got {show(tensor)}", loc)
-        if node == POISONED:
-            raise Poisoned
-        return self.of(node)
+
+# ------------------------------------------------- the built-in functions that read shapes
 
 
-def channels(scope: Scope, tensor: object = None, loc: Location | None = None) -> int:
-    """The channels of the current tensor (or of ``tensor``): C of H x W x C, N of a vector."""
-    return _shapes(scope, "channels", loc).of_tensor(tensor, "channels", loc)[-1]
+@builtin(
+    "channels", "tensor",
+    "The channels of the current tensor (C of H x W x C, N of a vector), or of a named tensor.",
+    required=0, scope=True,
+)
+def channels(scope: Scope, tensor: object = None) -> int:
+    return _shape(scope, tensor, "channels")[-1]
 
 
-def height(scope: Scope, tensor: object = None, loc: Location | None = None) -> int:
-    """The height (rows) of the current feature map (or of ``tensor``)."""
-    return _spatial(scope, tensor, "height", 0, loc)
+@builtin("height", "tensor", "The height of the current feature map, or of a named one.", required=0, scope=True)
+def height(scope: Scope, tensor: object = None) -> int:
+    return _spatial(scope, tensor, "height", 0)
 
 
-def width(scope: Scope, tensor: object = None, loc: Location | None = None) -> int:
-    """The width (columns) of the current feature map (or of ``tensor``)."""
-    return _spatial(scope, tensor, "width", 1, loc)
+@builtin("width", "tensor", "The width of the current feature map, or of a named one.", required=0, scope=True)
+def width(scope: Scope, tensor: object = None) -> int:
+    return _spatial(scope, tensor, "width", 1)
 
 
-def _spatial(scope: Scope, tensor: object, function: str, axis: int, loc: Location | None) -> int:
-    shape = _shapes(scope, function, loc).of_tensor(tensor, function, loc)
-    if len(shape) != 3:
-        raise CnnDslError(
-            f"{function}() needs a feature map (H x W x C), and this tensor is a vector of"
-            f" {shape[0]}",
-            loc,
-        )
-    return shape[axis]
-
-
-def _shapes(scope: Scope, function: str, loc: Location | None) -> Shapes:
+def _shape(scope: Scope, tensor: object, function: str) -> Shape:
+    """The shape ``function()`` reads: of ``tensor`` (a named tensor), or of the current one."""
     shapes = scope.shapes
     if shapes is None:  # `defaults conv filters=channels()`: no layer, no tensor
-        raise CnnDslError(f"{function}() reads a tensor, and a `defaults` line has none", loc)
-    return shapes
+        raise ArgumentError("there is no tensor to read in a `defaults` line")
+    if tensor is None:
+        node = shapes.current
+        if node is None:
+            raise ArgumentError("there is no current tensor here: declare an input first")
+    elif isinstance(tensor, TensorRef):
+        node = tensor.node
+    else:
+        raise ArgumentError(f"expected a tensor, got {show(tensor)}", 0)
+    if node == POISONED:
+        raise Poisoned
+    return shapes.of(node)
+
+
+def _spatial(scope: Scope, tensor: object, function: str, axis: int) -> int:
+    shape = _shape(scope, tensor, function)
+    if len(shape) != 3:
+        raise ArgumentError(
+            f"a vector of {shape[0]} has no {function}: it needs a feature map (H x W x C)",
+            None if tensor is None else 0,
+        )
+    return shape[axis]

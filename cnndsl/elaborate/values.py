@@ -161,6 +161,8 @@ def _call(expr: S.Call, scope: Scope) -> Any:
             expr.loc,
             hint=f"it is {function.signature}",
         )
+    if scope.work is not None:
+        scope.work.charge(1, expr.loc)
     args = [evaluate(a, scope) for a in positional]
     kwargs = {kw.name: evaluate(kw.value, scope) for kw in keywords}
     try:
@@ -174,6 +176,8 @@ def _call(expr: S.Call, scope: Scope) -> Any:
         raise CnnDslError(f"{expr.func}(): {e.message}", where, hint=f"it is {function.signature}") from None
     if isinstance(value, float) and not math.isfinite(value):
         raise CnnDslError("this number is out of range", expr.loc)
+    if type(value) is list or type(value) is tuple:  # range(): bounded, and charged as built
+        _room(items(value), expr.loc, scope)
     return value
 
 

@@ -10,7 +10,7 @@ from .conv import Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .core import Activation, Dense, Flatten, Input, PointwiseDense, Upsample, ZeroPad
 from .geometry import ShapeError
 from .merge import Add, Concat, Multiply
-from .network import LAYER_CLASSES, AnyLayer, Network
+from .network import LAYER_CLASSES, AnyLayer, Network, Origins
 from .norm import LRN, BatchNorm, Dropout, LayerNorm, StochasticDepth
 from .pool import (
     AdaptiveAvgPool2D,
@@ -55,6 +55,7 @@ __all__ = [
     "Multiply",
     "Network",
     "Normalization",
+    "Origins",
     "PointwiseDense",
     "Position",
     "Rescaling",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, Union
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticSerializationError, to_json
@@ -13,13 +13,31 @@ from .base import Identifier, Layer
 from .core import Input
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ..analysis import Analysis
+    from ..report import Summary
 
 LAYER_CLASSES: tuple[type[Layer], ...] = tuple(Layer.registry().values())
 """Every layer class, in registration order."""
 
 AnyLayer = Annotated[Union[LAYER_CLASSES], Field(discriminator="kind")]  # type: ignore[valid-type]
 """The discriminated union of every layer kind."""
+
+
+class Origins(NamedTuple):
+    """How the elaborator made a network's nodes, which :func:`cnndsl.analysis.analyze` uses
+    to go faster.
+
+    ``templates[i]`` is the validated layer node i was placed from: a block called again or a
+    ``repeat`` places one layer many times, and the nodes placed from one template have the
+    same facts for the same input shapes, so the analysis computes those once.  ``inputs[i]``
+    are node i's inputs as positions in ``network.layers``.  Both describe the network's
+    ``layers`` as the elaborator made them (``Network`` drops its origins when ``layers`` is
+    assigned)."""
+
+    templates: list[Layer]
+    inputs: list[tuple[int, ...]]
 
 
 class Network(BaseModel):
@@ -50,11 +68,16 @@ class Network(BaseModel):
     _index: dict[str, Layer] | None = PrivateAttr(default=None)  # by name, made on first use
     _analysis: Any = PrivateAttr(default=None)
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
-    # From the elaborator: (layers, templates, input ids) -- the validated layer behind each
-    # node (nodes sharing one have the same facts for the same input shapes, so the analysis
-    # computes those once) and each node's inputs by position.  Used only while `layers` is
-    # still the list it was made for.
-    _plan: tuple | None = PrivateAttr(default=None)
+    _origins: Origins | None = PrivateAttr(default=None)
+    """From the elaborator: how it made the nodes (:class:`Origins`), handed to
+    :func:`cnndsl.analysis.analyze` by :attr:`analysis`, then dropped."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "layers":  # the origins described the layers being replaced
+            self._origins = None
+            self._analysis = None
+            self._index = None
+        super().__setattr__(name, value)
 
     @model_validator(mode="after")
     def _check_graph(self):
@@ -149,18 +172,42 @@ class Network(BaseModel):
         if self._analysis is None:
             from ..analysis import analyze
 
-            self._analysis = analyze(self)
+            self._analysis = analyze(self, self._origins)
+            self._origins = None
         return self._analysis
 
     def shape(self, name: str) -> tuple[int, ...]:
         """Output shape of a node (without the batch axis)."""
         return self.analysis[name].output_shape
 
-    def summary(self, batch_size: int = 1, dtype: str = "float32", format: str = "table") -> str:
-        """The summary ``cnndsl summary`` prints (table, markdown, csv or json)."""
-        from ..report import render
+    def summary(
+        self,
+        batch_size: int = 1,
+        dtype: str = "float32",
+        format: str = "table",
+        *,
+        columns: Iterable[str] | None = None,
+        depth: int | None = None,
+        width: int | None = None,
+        convention: str = "keras",
+    ) -> Summary:
+        """The summary ``cnndsl summary`` prints: a :class:`~cnndsl.report.Summary`, the text
+        itself (a ``str``) that Jupyter shows as an HTML table.
 
-        return render(self, batch_size=batch_size, dtype=dtype, format=format)
+        format: ``table``, ``markdown``, ``csv`` or ``json``; columns: the columns of the
+        table, markdown and CSV, by name (:data:`cnndsl.report.COLUMNS`: ``name``, ``shape``,
+        ``params``, ``trainable``, ``nontrainable``, ``macs``, ``memory``, ``rf``, ``line``,
+        ``connected``, ``block``); depth: show block calls nested deeper than this as one
+        row with their totals; width: wrap the table to this many characters (None: no
+        limit); convention: ``keras`` (batch-norm statistics are non-trainable parameters)
+        or ``torch`` (they are buffers).  JSON always holds every layer and every field.
+        """
+        from ..report import Summary, render, to_html
+
+        options = dict(columns=columns, depth=depth, convention=convention)
+        text = render(self, batch_size, dtype, format, width=width, **options)
+        html = (lambda: to_html(self, batch_size, dtype, **options)) if format == "table" else None
+        return Summary(text, html)
 
     def to_json(self, indent: int | None = 2) -> str:
         """The IR as JSON (lossless: :meth:`from_json` gives back an equal network).

@@ -49,10 +49,14 @@ _NOT_IDENT = re.compile(r"[^0-9A-Za-z_]")
 
 def identifier(name: str) -> str:
     """A plain Python identifier for any text (IR names already are; this is the guard):
-    other characters become ``_``, a leading digit gets a ``_`` before it, a keyword one after."""
+    other characters become ``_``, a leading digit gets a ``_`` before it, a keyword one after,
+    and two leading underscores become one (Python mangles such names in a class, and
+    ``__class__`` is the cell ``super()`` reads)."""
     ident = _NOT_IDENT.sub("_", name) or "_"
     if ident[0].isdigit():
         ident = "_" + ident
+    if ident.startswith("__"):
+        ident = "_" + ident.lstrip("_")
     if keyword.iskeyword(ident) or keyword.issoftkeyword(ident):
         ident += "_"
     return ident
@@ -189,7 +193,7 @@ def variables(
                 var[steps[k].targets[0]] = name
             i = j
             continue
-        candidates = [steps[i].hint] if steps[i].hint else []
+        candidates = [own(steps[i])] if steps[i].hint else []
         candidates += [] if fan_out else ["x"]
         if final in draft.outputs and not fan_out:
             candidates.append("out")

@@ -41,6 +41,7 @@ __all__ = [
     "LocalResponseNormalization",
     "NegInfPadding2D",
     "PaddedAveragePooling2D",
+    "PaddedMaxPooling2D",
     "build",
     "gelu_tanh",
     "layer_names",
@@ -55,6 +56,7 @@ _FROM_LAYERS = frozenset(
         "LocalResponseNormalization",
         "NegInfPadding2D",
         "PaddedAveragePooling2D",
+        "PaddedMaxPooling2D",
         "gelu_tanh",
         "leaky_relu",
     }

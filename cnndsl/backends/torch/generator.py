@@ -151,6 +151,40 @@ def _conv_module(ctx: NodeContext, cls: str, in_c: int, out_c: int, groups, pad)
     )
 
 
+def _sized(layer) -> bool:
+    """Whether a layer's SAME padding depends on the input's size (on an axis with a stride
+    over 1 and a window over 1): then it is computed from the input, in forward, so that the
+    model computes the spec at any size."""
+    if layer.padding != "same":
+        return False
+    dilation = getattr(layer, "dilation", (1, 1))
+    kernels = [effective_kernel(k, d) for k, d in zip(layer.kernel, dilation)]
+    return any(s > 1 and k > 1 for s, k in zip(layer.stride, kernels))
+
+
+def _pad_same(ctx: NodeContext, value: str | None = None) -> Expr:
+    """``pad_same(x, kernel, stride)``: TensorFlow's SAME padding for the input's size."""
+    layer = ctx.layer
+    kwargs: dict[str, Any] = {}
+    if hasattr(layer, "dilation"):
+        kwargs["dilation"] = (_c(pair(layer.dilation), "dilation", "dilation"), 1)
+    if value is not None:
+        kwargs["value"] = Code(value)
+    kernel = _c(pair(layer.kernel), "kernel_size", "kernel")
+    return call(
+        ctx.helper("pad_same"), ctx.x, kernel, _c(pair(layer.stride), "stride", "stride"), **kwargs
+    )
+
+
+def _conv_input(ctx: NodeContext) -> tuple[Any, Expr]:
+    """A convolution's padding= and what it reads: the input padded first when the padding is
+    asymmetric (F.pad) or depends on the input's size (pad_same)."""
+    if _sized(ctx.layer):
+        return 0, _pad_same(ctx)
+    pad, extra = _split_padding(ctx.layer.explicit_padding(ctx.in_shapes))
+    return pad, _padded(ctx.x, extra)
+
+
 def _padded(x: Expr, extra: tuple[int, ...] | None, value: str | None = None) -> Expr:
     if extra is None:
         return x
@@ -164,6 +198,20 @@ def _check_size(ctx: NodeContext, axis: int, size: int) -> None:
         raise ctx.unsupported(
             f"PyTorch would give {size} {('rows', 'columns')[axis]}, the spec {ctx.out_shape[axis]}"
         )
+
+
+def _check_ceil(ctx: NodeContext, pads) -> None:
+    """A pooling with ceil_mode over an input padded first keeps a last window that starts in
+    the padding after it, which the spec's (PyTorch's) rule drops: at some input size, unless
+    that padding is at most kernel - stride."""
+    layer = ctx.layer
+    for axis in (0, 1):
+        after, k, s = pads[axis][1], layer.kernel[axis], layer.stride[axis]
+        if layer.ceil_mode and after > k - s:
+            raise ctx.unsupported(
+                f"with ceil_mode and {after} {('rows', 'columns')[axis]} of padding after, PyTorch"
+                " would keep a last window that starts in the padding at some input sizes"
+            )
 
 
 def flattens_map(in_shapes) -> bool:
@@ -197,6 +245,7 @@ class TorchGenerator(Generator):
     TARGET = "PyTorch"
     RUNTIME = RUNTIME
     FIRST_ROLES = ("in_channels", "in_features", "num_features")
+    ACTIVATIONS = ACTIVATIONS
     NAME_SEP = ""
     RESERVED = Reserved(
         module=frozenset({"torch", "nn", "F", "build_model", "_tap"})
@@ -210,6 +259,7 @@ class TorchGenerator(Generator):
         super().__init__(net)
         self.taps = taps
         self._attrs: dict[int, Namespace] = {}
+        self._consumers: dict[str, list[str]] | None = None
 
     # ---------------------------------------------------------------- the dialect
 
@@ -244,22 +294,22 @@ class TorchGenerator(Generator):
 
     def lower_conv(self, ctx: NodeContext) -> Expr:
         layer: Conv2D = ctx.layer
-        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        pad, src = _conv_input(ctx)
         groups = _c(layer.groups, "groups", "groups")
         conv = _conv_module(ctx, "nn.Conv2d", ctx.in_shape[2], layer.filters, groups, pad)
-        return _activate(call(ctx.module(conv), _padded(ctx.x, extra)), layer.activation, None)
+        return _activate(call(ctx.module(conv), src), layer.activation, None)
 
     def lower_dwconv(self, ctx: NodeContext) -> Expr:
         layer = ctx.layer
         c = ctx.in_shape[2]
-        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        pad, src = _conv_input(ctx)
         groups = _c(c, "in_channels")
         conv = _conv_module(ctx, "nn.Conv2d", c, c * layer.depth_multiplier, groups, pad)
-        return _activate(call(ctx.module(conv), _padded(ctx.x, extra)), layer.activation, None)
+        return _activate(call(ctx.module(conv), src), layer.activation, None)
 
     def lower_sepconv(self, ctx: NodeContext) -> Expr:
         layer = ctx.layer
-        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        pad, src = _conv_input(ctx)
         module = call(
             ctx.helper("SeparableConv2d"),
             _c(ctx.in_shape[2], "in_channels"),
@@ -274,7 +324,7 @@ class TorchGenerator(Generator):
             ),
             bias=(_c(layer.bias, "bias", "bias"), True),
         )
-        return _activate(call(ctx.module(module), _padded(ctx.x, extra)), layer.activation, None)
+        return _activate(call(ctx.module(module), src), layer.activation, None)
 
     def lower_convtranspose(self, ctx: NodeContext) -> Expr:
         layer: Conv2DTranspose = ctx.layer
@@ -329,9 +379,32 @@ class TorchGenerator(Generator):
         return _activate(call(ctx.module(module), ctx.x), layer.activation, None)
 
     def lower_flatten(self, ctx: NodeContext) -> Expr:
-        if flattens_map(ctx.in_shapes):  # Keras's order: (H, W, C)
+        """Keras's order, (H, W, C): the map is permuted to channels last first, unless it is
+        1x1 and a dense layer after the flatten fixes its size (then it is 1x1 at any input
+        size the model takes)."""
+        if flattens_map(ctx.in_shapes) or (len(ctx.in_shape) == 3 and not self._pinned(ctx.layer)):
             return method(method(ctx.x, "permute", *map(Code, "0231")), "flatten", Code("1"))
         return method(ctx.x, "flatten", Code("1"))
+
+    def _pinned(self, layer: Layer) -> bool:
+        """Whether every path from a node reaches a dense layer through layers that keep the
+        features in order (so that its size is the one the dense layer takes)."""
+        if self._consumers is None:
+            self._consumers = self.net.consumers()
+        outputs = set(self.net.outputs)
+        todo, seen = [layer.name], set()
+        while todo:
+            name = todo.pop()
+            if name in outputs:
+                return False
+            for user in self._consumers[name]:
+                kind = self.net[user].kind
+                if kind in ("dropout", "activation", "batchnorm") and user not in seen:
+                    seen.add(user)
+                    todo.append(user)
+                elif kind != "dense":
+                    return False
+        return True
 
     def lower_activation(self, ctx: NodeContext) -> Expr:
         layer: Activation = ctx.layer
@@ -406,18 +479,20 @@ class TorchGenerator(Generator):
     # ---------------------------------------------------------------- pooling
 
     def _pool(self, ctx: NodeContext, cls: str, pad_value: str | None, **extra) -> Expr:
-        """Max or average pooling; asymmetric padding is an F.pad before an unpadded pool."""
+        """Max or average pooling; asymmetric padding, or padding that depends on the input's
+        size, is an F.pad (pad_same) before an unpadded pool."""
         layer = ctx.layer
         pads = layer.explicit_padding(ctx.in_shapes)
         pad, before = _split_padding(pads)
         ceil_mode = layer.ceil_mode
-        if before is not None:  # pad exactly, then pool without padding
+        if before is not None or _sized(layer):  # pad exactly, then pool without padding
+            _check_ceil(ctx, pads)
             (t, b), (left, right) = pads
-            before = (left, right, t, b)
-            pads = ((0, 0), (0, 0))
             sizes = [ctx.in_shape[0] + t + b, ctx.in_shape[1] + left + right]
+            src = _pad_same(ctx, pad_value) if _sized(layer) else _padded(ctx.x, before, pad_value)
+            pad, pads = 0, ((0, 0), (0, 0))
         else:
-            sizes = list(ctx.in_shape[:2])
+            sizes, src = list(ctx.in_shape[:2]), ctx.x
         for axis in (0, 1):
             p = pads[axis][0]
             got = _pool_out(sizes[axis], layer.kernel[axis], layer.stride[axis], p, p, ceil_mode)
@@ -430,7 +505,7 @@ class TorchGenerator(Generator):
             ceil_mode=(_c(ceil_mode, "ceil_mode", "ceil_mode"), False),
             **extra,
         )
-        return call(ctx.module(module), _padded(ctx.x, before, pad_value))
+        return call(ctx.module(module), src)
 
     def lower_maxpool(self, ctx: NodeContext) -> Expr:
         return self._pool(ctx, "nn.MaxPool2d", 'float("-inf")')
@@ -439,13 +514,14 @@ class TorchGenerator(Generator):
         layer: AvgPool2D = ctx.layer
         pads = layer.explicit_padding(ctx.in_shapes)
         symmetric = _split_padding(pads)[1] is None
-        padded = any(p for axis in pads for p in axis)
+        padded = _sized(layer) or any(p for axis in pads for p in axis)
         if not padded:
             return self._pool(ctx, "nn.AvgPool2d", None)
-        if symmetric or layer.include_pad:
+        if layer.include_pad or (symmetric and not _sized(layer)):
             include = _c(bool(layer.include_pad), "count_include_pad")
             return self._pool(ctx, "nn.AvgPool2d", None, count_include_pad=(include, True))
-        # Asymmetric padding that padded cells must not dilute (TensorFlow's SAME).
+        # Padding that padded cells must not dilute (TensorFlow's SAME).
+        _check_ceil(ctx, pads)
         (t, b), (left, right) = pads
         for axis, n in enumerate(ctx.in_shape[:2]):
             size = n + sum(pads[axis])
@@ -455,7 +531,7 @@ class TorchGenerator(Generator):
             ctx.helper("ExcludePadAvgPool2d"),
             _c(pair(layer.kernel), "kernel_size", "kernel"),
             _c(pair(layer.stride), "stride", "stride"),
-            _c((left, right, t, b), "padding"),
+            _c("same" if _sized(layer) else (left, right, t, b), "padding"),
             ceil_mode=(_c(layer.ceil_mode, "ceil_mode", "ceil_mode"), False),
         )
         return call(ctx.module(module), ctx.x)
