@@ -46,9 +46,6 @@ MODELS = sorted(REFERENCE)
 
 # What each model without a spec still waits for.
 MISSING: dict[str, str] = {}
-# Specs written with language features that are not in this branch yet (strict xfail: they
-# must leave the list when the features land).
-WAITING: dict[str, str] = {}
 # Specs the Keras back end cannot build yet: a layer kind without a Keras handler.
 KERAS_PENDING = {
     "MobileNet": "no Keras handler for reshape yet",
@@ -79,9 +76,8 @@ WEIGHTS_IN_CI = {"ResNet50V2", "DenseNet121", "MobileNetV2"}
 
 def _marks(name: str, in_ci: set[str], pending: dict[str, str] | None = None) -> list:
     marks = []
-    waits = {**MISSING, **WAITING}
-    if name in waits:
-        marks.append(pytest.mark.xfail(reason=waits[name], strict=True))
+    if name in MISSING:
+        marks.append(pytest.mark.xfail(reason=MISSING[name], strict=True))
     elif pending and name in pending:
         marks.append(pytest.mark.xfail(reason=pending[name], strict=True))
     if name not in in_ci:
@@ -114,7 +110,7 @@ def test_zoo_files_are_the_reference_models():
     assert files | set(MISSING) == set(MODELS), set(MODELS) - files - set(MISSING)
     for name in sorted(files):
         assert re.search(rf"^network {name}$", (ZOO / f"{name}.cnn").read_text(), re.M), name
-    for listed in (WAITING, KERAS_PENDING, LAYERS_IN_CI, WEIGHTS_IN_CI):
+    for listed in (KERAS_PENDING, LAYERS_IN_CI, WEIGHTS_IN_CI):
         assert set(listed) <= set(MODELS)
 
 
