@@ -3,11 +3,13 @@
     cnndsl check SPEC...                       validate specs
     cnndsl summary SPEC [--batch N] [--dtype D] [--format table|json|markdown|csv]
                         [--columns LIST] [--depth N] [--width N] [--convention keras|torch]
+    cnndsl diff A B [--format table|markdown|json] [--depth N | --layers] [--all]
     cnndsl compile SPEC --target T [-o FILE]   T: keras, torch, json, dot, svg, png, pdf
 
-Exit codes: 0 success, 1 errors in a spec, 2 usage errors (bad options, or a target whose
-framework is not installed), 3 an internal error (a bug in cnndsl: please report it).  ``check`` and ``summary`` import neither TensorFlow nor PyTorch;
-``compile`` imports only the back end its target needs.
+Exit codes: 0 success, 1 errors in a spec, 2 usage errors (bad options, an output that cannot
+be written, or a target whose framework is not installed), 3 an internal error (a bug in
+cnndsl: please report it).  ``check``, ``summary`` and ``diff`` import neither TensorFlow nor
+PyTorch; ``compile`` imports only the back end its target needs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 from pathlib import Path
 
 from . import report
+from .diff import FORMATS as DIFF_FORMATS
 from .display import grouped, printable
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -136,6 +139,24 @@ def build_parser() -> argparse.ArgumentParser:
         " and parameters are what model.parameters() holds (as torchinfo)",
     )
 
+    diff = sub.add_parser(
+        "diff", help="what changed between two specs: parameters, MACs, memory, receptive fields, shapes"
+    )
+    diff.add_argument("spec", metavar="A", help=".cnn file, or - for stdin")
+    diff.add_argument("other", metavar="B", help=".cnn file, or - for stdin")
+    _spec_options(diff)
+    diff.add_argument("--batch", type=_positive, default=1, metavar="N", help="batch size for memory (default 1)")
+    diff.add_argument("--dtype", choices=report.DTYPES, default="float32", help="element type for memory (default float32)")
+    diff.add_argument("--format", choices=DIFF_FORMATS, default="table", help="output format (default table)")
+    diff.add_argument(
+        "--depth", type=_positive, default=1, metavar="N",
+        help="compare block calls N levels deep as one row each (default 1: the network's own)",
+    )
+    diff.add_argument("--layers", action="store_true", help="compare every layer instead of block calls")
+    diff.add_argument("--all", action="store_true", help="list the rows that did not change too")
+    diff.add_argument("--width", type=_natural, metavar="N", help="as for summary")
+    diff.add_argument("--convention", choices=report.CONVENTIONS, default="keras", help="as for summary")
+
     compile_ = sub.add_parser("compile", help="emit a model (keras, torch), the IR (json) or a diagram")
     compile_.add_argument("spec", metavar="SPEC", help=".cnn file, or - for stdin")
     _spec_options(compile_)
@@ -209,6 +230,20 @@ def _cmd_summary(args) -> int:
     text = net.summary(
         args.batch, args.dtype, args.format, columns=args.columns, depth=args.depth,
         width=terminal_width(args.width), convention=args.convention,
+    )
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _cmd_diff(args) -> int:
+    from .diff import render
+
+    if args.spec == "-" and args.other == "-":
+        raise _UsageError("only one of A and B can be standard input")
+    a, b = _load(args.spec, args), _load(args.other, args)
+    text = render(
+        a, b, args.batch, args.dtype, args.format, depth=None if args.layers else args.depth,
+        convention=args.convention, every_row=args.all, width=terminal_width(args.width),
     )
     sys.stdout.write(text)
     return EXIT_OK
@@ -313,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        status = {"check": _cmd_check, "summary": _cmd_summary, "compile": _cmd_compile}[args.command](args)
+        status = {"check": _cmd_check, "summary": _cmd_summary, "diff": _cmd_diff, "compile": _cmd_compile}[args.command](args)
         sys.stdout.flush()  # here, where a full disk can still be reported
         return status
     except CnnDslError as e:

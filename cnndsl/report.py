@@ -173,7 +173,7 @@ class Column(NamedTuple):
     csv: its CSV fields, when they are not ``data`` flattened (see :func:`_csv_value`)
     default: shown in tables unless ``columns=`` says otherwise ("dag": only when some node
         does not read the one before it)
-    wrap: how a long cell wraps in a table: "name", "list" (see :func:`_wrap`), "" (never)
+    wrap: how a long cell wraps in a table: "name", "list" (see :data:`_WRAPS`), "" (never)
     """
 
     key: str
@@ -274,7 +274,7 @@ COLUMNS: tuple[Column, ...] = (
 _BY_KEY = {c.key: c for c in COLUMNS}
 
 
-def columns(keys: Iterable[str] | None, rows: list[Row]) -> list[Column]:
+def choose_columns(keys: Iterable[str] | None, rows: list[Row]) -> list[Column]:
     """The columns a table shows: ``keys`` in their order, or the default ones."""
     if keys is not None:
         keys = list(keys)
@@ -333,16 +333,13 @@ def render(
         # pydantic-core writes integers of any size, where json.dumps stops at 4,300 digits
         return to_json(json_safe(as_dict(net, analysis, memory)), indent=2).decode() + "\n"
     rows = layer_rows(analysis) if depth is None or format == "csv" else block_rows(analysis, depth)
-    shown = _choose(columns, rows)
+    shown = choose_columns(columns, rows)
     if format == "csv":
         return _csv(rows, shown if columns is not None else COLUMNS, view)
     totals = _totals(analysis, memory, convention)
     if format == "markdown":
         return _markdown(net.name, rows, shown, view, totals)
     return _table(net.name, rows, shown, view, totals, width)
-
-
-_choose = columns
 
 
 def cells(
@@ -360,7 +357,7 @@ def cells(
     memory = analysis.memory(batch_size, dtype)
     view = View(convention, DTYPE_BYTES[dtype] * batch_size)
     rows = layer_rows(analysis) if depth is None else block_rows(analysis, depth)
-    shown = _choose(columns, rows)
+    shown = choose_columns(columns, rows)
     headers = [c.title(view) for c in shown]
     return headers, _cells(rows, shown, view), _totals(analysis, memory, convention)
 
@@ -500,32 +497,54 @@ def _csv(rows: list[Row], shown: Iterable[Column], view: View) -> str:
 
 GAP = 2  # spaces between columns (1 where the table is still too wide)
 MIN_WRAPPED = 12  # narrowest a wrapping column is made
+WHOLE = 16  # a name of at most this many characters wraps whole, where the width allows
 
 
 def _table(name: str, rows, shown, view, totals, width: int | None) -> str:
     cells = _cells(rows, shown, view)
     headers = [c.title(view) for c in shown]
-
-    def natural() -> list[int]:
-        return [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-
-    if width and sum(natural()) + GAP * (len(shown) - 1) + 2 > width:
+    numeric, wraps = [c.numeric for c in shown], [c.wrap for c in shown]
+    if width and _width([len(h) for h in headers], cells, GAP) > width:
         _relative_names(rows, shown, cells)
-    natural = natural()
-    widths, gap = _fit(shown, headers, cells, natural, width)
+    return layout(f'Network: "{name}"', headers, cells, numeric, wraps, totals, width)
+
+
+def layout(
+    title: str | None,
+    headers: list[str],
+    cells: list[list[str]],
+    numeric: list[bool],
+    wraps: list[str],
+    footer: list[str],
+    width: int | None,
+) -> str:
+    """A table as ``cnndsl summary`` prints it: a title, ruled header and rows, footer lines;
+    fitted to ``width`` (None: no limit) as :func:`_fit` says.  ``numeric`` columns are
+    right-aligned; ``wraps`` say how each column's cells wrap (:data:`_WRAPS`, or "")."""
+    natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    widths, gap = _fit(wraps, headers, cells, natural, width)
     rule_width = sum(widths) + gap * (len(widths) - 1) + 2
-    out = [f'Network: "{name}"', "─" * rule_width]
-    out.extend(_lines(_wrap_header(headers, widths), widths, shown, gap))
+    out = []
+    for line in title.splitlines() if title is not None else ():
+        out.extend(_wrap_total(line, max(rule_width, width or 0) if width else None))
+    out.append("─" * rule_width)
+    out.extend(_lines(_wrap_header(headers, widths), widths, numeric, gap))
     out.append("═" * rule_width)
     for r in cells:
-        parts = [_wrap(text, w, c.wrap) for text, w, c in zip(r, widths, shown)]
-        out.extend(_lines(parts, widths, shown, gap))
+        parts = [_wrap(text, w, wrap) for text, w, wrap in zip(r, widths, wraps)]
+        out.extend(_lines(parts, widths, numeric, gap))
     out.append("─" * rule_width)
-    limit = max(rule_width, width or 0) - 1
-    for t in totals:
-        out.extend(" " + line for line in _wrap_total(t, limit if width else None))
-    out.append("─" * rule_width)
+    if footer:
+        limit = max(rule_width, width or 0) - 1
+        for t in footer:
+            out.extend(" " + line for line in _wrap_total(t, limit if width else None))
+        out.append("─" * rule_width)
     return "\n".join(out) + "\n"
+
+
+def _width(widths: list[int], cells: list[list[str]], gap: int) -> int:
+    natural = [max([w] + [len(r[i]) for r in cells]) for i, w in enumerate(widths)]
+    return sum(natural) + gap * (len(natural) - 1) + 2
 
 
 def _relative_names(rows: list[Row], shown: list[Column], cells: list[list[str]]) -> None:
@@ -550,12 +569,13 @@ def _relative_names(rows: list[Row], shown: list[Column], cells: list[list[str]]
         above = (call, r.name) if r.kind == "block" else (call,)
 
 
-def _fit(shown, headers, cells, natural, width) -> tuple[list[int], int]:
+def _fit(wraps, headers, cells, natural, width) -> tuple[list[int], int]:
     """Column widths and the gap between columns: the natural ones, or, when they make the
     table wider than ``width``, headers on two lines (where that saves most first), then
     narrower wrapping columns (inputs first, then names, the widest first, a character at a
-    time) down to their longest piece (:func:`_wrap`), then to MIN_WRAPPED, then one space
-    between columns.  The table stays wider than ``width`` only when nothing else can wrap."""
+    time) down to their longest piece (:func:`_wrap`) or WHOLE-character token, then one
+    space between columns, then to MIN_WRAPPED.  The table stays wider than ``width`` only
+    when nothing else can wrap."""
     widths = list(natural)
     n = len(widths)
     gap = GAP
@@ -571,20 +591,25 @@ def _fit(shown, headers, cells, natural, width) -> tuple[list[int], int]:
         if total() <= width:
             break
         widths[i] = min(widths[i], narrow[i])
-    wrapping = [i for i, c in enumerate(shown) if c.wrap]
-    floor = {
-        i: max([MIN_WRAPPED] + [len(p) for r in cells for p in _pieces(r[i], shown[i].wrap)])
+    wrapping = [i for i, wrap in enumerate(wraps) if wrap]
+    floor = {  # the longest piece, and the longest short token (globalavgpool_1 stays whole)
+        i: max(
+            [MIN_WRAPPED]
+            + [len(p) for r in cells for p in _pieces(r[i], wraps[i])]
+            + [len(t) for r in cells for t in _tokens(r[i].lstrip(" "), wraps[i]) if len(t) <= WHOLE]
+        )
         for i in wrapping
     }
-    # lists of inputs first, then names, down to their longest piece; one space between
-    # columns; then pieces cut, down to MIN_WRAPPED
-    for kinds, low in ((("list",), floor), (("list", "name"), floor), ((), None), (("list", "name"), None)):
+    # lists (and comparisons) first, then names, down to their longest piece; one space
+    # between columns; then pieces cut, down to MIN_WRAPPED
+    lists, every = ("list", "arrow"), tuple(_WRAPS)
+    for kinds, low in ((lists, floor), (every, floor), ((), None), (every, None)):
         if not kinds and total() > width:
             gap = 1
         while total() > width:
             candidates = [
                 i for i in wrapping
-                if shown[i].wrap in kinds and widths[i] > (floor[i] if low else MIN_WRAPPED)
+                if wraps[i] in kinds and widths[i] > (floor[i] if low else MIN_WRAPPED)
             ]
             if not candidates:
                 break
@@ -595,7 +620,12 @@ def _fit(shown, headers, cells, natural, width) -> tuple[list[int], int]:
 # How cells wrap: the separator between their tokens (a name and its type; the names of a
 # list), the characters a token longer than a line breaks after, and the indentation of
 # continuation lines.
-_WRAPS = {"name": (" ", "_", "  "), "list": (", ", "_", ""), "header": (" ", "/", "")}
+_WRAPS = {
+    "name": (" ", "_", "  "),
+    "list": (", ", "_", ""),
+    "header": (" ", "/", ""),
+    "arrow": (" → ", "", ""),  # "a → b" in a comparison: numbers never break
+}
 
 
 def _tokens(text: str, wrap: str) -> list[str]:
@@ -609,6 +639,9 @@ def _pieces(text: str, wrap: str) -> list[str]:
     breaks = _WRAPS[wrap][1]
     pieces = []
     for token in _tokens(text.lstrip(" "), wrap):
+        if not breaks:
+            pieces.append(token)
+            continue
         start = 0
         for i, ch in enumerate(token[:-1]):
             if ch == breaks:
@@ -671,12 +704,12 @@ def _wrap_header(headers: list[str], widths: list[int]) -> list[list[str]]:
     return [_wrap(h, w, "header") for h, w in zip(headers, widths)]
 
 
-def _lines(parts: list[list[str]], widths: list[int], shown: list[Column], gap: int) -> list[str]:
+def _lines(parts: list[list[str]], widths: list[int], numeric: list[bool], gap: int) -> list[str]:
     out = []
     for k in range(max(len(p) for p in parts)):
         cells = [
-            (p[k] if k < len(p) else "").rjust(w) if c.numeric else (p[k] if k < len(p) else "").ljust(w)
-            for p, w, c in zip(parts, widths, shown)
+            (p[k] if k < len(p) else "").rjust(w) if right else (p[k] if k < len(p) else "").ljust(w)
+            for p, w, right in zip(parts, widths, numeric)
         ]
         out.append((" " + (" " * gap).join(cells)).rstrip())
     return out
@@ -717,7 +750,7 @@ def to_html(net: Network, batch_size: int = 1, dtype: str = "float32", *,
     memory = analysis.memory(batch_size, dtype)
     view = View(convention, DTYPE_BYTES[dtype] * batch_size)
     rows = layer_rows(analysis) if depth is None else block_rows(analysis, depth)
-    shown = _choose(columns, rows)
+    shown = choose_columns(columns, rows)
     esc = html.escape
     right = ' style="text-align: right"'
     out = [

@@ -473,3 +473,57 @@ def test_jupyter_shows_the_summary_as_a_table(tmp_path):
     assert "<table>" in summary["data"]["text/html"] and "C1 (conv)" in summary["data"]["text/html"]
     assert summary["data"]["text/plain"].startswith('Network: "lenet5"')  # not a quoted string
     assert nb.cells[2].outputs[0]["data"]["text/plain"].startswith("<Analysis of 'lenet5'")
+
+
+# --------------------------------------------------------------------------------------- diff
+
+
+def test_diff_resnet34_with_resnet50(refs):
+    r = cnndsl("diff", "specs/resnet34_torchvision.cnn", "specs/resnet50_torchvision.cnn", COLUMNS="100")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert max(map(len, out.splitlines())) <= 100
+    lines = {line.split("  ")[0].strip(): line.split() for line in out.splitlines() if "  " in line}
+    r34, r50 = refs["torchvision"]["resnet34"]["params"], refs["torchvision"]["resnet50"]["params"]
+    assert lines["Trainable parameters"][2:] == [f"{r34:,}", f"{r50:,}", f"+{r50 - r34:,}", "(+17.2%)"]
+    assert lines["Receptive field before the head"][-3:] == ["899/32/449", "427/32/213", "changed"]
+    assert "~ layer1 (stage)" in out and "+ " not in out  # the same rows, changed
+    assert "Rows (block calls 1 level deep): 6 changed, 0 added, 0 removed, 5 the same (not shown)" in out
+
+
+def test_diff_lines_up_an_inserted_layer(tmp_path):
+    a, b = tmp_path / "a.cnn", tmp_path / "b.cnn"
+    a.write_text("input 8x8x3\n3x3(S) conv 4\n3x3(S) conv 4\nflatten\ndense 10\n")
+    b.write_text("input 8x8x3\n3x3(S) conv 4\nbn\n3x3+2(S) conv 4\nflatten\ndense 10\n")
+    r = cnndsl("diff", str(a), str(b), "--layers", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert [(row["status"], row["name"]) for row in d["rows"]] == [
+        ("same", "input"), ("same", "conv_1"), ("added", "batchnorm_1"), ("changed", "conv_2"),
+        ("changed", "flatten_1"), ("changed", "dense_1"),
+    ]
+    conv = d["rows"][3]
+    assert conv["a"]["output_shape"] == [8, 8, 4] and conv["b"]["output_shape"] == [4, 4, 4]
+    assert conv["a"]["receptive_field"]["size"] == [5, 5] and conv["b"]["receptive_field"]["size"] == [5, 5]
+    dense = d["rows"][5]
+    assert (dense["a"]["params"], dense["b"]["params"]) == (256 * 10 + 10, 64 * 10 + 10)
+    totals = {t["what"]: t for t in d["totals"]}
+    assert totals["Layers"] == {"what": "Layers", "a": 5, "b": 6, "change": 1}
+    assert totals["Parameters"]["change"] == 16 - 192 * 10
+    table = cnndsl("diff", str(a), str(b), "--layers").stdout
+    assert "+ batchnorm_1 (batchnorm)" in table and "~ conv_2 (conv)" in table
+    assert "8x8x4 → 4x4x4" in table and "conv_1" not in table  # the same rows are counted
+    assert "1 changed" not in table and "3 changed, 1 added, 0 removed, 2 the same (not shown)" in table
+    every = cnndsl("diff", str(a), str(b), "--layers", "--all").stdout
+    assert "  conv_1 (conv)" in every
+    md = cnndsl("diff", str(a), str(b), "--layers", "--format", "markdown").stdout
+    assert "| + batchnorm_1 (batchnorm) | 8x8x4 | 16 | 0 | 1.02 KB | 3/1/1 |" in md
+
+
+def test_diff_of_a_spec_with_itself_and_with_stdin():
+    r = cnndsl("diff", "specs/googlenet.cnn", "-", stdin=(ROOT / "specs" / "googlenet.cnn").read_text())
+    assert r.returncode == 0, r.stderr
+    assert "0 changed, 0 added, 0 removed, 23 the same (not shown)" in r.stdout
+    assert "→" not in r.stdout and '      b = "googlenet" (<stdin>)' in r.stdout
+    r = cnndsl("diff", "-", "-", stdin="input 8x8x1\n")
+    assert r.returncode == 2 and "only one of A and B can be standard input" in r.stderr

@@ -611,3 +611,31 @@ def test_the_inference_model_of_training_outputs_is_refused_with_the_option():
     net = load("training_heads")
     with pytest.raises(ValueError, match=r"aux1_layernorm_1.*training_outputs=True"):
         keras_to_torch(net, keras_backend.build(net), torch_backend.build(net))
+
+
+@pytest.mark.parametrize("size", [225, 161])
+@pytest.mark.parametrize("spec", ["mobilenet_v2_keras", "mobilenet_v2_torchvision"])
+def test_pytorch_models_compute_the_spec_at_other_input_sizes(spec, size):
+    """The PyTorch model compiled for 224x224, fed another size, computes the spec evaluated at
+    that size: every node has the shape of the spec re-analysed there, and, with the weights of
+    the Keras model of that spec, the same values.  The Keras model of the 224 spec refuses the
+    other size, naming the size it takes."""
+    path = next(p for p in SPEC_FILES if p.stem == spec)
+    text = path.read_text(encoding="utf-8")
+    net224 = cnndsl.loads(text, path.name)
+    resized = text.replace("input 224x224x3", f"input {size}x{size}x3")
+    assert resized != text
+    net = cnndsl.loads(resized, path.name)
+    model = keras_backend.build(net)
+    randomize(net, model, 0, keras_args(random_inputs(net, 2, 1)))
+    torch224 = torch_backend.build(net224).eval()
+    keras_to_torch(net, model, torch224)
+    inputs = random_inputs(net, 1, 2)
+    values, _ = torch_values(net224, torch224, inputs)
+    want = keras_values(net, model, inputs)
+    for node, value in values.items():
+        assert value.shape[1:] == net.shape(node), node
+    bad = [f"{n}: {d:.3g} on {m:.3g}" for n, (d, m) in compare(want, values).items() if not d < allowed(m)]
+    assert not bad, bad[:5]
+    with pytest.raises(ValueError, match=r"expected shape=\(None, 224, 224, 3\)"):
+        keras_backend.build(net224)(inputs[0])

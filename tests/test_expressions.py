@@ -57,6 +57,8 @@ def torchvision_make_divisible(v, divisor, min_value=None):
         ("ceil(4)", 4), ("len([1, 2, 3])", 3), ("len((1,))", 1), ('len("abc")', 3), ("len([])", 0),
         ("round(2.5)", 2), ("round(3.5)", 4), ("round(-2.5)", -2), ("round(2.675, 2)", 2.67),
         ("round(7)", 7), ("round(1234, ndigits=-2)", 1200),
+        ("log(1)", 0.0), ("log(8, 2)", 3.0), ("log(100, base=10)", 2.0), ("pow(2, 10)", 1024),
+        ("pow(2, -1)", 0.5), ("pow(9, 0.5)", 3.0), ("pow(-2, 3)", -8),
         ("range(3)", [0, 1, 2]), ("range(1, 7, 2)", [1, 3, 5]), ("range(3, 0, -1)", [3, 2, 1]),
         ("make_divisible(30, 8)", 32), ("make_divisible(18, 8)", 24), ("make_divisible(3, 8)", 8),
         ("make_divisible(3, 8, min_value=4)", 4), ("make_divisible(32 * 0.75, 8)", 24),
@@ -108,6 +110,9 @@ def test_functions_agree_with_python(items, x):
         assert value(f"max({', '.join(map(str, items))})") == max(items)
     for name, python in [("abs", abs), ("int", int), ("ceil", math.ceil), ("floor", math.floor), ("round", round)]:
         assert value(f"{name}({x!r})") == python(x)
+    if x > 0:
+        assert value(f"log({x!r})") == math.log(x) and value(f"log({x!r}, 3)") == math.log(x, 3)
+    assert value(f"pow({x!r}, 2)") == pow(x, 2)
 
 
 def test_functions_in_word_position():
@@ -115,6 +120,33 @@ def test_functions_in_word_position():
     assert filters("conv(max(4, 8), kernel=1)") == [8]  # the layer's call takes them too
     assert filters("conv(4, kernel=1) -> conv 2*max(1, 3) kernel=1") == [4, 6]
 
+
+
+_WORD_ATOMS = st.sampled_from(["1", "2", "3", "7", "max(1, 2)", "min(9, 4)", "c"])
+
+
+def _word_terms(children):
+    return st.one_of(
+        st.tuples(children, st.sampled_from(["+", "-", "*", "//"]), children).map(" ".join),
+        children.map(lambda e: f"({e})"),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(_WORD_ATOMS, _word_terms, max_leaves=6))
+def test_words_after_a_kind_compute_as_the_same_expression_elsewhere(expr):
+    """`conv 1 + 2 * 3` is 7, as `filters=1 + 2 * 3` is: in word position the operators keep
+    their precedence (`*` after `+` failed to parse, `conv 1 + max(1, 2) * 3` too)."""
+    if expr.startswith("("):  # a parenthesis right after the kind is the layer's call
+        expr = "0 + " + expr
+    text = "block b(c) {{ 1x1 conv {} }}\nb(3)"
+    try:
+        expected = filters(text.format(f"filters={expr}"))
+    except CnnDslError:  # not a valid number of filters (0, negative): refused both ways
+        with pytest.raises(CnnDslError):
+            filters(text.format(expr))
+        return
+    assert filters(text.format(expr)) == expected
 
 @pytest.mark.parametrize(
     "expr,message,hint",
@@ -133,6 +165,12 @@ def test_functions_in_word_position():
         ("make_divisible(10, 0)", "make_divisible(): the divisor must be at least 1, got 0", None),
         ("range(0, 10, 0)", "range(): the step must not be zero", None),
         ("range(1000000)", "range(): a list longer than 100,000 items", None),
+        ("log(0)", "log(): the logarithm of 0 is not a number", None),
+        ("log(8, 1)", "log(): a logarithm's base is positive and not 1, got 1", None),
+        ("pow(0, -1)", "pow(): 0 to a negative power is not a number", None),
+        ("pow(-8, 0.5)", "pow(): -8 to the power 0.5 is not a real number", None),
+        ("pow(2, 1000000000)", "pow(): 2 to the power 1000000000 is out of range", None),
+        ("pow(1e-300, -2)", "pow(): 1e-300 to the power -2 is out of range", None),
         ("range(10000000000000000000000)", "range(): a list longer than 100,000 items", None),
         ("range(5, 10000000000000000000000, -1)", None, None),  # empty
         ("round(7, -100000000000000000000)", "round(): ndigits must be between -100 and 100,"

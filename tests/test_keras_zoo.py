@@ -16,8 +16,7 @@ libraries in specs/keras/lib/.
   ``load_keras_applications``, gives keras.applications' outputs (max abs difference <= 1e-5 of
   their scale); the same weights carried to the PyTorch model by ``keras_to_torch`` give them
   too (<= 1e-4) -- for WEIGHTS_IN_CI in CI, for every model the back ends can build under
-  ``-m zoo_full``.  KERAS_PENDING lists the specs the Keras back end cannot build yet (strict
-  xfail).
+  ``-m zoo_full``.
 - The loader itself, on small models: branches of an add and a concat listed in the other order
   (where the shapes coincide, so that ``set_weights(get_weights())`` loads silently wrong
   weights) load right; a model that differs gets a message naming the first divergence; the
@@ -46,14 +45,9 @@ MODELS = sorted(REFERENCE)
 
 # What each model without a spec still waits for.
 MISSING: dict[str, str] = {}
-# Specs written with language features that are not in this branch yet (strict xfail: they
-# must leave the list when the features land).
-WAITING: dict[str, str] = {}
-# Specs the Keras back end cannot build yet: a layer kind without a Keras handler.
-KERAS_PENDING: dict[str, str] = {}
 # Layer-by-layer comparison in CI: one or two models of each family (the rest: -m zoo_full).
 LAYERS_IN_CI = {
-    "VGG19", "ResNet50", "ResNet50V2", "Xception", "InceptionV3", "InceptionResNetV2",
+    "ResNet50", "ResNet50V2", "Xception", "InceptionV3", "InceptionResNetV2",
     "MobileNet", "MobileNetV2", "DenseNet121", "ConvNeXtTiny", "EfficientNetB0",
     "EfficientNetV2B0", "MobileNetV3Small", "NASNetMobile",
 }
@@ -61,13 +55,10 @@ LAYERS_IN_CI = {
 WEIGHTS_IN_CI = {"ResNet50V2", "DenseNet121", "MobileNetV2"}
 
 
-def _marks(name: str, in_ci: set[str], pending: dict[str, str] | None = None) -> list:
+def _marks(name: str, in_ci: set[str]) -> list:
     marks = []
-    waits = {**MISSING, **WAITING}
-    if name in waits:
-        marks.append(pytest.mark.xfail(reason=waits[name], strict=True))
-    elif pending and name in pending:
-        marks.append(pytest.mark.xfail(reason=pending[name], strict=True))
+    if name in MISSING:
+        marks.append(pytest.mark.xfail(reason=MISSING[name], strict=True))
     if name not in in_ci:
         marks.append(pytest.mark.zoo_full)
     return marks
@@ -98,7 +89,7 @@ def test_zoo_files_are_the_reference_models():
     assert files | set(MISSING) == set(MODELS), set(MODELS) - files - set(MISSING)
     for name in sorted(files):
         assert re.search(rf"^network {name}$", (ZOO / f"{name}.cnn").read_text(), re.M), name
-    for listed in (WAITING, KERAS_PENDING, LAYERS_IN_CI, WEIGHTS_IN_CI):
+    for listed in (LAYERS_IN_CI, WEIGHTS_IN_CI):
         assert set(listed) <= set(MODELS)
 
 
@@ -172,7 +163,7 @@ def _spread(values: np.ndarray, tolerance: float) -> None:
 @pytest.mark.keras
 @pytest.mark.torch
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=_marks(n, WEIGHTS_IN_CI, KERAS_PENDING)) for n in MODELS]
+    "name", [pytest.param(n, marks=_marks(n, WEIGHTS_IN_CI)) for n in MODELS]
 )
 def test_weights(name, clean_keras):
     """The compiled Keras model with keras.applications' weights computes keras.applications'
@@ -182,17 +173,18 @@ def test_weights(name, clean_keras):
     from cnndsl.backends.transfer import keras_to_torch
 
     net = load(name)
+    ours = net.to_keras()
     theirs = reference(name)
     randomize(theirs)
-    ours = net.to_keras()
     load_keras_applications(ours, theirs)
     x = np.random.default_rng(1).uniform(0, 255, (2, *REFERENCE[name]["input"])).astype("float32")
     want = np.asarray(theirs(x, training=False))
     _spread(want, 1e-5)
     _close(np.asarray(ours(x, training=False)), want, 1e-5)
+    del theirs
     module = net.to_torch().eval()
     keras_to_torch(net, ours, module)
-    del theirs, ours
+    del ours
     with torch.no_grad():
         got = module(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
     _close(got, want, 1e-4)
@@ -369,3 +361,32 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "NegInfPadding2D" in done.stdout and "LocalResponseNormalization" in done.stdout
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "before, padding_layer",
+    [("relu", "ZeroPadding2D"), ("3x3(S) conv 4 relu6", "ZeroPadding2D"), ("sigmoid", "ZeroPadding2D"),
+     ("3x3(S) conv 4", "NegInfPadding2D"), ("leakyrelu", "NegInfPadding2D")],
+)
+def test_max_pool_padding_is_built_in_after_a_non_negative_layer(before, padding_layer, clean_keras):
+    """A max pooling with explicit padding pads with zeros (Keras's ZeroPadding2D) where its
+    input is never negative, with -inf (cnndsl's NegInfPadding2D) elsewhere; both give the
+    padded max pooling."""
+    net = cnndsl.loads(f"input 10x10x3\n3x3(S) conv 4\n{before}\n3x3+2(1) maxpool\n")
+    source = net.to_source("keras")
+    assert f"{padding_layer}(1, name=" in source
+    assert ("NegInfPadding2D" in source) == (padding_layer == "NegInfPadding2D")
+    model = net.to_keras()
+    x = np.random.default_rng(5).standard_normal((2, 10, 10, 3)).astype("float32")
+    got = np.asarray(model(x, training=False))
+    inner = keras_model_until(model, net.layers[-1].inputs[0])
+    y = np.pad(np.asarray(inner(x, training=False)), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    want = np.max([y[:, i : i + 9 : 2, j : j + 9 : 2] for i in range(3) for j in range(3)], axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def keras_model_until(model, name: str):
+    import keras
+
+    return keras.Model(model.inputs, model.get_layer(name).output)

@@ -349,7 +349,7 @@ def test_to_source_imports_no_torch(tmp_path):
 def test_helper_classes_are_copied_from_the_runtime_module():
     from cnndsl.backends.torch import runtime
 
-    text = backend.to_source(load("kinds"))
+    text = backend.to_source(load("kinds")) + backend.to_source(load("modern"))
     for name in runtime.__all__:
         assert inspect.getsource(getattr(runtime, name)) in text
     x = torch.randn(2, 3, 7, 6)
@@ -366,7 +366,7 @@ block b(f) {
 b(4)
 c = concat { 1x1 conv 2 | 1x1 conv 2 | 1x1 conv 2 | 1x1 conv 2 | 1x1 conv 2 | 1x1 conv 2 }
 a_really_long_layer_name_to_make_the_lines_of_the_generated_code_long = 3x3+2(S) conv 4
-multiply { identity | identity | identity | identity }
+multiply { identity | identity | identity | 1x1 conv 4 }
 """
 
 
@@ -873,3 +873,87 @@ def test_reserved_attributes_cover_nn_module():
     assert {n for n in names if not n.startswith("_")} <= MODULE_ATTRIBUTES
     for name in names:
         assert attribute(name, MODULE_ATTRIBUTES) not in names, name
+
+
+MAP_EXAMPLES = [case for case in EXAMPLE_CASES if case[1].count("x") == 2 and case[0] != "input"]
+
+
+@pytest.mark.parametrize(
+    "kind,shape,line", MAP_EXAMPLES, ids=[f"{k}:{l}" for k, _, l in MAP_EXAMPLES]
+)
+def test_every_example_computes_the_spec_at_other_input_sizes(kind, shape, line):
+    """A model compiled for one input size, run at another, computes the spec evaluated at
+    that size: the model compiled for it, with the same weights (SAME padding that depends on
+    the size is computed from the input)."""
+    net = cnndsl.loads(example_spec(shape, line), "example.cnn")
+    if any(type(layer) in backend.UNSUPPORTED for layer in net.layers):
+        pytest.skip("a kind PyTorch does not express")
+    model = backend.build(net).eval()
+    h, w, c = map(int, shape.split("x"))
+    compared = 0
+    for dh, dw in ((1, 1), (-1, 2), (3, -1), (2, 5)):
+        try:
+            other = cnndsl.loads(example_spec(f"{h + dh}x{w + dw}x{c}", line), "example.cnn")
+            reference = backend.build(other).eval()
+        except cnndsl.CnnDslError:  # the spec does not apply at that size: nor does the model
+            if min(h + dh, w + dw) > 0:
+                with pytest.raises(RuntimeError), torch.no_grad():
+                    model(torch.randn(2, c, h + dh, w + dw))
+            continue
+        reference.load_state_dict(model.state_dict())
+        x = torch.randn(2, c, h + dh, w + dw)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), reference(x), rtol=0, atol=0)
+        compared += 1
+    assert compared or kind == "reshape", "no other size applies"  # `reshape 16`: one size
+
+
+# ------------------------------------------------------------------ every value the IR accepts
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from ir_strategies import networks  # noqa: E402
+
+HANDLED = [cls for cls in LAYER_CLASSES if cls in backend.HANDLERS and cls.__name__ != "Input"]
+
+
+@pytest.mark.parametrize("cls", HANDLED, ids=lambda cls: cls.__name__)
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_every_value_the_ir_accepts_builds_or_is_refused(cls, data):
+    """Field values drawn within the IR's constraints: the module builds and runs, or the
+    back end refuses the node with a located error naming it and PyTorch."""
+    net = data.draw(networks(cls))
+    try:
+        model = backend.build(net).eval()
+    except cnndsl.CnnDslError as error:
+        assert "PyTorch cannot express layer 'node'" in str(error), str(error)
+        assert error.location.line == 2
+        return
+    with torch.no_grad():
+        out = model(torch.randn(nchw(net.inputs[0].shape)))
+    assert tuple(out.shape) == nchw(net.shape("node"))
+
+
+@pytest.mark.parametrize("base", ["blocks", "dag"])
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_any_provenance_computes_the_same_function(base, data):
+    """Issue 10 §5: whatever block calls a JSON IR records on its nodes, the module builds and,
+    with the same weights node by node, computes what the network's own module does."""
+    from ir_strategies import scrambled
+
+    net, other = data.draw(scrambled(base))
+    ours, theirs = backend.build(net).eval(), backend.build(other).eval()
+    paths, other_paths = backend.module_paths(net), backend.module_paths(other)
+    assert set(paths) == set(other_paths)
+    state = ours.state_dict()
+    moved = {}
+    for node, path in paths.items():
+        for key, value in state.items():
+            if key.startswith(path + "."):
+                moved[other_paths[node] + key[len(path) :]] = value
+    theirs.load_state_dict(moved)
+    inputs = [torch.randn(nchw(layer.shape)) for layer in net.inputs]
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(*inputs), ours(*inputs), rtol=0, atol=0)

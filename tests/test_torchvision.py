@@ -284,3 +284,49 @@ def test_aux_head_found_from_a_module_and_from_a_state_dict():
             theirs.eval()
         torch.testing.assert_close(logits, expected)
         torch.testing.assert_close(aux, expected_aux)
+
+
+class ChannelsLast(torch.nn.Module):
+    """ConvNeXt's way: layer norm and a linear layer on the channels of an (N, H, W, C) map."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = torch.nn.LayerNorm(8, eps=1e-6)
+        self.fc = torch.nn.Linear(8, 16)
+
+    def forward(self, x):
+        x = self.conv(x).permute(0, 2, 3, 1)
+        return self.fc(self.norm(x)).permute(0, 3, 1, 2)
+
+
+class ChannelsFirst(torch.nn.Module):
+    """The same function on (N, C, H, W) maps: a layer norm over dimension 1, a 1x1 conv."""
+
+    class LayerNorm2d(torch.nn.LayerNorm):
+        def forward(self, x):
+            return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = self.LayerNorm2d(8, eps=1e-6)
+        self.fc = torch.nn.Conv2d(8, 16, 1)
+
+    def forward(self, x):
+        return self.fc(self.norm(self.conv(x)))
+
+
+def test_channels_last_layers_pair_with_channels_first_ones():
+    """A linear layer on the channels pairs with a 1x1 convolution (its weight reshaped), and
+    the values check compares maps held channels last with channels-first ones."""
+    torch.manual_seed(0)
+    theirs, ours = ChannelsLast(), ChannelsFirst()
+    mapping = load_torchvision(ours, theirs, input_shape=(3, 6, 6))
+    assert mapping["fc.weight"] == "fc.weight"
+    x = torch.randn(2, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+    ours.norm.eps = 1e-5
+    with pytest.raises(ValueError, match=r"eps 1e-05 against 1e-06"):
+        load_torchvision(ours, theirs, input_shape=(3, 6, 6))

@@ -142,9 +142,10 @@ def load_torchvision(
       classifier) are permuted accordingly.  The loader sees the flatten in the forward pass.
     - With ``check`` (the default) and a module as ``source``, both models then run on one
       random input, and every pair must see the same input and give the same output (up to
-      1e-3 of the tensor's scale): the first that does not raises ``ValueError`` naming it --
-      which catches what shapes cannot show, such as a missing activation or two concatenated
-      branches of one shape in the other order.
+      1e-3 of the tensor's scale; a map one model holds channels last, as ConvNeXt's layer
+      norms and linear layers do, in the other's layout): the first that does not raises
+      ``ValueError`` naming it -- which catches what shapes cannot show, such as a missing
+      activation or two concatenated branches of one shape in the other order.
 
     The input shape (C, H, W) is ``input_shape`` if given, else the network's (``net``, or the
     one ``net.to_torch()`` attached to the model), else the ``input_shape`` attribute of the
@@ -172,9 +173,7 @@ def load_torchvision(
     return mapping
 
 
-def match_modules(
-    model, source, net: Network | None = None, *, input_shape=None
-) -> list[Pair]:
+def match_modules(model, source, net: Network | None = None, *, input_shape=None) -> list[Pair]:
     """The layers of ``model`` paired with those of ``source`` as :func:`load_torchvision`
     pairs them (each with its input and output shapes from the pass), without copying
     anything.  Raises ``ValueError`` at the first difference."""
@@ -605,8 +604,12 @@ def _check_values(model, source, pairs: list[Pair], shape) -> None:
 
 
 def _value_difference(a, b) -> str | None:
+    """How tensor ``a`` (ours) differs from ``b`` (theirs), or None.  A map that one model holds
+    channels last (ConvNeXt's layer norm and linear layers run on (N, H, W, C)) is compared
+    in the other's layout, and a 1 x 1 map with its vector."""
     if a is None or b is None:
         return None
+    b = _same_layout(b, tuple(a.shape))
     if a.numel() != b.numel():
         return f"shapes {tuple(a.shape)} and {tuple(b.shape)}"
     a, b = a.reshape(-1).double(), b.reshape(-1).double()
@@ -615,6 +618,17 @@ def _value_difference(a, b) -> str | None:
     if diff > 1e-3 * scale:
         return f"max abs difference {diff:.3g} at scale {scale:.3g}"
     return None
+
+
+def _same_layout(x, shape: tuple[int, ...]):
+    """``x`` in the layout of ``shape`` when that is x's channels-first or channels-last
+    transpose ((N, C, H, W) against (N, H, W, C)); else ``x`` itself."""
+    if x.dim() == 4 and len(shape) == 4 and tuple(x.shape) != shape:
+        if tuple(x.permute(0, 3, 1, 2).shape) == shape:
+            return x.permute(0, 3, 1, 2)
+        if tuple(x.permute(0, 2, 3, 1).shape) == shape:
+            return x.permute(0, 2, 3, 1)
+    return x
 
 
 def _join(path: str, name: str) -> str:

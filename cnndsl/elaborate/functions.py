@@ -154,6 +154,31 @@ def _floor(x):
     return math.floor(_number(x, 0))
 
 
+@builtin("log", "x, base", "The logarithm of x, natural or to the base given.", required=1)
+def _log(x, base=None):
+    x = _number(x, 0)
+    if x <= 0:
+        raise ArgumentError(f"the logarithm of {x} is not a number", 0)
+    if base is None:
+        return math.log(x)
+    base = _number(base, 1)
+    if base <= 0 or base == 1:
+        raise ArgumentError(f"a logarithm's base is positive and not 1, got {base}", 1)
+    return math.log(x, base)
+
+
+@builtin("pow", "x, y", "x to the power y, as Python's pow (an integer for integers, y >= 0).")
+def _pow(x, y):
+    x, y = _number(x, 0), _number(y, 1)
+    if x == 0 and y < 0:
+        raise ArgumentError("0 to a negative power is not a number", 1)
+    if x < 0 and not float(y).is_integer():
+        raise ArgumentError(f"{x} to the power {y} is not a real number", 1)
+    if x != 0 and y * math.log10(abs(x)) > 308:  # (and 2 ** 10**9 would take a while)
+        raise ArgumentError(f"{x} to the power {y} is out of range")
+    return x**y
+
+
 @builtin("len", "items", "The number of items of a list or tuple (or characters of a string).")
 def _len(items):
     if not isinstance(items, (list, tuple, str)):

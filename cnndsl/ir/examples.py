@@ -48,6 +48,8 @@ EXAMPLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("5x6x3", "3x3 convtranspose 2 dilation=2"),
         ("5x6x3", "2x2+2(S) convtranspose 3"),
         ("5x6x3", "1x1+2(0) convtranspose 2 output_padding=1"),
+        ("5x6x3", "2x2+3 convtranspose 2 padding=((1, 0), (0, 1))"),
+        ("5x6x3", "2x2+3(V) convtranspose 2"),
     ),
     # ---- pooling
     "maxpool": (

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import gc
 import hashlib
 import io
 import linecache
@@ -244,7 +245,15 @@ class Generator:
         return needed
 
     def source(self) -> str:
-        return self.write(self.program())
+        """The module's text.  The collector is paused meanwhile, as for a load: generating
+        makes many small objects, and collections would only cost (superlinearly)."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self.write(self.program())
+        finally:
+            if paused:
+                gc.enable()
 
 
 def _words(text: str) -> set[str]:

@@ -93,6 +93,8 @@ def fold(draft: Draft) -> None:
                 failed.update((i + k * size, size) for k in range(1, run))
             elif best is None or reps * size > best[1] * best[2]:
                 best = (make, reps, size)
+                if reps * size == len(steps) - i:  # a larger unit cannot cover more
+                    break
         if best is None:
             result.append(steps[i])
             i += 1

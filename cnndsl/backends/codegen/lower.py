@@ -11,6 +11,7 @@ calls can be compared and anti-unified (:mod:`.unify`) before anything is writte
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -55,8 +56,9 @@ class Step:
     kind: str | None = None  # the node's kind or the block called (names variants)
     auto: bool = True  # its local name was made up by the elaborator (conv_3, inception_2)
 
-    @property
+    @functools.cached_property
     def reads(self) -> list[str]:
+        """The values it reads, in order (repeats included)."""
         return list(self.expr.vars())
 
     def key(self, pos) -> tuple:

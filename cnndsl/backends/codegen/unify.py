@@ -58,10 +58,6 @@ class Function:
     variant: str = ""  # "project=true", when its block has several functions
     variants: int = 1  # how many functions its block has
 
-    def values(self, call: Scope) -> list:
-        i = self.calls.index(call)
-        return [p.values[i] for p in self.params]
-
 
 def unify(
     block: str,
@@ -161,9 +157,9 @@ def unify(
     ordered += [p for p in derived.values() if not p.first and p in used]
     draft = first.replace(lambda c: replacement.get(id(c), c))
     fn = Function(block, draft, ordered, inputs, calls)
-    for call in calls:
+    for i, call in enumerate(calls):
         call.function = fn
-        call.values = fn.values(call)
+        call.values = [p.values[i] for p in ordered]
     return fn
 
 

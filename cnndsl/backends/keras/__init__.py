@@ -10,8 +10,8 @@ live model and the generated file are one model by construction.  The lowering i
 core's (:mod:`cnndsl.backends.codegen`); this package only says what each layer kind becomes in
 Keras (:mod:`.generator`) and defines the custom layers Keras lacks (:mod:`.layers`:
 NegInfPadding2D, PaddedAveragePooling2D, LocalResponseNormalization, DepthMaxPooling2D,
-LayerScale, StochasticDepth, ChannelSplit, ChannelShuffle, leaky_relu, gelu_tanh), whose text
-generated files copy.
+PaddedMaxPooling2D, LayerScale, StochasticDepth, ChannelSplit, ChannelShuffle, leaky_relu,
+gelu_tanh), whose text generated files copy.
 
 Only :func:`build` imports Keras (and TensorFlow under it).  Writing source needs nothing but
 the IR, so ``cnndsl compile --target keras`` works, and is fast, where TensorFlow is not
@@ -45,6 +45,7 @@ __all__ = [
     "LocalResponseNormalization",
     "NegInfPadding2D",
     "PaddedAveragePooling2D",
+    "PaddedMaxPooling2D",
     "StochasticDepth",
     "build",
     "gelu_tanh",
@@ -63,6 +64,7 @@ _FROM_LAYERS = frozenset(
         "LocalResponseNormalization",
         "NegInfPadding2D",
         "PaddedAveragePooling2D",
+        "PaddedMaxPooling2D",
         "StochasticDepth",
         "gelu_tanh",
         "leaky_relu",

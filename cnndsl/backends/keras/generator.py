@@ -1,10 +1,10 @@
 """The Keras generator: each IR layer kind as the Keras layers it becomes, and the module.
 
 Every IR node becomes one Keras layer with the node's name; a few need a helper layer named
-after the node: ``<name>_pad`` (ZeroPadding2D, or NegInfPadding2D before max pooling) for
-explicit padding that is not TensorFlow's SAME, ``<name>_crop`` (Cropping2D) after a transposed
-convolution with explicit padding, ``<name>_reshape`` (a channel vector to 1x1xC) before a
-multiply.  What Keras cannot express raises :func:`cnndsl.backends.unsupported`.
+after the node: ``<name>_pad`` (ZeroPadding2D, or NegInfPadding2D before a max pooling whose
+input may be negative) for explicit padding that is not TensorFlow's SAME, ``<name>_crop``
+(Cropping2D) after a transposed convolution with explicit padding, ``<name>_reshape`` (a
+channel vector to 1x1xC) before a multiply.  What Keras cannot express raises :func:`cnndsl.backends.unsupported`.
 
 The module is written as a person would write it with the functional API: one function per
 block structure (``def stage(x, filters, convs, name)``), loops for repeated layers, each layer
@@ -35,6 +35,7 @@ from ...ir import (
     Input,
     Layer,
     LayerNorm,
+    MaxPool2D,
     Network,
     Normalization,
     Rescaling,
@@ -87,8 +88,24 @@ def _zero(pads) -> bool:
     return all(v == 0 for side in pads for v in side)
 
 
+# Activations that are never negative: zero padding of their output before a max pooling is
+# -inf padding (a padded cell never wins), so Keras's own ZeroPadding2D does.
+_NON_NEGATIVE = frozenset({"relu", "relu6", "sigmoid", "softmax", "hardsigmoid"})
+
+
+def _non_negative(net, name: str) -> bool:
+    """Whether node ``name``'s output is never negative: it is, or ends with, one of those."""
+    layer = net[name]
+    function = layer.function if layer.kind == "activation" else getattr(layer, "activation", None)
+    return function in _NON_NEGATIVE
+
+
 def _is_same(ctx: NodeContext, pads, kernel, stride, dilation=(1, 1)) -> bool:
-    """Whether explicit pads are exactly TensorFlow's SAME padding for this input."""
+    """Whether explicit pads are exactly TensorFlow's SAME padding for every input size: they
+    are SAME's for this one, and the stride is 1 (with a larger stride SAME's padding depends on
+    the input's size, and explicit padding does not)."""
+    if tuple(stride) != (1, 1):
+        return False
     for axis in (0, 1):
         n, s = ctx.in_shape[axis], stride[axis]
         k_eff = effective_kernel(kernel[axis], dilation[axis])
@@ -267,7 +284,11 @@ class KerasGenerator(Generator):
             (top, bottom), (left, right) = layer.explicit_padding(ctx.in_shapes)
             crop = ((top, max(0, bottom)), (left, max(0, right)))
             output_padding = (max(0, -bottom), max(0, -right))
-            output_padding = None if output_padding == (0, 0) else output_padding
+            # Keras's VALID without output_padding gives n*s rows when the stride exceeds the
+            # kernel: s - k_eff more than the full output; an explicit 0 keeps it full.
+            k_eff = [effective_kernel(k, d) for k, d in zip(layer.kernel, layer.dilation)]
+            longer = any(s > k for s, k in zip(layer.stride, k_eff))
+            output_padding = None if output_padding == (0, 0) and not longer else output_padding
         if output_padding is not None and any(q >= s for q, s in zip(output_padding, layer.stride)):
             raise ctx.unsupported("Keras needs output_padding smaller than the stride")
         args, kwargs = _window(layer, padding)
@@ -284,18 +305,6 @@ class KerasGenerator(Generator):
 
     # ---------------------------------------------------------------- pooling
 
-    def _pool_pads(self, ctx: NodeContext):
-        """The padding of a pooling window, and the same with the cells that PyTorch's ceil_mode
-        adds after it (those a VALID pooling needs to give the IR's output size)."""
-        layer = ctx.layer
-        pads = ((0, 0), (0, 0)) if layer.padding == "valid" else layer.padding
-        full = []
-        for axis, (before, after) in enumerate(pads):
-            n, k, s = ctx.in_shape[axis], layer.kernel[axis], layer.stride[axis]
-            out = ctx.out_shape[axis]
-            full.append((before, after + max(0, (out - 1) * s + k - (n + before + after))))
-        return pads, tuple(full)
-
     def _pool(self, ctx: NodeContext, cls: str, padding: str, src: Expr) -> Expr:
         layer = ctx.layer
         strides = None if layer.stride == layer.kernel else pair(layer.stride)
@@ -307,38 +316,64 @@ class KerasGenerator(Generator):
         )
         return call(ctx.module(pool), src)
 
+    def _padded_pool(self, ctx: NodeContext, cls: str, padding, **kwargs) -> Expr:
+        """PyTorch's pooling, its padding and ceil mode computed for the input's size."""
+        layer = ctx.layer
+        pool = call(
+            ctx.helper(cls),
+            _c(tuple(layer.kernel), "pool_size", "kernel"),
+            strides=_c(tuple(layer.stride), "strides", "stride"),
+            padding=_c(padding, "padding"),
+            ceil_mode=(_c(layer.ceil_mode, "ceil_mode", "ceil_mode"), False),
+            **kwargs,
+        )
+        return call(ctx.module(pool), ctx.x)
+
     def lower_maxpool(self, ctx: NodeContext) -> Expr:
-        """Padded cells never win: pad with -inf (after, the cells of ceil mode too)."""
-        if ctx.layer.padding == "same":
+        """Padded cells never win: TensorFlow's SAME, or -inf padding -- zeros (ZeroPadding2D, a
+        built-in layer) where the input is never negative.  Where PyTorch's ceil mode adds cells
+        that depend on the input's size, PaddedMaxPooling2D computes them."""
+        layer: MaxPool2D = ctx.layer
+        if layer.padding == "same":
             return self._pool(ctx, "MaxPooling2D", "same", ctx.x)
-        src, padding = self._pad_first(ctx, self._pool_pads(ctx)[1], "NegInfPadding2D")
+        pads = ((0, 0), (0, 0)) if layer.padding == "valid" else layer.padding
+        if layer.ceil_mode and tuple(layer.stride) != (1, 1):
+            return self._padded_pool(ctx, "PaddedMaxPooling2D", pads)
+        positive = _non_negative(ctx.net, layer.inputs[0])
+        src, padding = self._pad_first(
+            ctx, pads, "ZeroPadding2D" if positive else "NegInfPadding2D"
+        )
         return self._pool(ctx, "MaxPooling2D", padding, src)
 
     def lower_avgpool(self, ctx: NodeContext) -> Expr:
-        """TensorFlow's SAME averages over the input cells; explicit padding that counts (no ceil
-        mode) is zero padding; the rest is PyTorch's average, PaddedAveragePooling2D."""
+        """TensorFlow's SAME averages over the input cells; explicit padding that counts is zero
+        padding; the rest is PyTorch's average, PaddedAveragePooling2D -- as is every padding or
+        ceil mode that depends on the input's size (a stride over 1)."""
         layer: AvgPool2D = ctx.layer
-        if layer.padding == "same" and not layer.include_pad:
-            return self._pool(ctx, "AveragePooling2D", "same", ctx.x)
+        counted = bool(layer.include_pad)
+        fixed = tuple(layer.stride) == (1, 1)  # no padding or ceil cells depend on the size
         if layer.padding == "same":
-            pads = full = layer.explicit_padding(ctx.in_shapes)
+            if not counted:
+                return self._pool(ctx, "AveragePooling2D", "same", ctx.x)
+            if not fixed:
+                return self._padded_pool(ctx, "PaddedAveragePooling2D", "same")
+            pads = layer.explicit_padding(ctx.in_shapes)
         else:
-            pads, full = self._pool_pads(ctx)
-        counted = layer.include_pad and not _zero(pads)
-        if _zero(full) or (not counted and _is_same(ctx, full, layer.kernel, layer.stride)):
-            return self._pool(ctx, "AveragePooling2D", "valid" if _zero(full) else "same", ctx.x)
-        if counted and tuple(full) == tuple(pads):
-            src, _ = self._pad_first(ctx, full, "ZeroPadding2D", same=False)
+            pads = ((0, 0), (0, 0)) if layer.padding == "valid" else layer.padding
+            if layer.ceil_mode and not fixed:
+                include = (_c(counted, "count_include_pad"), True)
+                return self._padded_pool(
+                    ctx, "PaddedAveragePooling2D", pads, count_include_pad=include
+                )
+        if _zero(pads):
+            return self._pool(ctx, "AveragePooling2D", "valid", ctx.x)
+        if counted:
+            src, _ = self._pad_first(ctx, pads, "ZeroPadding2D", same=False)
             return self._pool(ctx, "AveragePooling2D", "valid", src)
-        pool = call(
-            ctx.helper("PaddedAveragePooling2D"),
-            _c(tuple(layer.kernel), "pool_size", "kernel"),
-            strides=_c(tuple(layer.stride), "strides", "stride"),
-            padding=_c(tuple(tuple(side) for side in pads), "padding"),
-            ceil_mode=(_c(layer.ceil_mode, "ceil_mode", "ceil_mode"), False),
-            count_include_pad=(_c(bool(layer.include_pad), "count_include_pad"), True),
-        )
-        return call(ctx.module(pool), ctx.x)
+        if _is_same(ctx, pads, layer.kernel, layer.stride):
+            return self._pool(ctx, "AveragePooling2D", "same", ctx.x)
+        include = (_c(False, "count_include_pad"), True)
+        return self._padded_pool(ctx, "PaddedAveragePooling2D", pads, count_include_pad=include)
 
     def _global_pool(self, ctx: NodeContext, cls: str) -> Expr:
         keepdims = _c(ctx.layer.keepdims, "keepdims", "keepdims")
@@ -394,6 +429,10 @@ class KerasGenerator(Generator):
         elif fn == "relu6":
             act = call("layers.ReLU", max_value=_c(6.0, "max_value"))
         elif fn == "leakyrelu":
+            if layer.alpha < 0:
+                raise ctx.unsupported(
+                    f"Keras's LeakyReLU takes a slope of 0 or more, not {layer.alpha}"
+                )
             slope = _c(layer.alpha, "negative_slope", "alpha")
             act = call("layers.LeakyReLU", negative_slope=(slope, 0.3))
         elif fn == "elu":
@@ -576,22 +615,19 @@ class KerasGenerator(Generator):
             def only(step) -> bool:
                 return all(t.split(":")[0] in training for t in step.targets)
 
-            names = _body(w, program.draft, [], avoid, r, returns=False, training=only)
-            ins = [names[layer.name] for layer in net.inputs]
-            model_in = Code(ins[0] if len(ins) == 1 else f"[{', '.join(ins)}]")
-
             def model(outputs: list[str]) -> Expr:
-                outs = [names[o] for o in outputs]
+                ins = [r.names[layer.name] for layer in net.inputs]
+                outs = [r.names[o] for o in outputs]
+                model_in = Code(ins[0] if len(ins) == 1 else f"[{', '.join(ins)}]")
                 model_out = Code(outs[0] if len(outs) == 1 else f"[{', '.join(outs)}]")
                 return call("keras.Model", model_in, model_out, name=Code(literal(net.name)))
 
-            if training:
-                w.line("if training_outputs:")
-                with w.indented():
-                    w.statement("return ", model(net.outputs), r)
-                w.statement("return ", model(net.inference_outputs), r)
-            else:
+            def training_end() -> None:
                 w.statement("return ", model(net.outputs), r)
+
+            end = training_end if training else None
+            _body(w, program.draft, [], avoid, r, returns=False, training=only, training_end=end)
+            w.statement("return ", model(net.inference_outputs if training else net.outputs), r)
         w.blank(2)
         w.line('if __name__ == "__main__":')
         with w.indented():
@@ -654,20 +690,26 @@ def _body(
     force: str | None = None,
     returns: bool = True,
     training=None,
+    training_end=None,
 ) -> dict[str, str]:
     """Write a draft's steps (and its return); returns the variable of every value.  Runs of
-    steps for which ``training(step)`` holds are built only ``if training_outputs:``."""
+    steps for which ``training(step)`` holds are built only ``if training_outputs:``;
+    ``training_end()`` writes what ends that case (its return), in the last such run when the
+    steps end with one, else under an ``if training_outputs:`` of its own."""
     names = variables(draft, arg_names, avoid, force)
     r.names = names
+    loops = [step for step in draft.steps if isinstance(step, Loop)]
+    inner = avoid | frozenset(names.values()) if loops else avoid  # what a loop must not reuse
 
     def write(step) -> None:
         if isinstance(step, Loop):
-            _loop(w, step, r, avoid)
+            _loop(w, step, r, inner)
         else:
             w.statement(
                 f"{', '.join(names[t] for t in step.targets)} = ", step.expr, r, step.comment
             )
 
+    guarded = False
     for guarded, run in groupby(draft.steps, key=training or (lambda step: False)):
         if not guarded:
             for step in run:
@@ -677,13 +719,20 @@ def _body(
         with w.indented():
             for step in run:
                 write(step)
+            if training_end is not None and step is draft.steps[-1]:
+                training_end()
+    if training_end is not None and not guarded:
+        w.line("if training_outputs:")
+        with w.indented():
+            training_end()
     if returns:
         w.line("return " + ", ".join(names[o] for o in draft.outputs))
     return names
 
 
 def _loop(w: Writer, loop: Loop, r: _Render, avoid: frozenset[str]) -> None:
-    """``for i in range(...)``: the carried value keeps its variable, the layer names count."""
+    """``for i in range(...)``: the carried value keeps its variable, the layer names count;
+    the unit's values avoid ``avoid`` (the body's variables among them)."""
     names = r.names
     target = names[loop.targets[0]]
     entry = loop.unit.args[0]
@@ -699,8 +748,7 @@ def _loop(w: Writer, loop: Loop, r: _Render, avoid: frozenset[str]) -> None:
         args = [target, *(names[v] for v in loop.unit.args[1:])]
         inner = _Render({}, r.in_block)
         inner.loop = (start, unit_steps)
-        avoid = (avoid | frozenset(names.values())) - {target}
-        _body(w, loop.unit, args, avoid, inner, target, returns=False)
+        _body(w, loop.unit, args, avoid - {target}, inner, target, returns=False)
 
 
 def _file_note(net: Network) -> str:

@@ -1,9 +1,10 @@
 """The custom Keras layers of the models this back end makes, live and generated.
 
 Keras has no layer for a few of the semantics that cnndsl keeps exactly (PyTorch's padded max and
-average pooling, local response normalization, max pooling across channels, ConvNeXt's layer
-scale and stochastic depth, ShuffleNet's channel split and shuffle, the `leakyrelu` activation
-of a layer).  Generated source (which :func:`cnndsl.backends.keras.build` runs)
+average pooling, with its ceil mode, for inputs of any size, local response normalization, max
+pooling across channels, ConvNeXt's layer scale and stochastic depth, ShuffleNet's channel split
+and shuffle, the `leakyrelu` activation of a layer).  Generated source (which
+:func:`cnndsl.backends.keras.build` runs)
 defines the ones it uses by copying their text from this file: the code generator reads it with
 ``ast``, without importing this module or Keras.  So each definition must be self-contained: it
 may use only ``keras`` (and the definitions here it names), it is black-formatted, and it is
@@ -25,7 +26,9 @@ __all__ = [
     "LayerScale",
     "LocalResponseNormalization",
     "NegInfPadding2D",
+    "PaddedPooling2D",
     "PaddedAveragePooling2D",
+    "PaddedMaxPooling2D",
     "StochasticDepth",
     "gelu_tanh",
     "leaky_relu",
@@ -53,50 +56,40 @@ class NegInfPadding2D(keras.layers.Layer):
         return {**super().get_config(), "padding": self.padding}
 
 
-@keras.saving.register_keras_serializable(package="cnndsl")
-class PaddedAveragePooling2D(keras.layers.Layer):
-    """Average pooling as PyTorch's avg_pool2d: zero padding ((top, bottom), (left, right));
+class PaddedPooling2D(keras.layers.Layer):
+    """The padding of PyTorch's pooling, for an input of any size: ``padding`` is
+    ((top, bottom), (left, right)), or "same" (TensorFlow's SAME padding for the input's size);
     with ceil_mode, a last partial window is kept when it starts inside the input or the top/left
-    padding; each window's sum is divided by its cells inside the input (count_include_pad off)
-    or inside the padded input (on)."""
+    padding.  Its subclasses pool the input so padded."""
 
-    def __init__(
-        self, pool_size, strides, padding, ceil_mode=False, count_include_pad=True, **kwargs
-    ):
+    def __init__(self, pool_size, strides, padding, ceil_mode=False, **kwargs):
         super().__init__(**kwargs)
         self.pool_size = tuple(pool_size)
         self.strides = tuple(strides)
-        self.padding = tuple(tuple(int(p) for p in side) for side in padding)
+        if padding != "same":
+            padding = tuple(tuple(int(p) for p in side) for side in padding)
+        self.padding = padding
         self.ceil_mode = bool(ceil_mode)
-        self.count_include_pad = bool(count_include_pad)
 
-    def _extra(self, n, k, s, before, after):
-        """Cells to add after the padding so that a VALID pooling gives PyTorch's output size."""
-        span = n + before + after - k
-        out = span // s + 1
-        if self.ceil_mode:
-            out = -(-span // s) + 1
-            if (out - 1) * s >= n + before:
-                out -= 1
-        return max(0, (out - 1) * s + k - (n + before + after))
-
-    def call(self, x):
-        (top, bottom), (left, right) = self.padding
-        height, width = x.shape[1], x.shape[2]
-        below = bottom + self._extra(height, self.pool_size[0], self.strides[0], top, bottom)
-        beside = right + self._extra(width, self.pool_size[1], self.strides[1], left, right)
-        # mask: 1 on the cells a window's average counts, 0 on the others
-        if self.count_include_pad:
-            mask = keras.ops.ones((1, top + height + bottom, left + width + right, 1), x.dtype)
-            mask_pads = [[0, 0], [0, below - bottom], [0, beside - right], [0, 0]]
-        else:
-            mask = keras.ops.ones((1, height, width, 1), x.dtype)
-            mask_pads = [[0, 0], [top, below], [left, beside], [0, 0]]
-        mask = keras.ops.pad(mask, mask_pads)
-        x = keras.ops.pad(x, [[0, 0], [top, below], [left, beside], [0, 0]])
-        sums = keras.ops.average_pool(x, self.pool_size, self.strides, "valid")
-        counts = keras.ops.average_pool(mask, self.pool_size, self.strides, "valid")
-        return sums / counts
+    def pads(self, x):
+        """[(before, after, extra)] for the height and the width of x: the padding, and the
+        cells to add after it so that a VALID pooling gives PyTorch's output size."""
+        pads = []
+        for axis, (k, s) in enumerate(zip(self.pool_size, self.strides)):
+            n = x.shape[1 + axis]
+            if self.padding == "same":
+                total = max((-(-n // s) - 1) * s + k - n, 0)
+                before, after = total // 2, total - total // 2
+            else:
+                before, after = self.padding[axis]
+            span = n + before + after - k
+            out = span // s + 1
+            if self.ceil_mode:
+                out = -(-span // s) + 1
+                if (out - 1) * s >= n + before:
+                    out -= 1
+            pads.append((before, after, max(0, (out - 1) * s + k - (n + before + after))))
+        return pads
 
     def get_config(self):
         return {
@@ -105,8 +98,51 @@ class PaddedAveragePooling2D(keras.layers.Layer):
             "strides": self.strides,
             "padding": self.padding,
             "ceil_mode": self.ceil_mode,
-            "count_include_pad": self.count_include_pad,
         }
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class PaddedAveragePooling2D(PaddedPooling2D):
+    """Average pooling as PyTorch's avg_pool2d (see PaddedPooling2D for the padding): each
+    window's sum is divided by its cells inside the input (count_include_pad off) or inside the
+    padded input (on)."""
+
+    def __init__(
+        self, pool_size, strides, padding, ceil_mode=False, count_include_pad=True, **kwargs
+    ):
+        super().__init__(pool_size, strides, padding, ceil_mode, **kwargs)
+        self.count_include_pad = bool(count_include_pad)
+
+    def call(self, x):
+        (top, bottom, below), (left, right, beside) = self.pads(x)
+        height, width = x.shape[1], x.shape[2]
+        # mask: 1 on the cells a window's average counts, 0 on the others
+        if self.count_include_pad:
+            mask = keras.ops.ones((1, top + height + bottom, left + width + right, 1), x.dtype)
+            mask_pads = [[0, 0], [0, below], [0, beside], [0, 0]]
+        else:
+            mask = keras.ops.ones((1, height, width, 1), x.dtype)
+            mask_pads = [[0, 0], [top, bottom + below], [left, right + beside], [0, 0]]
+        mask = keras.ops.pad(mask, mask_pads)
+        x = keras.ops.pad(x, [[0, 0], [top, bottom + below], [left, right + beside], [0, 0]])
+        sums = keras.ops.average_pool(x, self.pool_size, self.strides, "valid")
+        counts = keras.ops.average_pool(mask, self.pool_size, self.strides, "valid")
+        return sums / counts
+
+    def get_config(self):
+        return {**super().get_config(), "count_include_pad": self.count_include_pad}
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class PaddedMaxPooling2D(PaddedPooling2D):
+    """Max pooling as PyTorch's max_pool2d (see PaddedPooling2D for the padding): padded cells
+    never win."""
+
+    def call(self, x):
+        (top, bottom, below), (left, right, beside) = self.pads(x)
+        pads = [[0, 0], [top, bottom + below], [left, right + beside], [0, 0]]
+        x = keras.ops.pad(x, pads, constant_values=float("-inf"))
+        return keras.ops.max_pool(x, self.pool_size, self.strides, "valid")
 
 
 @keras.saving.register_keras_serializable(package="cnndsl")
@@ -263,6 +299,7 @@ CUSTOM_OBJECTS: dict[str, Any] = {
     for obj in (
         NegInfPadding2D,
         PaddedAveragePooling2D,
+        PaddedMaxPooling2D,
         LocalResponseNormalization,
         DepthMaxPooling2D,
         LayerScale,

@@ -146,6 +146,40 @@ def _conv_module(ctx: NodeContext, cls: str, in_c: int, out_c: int, groups, pad)
     )
 
 
+def _sized(layer) -> bool:
+    """Whether a layer's SAME padding depends on the input's size (on an axis with a stride
+    over 1 and a window over 1): then it is computed from the input, in forward, so that the
+    model computes the spec at any size."""
+    if layer.padding != "same":
+        return False
+    dilation = getattr(layer, "dilation", (1, 1))
+    kernels = [effective_kernel(k, d) for k, d in zip(layer.kernel, dilation)]
+    return any(s > 1 and k > 1 for s, k in zip(layer.stride, kernels))
+
+
+def _pad_same(ctx: NodeContext, value: str | None = None) -> Expr:
+    """``pad_same(x, kernel, stride)``: TensorFlow's SAME padding for the input's size."""
+    layer = ctx.layer
+    kwargs: dict[str, Any] = {}
+    if hasattr(layer, "dilation"):
+        kwargs["dilation"] = (_c(pair(layer.dilation), "dilation", "dilation"), 1)
+    if value is not None:
+        kwargs["value"] = Code(value)
+    kernel = _c(pair(layer.kernel), "kernel_size", "kernel")
+    return call(
+        ctx.helper("pad_same"), ctx.x, kernel, _c(pair(layer.stride), "stride", "stride"), **kwargs
+    )
+
+
+def _conv_input(ctx: NodeContext) -> tuple[Any, Expr]:
+    """A convolution's padding= and what it reads: the input padded first when the padding is
+    asymmetric (F.pad) or depends on the input's size (pad_same)."""
+    if _sized(ctx.layer):
+        return 0, _pad_same(ctx)
+    pad, extra = _split_padding(ctx.layer.explicit_padding(ctx.in_shapes))
+    return pad, _padded(ctx.x, extra)
+
+
 def _padded(x: Expr, extra: tuple[int, ...] | None, value: str | None = None) -> Expr:
     if extra is None:
         return x
@@ -159,6 +193,20 @@ def _check_size(ctx: NodeContext, axis: int, size: int) -> None:
         raise ctx.unsupported(
             f"PyTorch would give {size} {('rows', 'columns')[axis]}, the spec {ctx.out_shape[axis]}"
         )
+
+
+def _check_ceil(ctx: NodeContext, pads) -> None:
+    """A pooling with ceil_mode over an input padded first keeps a last window that starts in
+    the padding after it, which the spec's (PyTorch's) rule drops: at some input size, unless
+    that padding is at most kernel - stride."""
+    layer = ctx.layer
+    for axis in (0, 1):
+        after, k, s = pads[axis][1], layer.kernel[axis], layer.stride[axis]
+        if layer.ceil_mode and after > k - s:
+            raise ctx.unsupported(
+                f"with ceil_mode and {after} {('rows', 'columns')[axis]} of padding after, PyTorch"
+                " would keep a last window that starts in the padding at some input sizes"
+            )
 
 
 def flattens_map(in_shapes) -> bool:
@@ -206,6 +254,7 @@ class TorchGenerator(Generator):
         super().__init__(net)
         self.taps = taps
         self._attrs: dict[int, Namespace] = {}
+        self._consumers: dict[str, list[str]] | None = None
         self.channels_last = channels_last_runs(net)
         """{node: (first, last)} for the nodes computed on the channels-last tensor."""
 
@@ -253,22 +302,22 @@ class TorchGenerator(Generator):
 
     def lower_conv(self, ctx: NodeContext) -> Expr:
         layer: Conv2D = ctx.layer
-        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        pad, src = _conv_input(ctx)
         groups = _c(layer.groups, "groups", "groups")
         conv = _conv_module(ctx, "nn.Conv2d", ctx.in_shape[2], layer.filters, groups, pad)
-        return _activate(call(ctx.module(conv), _padded(ctx.x, extra)), layer.activation, None)
+        return _activate(call(ctx.module(conv), src), layer.activation, None)
 
     def lower_dwconv(self, ctx: NodeContext) -> Expr:
         layer = ctx.layer
         c = ctx.in_shape[2]
-        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        pad, src = _conv_input(ctx)
         groups = _c(c, "in_channels")
         conv = _conv_module(ctx, "nn.Conv2d", c, c * layer.depth_multiplier, groups, pad)
-        return _activate(call(ctx.module(conv), _padded(ctx.x, extra)), layer.activation, None)
+        return _activate(call(ctx.module(conv), src), layer.activation, None)
 
     def lower_sepconv(self, ctx: NodeContext) -> Expr:
         layer = ctx.layer
-        pad, extra = _split_padding(layer.explicit_padding(ctx.in_shapes))
+        pad, src = _conv_input(ctx)
         module = call(
             ctx.helper("SeparableConv2d"),
             _c(ctx.in_shape[2], "in_channels"),
@@ -283,7 +332,7 @@ class TorchGenerator(Generator):
             ),
             bias=(_c(layer.bias, "bias", "bias"), True),
         )
-        return _activate(call(ctx.module(module), _padded(ctx.x, extra)), layer.activation, None)
+        return _activate(call(ctx.module(module), src), layer.activation, None)
 
     def lower_convtranspose(self, ctx: NodeContext) -> Expr:
         layer: Conv2DTranspose = ctx.layer
@@ -338,14 +387,38 @@ class TorchGenerator(Generator):
         return _activate(call(ctx.module(module), ctx.x), layer.activation, None)
 
     def lower_flatten(self, ctx: NodeContext) -> Expr:
-        if flattens_map(ctx.in_shapes):  # Keras's order: (H, W, C)
+        """Keras's order, (H, W, C): the map is permuted to channels last first, unless it is
+        1x1 and a dense layer after the flatten fixes its size (then it is 1x1 at any input
+        size the model takes)."""
+        if flattens_map(ctx.in_shapes) or (len(ctx.in_shape) == 3 and not self._pinned(ctx.layer)):
             return method(method(ctx.x, "permute", *map(Code, "0231")), "flatten", Code("1"))
         return method(ctx.x, "flatten", Code("1"))
+
+    def _pinned(self, layer: Layer) -> bool:
+        """Whether every path from a node reaches a dense layer through layers that keep the
+        features in order (so that its size is the one the dense layer takes)."""
+        if self._consumers is None:
+            self._consumers = self.net.consumers()
+        outputs = set(self.net.outputs)
+        todo, seen = [layer.name], set()
+        while todo:
+            name = todo.pop()
+            if name in outputs:
+                return False
+            for user in self._consumers[name]:
+                kind = self.net[user].kind
+                if kind in ("dropout", "activation", "batchnorm") and user not in seen:
+                    seen.add(user)
+                    todo.append(user)
+                elif kind != "dense":
+                    return False
+        return True
 
     def lower_activation(self, ctx: NodeContext) -> Expr:
         layer: Activation = ctx.layer
         if layer.name in self.channels_last:  # between two pointwise layers (elementwise)
-            return self._out_layout(ctx, _activate(self._in_layout(ctx), layer.function, layer.alpha))
+            value = _activate(self._in_layout(ctx), layer.function, layer.alpha)
+            return self._out_layout(ctx, value)
         if layer.function == "linear":
             return call(ctx.module(call("nn.Identity")), ctx.x)
         return _activate(ctx.x, layer.function, layer.alpha)
@@ -417,18 +490,20 @@ class TorchGenerator(Generator):
     # ---------------------------------------------------------------- pooling
 
     def _pool(self, ctx: NodeContext, cls: str, pad_value: str | None, **extra) -> Expr:
-        """Max or average pooling; asymmetric padding is an F.pad before an unpadded pool."""
+        """Max or average pooling; asymmetric padding, or padding that depends on the input's
+        size, is an F.pad (pad_same) before an unpadded pool."""
         layer = ctx.layer
         pads = layer.explicit_padding(ctx.in_shapes)
         pad, before = _split_padding(pads)
         ceil_mode = layer.ceil_mode
-        if before is not None:  # pad exactly, then pool without padding
+        if before is not None or _sized(layer):  # pad exactly, then pool without padding
+            _check_ceil(ctx, pads)
             (t, b), (left, right) = pads
-            before = (left, right, t, b)
-            pads = ((0, 0), (0, 0))
             sizes = [ctx.in_shape[0] + t + b, ctx.in_shape[1] + left + right]
+            src = _pad_same(ctx, pad_value) if _sized(layer) else _padded(ctx.x, before, pad_value)
+            pad, pads = 0, ((0, 0), (0, 0))
         else:
-            sizes = list(ctx.in_shape[:2])
+            sizes, src = list(ctx.in_shape[:2]), ctx.x
         for axis in (0, 1):
             p = pads[axis][0]
             got = _pool_out(sizes[axis], layer.kernel[axis], layer.stride[axis], p, p, ceil_mode)
@@ -441,7 +516,7 @@ class TorchGenerator(Generator):
             ceil_mode=(_c(ceil_mode, "ceil_mode", "ceil_mode"), False),
             **extra,
         )
-        return call(ctx.module(module), _padded(ctx.x, before, pad_value))
+        return call(ctx.module(module), src)
 
     def lower_maxpool(self, ctx: NodeContext) -> Expr:
         return self._pool(ctx, "nn.MaxPool2d", 'float("-inf")')
@@ -450,13 +525,14 @@ class TorchGenerator(Generator):
         layer: AvgPool2D = ctx.layer
         pads = layer.explicit_padding(ctx.in_shapes)
         symmetric = _split_padding(pads)[1] is None
-        padded = any(p for axis in pads for p in axis)
+        padded = _sized(layer) or any(p for axis in pads for p in axis)
         if not padded:
             return self._pool(ctx, "nn.AvgPool2d", None)
-        if symmetric or layer.include_pad:
+        if layer.include_pad or (symmetric and not _sized(layer)):
             include = _c(bool(layer.include_pad), "count_include_pad")
             return self._pool(ctx, "nn.AvgPool2d", None, count_include_pad=(include, True))
-        # Asymmetric padding that padded cells must not dilute (TensorFlow's SAME).
+        # Padding that padded cells must not dilute (TensorFlow's SAME).
+        _check_ceil(ctx, pads)
         (t, b), (left, right) = pads
         for axis, n in enumerate(ctx.in_shape[:2]):
             size = n + sum(pads[axis])
@@ -466,7 +542,7 @@ class TorchGenerator(Generator):
             ctx.helper("ExcludePadAvgPool2d"),
             _c(pair(layer.kernel), "kernel_size", "kernel"),
             _c(pair(layer.stride), "stride", "stride"),
-            _c((left, right, t, b), "padding"),
+            _c("same" if _sized(layer) else (left, right, t, b), "padding"),
             ceil_mode=(_c(layer.ceil_mode, "ceil_mode", "ceil_mode"), False),
         )
         return call(ctx.module(module), ctx.x)
@@ -582,18 +658,23 @@ class TorchGenerator(Generator):
         return call(ctx.module(module), ctx.x)
 
     def lower_reshape(self, ctx: NodeContext) -> Expr:
-        """On the channels-last tensor: permuted to NHWC (a map larger than 1x1), reshaped,
-        permuted back to NCHW (a map larger than 1x1)."""
-        src, out = ctx.in_shape, ctx.out_shape
+        """On the channels-last tensor: permuted to NHWC (a map, unless it is 1 x 1 and the
+        target has no -1), reshaped to the batch and the spec's sizes (its -1 kept), permuted
+        back to NCHW (a map output larger than 1 x 1).  At another input size the model then
+        computes the spec evaluated there, or refuses the size as the spec does."""
+        src, out, shape = ctx.in_shape, ctx.out_shape, ctx.layer.shape
+        free = -1 in shape
         x = ctx.x
-        if len(src) == 3 and src[0] * src[1] > 1:
+        if len(src) == 3 and (src[0] * src[1] > 1 or free):
             x = method(x, "permute", *map(Code, "0231"))
+        roles = ("features",) if len(out) == 1 else ("height", "width", "channels")
+        dims = [Code("-1") if d == -1 else _c(n, r) for d, n, r in zip(shape, out, roles)]
+        batch = method(ctx.x, "size", Code("0"))
         if len(out) == 1:
-            return method(x, "flatten", Code("1"))
-        if out[0] * out[1] == 1:
-            return method(x, "reshape", Code("-1"), _c(out[2], "channels"), Code("1"), Code("1"))
-        h, w, c = (_c(size, role) for size, role in zip(out, ("height", "width", "channels")))
-        return method(method(x, "reshape", Code("-1"), h, w, c), "permute", *map(Code, "0312"))
+            return method(x, "reshape", batch, *dims)
+        if shape[0] == shape[1] == 1:
+            return method(x, "reshape", batch, dims[2], Code("1"), Code("1"))
+        return method(method(x, "reshape", batch, *dims), "permute", *map(Code, "0312"))
 
     def lower_crop(self, ctx: NodeContext) -> Expr:
         (top, bottom), (left, right) = ctx.layer.cropping
@@ -681,7 +762,9 @@ class TorchGenerator(Generator):
             if len(shapes) == 1:
                 w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
             else:
-                w.line(f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order")
+                w.line(
+                    f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order"
+                )
             w.blank()
             _init(w, program.draft, ["self"], [])
             w.blank()
@@ -775,8 +858,9 @@ def _forward(
             w.line(f"_tap(self, {literal(step.local)}, {value})")
         return False
 
+    outputs = ", ".join(names[o] for o in draft.outputs)
     with w.indented():
-        i = 0
+        i, returned = 0, False  # (returned: in training mode)
         while i < len(draft.steps):
             if i not in training:
                 if write(i, draft.steps[i]):
@@ -788,11 +872,14 @@ def _forward(
                 while i in training:
                     write(i, draft.steps[i])
                     i += 1
-        outputs = ", ".join(names[o] for o in draft.outputs)
+                if i == len(draft.steps) and inference is not None:
+                    w.line(f"return {outputs}")
+                    returned = True
         if inference is not None:
-            w.line("if self.training:")
-            with w.indented():
-                w.line(f"return {outputs}")
+            if not returned:
+                w.line("if self.training:")
+                with w.indented():
+                    w.line(f"return {outputs}")
             outputs = ", ".join(names[o] for o in inference)
         w.line("return " + outputs)
 

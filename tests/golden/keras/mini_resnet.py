@@ -8,27 +8,6 @@ import keras
 from keras import layers
 
 
-@keras.saving.register_keras_serializable(package="cnndsl")
-class NegInfPadding2D(keras.layers.Layer):
-    """Pads height and width with -inf, so that a max pooling after it never picks a padded cell
-    (PyTorch's padded max pooling).  padding: as ZeroPadding2D's, an int, (height, width) or
-    ((top, bottom), (left, right))."""
-
-    def __init__(self, padding, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(padding, int):
-            padding = (padding, padding)
-        self.padding = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
-
-    def call(self, x):
-        (top, bottom), (left, right) = self.padding
-        pads = [[0, 0], [top, bottom], [left, right], [0, 0]]
-        return keras.ops.pad(x, pads, constant_values=float("-inf"))
-
-    def get_config(self):
-        return {**super().get_config(), "padding": self.padding}
-
-
 def bottleneck_project(x, filters, stride, name):
     """Block `bottleneck` (mini_resnet.cnn:5-12), as conv2_bottleneck_1, conv3_bottleneck_1,
     conv4_bottleneck_1 build it.
@@ -88,7 +67,7 @@ def build_model():
     x = layers.Conv2D(16, 7, strides=2, use_bias=False, name="conv_1")(x)  # mini_resnet.cnn:18
     x = layers.BatchNormalization(name="batchnorm_1")(x)  # mini_resnet.cnn:19
     x = layers.ReLU(name="relu_1")(x)  # mini_resnet.cnn:20
-    x = NegInfPadding2D(1, name="maxpool_1_pad")(x)  # mini_resnet.cnn:21
+    x = layers.ZeroPadding2D(1, name="maxpool_1_pad")(x)  # mini_resnet.cnn:21
     x = layers.MaxPooling2D(3, strides=2, name="maxpool_1")(x)  # mini_resnet.cnn:21
     x = stage(x, 8, 3, 1, name="conv2")  # mini_resnet.cnn:22
     x = stage(x, 16, 4, 2, name="conv3")  # mini_resnet.cnn:23

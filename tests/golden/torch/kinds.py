@@ -10,6 +10,24 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def same_padding(x, kernel_size, stride, dilation=1):
+    """TensorFlow's SAME padding of x's height and width, as F.pad takes it (left, right, top,
+    bottom): max((ceil(n / s) - 1) * s + k_eff - n, 0) on each axis, the smaller half before
+    (so stride 2 on an even size pads only after).  It depends on the input's size when the
+    stride is more than 1: computed here, for every input."""
+    height, width = x.shape[-2:]
+    pairs = (v if isinstance(v, tuple) else (v, v) for v in (kernel_size, stride, dilation))
+    (kh, kw), (sh, sw), (dh, dw) = pairs
+    pad_h = max((-(-height // sh) - 1) * sh + (kh - 1) * dh + 1 - height, 0)
+    pad_w = max((-(-width // sw) - 1) * sw + (kw - 1) * dw + 1 - width, 0)
+    return (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+
+
+def pad_same(x, kernel_size, stride, dilation=1, value=0.0):
+    """x padded as TensorFlow's SAME padding pads it for a window, whatever x's size."""
+    return F.pad(x, same_padding(x, kernel_size, stride, dilation), value=value)
+
+
 class SeparableConv2d(nn.Module):
     """A depthwise convolution, then a 1x1 pointwise one (Keras's SeparableConv2D)."""
 
@@ -36,9 +54,9 @@ class SeparableConv2d(nn.Module):
 
 
 class ExcludePadAvgPool2d(nn.Module):
-    """Average pooling over an asymmetrically padded input that, as TensorFlow's SAME
-    padding, does not count padded cells: the sum over each window divided by the number of
-    real cells in it.  padding is (left, right, top, bottom)."""
+    """Average pooling over a padded input that, as TensorFlow's SAME padding, does not count
+    padded cells: the sum over each window divided by the number of real cells in it.  padding
+    is (left, right, top, bottom), or "same": TensorFlow's for the input's size."""
 
     def __init__(self, kernel_size, stride, padding, ceil_mode=False):
         super().__init__()
@@ -48,9 +66,12 @@ class ExcludePadAvgPool2d(nn.Module):
         self.ceil_mode = ceil_mode
 
     def forward(self, x):
+        padding = self.padding
+        if padding == "same":
+            padding = same_padding(x, self.kernel_size, self.stride)
         pool = (self.kernel_size, self.stride, 0, self.ceil_mode)
-        total = F.avg_pool2d(F.pad(x, self.padding), *pool)
-        real = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), self.padding), *pool)
+        total = F.avg_pool2d(F.pad(x, padding), *pool)
+        real = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), padding), *pool)
         return total / real
 
 
@@ -71,7 +92,7 @@ class Kinds(nn.Module):
         # kinds.cnn:11
         self.upsample_2 = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
         self.maxpool_1 = nn.MaxPool2d(3, stride=2)  # kinds.cnn:12
-        self.avgpool_1 = ExcludePadAvgPool2d(3, 2, (0, 1, 0, 1))  # kinds.cnn:13
+        self.avgpool_1 = ExcludePadAvgPool2d(3, 2, "same")  # kinds.cnn:13
         self.zeropad_1 = nn.ZeroPad2d(1)  # kinds.cnn:14
         # kinds.cnn:15
         self.avgpool_2 = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
@@ -83,7 +104,7 @@ class Kinds(nn.Module):
         # kinds.cnn:22
         self.convtranspose_4 = nn.ConvTranspose2d(4, 4, 4, stride=2, padding=1, bias=False)
         self.avgpool_4 = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True)  # kinds.cnn:23
-        self.avgpool_5 = nn.AvgPool2d(2)  # kinds.cnn:24
+        self.avgpool_5 = ExcludePadAvgPool2d(2, 2, "same")  # kinds.cnn:24
         self.zeropad_2 = nn.ZeroPad2d((2, 0, 0, 1))  # kinds.cnn:25
         self.conv_3 = nn.Conv2d(4, 4, 3, padding=2, dilation=2)  # kinds.cnn:26
         self.linear_1 = nn.Identity()  # kinds.cnn:27
@@ -94,16 +115,16 @@ class Kinds(nn.Module):
         self.dense_2 = nn.Linear(10, 5)  # kinds.cnn:35
 
     def forward(self, x):
-        x = F.relu6(self.conv_1(F.pad(x, (0, 1, 0, 1))), inplace=True)
+        x = F.relu6(self.conv_1(pad_same(x, 3, 2)), inplace=True)
         x = self.conv_2(x)
         x = F.leaky_relu(x, 0.2)  # kinds.cnn:5
         x = F.elu(self.dwconv_1(x))
-        x = F.selu(self.sepconv_1(F.pad(x, (0, 1, 0, 1))), inplace=True)
+        x = F.selu(self.sepconv_1(pad_same(x, 3, 2)), inplace=True)
         x = self.batchnorm_1(x)
         x = self.lrn_1(x)
         x = self.upsample_1(x)
         x = self.upsample_2(x)
-        x = self.maxpool_1(F.pad(x, (0, 1, 0, 1), value=float("-inf")))
+        x = self.maxpool_1(pad_same(x, 3, 2, value=float("-inf")))
         x = self.avgpool_1(x)
         x = self.zeropad_1(x)
         x = self.avgpool_2(x)

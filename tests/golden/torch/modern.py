@@ -219,8 +219,8 @@ class Modern(nn.Module):
         x = self.inverted_1(x)
         x = x[:, :, :-1, 1:]  # modern.cnn:29
         x = self.adaptiveavgpool_1(x)
-        x = x.permute(0, 2, 3, 1).reshape(-1, 128, 1, 1)  # modern.cnn:30
-        x = x.flatten(1)  # modern.cnn:30
+        x = x.permute(0, 2, 3, 1).reshape(x.size(0), -1, 1, 1)  # modern.cnn:30
+        x = x.reshape(x.size(0), 128)  # modern.cnn:30
         x = self.layernorm_3(x)
         x = F.relu6(self.pointwise_1(x), inplace=True)
         x = self.normalization_2(x)

@@ -10,6 +10,24 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def same_padding(x, kernel_size, stride, dilation=1):
+    """TensorFlow's SAME padding of x's height and width, as F.pad takes it (left, right, top,
+    bottom): max((ceil(n / s) - 1) * s + k_eff - n, 0) on each axis, the smaller half before
+    (so stride 2 on an even size pads only after).  It depends on the input's size when the
+    stride is more than 1: computed here, for every input."""
+    height, width = x.shape[-2:]
+    pairs = (v if isinstance(v, tuple) else (v, v) for v in (kernel_size, stride, dilation))
+    (kh, kw), (sh, sw), (dh, dw) = pairs
+    pad_h = max((-(-height // sh) - 1) * sh + (kh - 1) * dh + 1 - height, 0)
+    pad_w = max((-(-width // sw) - 1) * sw + (kw - 1) * dw + 1 - width, 0)
+    return (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2)
+
+
+def pad_same(x, kernel_size, stride, dilation=1, value=0.0):
+    """x padded as TensorFlow's SAME padding pads it for a window, whatever x's size."""
+    return F.pad(x, same_padding(x, kernel_size, stride, dilation), value=value)
+
+
 class Se(nn.Module):
     """Block ``se(c, r)`` of two_heads.cnn."""
 
@@ -85,7 +103,7 @@ class TwoHeads(nn.Module):
         x = self.batchnorm_1(x)
         x = F.relu(x, inplace=True)  # two_heads.cnn:12
         x = self.se_1(x)
-        x = self.conv_2(F.pad(x, (0, 1, 0, 1)))
+        x = self.conv_2(pad_same(x, 3, 2))
         x = self.batchnorm_2(x)
         x = F.silu(x, inplace=True)  # two_heads.cnn:14
         x = self.se_2(x)
@@ -105,7 +123,7 @@ class TwoHeads(nn.Module):
         concat_1 = c.amax((2, 3))  # two_heads.cnn:25
         concat_1 = torch.cat([concat_1, x], 1)  # two_heads.cnn:26
         head1 = F.softmax(self.head1(concat_1), dim=1)
-        x = self.conv_6(F.pad(c, (0, 1, 0, 1)))
+        x = self.conv_6(pad_same(c, 2, 2))
         x = x.permute(0, 2, 3, 1).flatten(1)  # two_heads.cnn:27
         head2 = self.head2(x)
         return head1, head2
