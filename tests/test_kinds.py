@@ -778,6 +778,21 @@ def test_readme_lists_every_word_of_the_new_kinds():
 # registry-driven tests of test_keras and test_torch.)
 
 
+def test_every_activation_word_names_its_function_as_a_layer_an_option_and_a_value():
+    """`hard_sigmoid`, `swish`, `lrelu`... mean their function wherever an activation is
+    written: as a layer, as `activation=`, and passed to a block that uses it both ways."""
+    from cnndsl.ir.core import _ACTIVATION_WORDS
+
+    for word, function in _ACTIVATION_WORDS.items():
+        net = load(
+            "input 4x4x3\nblock b(act) { 1x1 conv 2 activation=act -> act }\n"
+            f"1x1 conv 2 activation={word}\n{word}\nb({word})"
+        )
+        conv_1, activation_1, conv_2, activation_2 = net.layers[1:]
+        assert [conv_1.activation, conv_2.activation] == [function] * 2, word
+        assert [activation_1.function, activation_2.function] == [function] * 2, word
+
+
 def test_back_ends_compute_training_outputs_only_in_training():
     # returning the auxiliary output in inference mode too would be a different model
     net = load("input 8x8x3\nx = 3x3 conv 4\ny = x -> gap\nz = x -> flatten\noutput y, z (training)")

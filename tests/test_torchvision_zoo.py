@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import re
 
 import pytest
@@ -514,3 +515,50 @@ def test_training_outputs_are_torchvisions_aux_heads(text, model, freed):
     for got, want in zip(outputs, expected):
         assert_close_to_scale(got, want)
     assert_close_to_scale(outputs[0], logits)
+
+
+# ---------------------------------------------------------------------------------- Keras
+
+# Keras models built in CI: one of each family, the small ones (building allocates every
+# weight; the others: -m zoo_full).
+KERAS_IN_CI = {
+    "resnet18", "densenet121", "googlenet", "inception_v3", "mobilenet_v2", "squeezenet1_1",
+    "shufflenet_v2_x0_5", "convnext_tiny", "mnasnet0_5", "mobilenet_v3_small",
+    "efficientnet_b0", "regnet_x_400mf", "regnet_y_400mf",
+}
+
+
+@pytest.fixture
+def clean_keras():
+    """Frees the Keras models a test built."""
+    yield
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(model, id=model, marks=[] if model in KERAS_IN_CI else [pytest.mark.zoo_full])
+        for model in MODELS
+        if written(model)
+    ],
+)
+def test_keras_model_has_torchvisions_counts(model, clean_keras):
+    """A torchvision spec compiled to Keras builds, with torchvision's parameters as trainable
+    weights and its batch-norm statistics as non-trainable ones, and the analysis' output
+    shape."""
+    pytest.importorskip("keras")
+
+    def count(weights) -> int:
+        return sum(math.prod(w.shape) for w in weights)
+
+    ref = REFERENCE[model]
+    net = cnndsl.load(spec_path(model))
+    keras_model = net.to_keras()
+    assert count(keras_model.trainable_weights) == ref["params"]
+    assert count(keras_model.non_trainable_weights) == ref["float_buffers"]
+    assert tuple(keras_model.output_shape[1:]) == net.analysis.outputs[0][1]
