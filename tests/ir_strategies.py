@@ -13,7 +13,6 @@ import math
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 from hypothesis import assume
 from hypothesis import strategies as st
 from pydantic import ValidationError

@@ -28,12 +28,10 @@ from ...ir import (
     Conv2DTranspose,
     Cropping2D,
     Dense,
-    Flatten,
     GlobalAvgPool2D,
     Layer,
     LayerNorm,
     LayerScale,
-    Multiply,
     Network,
     Normalization,
     PointwiseDense,
@@ -64,11 +62,13 @@ from ..codegen.expr import (
 )
 from ..codegen.generator import Generator, Program, Render, runtime_definitions
 from ..codegen.lower import Draft, Module, NodeContext, call_step, where
-from ..codegen.names import Namespace, Reserved, attribute, camel, identifier, variables
+from ..codegen.names import Namespace, Reserved, attribute, camel, variables
 from ..codegen.tree import Scope
 from ..codegen.unify import Function, name_params
 from ..codegen.writer import Writer
 from .inplace import AugmentedAdd, in_place
+
+__all__ = ["ACTIVATIONS", "MODULE_ATTRIBUTES", "TorchGenerator", "flattens_map"]
 
 RUNTIME = ("cnndsl.backends.torch", "runtime.py")
 
@@ -741,9 +741,6 @@ def _nchw(shape: tuple[int, ...]) -> str:
         h, w, c = shape
         return f"(N, {c}, {h}, {w})"
     return f"(N, {shape[0]})"
-
-
-__all__ = ["TorchGenerator", "flattens_map", "identifier"]
 
 
 def _channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:
