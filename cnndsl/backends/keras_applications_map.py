@@ -82,25 +82,29 @@ def load_keras_applications(model, reference, *, label: str = REFERENCE) -> dict
     """
     matching = _matching(model, reference, label)
     orders = _channel_orders(matching)
-    assignments: list[tuple[Any, np.ndarray]] = []
+    copies: list[tuple[Unit, Unit, Any]] = []
     mapping: dict[str, str] = {}
     for o, t in sorted(matching.pairs.items()):
         ours, theirs = matching.ours.units[o], matching.theirs.units[t]
         if not ours.weights and not theirs.weights:
             continue
-        order = orders.get(ours.inputs[0]) if ours.inputs else None
-        assignments += _values(ours, theirs, order, label)
+        _check_weights(ours, theirs, label)
+        copies.append((ours, theirs, orders.get(ours.inputs[0]) if ours.inputs else None))
         mapping[ours.name] = theirs.name
-    _check_every_weight(model, reference, assignments, matching, label)
-    for variable, value in assignments:
-        variable.assign(value)
+    _check_every_weight(model, reference, [u for u, _, _ in copies], matching, label)
+    # every check is done: nothing can fail from here, so a failed load leaves the model as it was
+    for ours, theirs, order in copies:
+        for role, variable in ours.weights.items():
+            value = np.asarray(theirs.weights[role].numpy())
+            value = _reordered(ours, role, value, order, tuple(variable.shape))
+            variable.assign(value.astype(variable.dtype))
     return mapping
 
 
-def _check_every_weight(model, reference, assignments, matching: Matching, label: str) -> None:
-    """Every variable of both models is read or written once (a layer whose weights no unit
+def _check_every_weight(model, reference, units: list[Unit], matching: Matching, label: str) -> None:
+    """Every variable of both models belongs to a paired unit (a layer whose weights no unit
     holds would otherwise keep its values silently)."""
-    written = {id(variable) for variable, _ in assignments}
+    written = {id(v) for unit in units for v in unit.weights.values()}
     read = {id(v) for t in matching.pairs.values() for v in matching.theirs.units[t].weights.values()}
     for what, variables, done in (("cnndsl's model", model.weights, written), (label, reference.weights, read)):
         left = [v.path for v in variables if id(v) not in done]
@@ -193,24 +197,23 @@ def _per_channel_constants(unit: Unit) -> bool:
 # ------------------------------------------------------------------------------- weights
 
 
-def _values(ours: Unit, theirs: Unit, order, label: str) -> list[tuple[Any, np.ndarray]]:
-    """(our variable, the value to give it) for each weight of a pair of units."""
+def _check_weights(ours: Unit, theirs: Unit, label: str) -> None:
+    """The two units hold weights of the same roles and sizes (a depthwise kernel may be laid
+    out (kh, kw, C, m) on one side, (kh, kw, 1, C*m) on the other; reordering channels keeps
+    every shape)."""
     if set(ours.weights) != set(theirs.weights):
         raise ValueError(
             f"cannot load {ours.describe()}: its weights are {sorted(ours.weights) or 'none'},"
             f" those of {label}'s {theirs.describe()} {sorted(theirs.weights) or 'none'}"
         )
-    result = []
     for role, variable in ours.weights.items():
-        value = np.asarray(theirs.weights[role].numpy())
-        value = _reordered(ours, role, value, order, tuple(variable.shape))
-        if value.shape != tuple(variable.shape):
+        mine, given = tuple(variable.shape), tuple(theirs.weights[role].shape)
+        relaid = ours.kind == "dwconv" and role == "kernel" and np.prod(mine) == np.prod(given)
+        if mine != given and not relaid:
             raise ValueError(
-                f"cannot load {ours.describe()}: its {role} is {tuple(variable.shape)}, that of"
-                f" {label}'s {theirs.describe()} {value.shape}"
+                f"cannot load {ours.describe()}: its {role} is {mine}, that of {label}'s"
+                f" {theirs.describe()} {given}"
             )
-        result.append((variable, value.astype(variable.dtype)))
-    return result
 
 
 def _reordered(unit: Unit, role: str, value: np.ndarray, order, shape) -> np.ndarray:

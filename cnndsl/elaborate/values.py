@@ -255,6 +255,8 @@ def _arithmetic(expr: S.BinOp, scope: Scope) -> Any:
         _room(items(left) + items(right), expr.loc, scope)
         return left + right
     if isinstance(left, list) and op == "*" and isinstance(right, int) and not isinstance(right, bool):
+        if right > MAX_REPEAT:  # even for an empty list: Python cannot repeat one 10**23 times
+            raise CnnDslError(f"a list repeated {right:,} times: at most {MAX_REPEAT:,}", expr.right.loc)
         _room(items(left) * max(right, 0), expr.loc, scope)
         return left * right
     a = number(left, expr.left.loc, scope)
