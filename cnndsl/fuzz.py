@@ -2,9 +2,11 @@
 
     python -m cnndsl.fuzz --count 100000 [--seed 0] [--targets json,dot,keras,torch]
 
-Inputs come from two sources: specs generated at random from the language (layers with
-random options, blocks, branches, named tensors, repeats), and mutations of the zoo (tokens
-deleted, duplicated, swapped or replaced by odd values; lines shuffled; bytes inserted).  Each
+Inputs come from three sources: specs generated at random from the language (layers with
+random options, blocks, branches, named tensors, repeats), specs built on the example lines of
+every layer kind (:mod:`cnndsl.ir.examples`, the registry the tests read: a kind added there is
+fuzzed too), and mutations of both and of the zoo (tokens deleted, duplicated, swapped or
+replaced by odd values; lines shuffled; bytes inserted).  Each
 input goes through :func:`cnndsl.loads` and, when it compiles, through every requested code
 generator.  The only exception allowed out is :class:`cnndsl.CnnDslError`; anything else, or an
 input taking more than ``--slow`` seconds, is a finding.  The run prints what it tried and
@@ -22,6 +24,10 @@ import time
 from pathlib import Path
 
 from . import CnnDslError, loads
+from .ir.examples import example_lines
+
+EXAMPLES = example_lines()
+"""(kind, input shape, line) of every example of the layer-kind registry."""
 
 # layers that keep a feature map a feature map (the head comes at the end)
 LAYERS = [
@@ -119,6 +125,19 @@ def random_spec(rng: random.Random) -> str:
     return "\n".join(lines) + "\n"
 
 
+def example_spec(rng: random.Random) -> str:
+    """A spec on one example line of the layer-kind registry, at its input shape; after a line
+    that keeps a feature map, often a random chain and head of the language."""
+    kind, shape, line = rng.choice(EXAMPLES)
+    if kind == "input":
+        return f"{line}\n"
+    lines = [f"input {shape}", line]
+    if shape.count("x") == 2 and rng.random() < 0.6:
+        lines.append(_chain(rng, 1))
+        lines.append(_layer(rng, HEADS))
+    return "\n".join(lines) + "\n"
+
+
 def _tokens(text: str) -> list[str]:
     return re.findall(r"\s+|[A-Za-z_][A-Za-z0-9_]*|\d+(?:x\d+)*(?:\+\d+)?(?:\([A-Za-z0-9]+\))?|->|.", text)
 
@@ -162,42 +181,47 @@ def zoo_sources() -> list[str]:
 
 def generate(rng: random.Random, seeds: list[str]) -> str:
     roll = rng.random()
-    if roll < 0.4 or not seeds:
+    if roll < 0.3 or (roll < 0.7 and not seeds):
         return random_spec(rng)
-    if roll < 0.7:
-        return mutate(random_spec(rng), rng)
+    if roll < 0.45:
+        return example_spec(rng)
+    if roll < 0.6:
+        return mutate(random_spec(rng) if roll < 0.55 else example_spec(rng), rng)
     return mutate(rng.choice(seeds), rng)
 
 
 def generators(targets: list[str]):
-    """Code generators to run on specs that compile: name -> function(net)."""
-    found = {"json": lambda net: type(net).from_json(net.to_json()),
-             "summary": lambda net: [net.summary(format=f) for f in ("table", "json", "csv", "markdown")]}
-    for target in targets:
-        if target == "dot":
-            from .backends import graphviz
+    """Code generators to run on specs that compile: name -> function(net).  ``json`` reads the
+    IR back from its JSON, ``summary`` writes every summary format; any other name is a target
+    of :data:`cnndsl.backends.TARGETS`, and a model target's source must also compile."""
+    from .backends import TARGETS, emit, source
 
-            found["dot"] = graphviz.to_dot
-        elif target == "keras":
-            from .backends import keras
-
-            found["keras"] = _compiled(keras.to_source)
-        elif target == "torch":
-            from .backends import torch
-
-            found["torch"] = _compiled(torch.to_source)
+    found = {
+        "json": lambda net: type(net).from_json(net.to_json()),
+        "summary": lambda net: [net.summary(format=f) for f in ("table", "json", "csv", "markdown")],
+    }
+    for name in targets:
+        if name in found:
+            continue
+        if name not in TARGETS:
+            raise ValueError(f"unknown target {name!r}: choose json, summary or one of {', '.join(TARGETS)}")
+        found[name] = _compiled(name, source) if TARGETS[name].build else _written(name, emit)
     return found
 
 
-def _compiled(to_source):
-    """A source generator whose output must also be valid Python."""
+def _compiled(name: str, source):
+    """A model target's source, which must also be valid Python."""
 
     def generate(net):
-        source = to_source(net)
-        compile(source, f"<{net.name}>", "exec")
-        return source
+        text = source(net, name)
+        compile(text, f"<{net.name}>", "exec")
+        return text
 
     return generate
+
+
+def _written(name: str, emit):
+    return lambda net: emit(net, name)
 
 
 def check(text: str, gens: dict) -> bool:
@@ -227,7 +251,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="code generators to run (json, summary, dot, keras, torch)")
     parser.add_argument("--save", type=Path, help="write failing inputs into this directory")
     args = parser.parse_args(argv)
-    gens = generators([t for t in args.targets.split(",") if t])
+    try:
+        gens = generators([t for t in args.targets.split(",") if t])
+    except ValueError as e:
+        parser.error(str(e))
     rng = random.Random(args.seed)
     seeds = zoo_sources()
     compiled = crashes = slow = 0

@@ -7,10 +7,12 @@ from __future__ import annotations
 import importlib.util
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnndsl import CnnDslError, fuzz, loads
+from cnndsl.ir import Layer
 
 
 def _available(target: str, framework: str | None) -> bool:
@@ -38,6 +40,25 @@ def test_generated_and_mutated_specs(seed):
 def test_mutated_zoo_specs(seed):
     rng = random.Random(seed)
     fuzz.check(fuzz.mutate(rng.choice(SEEDS), rng), GENERATORS)
+
+
+def test_the_fuzzer_draws_every_kind_of_the_registry():
+    """Specs on the example lines of cnndsl/ir/examples.py reach every layer kind, so a kind
+    added with its examples is fuzzed with no change here."""
+    kinds = set()
+    for seed in range(300):
+        try:
+            net = loads(fuzz.example_spec(random.Random(seed)))
+        except CnnDslError:
+            continue
+        kinds |= {layer.kind for layer in net.layers}
+    assert kinds == set(Layer.registry())
+
+
+def test_the_fuzzer_runs_the_registry_targets():
+    assert set(fuzz.generators(["dot", "keras"])) == {"json", "summary", "dot", "keras"}
+    with pytest.raises(ValueError, match="unknown target 'java'"):
+        fuzz.generators(["java"])
 
 
 @FUZZ
