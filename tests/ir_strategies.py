@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 import cnndsl
 from cnndsl.ir import Input, Layer, Network, Position
+from cnndsl.ir.base import PLACEMENT
 
-BASE_FIELDS = {"kind", "name", "inputs", "position", "calls"}
+BASE_FIELDS = PLACEMENT | {"kind"}
 
 
 def _bounds(metadata) -> dict[str, Any]:
