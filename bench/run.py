@@ -274,9 +274,13 @@ SECTIONS = ("cold", "warm", "large", "scale", "startup", "torch", "keras")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("sections", nargs="*", choices=SECTIONS, metavar="SECTION")
+    # (choices= with nargs="*" refuses no argument at all in Python 3.11: checked here)
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=", ".join(SECTIONS))
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {unknown[0]!r}: choose from {', '.join(SECTIONS)}")
     chosen = args.sections or [s for s in SECTIONS if s != "large"]
     print(f"# cnndsl benchmarks ({os.cpu_count()} CPUs, Python {sys.version.split()[0]})")
     if "startup" in chosen:
