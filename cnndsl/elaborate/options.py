@@ -83,11 +83,14 @@ def layer_fields(
                     hint=f"write the {key} you want as the layer's word, e.g. `tanh`",
                 )
             if key not in known:
-                raise CnnDslError(
-                    f"{kind} has no option '{arg.name}'",
-                    arg.loc,
-                    hint=did_you_mean(arg.name, [*(known - set(preset)), *cls.aliases, "name"]),
-                )
+                what = f"the activation {kind}" if cls is Activation else kind
+                hint = did_you_mean(arg.name, [*(known - set(preset)), *cls.aliases, "name"])
+                if arg.name == "approximate":  # PyTorch's F.gelu(x, approximate="tanh")
+                    hint = (
+                        "GELU's tanh approximation is an activation of its own: write"
+                        " `gelu_tanh` (as a layer or `activation=gelu_tanh`)"
+                    )
+                raise CnnDslError(f"{what} has no option '{arg.name}'", arg.loc, hint=hint)
             put(key, evaluate(arg.value, scope), arg.value.loc)
             continue
         value = evaluate(arg, scope)
