@@ -13,15 +13,15 @@ import math
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 from hypothesis import assume
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import cnndsl
 from cnndsl.ir import Input, Layer, Network, Position
+from cnndsl.ir.base import PLACEMENT
 
-BASE_FIELDS = {"kind", "name", "inputs", "position", "calls"}
+BASE_FIELDS = PLACEMENT | {"kind"}
 
 
 def _bounds(metadata) -> dict[str, Any]:

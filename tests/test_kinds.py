@@ -357,7 +357,8 @@ def test_receptive_fields_contain_every_dependency(size, stack):
 @st.composite
 def kinds_dags(draw):
     """DAGs of the new kinds: ShuffleNet units (split, concat, shuffle), ConvNeXt-like residual
-    blocks, adaptive pooling (global or not), crops, reshapes and squeeze-and-excitation."""
+    blocks, adaptive pooling (global or not), crops, reshapes, squeeze-and-excitation, and
+    the new activations after a normalization."""
     h, w = draw(st.integers(5, 20)), draw(st.integers(5, 20))
     lines = [f"input {h}x{w}x8"]
     for i in range(draw(st.integers(1, 5))):
@@ -378,6 +379,7 @@ def kinds_dags(draw):
             "multiply { identity | adaptiveavgpool 1 -> pointwise 2 relu -> pointwise 8 hardsigmoid }",
             f"t{i} = rescaling 0.5\n{k}x{k}(S) conv 8 -> add(t{i})",
             "reshape shape=(2, -1, 8) -> 3x3(S) conv 8",
+            f"normalization -> {k}x{k}+{s}(S) conv 8 hardswish -> gelu_tanh",
         ])))
     return "\n".join(lines)
 
@@ -390,6 +392,52 @@ def test_receptive_fields_of_dags_of_the_new_kinds_match_brute_force(spec):
         net.analysis
     except cnndsl.CnnDslError:  # shapes that do not fit: not a test case
         return
+    check_fields_by_brute_force(net)
+
+
+def _behind_a_strided_conv(shape: str, line: str) -> str | None:
+    """An example of the registry behind a 3x3 stride-2 SAME convolution that gives the
+    example its input (so that the field it reads is wider than a pixel and strided), and
+    before a 3x3 one when it gives a map (which reads its edges).  An example on a vector
+    reads the convolution's map pooled globally.  None for the input examples."""
+    if line.startswith("input "):
+        return None
+    dims = [int(d) for d in shape.split("x")]
+    h, w, c = dims if len(dims) == 3 else (4, 4, dims[0])
+    spec = f"input {2 * h}x{2 * w}x{c}\n3x3+2(S) conv {c}\n"
+    spec += f"{line}\n" if len(dims) == 3 else f"gap\n{line}\n"
+    net = load(spec)
+    if len(net.analysis[net.outputs[0]].output_shape) == 3:
+        spec += "3x3(S) conv 2\n"
+    return spec
+
+
+FIELD_CASES = [
+    (kind, shape, line)
+    for kind, lines in ALL_EXAMPLES.items()
+    for shape, line in lines
+    if _behind_a_strided_conv(shape, line) is not None
+]
+
+
+def test_every_kind_has_a_receptive_field_case():
+    """Every layer kind of the registry (input aside) and every activation is in
+    FIELD_CASES: a kind added with its examples is checked against the brute force."""
+    assert {kind for kind, _, _ in FIELD_CASES} == set(Layer.registry()) - {"input"}
+    lines = " ".join(line for kind, _, line in FIELD_CASES if kind == "activation")
+    assert all(name in lines.replace("hard_s", "hards") for name in cnndsl.ir.ACTIVATIONS)
+
+
+@pytest.mark.parametrize(
+    "kind,shape,line", FIELD_CASES, ids=[f"{k}:{l}" for k, _, l in FIELD_CASES]
+)
+def test_receptive_field_of_every_kind_matches_brute_force(kind, shape, line):
+    """Every example of every kind (cnndsl/ir/examples.py), behind a strided convolution and
+    before another: each node's field against the brute-force dependencies, at every
+    position."""
+    net = load(_behind_a_strided_conv(shape, line))
+    kinds = {layer.kind for layer in net.layers}
+    assert kind in kinds or kind == "activation"  # an activation may be a layer's option
     check_fields_by_brute_force(net)
 
 

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir import ACTIVATIONS, LAYER_CLASSES, Activation, Layer
-from ..ir.base import value_forms
+from ..ir.base import PLACEMENT, value_forms
 from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show, value_key, written
 
 KINDS: dict[str, tuple[type[Layer], dict[str, Any]]] = {}
@@ -233,7 +233,7 @@ def kind_word(cls: type[Layer], preset: dict) -> str:
 @lru_cache(maxsize=None)
 def _options(cls: type[Layer]) -> frozenset[str]:
     """The fields of a layer class that a spec may set."""
-    return frozenset(cls.model_fields) - {"kind", "name", "inputs", "position", "calls"}
+    return frozenset(cls.model_fields) - PLACEMENT - {"kind"}
 
 
 @lru_cache(maxsize=None)

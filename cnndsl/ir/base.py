@@ -16,7 +16,15 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 
 import keyword
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 from ..display import int_text
 from .geometry import ShapeError
@@ -172,6 +180,28 @@ class CallSite(BaseModel):
         return self.call or f"{self.block}({', '.join(_fmt(v) for v in self.args.values())})"
 
 
+class LoopSite(BaseModel):
+    """One iteration of a ``repeat`` or ``for`` on the way to a node.
+
+    ``position`` is where the loop statement is written; ``depth`` where it runs: in the body
+    of the node's block call ``calls[depth - 1]``, or at the top level (0).  ``iteration``
+    counts from 0 to ``count - 1``.  The nodes of one iteration of a loop share its site, so
+    back ends can write the loop as a loop (Keras' ``for``) instead of guessing it from names.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    position: Position
+    depth: NonNegInt = 0
+    iteration: NonNegInt = 0
+    count: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _iteration_in_range(self):
+        if self.iteration >= self.count:
+            raise ValueError(f"iteration {self.iteration} of a loop of {self.count}")
+        return self
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(_fmt(v) for v in value) + ")"
@@ -201,6 +231,7 @@ class Layer(BaseModel):
         inputs: names of the nodes it reads, in order
         position: where it was written in a spec
         calls: the block calls it was produced by, outermost first
+        loops: the iterations of ``repeat`` and ``for`` it was produced in, outermost first
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -210,6 +241,18 @@ class Layer(BaseModel):
     inputs: tuple[Identifier, ...] = ()
     position: Position | None = None
     calls: tuple[CallSite, ...] = ()
+    loops: tuple[LoopSite, ...] = ()
+
+    @model_validator(mode="after")
+    def _loops_in_calls(self):
+        depth = 0
+        for site in self.loops:
+            if not depth <= site.depth <= len(self.calls):
+                raise ValueError(
+                    "loops are listed outermost first, none deeper than the node's block calls"
+                )
+            depth = site.depth
+        return self
 
     # ---- how the kind is written in a spec (read by the elaborator)
     spec_names: ClassVar[tuple[str, ...]] = ()
@@ -270,7 +313,8 @@ class Layer(BaseModel):
         return (None,) * len(inputs)
 
     def placed(self, name: str, inputs: tuple[str, ...], position: Position | None,
-               calls: tuple[CallSite, ...], fields_set: set[str] | None = None) -> Layer:
+               calls: tuple[CallSite, ...], loops: tuple[LoopSite, ...] = (),
+               fields_set: set[str] | None = None) -> Layer:
         """This node with its place in a network: the elaborator makes its nodes from shared,
         validated layers this way (as ``model_copy(update=...)`` would, without its overhead:
         the values were validated where they were made).  ``fields_set``, when given, is
@@ -279,13 +323,15 @@ class Layer(BaseModel):
         copies it before it updates)."""
         return _construct(
             self.__class__,
-            dict(self.__dict__, name=name, inputs=inputs, position=position, calls=calls),
+            dict(
+                self.__dict__, name=name, inputs=inputs, position=position, calls=calls, loops=loops
+            ),
             fields_set if fields_set is not None else self.placed_fields(),
         )
 
     def placed_fields(self) -> set[str]:
         """The fields set explicitly on a node :meth:`placed` from this layer."""
-        return self.__pydantic_fields_set__ | _PLACE
+        return self.__pydantic_fields_set__ | PLACEMENT
 
     # ---- presentation
     def notation(self) -> str:
@@ -298,7 +344,9 @@ class Layer(BaseModel):
         return self.kind
 
 
-_PLACE = frozenset({"name", "inputs", "position", "calls"})
+PLACEMENT = frozenset({"name", "inputs", "position", "calls", "loops"})
+"""The fields that place a node in its network (set by :meth:`Layer.placed`); the others are
+the kind's, which a spec sets."""
 _new = object.__new__
 _setattr = object.__setattr__
 # BaseModel's slots, set as pydantic's own __copy__ sets them

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .expr import Code, Const, Expr, Operation, Ref, Sym, has_literal, literal
+from .expr import Code, Expr, Operation, Ref, Sym, has_literal, literal
 from .lower import Draft, Loop
 from .names import Namespace
 from .tree import Scope

@@ -29,7 +29,6 @@ from ...ir import (
     GlobalAvgPool2D,
     Layer,
     LayerNorm,
-    Multiply,
     Network,
     Normalization,
     PointwiseDense,
@@ -64,6 +63,8 @@ from ..codegen.tree import Scope
 from ..codegen.unify import Function, name_params
 from ..codegen.writer import Writer
 from .inplace import AugmentedAdd, in_place
+
+__all__ = ["ACTIVATIONS", "MODULE_ATTRIBUTES", "TorchGenerator", "flattens_map"]
 
 RUNTIME = ("cnndsl.backends.torch", "runtime.py")
 
@@ -970,9 +971,6 @@ def _nchw(shape: tuple[int, ...]) -> str:
         h, w, c = shape
         return f"(N, {c}, {h}, {w})"
     return f"(N, {shape[0]})"
-
-
-__all__ = ["TorchGenerator", "flattens_map", "identifier"]
 
 
 def _channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:
