@@ -59,16 +59,24 @@ KERAS_PENDING = {
         + [f"EfficientNetV2{v}" for v in ("B0", "B1", "B2", "B3", "S", "M", "L")],
         "no Keras handler for rescaling, normalization, reshape, stochasticdepth yet",
     ),
-    **dict.fromkeys(
-        ["MobileNetV3Small", "MobileNetV3Large"], "no Keras handler for rescaling yet"
-    ),
+    **dict.fromkeys(["MobileNetV3Small", "MobileNetV3Large"], "no Keras handler for rescaling yet"),
     **dict.fromkeys(["NASNetMobile", "NASNetLarge"], "no Keras handler for crop yet"),
 }
 # Layer-by-layer comparison in CI: one or two models of each family (the rest: -m zoo_full).
 LAYERS_IN_CI = {
-    "ResNet50", "ResNet50V2", "Xception", "InceptionV3", "InceptionResNetV2",
-    "MobileNet", "MobileNetV2", "DenseNet121", "ConvNeXtTiny", "EfficientNetB0",
-    "EfficientNetV2B0", "MobileNetV3Small", "NASNetMobile",
+    "ResNet50",
+    "ResNet50V2",
+    "Xception",
+    "InceptionV3",
+    "InceptionResNetV2",
+    "MobileNet",
+    "MobileNetV2",
+    "DenseNet121",
+    "ConvNeXtTiny",
+    "EfficientNetB0",
+    "EfficientNetV2B0",
+    "MobileNetV3Small",
+    "NASNetMobile",
 }
 # Outputs with keras.applications' weights in CI (the rest: -m zoo_full).
 WEIGHTS_IN_CI = {"ResNet50V2", "DenseNet121", "MobileNetV2"}
@@ -98,7 +106,10 @@ def test_counts(name):
     ref = REFERENCE[name]
     net = load(name)
     assert [tuple(i.shape) for i in net.inputs] == [tuple(ref["input"])]
-    assert (net.analysis.total_params, net.analysis.trainable_params) == (ref["total"], ref["trainable"])
+    assert (net.analysis.total_params, net.analysis.trainable_params) == (
+        ref["total"],
+        ref["trainable"],
+    )
 
 
 def test_zoo_files_are_the_reference_models():
@@ -114,13 +125,25 @@ def test_zoo_files_are_the_reference_models():
         assert set(listed) <= set(MODELS)
 
 
+def test_every_layer_kind_has_a_unit():
+    """The matcher reads every IR layer kind (a new kind needs a handler in
+    cnndsl/backends/unitgraph/from_network.py)."""
+    from cnndsl.backends.unitgraph import NETWORK_HANDLERS
+    from cnndsl.ir import LAYER_CLASSES
+
+    kinds = {cls.model_fields["kind"].default for cls in LAYER_CLASSES}
+    assert kinds == set(NETWORK_HANDLERS)
+
+
 # ------------------------------------------------------------------------ with keras.applications
 
 
 def reference(name: str):
     import keras
 
-    return getattr(keras.applications, name)(weights=None, input_shape=tuple(REFERENCE[name]["input"]))
+    return getattr(keras.applications, name)(
+        weights=None, input_shape=tuple(REFERENCE[name]["input"])
+    )
 
 
 @pytest.fixture
@@ -147,7 +170,10 @@ def test_layers(name, clean_keras):
     assert {layer.name for layer in net.layers if analysis[layer.name].params} <= paired
     for pair in pairs:
         assert pair.ours.shape == pair.theirs.shape, (pair.ours.describe(), pair.theirs.describe())
-        assert pair.ours.params == pair.theirs.params, (pair.ours.describe(), pair.theirs.describe())
+        assert pair.ours.params == pair.theirs.params, (
+            pair.ours.describe(),
+            pair.theirs.describe(),
+        )
         assert pair.ours.kind == pair.theirs.kind
 
 
@@ -171,7 +197,9 @@ def randomize(model, seed: int = 0) -> None:
 def _close(got: np.ndarray, want: np.ndarray, tolerance: float) -> tuple[float, float]:
     scale = float(np.abs(want).max())
     diff = float(np.abs(got - want).max())
-    assert diff <= tolerance * max(scale, 1e-12), f"max abs difference {diff:.3g} at scale {scale:.3g}"
+    assert diff <= tolerance * max(
+        scale, 1e-12
+    ), f"max abs difference {diff:.3g} at scale {scale:.3g}"
     return diff, scale
 
 
@@ -284,9 +312,21 @@ def test_loader_pairs_swapped_branches(clean_keras):
         ("3x3+1(S) avgpool", "3x3+1(S) maxpool", "a maxpool against a avgpool"),
         ("1x1 conv 4 -> bn", "1x1 conv 4 -> bn momentum=0.9", "momentum 0.9 against 0.99"),
         ("3x3(S) conv 6 -> bn\n", "3x3(S) conv 6 bias=off -> bn\n", "bias False against True"),
-        ("3x3(S) conv 6 -> bn -> relu", "3x3(S) conv 6 -> bn -> relu6", "function relu6 against relu"),
-        ("16x16x3\n3x3(S) conv 8", "16x16x3\n3x3(S) conv 8 dilation=2", "dilation (2, 2) against (1, 1)"),
-        ("3x3(S) conv 8 bias=off -> bn -> relu\nadd", "3x3(S) conv 8 bias=off -> bn\nadd", "has there"),
+        (
+            "3x3(S) conv 6 -> bn -> relu",
+            "3x3(S) conv 6 -> bn -> relu6",
+            "function relu6 against relu",
+        ),
+        (
+            "16x16x3\n3x3(S) conv 8",
+            "16x16x3\n3x3(S) conv 8 dilation=2",
+            "dilation (2, 2) against (1, 1)",
+        ),
+        (
+            "3x3(S) conv 8 bias=off -> bn -> relu\nadd",
+            "3x3(S) conv 8 bias=off -> bn\nadd",
+            "has there",
+        ),
         ("dense 5 softmax", "dense 5 softmax\ndense 5 softmax", "which has no counterpart"),
     ],
 )
@@ -311,7 +351,9 @@ def test_loader_message_locates_a_zoo_difference(clean_keras):
     spec's line."""
     from cnndsl.backends.keras_applications_map import match_keras_applications
 
-    text = (ZOO / "ResNet50.cnn").read_text().replace("conv4 = stack(256, 6)", "conv4 = stack(256, 5)")
+    text = (
+        (ZOO / "ResNet50.cnn").read_text().replace("conv4 = stack(256, 6)", "conv4 = stack(256, 5)")
+    )
     net = cnndsl.loads(text, filename=str(ZOO / "ResNet50.cnn"))
     with pytest.raises(ValueError) as error:
         match_keras_applications(net, reference("ResNet50"))
@@ -367,8 +409,7 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", np.asarray(model(x, training=False)))
     model.save(tmp_path / "custom.keras")
-    script = textwrap.dedent(
-        f"""
+    script = textwrap.dedent(f"""
         import numpy as np
         import keras
         import cnndsl.backends.keras.layers  # registers cnndsl's layers with Keras
@@ -377,9 +418,10 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
         y = np.asarray(model(np.load({str(tmp_path / "x.npy")!r}), training=False))
         assert np.abs(y - np.load({str(tmp_path / "y.npy")!r})).max() <= 1e-6
         print(sorted({{type(layer).__name__ for layer in model.layers}}))
-        """
+        """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "NegInfPadding2D" in done.stdout and "LocalResponseNormalization" in done.stdout
 
@@ -387,10 +429,17 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
 @pytest.mark.keras
 @pytest.mark.parametrize(
     "before, padding_layer",
-    [("relu", "ZeroPadding2D"), ("3x3(S) conv 4 relu6", "ZeroPadding2D"), ("sigmoid", "ZeroPadding2D"),
-     ("3x3(S) conv 4", "NegInfPadding2D"), ("leakyrelu", "NegInfPadding2D")],
+    [
+        ("relu", "ZeroPadding2D"),
+        ("3x3(S) conv 4 relu6", "ZeroPadding2D"),
+        ("sigmoid", "ZeroPadding2D"),
+        ("3x3(S) conv 4", "NegInfPadding2D"),
+        ("leakyrelu", "NegInfPadding2D"),
+    ],
 )
-def test_max_pool_padding_is_built_in_after_a_non_negative_layer(before, padding_layer, clean_keras):
+def test_max_pool_padding_is_built_in_after_a_non_negative_layer(
+    before, padding_layer, clean_keras
+):
     """A max pooling with explicit padding pads with zeros (Keras's ZeroPadding2D) where its
     input is never negative, with -inf (cnndsl's NegInfPadding2D) elsewhere; both give the
     padded max pooling."""
@@ -402,7 +451,11 @@ def test_max_pool_padding_is_built_in_after_a_non_negative_layer(before, padding
     x = np.random.default_rng(5).standard_normal((2, 10, 10, 3)).astype("float32")
     got = np.asarray(model(x, training=False))
     inner = keras_model_until(model, net.layers[-1].inputs[0])
-    y = np.pad(np.asarray(inner(x, training=False)), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    y = np.pad(
+        np.asarray(inner(x, training=False)),
+        ((0, 0), (1, 1), (1, 1), (0, 0)),
+        constant_values=-np.inf,
+    )
     want = np.max([y[:, i : i + 9 : 2, j : j + 9 : 2] for i in range(3) for j in range(3)], axis=0)
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
