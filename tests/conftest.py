@@ -62,3 +62,30 @@ def pytest_collection_modifyitems(config, items):
     if heavy:
         config.hook.pytest_deselected(items=heavy)
         items[:] = [item for item in items if not item.get_closest_marker("zoo_full")]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures of the tests that compare outputs with a reference model and record them
+    (``record_property("max_abs_diff", {framework: (difference, scale)})``): one line per test
+    and the worst relative difference -- what README's zoo sections quote after a sweep."""
+    rows = []
+    for report in terminalreporter.stats.get("passed", []):
+        figures = dict(report.user_properties).get("max_abs_diff")
+        if figures:
+            rows.append((report.nodeid.rsplit("::", 1)[-1], figures))
+    if not rows:
+        return
+    terminalreporter.section("max abs differences (relative to the reference's largest output)")
+    worst: dict[str, tuple[float, str]] = {}
+    for name, figures in rows:
+        cells = []
+        for framework, (diff, scale) in figures.items():
+            relative = diff / scale if scale else diff
+            cells.append(f"{framework} {diff:.3g} of {scale:.3g} ({relative:.2g})")
+            if relative >= worst.get(framework, (-1.0, ""))[0]:
+                worst[framework] = (relative, name)
+        terminalreporter.line(f"{name}: {'; '.join(cells)}")
+    for framework, (relative, name) in worst.items():
+        terminalreporter.line(
+            f"worst {framework}: {relative:.2g} relative, {name} ({len(rows)} tests)"
+        )

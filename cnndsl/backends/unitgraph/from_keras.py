@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from math import prod
 from typing import Any
 
-from .units import ZERO_PADS, Builder, Graph, Unit, pads, resolve, values, window
+from ...ir.geometry import transposed_output
+from .units import ZERO_PADS, Builder, Graph, Unit, pads, resolve, transposed, values, window
 
 __all__ = ["KERAS_HANDLERS", "keras_graph"]
 
@@ -173,12 +174,12 @@ def keras_activation(value) -> tuple[str, float | None]:
     """A Keras activation argument (a name or a serialized function) -> (function, alpha)."""
     if value is None:
         return ("linear", None)
-    if isinstance(value, dict):
-        registered = value.get("registered_name") or ""
-        package, _, fn = registered.partition(">")
-        if package == "cnndsl" and fn in _CNNDSL_ACTIVATIONS:
+    if isinstance(value, dict):  # a serialized function: its name is its config
+        value = value.get("config", value.get("registered_name"))
+    if isinstance(value, str) and value.startswith("cnndsl>"):  # registered by cnndsl
+        fn = value.partition(">")[2]
+        if fn in _CNNDSL_ACTIVATIONS:
             return _CNNDSL_ACTIVATIONS[fn]
-        value = value.get("config", registered)
     if isinstance(value, str) and value in _ACTIVATIONS:
         return _ACTIVATIONS[value]
     return (f"keras:{value}", None)
@@ -214,15 +215,18 @@ def _conv(k: KerasLayer) -> int:
 
 
 def _convtranspose(k: KerasLayer) -> int:
+    """Conv2DTranspose: the full transposed convolution, its first rows and columns cropped
+    as Keras's padding crops them (the output size says the rest)."""
     cfg = k.cfg
-    settings = {
-        "kernel": tuple(cfg["kernel_size"]),
-        "strides": tuple(cfg["strides"]),
-        "dilation": tuple(cfg["dilation_rate"]),
-        "padding": cfg["padding"],
-        "output_padding": tuple(cfg["output_padding"]) if cfg.get("output_padding") else None,
-        "bias": bool(cfg["use_bias"]),
-    }
+    kernel, strides, dilation = cfg["kernel_size"], cfg["strides"], cfg["dilation_rate"]
+    extra = cfg.get("output_padding") or (None, None)
+    crop = []
+    for a in (0, 1):
+        _, before = transposed_output(
+            k.hw[a], kernel[a], strides[a], dilation[a], cfg["padding"], a, extra[a]
+        )
+        crop.append(before)
+    settings = transposed(kernel, strides, dilation, crop) | {"bias": bool(cfg["use_bias"])}
     return k.activated(k.unit("convtranspose", settings), cfg.get("activation"))
 
 
@@ -270,7 +274,8 @@ def _pool(k: KerasLayer) -> int:
     if k.cls == "MaxPooling2D":
         return k.unit("maxpool", settings)
     # TensorFlow's SAME average counts only the cells inside the map
-    settings |= {"ceil_mode": False, "count_pad": False if cfg["padding"] == "same" else None}
+    padded = settings["pads"] != ZERO_PADS
+    settings |= {"ceil_mode": False, "count_pad": False if padded else None}
     return k.unit("avgpool", settings)
 
 
@@ -363,17 +368,23 @@ def _layer_scale(k: KerasLayer) -> int:
 
 
 def _stochastic_depth(k: KerasLayer) -> int:
-    """keras.applications' ConvNeXt StochasticDepth(drop_path_rate): per example."""
+    """keras.applications' ConvNeXt StochasticDepth(drop_path_rate), per example, and
+    cnndsl's, with its mode."""
     rate = float(k.cfg["drop_path_rate"])
-    return k.unit("stochasticdepth", {"rate": rate, "mode": "row"}) if rate else k.refs[0]
+    mode = k.cfg.get("mode", "row")
+    return k.unit("stochasticdepth", {"rate": rate, "mode": mode}) if rate else k.refs[0]
 
 
-def _padded_avgpool(k: KerasLayer) -> int:
-    """cnndsl's PaddedAveragePooling2D: PyTorch's padded average pooling."""
+def _padded_pool(k: KerasLayer) -> int:
+    """cnndsl's PaddedAveragePooling2D and PaddedMaxPooling2D: PyTorch's padded pooling (the
+    padding explicit or TensorFlow's SAME; a ceil mode's extra cells show in the output size)."""
     cfg = k.cfg
-    padding = pads(cfg["padding"])
+    kernel, strides = cfg["pool_size"], cfg["strides"]
+    padding = resolve(cfg["padding"], k.hw, kernel, strides, (1, 1))
+    settings = window(kernel, strides, (1, 1), padding, k.hw)
+    if k.cls == "PaddedMaxPooling2D":
+        return k.unit("maxpool", settings)
     count = bool(cfg["count_include_pad"]) if padding != ZERO_PADS else None
-    settings = window(cfg["pool_size"], cfg["strides"], (1, 1), padding, k.hw)
     return k.unit("avgpool", settings | {"ceil_mode": bool(cfg["ceil_mode"]), "count_pad": count})
 
 
@@ -424,7 +435,8 @@ KERAS_HANDLERS: dict[str, Handler] = {
     "StochasticDepth": _stochastic_depth,
     # cnndsl's (cnndsl/backends/keras/layers.py); -inf padding is folded into its max pooling
     "NegInfPadding2D": _simple("neginfpad", pads=lambda cfg: pads(cfg["padding"])),
-    "PaddedAveragePooling2D": _padded_avgpool,
+    "PaddedAveragePooling2D": _padded_pool,
+    "PaddedMaxPooling2D": _padded_pool,
     "LocalResponseNormalization": _simple(
         "lrn",
         radius=lambda cfg: float(cfg["depth_radius"]),
@@ -433,6 +445,8 @@ KERAS_HANDLERS: dict[str, Handler] = {
         bias=lambda cfg: float(cfg["bias"]),
     ),
     "DepthMaxPooling2D": _simple("depthmaxpool", pool=lambda cfg: int(cfg["pool_size"])),
+    "ChannelSplit": _simple("split", parts=lambda cfg: cfg["parts"], part=lambda cfg: cfg["part"]),
+    "ChannelShuffle": _simple("shuffle", groups=lambda cfg: cfg["groups"]),
 }
 """One handler per Keras layer class (or keras.ops operation): (the layer) -> the unit giving
 its output, or the unit of its input for an identity."""

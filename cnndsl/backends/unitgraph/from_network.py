@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .units import ZERO_PADS, Builder, Graph, Unit, values, window
+from .units import ZERO_PADS, Builder, Graph, Unit, transposed, values, window
 
 __all__ = ["NETWORK_HANDLERS", "network_graph"]
 
@@ -102,16 +102,9 @@ def _conv(n: Node) -> int:
 
 def _convtranspose(n: Node) -> int:
     layer = n.layer
-    padding = layer.padding if isinstance(layer.padding, str) else tuple(layer.padding)
-    settings = {
-        "kernel": tuple(layer.kernel),
-        "strides": tuple(layer.stride),
-        "dilation": tuple(layer.dilation),
-        "padding": padding,
-        "output_padding": layer.output_padding,
-        "bias": bool(layer.bias),
-    }
-    return n.activated(n.unit("convtranspose", settings))
+    (top, _), (left, _) = layer.explicit_padding(list(n.info.input_shapes))
+    settings = transposed(layer.kernel, layer.stride, layer.dilation, (top, left))
+    return n.activated(n.unit("convtranspose", settings | {"bias": bool(layer.bias)}))
 
 
 def _dense(n: Node) -> int:

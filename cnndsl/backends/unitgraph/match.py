@@ -132,7 +132,7 @@ def _first_missing(graph: Graph, sigs: list[int], other: list[int]) -> int | Non
 
 def _differences(a: Unit, b: Unit) -> str:
     if a.kind != b.kind:
-        return f"a {a.kind} against a {b.kind}"
+        return f"{_a(a.kind)} against {_a(b.kind)}"
     parts = []
     for key in sorted(set(a.settings) | set(b.settings)):
         x, y = a.settings.get(key), b.settings.get(key)
@@ -143,3 +143,7 @@ def _differences(a: Unit, b: Unit) -> str:
     if a.params != b.params:
         parts.append(f"parameters (trainable, not) {a.params} against {b.params}")
     return "; ".join(parts) or "the same layer, after a different input"
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"

@@ -18,7 +18,8 @@ def simplified(graph: Graph) -> Graph:
     """Folds the spellings of one function into one unit: zero padding into the convolution
     (or average pooling, or max pooling of a non-negative input) that alone reads it, -inf
     padding into its max pooling, ``ReLU6(x + 3) * (1/6)`` into a hard sigmoid, a reshape
-    between a vector and a 1x1 map into the ``multiply`` that alone reads it."""
+    between a vector and a 1x1 map into the ``multiply`` that alone reads it, a cropping into
+    the transposed convolution that it alone reads."""
     units = graph.units
     readers = graph.readers()
     alias: dict[int, int] = {}
@@ -34,6 +35,9 @@ def simplified(graph: Graph) -> Graph:
             _fold_hard_sigmoid(units, readers, i, alias)
     for i, unit in enumerate(units):
         unit.inputs = [source(j) for j in unit.inputs]
+        if unit.kind == "crop" and _folded_crop(units, readers, unit):
+            alias[i] = unit.inputs[0]
+            continue
         if unit.kind not in ("zeropad", "neginfpad", "reshape") or len(readers[i]) != 1:
             continue
         reader = units[readers[i][0]]
@@ -75,6 +79,24 @@ def _folds(units: list[Unit], pad: Unit, reader: Unit) -> bool:
         counted = reader.settings["count_pad"] in (None, True)
         return pad.kind == "zeropad" and counted and not reader.settings["ceil_mode"]
     return False
+
+
+def _folded_crop(units: list[Unit], readers, crop: Unit) -> bool:
+    """Folds ``crop`` into the transposed convolution before it (how Keras writes PyTorch's
+    explicit padding), through its fused activation, when each is read only by the next."""
+    chain = [crop.inputs[0]]
+    if units[chain[0]].kind == "activation":
+        chain += units[chain[0]].inputs
+    conv = units[chain[-1]]
+    if conv.kind != "convtranspose" or any(len(readers[j]) != 1 for j in chain):
+        return False
+    (top, _), (left, _) = crop.settings["cropping"]
+    rows, columns = conv.settings["crop"]
+    conv.settings["crop"] = (rows + top, columns + left)
+    conv.source = f"{conv.source} + {crop.source}"
+    for j in chain:
+        units[j].shape = crop.shape
+    return True
 
 
 def _fold_hard_sigmoid(units: list[Unit], readers, i: int, alias: dict[int, int]) -> None:

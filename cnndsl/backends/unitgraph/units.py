@@ -132,6 +132,18 @@ def window(kernel, strides, dilation, padding: Pads, hw) -> dict[str, Any]:
     }
 
 
+def transposed(kernel, strides, dilation, crop) -> dict[str, Any]:
+    """The settings of a transposed convolution: ``crop`` is the (rows, columns) removed from
+    the start of its full output, (n - 1) * s + k_eff; its output size gives the end (cropped,
+    or extended with rows of bias alone)."""
+    return {
+        "kernel": tuple(kernel),
+        "strides": tuple(strides),
+        "dilation": tuple(dilation),
+        "crop": tuple(crop),
+    }
+
+
 def values(value):
     """A number or a list of numbers (one per channel) as a float or a tuple of floats."""
     if value is None:
