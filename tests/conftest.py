@@ -71,9 +71,10 @@ def keras_applications_refs() -> dict:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked zoo_full (the torchvision zoo's heavy checks, beyond CI's) run only when
-    the marker expression names them: `pytest -m zoo_full` runs them alone, `pytest -m
-    "torch or zoo_full" tests/test_torchvision_zoo.py` the whole sweep."""
+    """Tests marked zoo_full (the zoos' heavy checks, beyond CI's) run only when the marker
+    expression names them: `pytest -m zoo_full` runs them alone, `pytest -m "torch or
+    zoo_full" tests/test_torchvision_zoo.py` (or "keras or zoo_full" tests/test_keras_zoo.py)
+    the whole sweep."""
     if "zoo_full" in (config.option.markexpr or ""):
         return
     heavy = [item for item in items if item.get_closest_marker("zoo_full")]
@@ -174,7 +175,7 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):
+def _memory_summary(terminalreporter) -> None:
     own, tree = _peaks()
     line = f"peak memory: {own / 2**20:.0f} MB in this process"
     if tree:
@@ -184,3 +185,35 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.write_line(f"{line}: over CNNDSL_TEST_MAX_MB={limit // 2**20}", red=True)
     else:
         terminalreporter.write_line(line)
+
+
+def _differences_summary(terminalreporter) -> None:
+    """The figures of the tests that compare outputs with a reference model and record them
+    (``record_property("max_abs_diff", {framework: (difference, scale)})``): one line per test
+    and the worst relative difference -- what README's zoo sections quote after a sweep."""
+    rows = []
+    for report in terminalreporter.stats.get("passed", []):
+        figures = dict(report.user_properties).get("max_abs_diff")
+        if figures:
+            rows.append((report.nodeid.rsplit("::", 1)[-1], figures))
+    if not rows:
+        return
+    terminalreporter.section("max abs differences (relative to the reference's largest output)")
+    worst: dict[str, tuple[float, str]] = {}
+    for name, figures in rows:
+        cells = []
+        for framework, (diff, scale) in figures.items():
+            relative = diff / scale if scale else diff
+            cells.append(f"{framework} {diff:.3g} of {scale:.3g} ({relative:.2g})")
+            if relative >= worst.get(framework, (-1.0, ""))[0]:
+                worst[framework] = (relative, name)
+        terminalreporter.line(f"{name}: {'; '.join(cells)}")
+    for framework, (relative, name) in worst.items():
+        terminalreporter.line(
+            f"worst {framework}: {relative:.2g} relative, {name} ({len(rows)} tests)"
+        )
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    _differences_summary(terminalreporter)
+    _memory_summary(terminalreporter)

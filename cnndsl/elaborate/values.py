@@ -331,6 +331,12 @@ def number(value: Any, loc: Location, scope: Scope | None = None) -> int | float
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if isinstance(value, Symbol):
             hint = did_you_mean(value.name, scope.all_vars()) if scope else None
+            if hint is None and value.name == "x":  # `reshape 1x1x-1` reads 1x1, then x - 1
+                hint = (
+                    "if this x is part of a size: sizes written with x (1x1x1024) take whole"
+                    " numbers only; write a negative or computed size in a tuple, as in"
+                    " `reshape shape=(1, 1, -1)`"
+                )
             raise CnnDslError(f"unknown name '{value.name}'", loc, hint=hint)
         raise CnnDslError(f"expected a number, got {show(value)}", loc)
     return value

@@ -263,6 +263,9 @@ class Layer(BaseModel):
     """Extra keyword spellings: ``strides`` -> ``stride``."""
     flags: ClassVar[dict[str, tuple[str, Any]]] = {}
     """Bare words that set a field: ``same`` -> padding='same'."""
+    foreign_options: ClassVar[dict[str, str]] = {}
+    """Options of the frameworks' layers that this kind does not take, each with what to write
+    instead (the hint of the error): ``approximate`` -> ``gelu_tanh``."""
     takes_kernel_spec: ClassVar[bool] = False
     takes_activation: ClassVar[bool] = False
     family: ClassVar[str] = "other"

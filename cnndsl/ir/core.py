@@ -176,6 +176,13 @@ _ACTIVATION_WORDS = {name: name for name in ACTIVATIONS} | {
     "hard_silu": "hardswish",
 }
 
+# The hard functions have one definition in cnndsl, PyTorch and Keras 3 (Keras 2's differed).
+_FIXED_SLOPES = {
+    "hardsigmoid": "it is relu6(x + 3) / 6, as in PyTorch and Keras 3 (Keras 2's hard_sigmoid,"
+    " clip(0.2 * x + 0.5, 0, 1), is another function, not a cnndsl activation)",
+    "hardswish": "it is x * relu6(x + 3) / 6, as in PyTorch and Keras 3",
+}
+
 
 class Activation(Layer):
     """An activation function as a layer: ``relu``, ``relu6``, ``leakyrelu 0.2``, ``elu``,
@@ -210,6 +217,11 @@ class Activation(Layer):
     spec_names: ClassVar[tuple[str, ...]] = tuple(_ACTIVATION_WORDS)
     positional: ClassVar[tuple[str, ...]] = ("alpha",)
     aliases: ClassVar[dict[str, str]] = {"negative_slope": "alpha", "slope": "alpha"}
+    foreign_options: ClassVar[dict[str, str]] = {
+        "approximate": "`gelu` is the exact x * Phi(x) (PyTorch's approximate='none', Keras's"
+        " approximate=False); the tanh approximation (approximate='tanh' in PyTorch, True in"
+        " Keras) is `gelu_tanh`"
+    }
 
     @classmethod
     def preset(cls, word: str) -> dict:
@@ -217,6 +229,8 @@ class Activation(Layer):
 
     @model_validator(mode="after")
     def _alpha(self):
+        if self.alpha is not None and self.function in _FIXED_SLOPES:
+            raise ValueError(f"{self.function} takes no alpha: {_FIXED_SLOPES[self.function]}")
         if self.alpha is not None and self.function not in ("leakyrelu", "elu"):
             raise ValueError(f"{self.function} takes no alpha")
         if self.alpha is None and self.function in ("leakyrelu", "elu"):
