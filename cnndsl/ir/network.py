@@ -235,26 +235,31 @@ class Network(BaseModel):
     __hash__ = None  # type: ignore[assignment]
 
     # ---- models (each back end, and its framework, imported on use: cnndsl.backends.TARGETS)
-    def to_keras(self):
-        """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3."""
-        return self.to_model("keras")
+    def to_keras(self, *, logits: bool = False):
+        """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3.  With ``logits``,
+        the outputs' final softmax (or sigmoid) is left out (:mod:`cnndsl.backends.logits`):
+        train it with ``from_logits=True``."""
+        return self.to_model("keras", logits=logits)
 
-    def to_torch(self):
-        """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch."""
-        return self.to_model("torch")
+    def to_torch(self, *, logits: bool = False):
+        """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch.  With ``logits``, the
+        outputs' final softmax (or sigmoid) is left out, as torchvision's models return them:
+        train it with ``F.cross_entropy``."""
+        return self.to_model("torch", logits=logits)
 
-    def to_model(self, target: str):
+    def to_model(self, target: str, *, logits: bool = False):
         """The live model of a model target (``"keras"``, ``"torch"``); needs its framework."""
         from ..backends import build
 
-        return build(self, target)
+        return build(self, target, logits=logits)
 
-    def to_source(self, target: str) -> str:
+    def to_source(self, target: str, *, logits: bool = False) -> str:
         """Standalone Python source of the model of a model target (``"keras"``, ``"torch"``):
-        the module ``cnndsl compile --target`` writes, which :meth:`to_model` runs."""
+        the module ``cnndsl compile --target`` (``--logits``) writes, which :meth:`to_model`
+        runs."""
         from ..backends import source
 
-        return source(self, target)
+        return source(self, target, logits=logits)
 
     # ---- diagrams (the Graphviz back end, imported on use)
     def to_graphviz(self, **options):
