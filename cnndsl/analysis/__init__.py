@@ -166,6 +166,11 @@ class Analysis:
         )
 
     @property
+    def inputs(self) -> list[Layer]:
+        """The input nodes, in declaration order."""
+        return [layer for layer in self._nodes if layer.kind == "input"]
+
+    @property
     def outputs(self) -> list[tuple[str, Shape]]:
         return [(name, self.layers[name].output_shape) for name in self._outputs]
 
@@ -267,7 +272,7 @@ def analyze(network: Network, origins: Origins | None = None) -> Analysis:
             try:
                 facts = by_shape[shape] = _facts(layer, (shape,) if len(ids) == 1 else shape)
             except ShapeError as e:
-                errors.extend(layer_error(network, layer, str(e)).diagnostics)
+                errors.extend(layer_error(network, layer, str(e), e.hint).diagnostics)
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
@@ -293,8 +298,40 @@ def analyze(network: Network, origins: Origins | None = None) -> Analysis:
         total_macs += macs
     if errors:
         raise CnnDslError(errors)
+    if any(getattr(layer, "open", None) and any(layer.open) for layer in network.inputs):
+        open_sizes(network, input_ids, facts_of)
     totals = (total_trainable, total_non_trainable, total_macs)
     return Analysis(network, facts_of, fields, input_ids, totals, frozenset(network.training_only()))
+
+
+def open_sizes(network: Network, input_ids: list, facts: list[_Facts]) -> list[tuple[bool, ...]]:
+    """Which sizes of each node's output follow the open height and width of the network's
+    inputs (``input ?x?x3``), by :meth:`~cnndsl.ir.Layer.open_sizes`.  Raises
+    :class:`CnnDslError` at every layer that would tie a model to one input size (its
+    parameters, or whether it applies, depend on a size that follows); layers after one are
+    not reported again."""
+    follow: list[tuple[bool, ...] | None] = []
+    errors: list = []
+    for layer, ids, f in zip(network.layers, input_ids, facts):
+        if not ids:  # an input: its open height and width
+            follow.append((*layer.open, False) if len(f.output_shape) == 3 else (False,))
+            continue
+        marks = [follow[j] for j in ids]
+        if None in marks:  # after a layer reported already
+            follow.append(None)
+        elif not any(any(m) for m in marks):
+            follow.append((False,) * len(f.output_shape))
+        else:
+            try:
+                follow.append(layer.open_sizes(list(f.input_shapes), marks))
+            except ShapeError as e:
+                errors.extend(layer_error(network, layer, str(e), e.hint).diagnostics)
+                follow.append(None)
+                if len(errors) >= MAX_ERRORS:
+                    break
+    if errors:
+        raise CnnDslError(errors)
+    return follow
 
 
 def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> _Facts:
