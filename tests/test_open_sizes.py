@@ -128,3 +128,86 @@ def test_the_lexer_highlights_an_open_size_as_a_size():
 
     tokens = [(t, v) for t, v in CnnLexer().get_tokens("input ?x?x3\ninput b 12x?x3\n") if v.strip()]
     assert (KERNEL, "?x?x3") in tokens and (KERNEL, "12x?x3") in tokens
+
+
+# ------------------------------------------------------------------ models that take any size
+
+
+def _example_specs():
+    from cnndsl.ir.examples import EXAMPLES
+
+    for kind, examples in EXAMPLES.items():
+        for i, (shape, line) in enumerate(examples):
+            dims = [int(d) for d in shape.split("x")]
+            if len(dims) == 3 and not line.startswith("input"):
+                yield pytest.param(dims, line, id=f"{kind}-{i}")
+
+
+def _source(net, target):
+    try:
+        return net.to_source(target)
+    except CnnDslError as e:  # a value the target cannot build: the same at every size
+        return f"refused: {e}"
+
+
+@pytest.mark.parametrize("target", ["keras", "torch"])
+@pytest.mark.parametrize("dims, line", list(_example_specs()))
+def test_the_model_of_an_open_spec_does_not_depend_on_the_size_it_is_analysed_at(dims, line, target):
+    """Every example line of every layer kind, after an input of open height and width,
+    compiles to the same file at two sizes of other parities: nothing of the size it was
+    checked at is written into the model (where the analysis accepts the line at both)."""
+    h, w, c = dims
+    text = f"input ?x?x{c}\n{line}\n"
+    try:
+        nets = [cnndsl.loads(text, "open.cnn", input=size) for size in ((h, w, c), (h + 5, w + 8, c))]
+    except CnnDslError:
+        pytest.skip("not a layer for an open input size, or not at both sizes")
+    first, second = (_source(net, target) for net in nets)
+    assert first == second
+
+
+@pytest.mark.parametrize("target", ["keras", "torch"])
+def test_open_unet_compiles_to_one_model_for_every_size(target):
+    sources = {open_unet((*size, 1)).to_source(target) for size in SIZES}
+    assert len(sources) == 1
+    (source,) = sources
+    if target == "keras":
+        assert 'keras.Input(shape=(None, None, 1), name="input")' in source
+    else:
+        assert "input_shape = (1, None, None)  # (C, H, W), without the batch axis; None: any size" in source
+        assert "Input: (N, 1, ?, ?), channels first; ? is any size its layers take.  Output: (N, 2, ?, ?)." in source
+
+
+@pytest.mark.keras
+@pytest.mark.torch
+def test_open_unet_runs_at_any_size_in_keras_and_pytorch_with_equal_outputs():
+    """The Done-when of issue 14: U-Net with an open height and width, compiled once, runs at
+    256x256 and 320x480 in both frameworks (weights copied from Keras to PyTorch), with equal
+    outputs, and every node's shape in PyTorch is the analysis's at that size."""
+    import numpy as np
+
+    torch = pytest.importorskip("torch")
+    keras = pytest.importorskip("keras")
+    from cnndsl.backends import torch as torch_backend
+    from cnndsl.backends.transfer import keras_to_torch
+
+    net = open_unet((256, 256, 1))  # the size it is checked at; the models take any
+    shapes: dict[str, tuple] = {}
+    keras.utils.set_random_seed(0)
+    k_model = net.to_keras()
+    t_model = torch_backend.build(net, tap=lambda name, value: shapes.__setitem__(name, value.shape))
+    keras_to_torch(net, k_model, t_model.eval())
+    assert k_model.input_shape == (None, None, None, 1)
+    rng = np.random.default_rng(0)
+    for h, w in SIZES:
+        analysis = open_unet((h, w, 1)).analysis
+        x = rng.normal(size=(1, h, w, 1)).astype("float32")
+        expected = keras.ops.convert_to_numpy(k_model(x, training=False))
+        with torch.no_grad():
+            got = t_model(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+        assert expected.shape == got.shape == (1, h, w, 2)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        for info in analysis:  # every node, NCHW in PyTorch
+            if info.layer.kind != "input":
+                s = info.output_shape
+                assert tuple(shapes[info.layer.name])[1:] == (s[2], s[0], s[1]), info.layer.name

@@ -111,6 +111,7 @@ class Analysis:
         input_ids: list,
         totals: tuple[int, int, int],
         training_only: frozenset[str] = frozenset(),
+        follow: list[tuple[bool, ...]] | None = None,
     ) -> None:
         # No reference to the network itself: it holds its analysis, and a cycle would keep
         # both alive until the garbage collector runs.
@@ -136,6 +137,18 @@ class Analysis:
         """Parameters and MACs of the nodes inference computes."""
         self._layers: dict[str, LayerInfo] | None = None
         self._last_use: list[int] | None = None
+        self._follow = follow  # None: no input size is open
+        self._position: dict[str, int] | None = None
+
+    def follows(self, name: str) -> tuple[bool, ...]:
+        """Which sizes of node ``name``'s output follow the open height and width of the
+        network's inputs (``input ?x?x3``): the models take any size there, and these sizes
+        are the analysis's at the size it was given.  All False for a network of fixed size."""
+        if self._follow is None:
+            return (False,) * len(self.layers[name].output_shape)
+        if self._position is None:
+            self._position = {layer.name: i for i, layer in enumerate(self._nodes)}
+        return self._follow[self._position[name]]
 
     @property
     def layers(self) -> dict[str, LayerInfo]:
@@ -298,10 +311,12 @@ def analyze(network: Network, origins: Origins | None = None) -> Analysis:
         total_macs += macs
     if errors:
         raise CnnDslError(errors)
-    if any(getattr(layer, "open", None) and any(layer.open) for layer in network.inputs):
-        open_sizes(network, input_ids, facts_of)
+    follow = None
+    if any(any(layer.open) for layer in network.inputs):
+        follow = open_sizes(network, input_ids, facts_of)
     totals = (total_trainable, total_non_trainable, total_macs)
-    return Analysis(network, facts_of, fields, input_ids, totals, frozenset(network.training_only()))
+    training_only = frozenset(network.training_only())
+    return Analysis(network, facts_of, fields, input_ids, totals, training_only, follow)
 
 
 def open_sizes(network: Network, input_ids: list, facts: list[_Facts]) -> list[tuple[bool, ...]]:
