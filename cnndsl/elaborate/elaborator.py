@@ -174,7 +174,10 @@ class Elaborator:
                     decl.loc,
                     hint="give H x W x C for an image, N for a vector",
                 )
-        layer = validate(Input, {"shape": (dims, decl.loc)}, {}, decl.loc, self.validated)
+        # `input ?x?x3`: the model leaves those sizes open, whatever size it is analysed at
+        opened = tuple(d is None for d in decl.dims[:2]) if len(decl.dims) == 3 else (False, False)
+        fields = {"name": (name, decl.loc), "shape": (dims, decl.loc), "open": (opened, decl.loc)}
+        layer = validate(Input, fields, {}, decl.loc, self.validated)
         node = self.add(layer, [], decl.loc, name)
         scope.tensors[name] = node
         return node

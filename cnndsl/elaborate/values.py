@@ -173,7 +173,8 @@ def _call(expr: S.Call, scope: Scope) -> Any:
             where = (positional[e.index] if e.index < given else next(
                 (kw.value for kw in keywords if kw.name == params[e.index]), expr
             )).loc
-        raise CnnDslError(f"{expr.func}(): {e.message}", where, hint=f"it is {function.signature}") from None
+        hint = e.hint or f"it is {function.signature}"
+        raise CnnDslError(f"{expr.func}(): {e.message}", where, hint=hint) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise CnnDslError("this number is out of range", expr.loc)
     if type(value) is list or type(value) is tuple:  # range(): bounded, and charged as built

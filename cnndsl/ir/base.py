@@ -315,6 +315,40 @@ class Layer(BaseModel):
             return (self.window(inputs),)
         return (None,) * len(inputs)
 
+    def open_sizes(self, inputs: list[Shape], follow: list[tuple[bool, ...]]) -> tuple[bool, ...]:
+        """Which sizes of this node's output follow the open sizes of the network's inputs
+        (``input ?x?x3``), given which of its inputs' sizes do (``follow``: per input, per axis).
+
+        A model of an open spec takes any size, so no layer may depend on one: this raises
+        ShapeError where the layer's parameters change with a size that follows, or where it
+        applies to its inputs at this size only.  The layer is asked at its input shapes and at
+        the same shapes with every size that follows grown by :data:`GROWTH`; an output size
+        follows where the two answers differ.  A kind whose sizes follow in another way
+        overrides this."""
+        grown = [
+            tuple([d + GROWTH if f else d for d, f in zip(shape, marks)])
+            for shape, marks in zip(inputs, follow)
+        ]
+        out = self.output_shape(inputs)
+        try:
+            other = self.output_shape(grown)
+        except ShapeError:
+            mixed = len(inputs) > 1 and len({any(marks) for marks in follow}) > 1
+            raise ShapeError(
+                f"this {self.type_name} layer applies only at this input size: "
+                + ("it joins a map whose size follows the open height and width of the"
+                   " network's input with one whose size does not" if mixed else
+                   "its input's size follows the open height and width of the network's input"),
+                hint=OPEN_HINT,
+            ) from None
+        if self.param_counts(grown) != self.param_counts(inputs):
+            raise ShapeError(
+                f"the parameters of this {self.type_name} layer depend on the size of its input,"
+                " which follows the open height and width of the network's input",
+                hint=OPEN_HINT,
+            )
+        return tuple([a != b for a, b in zip(out, other)])
+
     def placed(self, name: str, inputs: tuple[str, ...], position: Position | None,
                calls: tuple[CallSite, ...], loops: tuple[LoopSite, ...] = (),
                fields_set: set[str] | None = None) -> Layer:
@@ -350,6 +384,16 @@ class Layer(BaseModel):
 PLACEMENT = frozenset({"name", "inputs", "position", "calls", "loops"})
 """The fields that place a node in its network (set by :meth:`Layer.placed`); the others are
 the kind's, which a spec sets."""
+
+GROWTH = 720720 * 2**10
+"""How much :meth:`Layer.open_sizes` grows the sizes that follow an open input size: a multiple
+of every stride, window and factor up to 16 (and of powers of two up to 2**14), so that a
+layer that applies at one size applies at the grown one."""
+
+OPEN_HINT = (
+    "for a model that takes any size, make the map a fixed size before it (`globalavgpool`,"
+    " `adaptiveavgpool 7`); or give the input a fixed size"
+)
 _new = object.__new__
 _setattr = object.__setattr__
 # BaseModel's slots, set as pydantic's own __copy__ sets them

@@ -389,8 +389,10 @@ class KerasGenerator(Generator):
     # ---------------------------------------------------------------- the others
 
     def lower_input(self, ctx: NodeContext) -> Expr:
-        shape = _c(tuple(ctx.layer.shape), "shape")
-        return ctx.module(call("keras.Input", shape=shape))
+        # None: a height or width the spec leaves open (`input ?x?x3`): the model takes any
+        layer: Input = ctx.layer
+        shape = tuple(None if o else d for d, o in zip(layer.shape, (*layer.open, False)))
+        return ctx.module(call("keras.Input", shape=_c(shape, "shape")))
 
     def lower_dense(self, ctx: NodeContext) -> Expr:
         units = _c(ctx.layer.units, "units", "units")

@@ -698,8 +698,8 @@ class TorchGenerator(Generator):
         a = net.analysis
         files = sorted({os.path.basename(l.position.file) for l in net.layers if l.position})
         source = f" from {', '.join(files)}" if files else ""
-        inputs = [_nchw(a[layer.name].output_shape) for layer in net.inputs]
-        outputs = [_nchw(a[name].output_shape) for name in net.outputs]
+        inputs = [_nchw(a[layer.name].output_shape, a.follows(layer.name)) for layer in net.inputs]
+        outputs = [_nchw(a[name].output_shape, a.follows(name)) for name in net.outputs]
         counts = f"{a.trainable_params:,} parameters"
         if a.non_trainable_params:
             normalized = any(l.kind == "normalization" and l.mean is None for l in net.layers)
@@ -707,12 +707,14 @@ class TorchGenerator(Generator):
             counts += f", {a.non_trainable_params:,} {kind}"
         words = ["Input:", *_listed(inputs), "channels first.", " Output:", *_listed(outputs, ".")]
         if net.training_outputs:  # the outputs in eval mode, then in training mode
-            inference = [_nchw(a[name].output_shape) for name in net.inference_outputs]
+            inference = [_nchw(a[name].output_shape, a.follows(name)) for name in net.inference_outputs]
             words[-len(outputs) :] = [*_listed(inference, ";"), "in training mode"]
             words += _listed(outputs, ".")
+        if any(any(layer.open) for layer in net.inputs):
+            words[words.index("channels first.")] = "channels first; ? is any size its layers take."
         lines = [*_fill(words, w.width), counts + "."]
-        if any(
-            flattens_map(a[layer.name].input_shapes)
+        if any(  # a map larger than 1x1 here, or at other sizes (one that follows an open one)
+            flattens_map(a[layer.name].input_shapes) or any(a.follows(layer.inputs[0])[:2])
             for layer in net.layers
             if layer.kind == "flatten"
         ):
@@ -759,12 +761,14 @@ class TorchGenerator(Generator):
             w.docstring(f"The network {net.name}.")
             w.blank()
             # what the input is, for tools (cnndsl's torchvision loader traces the model with it)
-            shapes = [_channels_first(layer.shape) for layer in net.inputs]
+            shapes = [_channels_first(_open(layer.shape, layer.open)) for layer in net.inputs]
+            note = "; None: any size" if any(any(layer.open) for layer in net.inputs) else ""
             if len(shapes) == 1:
-                w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
+                w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis{note}")
             else:
                 w.line(
-                    f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order"
+                    f"input_shapes = ({', '.join(map(str, shapes))})"
+                    f"  # of each input, in forward's order{note}"
                 )
             w.blank()
             _init(w, program.draft, ["self"], [])
@@ -966,11 +970,18 @@ def _fill(words: list[str], width: int) -> list[str]:
     return lines
 
 
-def _nchw(shape: tuple[int, ...]) -> str:
+def _nchw(shape: tuple[int, ...], follow: tuple[bool, ...]) -> str:
+    """``(N, C, H, W)``, with ``?`` for a size that follows an open input size."""
+    sizes = ["?" if f else str(d) for d, f in zip(shape, follow)]
     if len(shape) == 3:
-        h, w, c = shape
+        h, w, c = sizes
         return f"(N, {c}, {h}, {w})"
-    return f"(N, {shape[0]})"
+    return f"(N, {sizes[0]})"
+
+
+def _open(shape: tuple[int, ...], opened: tuple[bool, bool]) -> tuple:
+    """An input's shape with None for a height or width the spec leaves open."""
+    return tuple(None if o else d for d, o in zip(shape, (*opened, False)))
 
 
 def _channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:
