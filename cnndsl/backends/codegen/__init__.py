@@ -6,8 +6,8 @@ The pipeline, in the order it runs (:meth:`.generator.Generator.program`):
     lower.py      each scope lowered to a Draft by the back end's handlers: the layers it makes
                   (Module), the statements that compute its values (Step); layer arguments
                   stay Const leaves of expressions (expr.py)
-    loops.py      runs of repeated steps whose names count up -> for loops (where the target
-                  writes them)
+    loops.py      the iterations of a repeat/for that compute alike (the IR records loops)
+                  -> for loops (where the target writes them)
     unify.py      the calls of a block that have one structure -> one Function, the constants
                   that differ -> parameters and expressions of the block's (f * e); names of the
                   functions, their variants and their parameters

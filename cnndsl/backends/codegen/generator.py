@@ -203,9 +203,7 @@ class Generator:
             for block, calls in by_block.items():
                 drafts = [lower(self, call, call.inputs) for call in calls]
                 if self.LOOPS:
-                    for draft in drafts:
-                        fold(draft)
-                    align(drafts)
+                    align(drafts, [fold(draft) for draft in drafts])
                 groups: dict[tuple, list[int]] = {}
                 for i, draft in enumerate(drafts):
                     groups.setdefault(draft.key(), []).append(i)

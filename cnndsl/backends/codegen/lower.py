@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ...ir import Input, Layer
+from ...ir import Input, Layer, LoopSite
 from .expr import Const, Expr, LayerName, Var
 from .names import comment_text
 from .tree import Scope, local_name
@@ -55,6 +55,7 @@ class Step:
     hint: str | None = None  # a preferred variable name for its value
     kind: str | None = None  # the node's kind or the block called (names variants)
     auto: bool = True  # its local name was made up by the elaborator (conv_3, inception_2)
+    loops: tuple[LoopSite, ...] = ()  # the loop iterations in its scope's body that made it
 
     @functools.cached_property
     def reads(self) -> list[str]:
@@ -68,8 +69,8 @@ class Step:
 @dataclass
 class Loop:
     """``count`` repetitions of ``unit``, each reading the previous one's result (folded from
-    steps whose names count up: :mod:`.loops`).  The unit's arguments: the carried value, then
-    values from before the loop that every repetition reads."""
+    the iterations of a ``repeat`` or ``for``: :mod:`.loops`).  The unit's arguments: the
+    carried value, then values from before the loop that every repetition reads."""
 
     unit: Draft
     count: Expr  # a Const, until anti-unification makes it a parameter
@@ -175,6 +176,7 @@ class NodeContext:
         self.in_shapes: list[tuple[int, ...]] = list(info.input_shapes)
         self.out_shape: tuple[int, ...] = info.output_shape
         self.comment = where(layer.position)
+        self.loops = loops_in(layer, scope)
         self.xs: list[Expr] = [Var(name) for name in layer.inputs]
         self.modules: list[Module] = []
         self.lets: list[Step] = []
@@ -203,7 +205,7 @@ class NodeContext:
         """A helper value computed in a statement of its own; returns it."""
         name = f"{self.layer.name}:{len(self.lets)}"
         local = self._last or f"{self.local}_{len(self.lets) + 1}"
-        self.lets.append(Step([name], expr, local, self.comment))
+        self.lets.append(Step([name], expr, local, self.comment, loops=self.loops))
         return Var(name)
 
     def helper(self, name: str) -> str:
@@ -244,15 +246,27 @@ def _lower_node(gen: Generator, draft: Draft, scope: Scope, layer: Layer) -> Non
     auto = local_name(layer.name, scope.prefix) is None or _counted(ctx.local, kind)
     hint = gen.variable_hint(layer)
     draft.steps.append(
-        Step([layer.name], expr, ctx.local, comment, merge, layer.name, hint, kind, auto)
+        Step([layer.name], expr, ctx.local, comment, merge, layer.name, hint, kind, auto, ctx.loops)
     )
 
 
 def call_step(scope: Scope, sub: Scope, expr: Expr, comment: str | None) -> Step:
-    """The step of a nested block call: its values are the callee's outputs."""
+    """The step of a nested block call: its values are the callee's outputs; its loops, those
+    of the caller's body that every node of the call was made in."""
     block = sub.site.block
     auto = local_name(sub.site.instance, scope.prefix) is None or _counted(sub.local, block)
-    return Step(list(sub.outputs), expr, sub.local, comment, kind=block, auto=auto)
+    loops = loops_in(sub.nodes[0], scope)
+    for node in sub.nodes[1:]:
+        if loops:
+            inner = loops_in(node, scope)
+            while inner[: len(loops)] != loops:
+                loops = loops[:-1]
+    return Step(list(sub.outputs), expr, sub.local, comment, kind=block, auto=auto, loops=loops)
+
+
+def loops_in(layer: Layer, scope: Scope) -> tuple[LoopSite, ...]:
+    """The iterations of the loops of a scope's own body that made a node, outermost first."""
+    return tuple([site for site in layer.loops if site.depth == scope.depth])
 
 
 def _counted(local: str, made: str) -> bool:

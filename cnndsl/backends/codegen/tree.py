@@ -31,6 +31,7 @@ class Scope:
     site: CallSite | None
     prefix: str  # the prefix of its nodes' names: "block1_" ("" for the network)
     local: str  # its name in its caller: "block1" (the instance, after the caller's prefix)
+    depth: int = 0  # how many block calls it is inside of, itself included (0: the network)
     items: list[Layer | Scope] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
@@ -99,7 +100,7 @@ def _fill(scope: Scope, layers: list[Layer], depth: int) -> None:
                 break
             j += 1
         local = local_name(site.instance, scope.prefix) or site.instance
-        sub = Scope(site, site.instance + "_", local, parent=scope)
+        sub = Scope(site, site.instance + "_", local, depth + 1, parent=scope)
         _fill(sub, layers[i:j], depth + 1)
         scope.items.append(sub)
         i = j
