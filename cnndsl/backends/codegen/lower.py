@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ...ir import Input, Layer, LoopSite
 from .expr import Const, Expr, LayerName, Var
 from .names import comment_text
-from .tree import Scope, local_name
+from .tree import CallScope, local_name
 
 if TYPE_CHECKING:
     from .generator import Generator
@@ -165,7 +165,7 @@ class NodeContext:
     """What a handler sees: the node, its input and output shapes, the expressions of its
     inputs (``xs``), and ways to make its layers and helper values."""
 
-    def __init__(self, gen: Generator, draft: Draft, scope: Scope, layer: Layer):
+    def __init__(self, gen: Generator, draft: Draft, scope: CallScope, layer: Layer):
         info = gen.net.analysis[layer.name]
         self.gen = gen
         self.draft = draft
@@ -219,19 +219,19 @@ class NodeContext:
         return self.gen.unsupported(self.layer, why)
 
 
-def lower(gen: Generator, scope: Scope, args: list[str]) -> Draft:
+def lower(gen: Generator, scope: CallScope, args: list[str]) -> Draft:
     """The draft of one scope: each node by its handler, each nested call (whose function is
     already decided) as one step."""
     draft = Draft(list(args), [], [], list(scope.outputs))
     for item in scope.items:
-        if isinstance(item, Scope):
+        if isinstance(item, CallScope):
             gen.lower_call(draft, scope, item)
         elif not (isinstance(item, Input) and item.name in draft.args):
             _lower_node(gen, draft, scope, item)
     return draft
 
 
-def _lower_node(gen: Generator, draft: Draft, scope: Scope, layer: Layer) -> None:
+def _lower_node(gen: Generator, draft: Draft, scope: CallScope, layer: Layer) -> None:
     ctx = NodeContext(gen, draft, scope, layer)
     expr = gen.handler(type(layer))(gen, ctx)
     lets = [step.expr for step in ctx.lets]
@@ -250,7 +250,7 @@ def _lower_node(gen: Generator, draft: Draft, scope: Scope, layer: Layer) -> Non
     )
 
 
-def call_step(scope: Scope, sub: Scope, expr: Expr, comment: str | None) -> Step:
+def call_step(scope: CallScope, sub: CallScope, expr: Expr, comment: str | None) -> Step:
     """The step of a nested block call: its values are the callee's outputs; its loops, those
     of the caller's body that every node of the call was made in."""
     block = sub.site.block
@@ -264,7 +264,7 @@ def call_step(scope: Scope, sub: Scope, expr: Expr, comment: str | None) -> Step
     return Step(list(sub.outputs), expr, sub.local, comment, kind=block, auto=auto, loops=loops)
 
 
-def loops_in(layer: Layer, scope: Scope) -> tuple[LoopSite, ...]:
+def loops_in(layer: Layer, scope: CallScope) -> tuple[LoopSite, ...]:
     """The iterations of the loops of a scope's own body that made a node, outermost first."""
     return tuple([site for site in layer.loops if site.depth == scope.depth])
 
