@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from ...ir import Network
 from ...ir.base import CallSite, Layer, fmt_shape
-from ..codegen.tree import Scope, call_tree, local_name
+from ..codegen.tree import CallScope, call_tree, local_name
 from .escape import attrs as _attrs
 from .escape import html as _html
 from .escape import html_label as _html_label
@@ -93,13 +93,13 @@ def _text_width(html: str, size: float) -> float:
     return (chars * 0.52 + bold * 0.06) * size / 72
 
 
-def _drawn_name(layer: Layer, scope: Scope) -> str:
+def _drawn_name(layer: Layer, scope: CallScope) -> str:
     """A layer's name without the prefix of the block call it is drawn in (its cluster says
     that): ``conv_1`` for ``block1_conv_1`` inside ``block1: stage(64, 2)``."""
     return local_name(layer.name, scope.prefix) or layer.name
 
 
-def _ancestry(scope: Scope) -> tuple[Scope, ...]:
+def _ancestry(scope: CallScope) -> tuple[CallScope, ...]:
     """The scopes from the network's down to ``scope``."""
     chain = []
     while scope is not None:
@@ -108,7 +108,7 @@ def _ancestry(scope: Scope) -> tuple[Scope, ...]:
     return tuple(reversed(chain))
 
 
-def _innermost_common(scopes: list[Scope]) -> Scope:
+def _innermost_common(scopes: list[CallScope]) -> CallScope:
     """The innermost scope that holds every one of ``scopes``."""
     chains = [_ancestry(scope) for scope in scopes]
     common = chains[0][0]
@@ -155,7 +155,7 @@ class Diagram:
         self.collapse, self.rankdir, self.shapes, self.params = collapse, rankdir, shapes, params
         self.tree = call_tree(net)  # a cluster per block call
         self.ids: dict[str, str] = {}  # layer name -> ID of the node that draws it
-        self.where: dict[str, Scope] = {}  # node ID -> the cluster holding it
+        self.where: dict[str, CallScope] = {}  # node ID -> the cluster holding it
         self._number(self.tree)
         self.outputs = [f"out{i}" for i in range(len(net.outputs))]
         self.training_only = net.training_only()  # layers only the training outputs need
@@ -171,10 +171,10 @@ class Diagram:
             node_id for node_id, names in drawn.items() if set(names) <= self.training_only
         }
         self.edges: list[_Edge] = []
-        self.junctions: dict[Scope, list[str]] = {}  # cluster -> its junctions' IDs
+        self.junctions: dict[CallScope, list[str]] = {}  # cluster -> its junctions' IDs
         self._connect()
 
-    def _number(self, scope: Scope) -> None:
+    def _number(self, scope: CallScope) -> None:
         for i, item in enumerate(scope.items):
             if isinstance(item, Layer):
                 node_id = f"n{len(self.ids)}"
@@ -304,7 +304,7 @@ class Diagram:
         w("}")
         return w.text()
 
-    def body(self, scope: Scope, depth: int) -> None:
+    def body(self, scope: CallScope, depth: int) -> None:
         """The nodes (and junctions) of a cluster, its inner clusters in place."""
         for i, item in enumerate(scope.items):
             if isinstance(item, Layer):
@@ -409,7 +409,7 @@ class Diagram:
         _, fill, border = FAMILIES[family]
         return fill, border
 
-    def layer_node(self, layer: Layer, scope: Scope) -> None:
+    def layer_node(self, layer: Layer, scope: CallScope) -> None:
         fill, border = self.use_family(layer.family)
         shape = self.info[layer.name].output_shape if self.info else None
         count = self.info[layer.name].params if self.info else 0
@@ -446,7 +446,7 @@ class Diagram:
         node_id = self.ids[layer.name]
         self.w(f"{node_id} {_attrs(**attrs, **self.group(node_id))}")
 
-    def block_node(self, scope: Scope, node_id: str) -> None:
+    def block_node(self, scope: CallScope, node_id: str) -> None:
         """A collapsed block call: its call, its number of layers (and parameters)."""
         layers = scope.nodes
         fill, border = self.use_family("block")
@@ -468,7 +468,7 @@ class Diagram:
             attrs["tooltip"] = _quoted(call.instance, call.signature(), detail, "training only")
         self.w(f"{node_id} {_attrs(**attrs, **self.group(node_id))}")
 
-    def cluster(self, scope: Scope, depth: int) -> None:
+    def cluster(self, scope: CallScope, depth: int) -> None:
         w = self.w
         w(f"subgraph cluster_{self.clusters} {{")
         self.clusters += 1
@@ -503,7 +503,7 @@ class Diagram:
         w.depth -= 1
         w("}")
 
-    def entry(self, scope: Scope) -> tuple[str | None, float]:
+    def entry(self, scope: CallScope) -> tuple[str | None, float]:
         """The node at the top of a cluster (a junction fed from outside, or its first layer),
         and an estimate of its width in inches."""
         for edge in self.edges:

@@ -59,7 +59,7 @@ from ..codegen.expr import (
 from ..codegen.generator import Generator, Program, Render, runtime_definitions
 from ..codegen.lower import Draft, Module, NodeContext, call_step, where
 from ..codegen.names import Namespace, Reserved, attribute, camel, identifier, variables
-from ..codegen.tree import Scope
+from ..codegen.tree import CallScope
 from ..codegen.unify import Function, name_params
 from ..codegen.writer import Writer
 from .inplace import AugmentedAdd, in_place
@@ -272,7 +272,7 @@ class TorchGenerator(Generator):
         ctx.modules.append(Module(attr, ctor, ctx.comment, ctx.layer.name))
         return Attr(SELF, attr)
 
-    def lower_call(self, draft: Draft, scope: Scope, sub: Scope) -> None:
+    def lower_call(self, draft: Draft, scope: CallScope, sub: CallScope) -> None:
         fn: Function = sub.function
         sub.attr = self.attribute(draft, sub.local)
         consts = (Const(v, p.source, p.source, sub.local) for p, v in zip(fn.params, sub.values))
@@ -794,12 +794,12 @@ class TorchGenerator(Generator):
         program = self.program()
         paths: dict[str, str] = {}
 
-        def visit(scope: Scope, path: str) -> None:
+        def visit(scope: CallScope, path: str) -> None:
             for m in scope.draft.modules:
                 if m.node is not None and m.attr is not None:
                     paths[m.node] = path + m.attr
             for item in scope.items:
-                if isinstance(item, Scope):
+                if isinstance(item, CallScope):
                     visit(item, f"{path}{item.attr}.")
 
         visit(program.root, "")
@@ -811,10 +811,10 @@ class TorchGenerator(Generator):
         program = self.program()
         result = []
 
-        def visit(scope: Scope, path: str) -> None:
+        def visit(scope: CallScope, path: str) -> None:
             result.append((path, {s.local: s.node for s in scope.draft.steps if s.node}))
             for item in scope.items:
-                if isinstance(item, Scope):
+                if isinstance(item, CallScope):
                     visit(item, f"{path}{item.attr}" if not path else f"{path}.{item.attr}")
 
         visit(program.root, "")
