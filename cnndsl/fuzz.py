@@ -2,8 +2,10 @@
 
     python -m cnndsl.fuzz --count 100000 [--seed 0] [--targets json,dot,keras,torch]
 
-Inputs come from two sources: specs generated at random from the language (layers with
-random options, blocks, branches, named tensors, repeats), and mutations of the zoo (tokens
+Inputs come from three sources: specs generated at random from the language (layers with
+random options, blocks, branches, named tensors, repeats, outputs marked ``(training)``), the
+example lines of every layer kind (:func:`cnndsl.ir.examples.example_lines`, alone, inside
+generated specs, and followed by random layers), and mutations of both and of the zoo (tokens
 deleted, duplicated, swapped or replaced by odd values; lines shuffled; bytes inserted).  Each
 input goes through :func:`cnndsl.loads` and, when it compiles, through every requested code
 generator.  The only exception allowed out is :class:`cnndsl.CnnDslError`; anything else, or an
@@ -22,6 +24,7 @@ import time
 from pathlib import Path
 
 from . import CnnDslError, loads
+from .ir.examples import example_lines, example_spec
 
 # layers that keep a feature map a feature map (the head comes at the end)
 LAYERS = [
@@ -46,10 +49,35 @@ LAYERS = [
     "upsample {small}",
     "upsample 2 bilinear",
     "identity",
+    "layernorm",
+    "layernorm epsilon=1e-6 scale={onoff} center={onoff}",
+    "pointwise {f} {act}",
+    "pointwise {f} bias={onoff}",
+    "layerscale",
+    "layerscale 0.{d}",
+    "stochasticdepth 0.{d}",
+    "stochasticdepth 0.{d} batch",
+    "adaptiveavgpool {small}",
+    "adaptiveavgpool {small}x{k}",
+    "rescaling 1/255",
+    "rescaling 0.5 offset=-{d}",
+    "normalization",
+    "normalization mean=0.5 variance=0.{d}",
+    "crop {small}",
+    "crop cropping=((1, 0), (0, {small}))",
+    "split {small} part={part}",
+    "shuffle {small}",
 ]
-SAME_SHAPE = ["1x1+1(S) conv {f}", "3x3+1(S) conv {f} {act}", "3x3+1(1) maxpool", "bn", "{act}", "identity"]
-HEADS = ["globalavgpool -> dense {f} {act}", "flatten -> dense {f}", "globalmaxpool", "1x1 conv {f} softmax", ""]
-ACTS = ["relu", "relu6", "tanh", "sigmoid", "softmax", "elu", "selu", "linear", "silu", "gelu"]
+SAME_SHAPE = [
+    "1x1+1(S) conv {f}", "3x3+1(S) conv {f} {act}", "3x3+1(1) maxpool", "bn", "{act}", "identity",
+    "layernorm", "layerscale", "stochasticdepth 0.{d}", "rescaling 0.5", "normalization",
+]
+HEADS = ["globalavgpool -> dense {f} {act}", "flatten -> dense {f}", "globalmaxpool", "1x1 conv {f} softmax", "",
+         "reshape shape=(-1,) -> dense {f}", "adaptiveavgpool 1 -> reshape shape=(-1,)"]
+ACTS = ["relu", "relu6", "tanh", "sigmoid", "softmax", "elu", "selu", "linear", "silu", "gelu",
+        "gelu_tanh", "hardsigmoid", "hardswish", "hard_sigmoid", "swish"]
+# every example line of the layer kinds' registry that reads a map: drawn inside generated specs
+MAP_EXAMPLES = [line for kind, shape, line in example_lines() if shape.count("x") == 2 and kind != "input"]
 # tensor names that generated code must not confuse with its own names, and Python keywords
 TRICKY_NAMES = ["x", "F", "nn", "torch", "keras", "layers", "inputs", "self", "out", "branch1",
                 "build_model", "model", "name", "super", "forward", "math", "print"]
@@ -69,6 +97,7 @@ def _layer(rng: random.Random, templates: list[str] = LAYERS) -> str:
         act=rng.choice(ACTS),
         onoff=rng.choice(["on", "off"]),
         small=rng.choice([1, 2, 3]),
+        part=rng.choice([0, 1, 2]),
     )
 
 
@@ -86,6 +115,8 @@ def _chain(rng: random.Random, depth: int) -> str:
             parts.append(f"{merge} {{ " + " | ".join(branches) + " }")
         elif roll < 0.18 and depth < 3:
             parts.append(f"repeat {rng.randint(0, 3)} {{ {_chain(rng, depth + 1)} }}")
+        elif roll < 0.26:
+            parts.append(rng.choice(MAP_EXAMPLES))
         else:
             parts.append(_layer(rng))
     return " -> ".join(parts)
@@ -116,7 +147,20 @@ def random_spec(rng: random.Random) -> str:
     head = _layer(rng, HEADS)
     if head:
         lines.append(head)
+    if names and rng.random() < 0.25:  # an auxiliary output, computed only in training
+        lines[-1] = f"logits = {lines[-1]}"
+        lines.append(f"output logits, {rng.choice(names)} (training)")
     return "\n".join(lines) + "\n"
+
+
+def example_with_layers(rng: random.Random) -> str:
+    """An example line of the layer kinds' registry, on its input, then (mostly) random layers
+    and a head."""
+    _, shape, line = rng.choice(example_lines())
+    text = example_spec(shape, line)
+    if shape.count("x") == 2 and rng.random() < 0.7:
+        text += _chain(rng, 1) + "\n" + _layer(rng, HEADS) + "\n"
+    return text
 
 
 def _tokens(text: str) -> list[str]:
@@ -162,9 +206,13 @@ def zoo_sources() -> list[str]:
 
 def generate(rng: random.Random, seeds: list[str]) -> str:
     roll = rng.random()
-    if roll < 0.4 or not seeds:
+    if roll < 0.35 or not seeds:
         return random_spec(rng)
-    if roll < 0.7:
+    if roll < 0.45:
+        return example_with_layers(rng)
+    if roll < 0.5:
+        return mutate(example_with_layers(rng), rng)
+    if roll < 0.75:
         return mutate(random_spec(rng), rng)
     return mutate(rng.choice(seeds), rng)
 

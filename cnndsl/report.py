@@ -274,7 +274,7 @@ COLUMNS: tuple[Column, ...] = (
 _BY_KEY = {c.key: c for c in COLUMNS}
 
 
-def columns(keys: Iterable[str] | None, rows: list[Row]) -> list[Column]:
+def choose_columns(keys: Iterable[str] | None, rows: list[Row]) -> list[Column]:
     """The columns a table shows: ``keys`` in their order, or the default ones."""
     if keys is not None:
         keys = list(keys)
@@ -333,16 +333,13 @@ def render(
         # pydantic-core writes integers of any size, where json.dumps stops at 4,300 digits
         return to_json(json_safe(as_dict(net, analysis, memory)), indent=2).decode() + "\n"
     rows = layer_rows(analysis) if depth is None or format == "csv" else block_rows(analysis, depth)
-    shown = _choose(columns, rows)
+    shown = choose_columns(columns, rows)
     if format == "csv":
         return _csv(rows, shown if columns is not None else COLUMNS, view)
     totals = _totals(analysis, memory, convention)
     if format == "markdown":
         return _markdown(net.name, rows, shown, view, totals)
     return _table(net.name, rows, shown, view, totals, width)
-
-
-_choose = columns
 
 
 def cells(
@@ -360,7 +357,7 @@ def cells(
     memory = analysis.memory(batch_size, dtype)
     view = View(convention, DTYPE_BYTES[dtype] * batch_size)
     rows = layer_rows(analysis) if depth is None else block_rows(analysis, depth)
-    shown = _choose(columns, rows)
+    shown = choose_columns(columns, rows)
     headers = [c.title(view) for c in shown]
     return headers, _cells(rows, shown, view), _totals(analysis, memory, convention)
 
@@ -500,6 +497,7 @@ def _csv(rows: list[Row], shown: Iterable[Column], view: View) -> str:
 
 GAP = 2  # spaces between columns (1 where the table is still too wide)
 MIN_WRAPPED = 12  # narrowest a wrapping column is made
+WHOLE = 16  # a name of at most this many characters wraps whole, where the width allows
 
 
 def _table(name: str, rows, shown, view, totals, width: int | None) -> str:
@@ -575,8 +573,9 @@ def _fit(wraps, headers, cells, natural, width) -> tuple[list[int], int]:
     """Column widths and the gap between columns: the natural ones, or, when they make the
     table wider than ``width``, headers on two lines (where that saves most first), then
     narrower wrapping columns (inputs first, then names, the widest first, a character at a
-    time) down to their longest piece (:func:`_wrap`), then to MIN_WRAPPED, then one space
-    between columns.  The table stays wider than ``width`` only when nothing else can wrap."""
+    time) down to their longest piece (:func:`_wrap`) or WHOLE-character token, then one
+    space between columns, then to MIN_WRAPPED.  The table stays wider than ``width`` only
+    when nothing else can wrap."""
     widths = list(natural)
     n = len(widths)
     gap = GAP
@@ -593,8 +592,12 @@ def _fit(wraps, headers, cells, natural, width) -> tuple[list[int], int]:
             break
         widths[i] = min(widths[i], narrow[i])
     wrapping = [i for i, wrap in enumerate(wraps) if wrap]
-    floor = {
-        i: max([MIN_WRAPPED] + [len(p) for r in cells for p in _pieces(r[i], wraps[i])])
+    floor = {  # the longest piece, and the longest short token (globalavgpool_1 stays whole)
+        i: max(
+            [MIN_WRAPPED]
+            + [len(p) for r in cells for p in _pieces(r[i], wraps[i])]
+            + [len(t) for r in cells for t in _tokens(r[i].lstrip(" "), wraps[i]) if len(t) <= WHOLE]
+        )
         for i in wrapping
     }
     # lists (and comparisons) first, then names, down to their longest piece; one space
@@ -747,7 +750,7 @@ def to_html(net: Network, batch_size: int = 1, dtype: str = "float32", *,
     memory = analysis.memory(batch_size, dtype)
     view = View(convention, DTYPE_BYTES[dtype] * batch_size)
     rows = layer_rows(analysis) if depth is None else block_rows(analysis, depth)
-    shown = _choose(columns, rows)
+    shown = choose_columns(columns, rows)
     esc = html.escape
     right = ' style="text-align: right"'
     out = [

@@ -114,3 +114,64 @@ def networks(draw, cls: type[Layer]) -> Network:
     except (ValidationError, cnndsl.CnnDslError, ValueError):
         assume(False)
     return net
+
+
+PROVENANCE_BASES = {
+    "blocks": """
+        input 8x8x4
+        block unit(f) { 3x3(S) conv f relu }
+        block pair(f) { add { unit(f) -> unit(f) | identity } }
+        pair(4)
+        x = pair(4)
+        y = 3x3+1(S) maxpool -> 1x1 conv 8
+        concat(x) -> repeat 2 { unit(8) } -> gap -> dense 3
+    """,
+    "dag": """
+        input a 6x6x3
+        input v 5
+        b = a -> 3x3(S) conv 4 -> bn
+        c = b -> relu -> add(b)
+        d = v -> dense 4 relu
+        c -> gap -> concat(d) -> dense 2
+    """,
+}
+
+_ARGS = st.dictionaries(
+    st.sampled_from(["f", "g", "x", "self", "name"]),
+    st.one_of(
+        st.integers(-2, 9),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.none(),
+        st.sampled_from(["relu", "input", "a", "b", "c_1"]),
+        st.lists(st.integers(0, 3), max_size=3),
+        st.dictionaries(st.sampled_from(["k"]), st.integers(0, 3), max_size=1),
+    ),
+    max_size=3,
+)
+_SITES = st.builds(
+    lambda block, instance, args: {"block": block, "instance": instance, "args": args},
+    st.sampled_from(["unit", "pair", "b", "F", "_1"]),
+    st.sampled_from(["pair_1", "x", "unit_1", "pair_1_unit_1", "i", "self", "x_unit_2"]),
+    _ARGS,
+)
+
+
+@st.composite
+def scrambled(draw, base: str) -> tuple[Network, Network]:
+    """A network of PROVENANCE_BASES and the same network with any provenance on its nodes
+    (block calls that need not nest, be contiguous, name their nodes, or have literal
+    arguments): every one the IR validates."""
+    import json
+    import textwrap
+
+    net = cnndsl.loads(textwrap.dedent(PROVENANCE_BASES[base]), f"{base}.cnn")
+    data = json.loads(net.to_json())
+    for layer in data["layers"]:
+        if layer["kind"] != "input":
+            layer["calls"] = draw(st.lists(_SITES, max_size=3))
+    try:
+        other = Network.model_validate_json(json.dumps(data))
+    except ValidationError:
+        assume(False)
+    return net, other

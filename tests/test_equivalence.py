@@ -38,7 +38,7 @@ keras = pytest.importorskip("keras")
 import cnndsl  # noqa: E402
 from cnndsl.backends import keras as keras_backend  # noqa: E402
 from cnndsl.backends import torch as torch_backend  # noqa: E402
-from cnndsl.backends.transfer import keras_to_torch, torch_to_keras  # noqa: E402
+from cnndsl.backends.transfer import finalize, keras_to_torch, torch_to_keras  # noqa: E402
 from cnndsl.ir.examples import example_lines, example_spec  # noqa: E402
 
 from test_keras import SMALL  # noqa: E402
@@ -102,6 +102,18 @@ EXTRA = {
         o2 = w -> concat(s) -> bn scale=off -> dense 2 relu6
         output o1, o2, h
     """,
+    "training_heads": """
+        network training_heads
+        input 16x16x3
+        block head(n) { gap -> layernorm -> dense n }
+        x = 3x3(S) conv 8 bias=off -> bn -> relu
+        aux1 = head(3)
+        x -> 3x3(S) conv 8 relu
+        aux2 = 1x1 conv 2 -> flatten -> dense 4
+        x -> 3x3+2(S) conv 8 relu -> gap
+        logits = dense 5
+        output aux2 (training), logits, aux1 (training)
+    """,
 }
 
 CASES: dict[str, tuple[str, str]] = {p.stem: ("file", str(p)) for p in SPEC_FILES}
@@ -138,7 +150,7 @@ def load(name: str) -> cnndsl.Network:
 def _fan_in(node, var) -> int:
     """The number of terms each output of a kernel sums (He initialization's fan-in)."""
     shape = tuple(var.shape)
-    if node.kind == "dense":
+    if node.kind in ("dense", "pointwise"):
         return shape[0]
     if node.kind == "dwconv" or var.name == "depthwise_kernel":
         return shape[0] * shape[1]
@@ -149,8 +161,9 @@ def _fan_in(node, var) -> int:
 
 
 def randomize(net: cnndsl.Network, model, seed: int = 0, calibration=None) -> None:
-    """Random Keras weights: He-normal kernels, biases N(0, 0.1), gamma U(0.5, 1.5), beta
-    N(0, 0.2); batch-norm moving statistics are the batch statistics of ``calibration`` (one
+    """Random Keras weights: He-normal kernels, biases N(0, 0.1), gamma U(0.5, 1.5) (of batch
+    and layer norms and layer scales), beta N(0, 0.2), a normalization's mean N(0, 0.5),
+    variance U(0.5, 2) and count; batch-norm moving statistics are the batch statistics of ``calibration`` (one
     training-mode pass with momentum 0, dropout on), then perturbed: mean + 0.1 std N(0, 1),
     variance * U(0.7, 1.4)."""
     rng = np.random.default_rng(seed)
@@ -173,9 +186,16 @@ def randomize(net: cnndsl.Network, model, seed: int = 0, calibration=None) -> No
                 value = rng.normal(0, 0.5, shape)
             elif name == "moving_variance":
                 value = rng.uniform(0.5, 2.0, shape)
+            elif name == "mean":  # a normalization's statistics
+                value = rng.normal(0, 0.5, shape)
+            elif name == "variance":
+                value = rng.uniform(0.5, 2.0, shape)
+            elif name == "count":
+                value = rng.integers(1, 1000, shape)
             else:
                 raise AssertionError(f"unexpected weight {var.path}")
-            var.assign(value.astype("float32"))
+            var.assign(value.astype(var.dtype))
+        finalize([layer])  # a Normalization computes with copies of its statistics
         if node.kind == "batchnorm":
             norms.append(layer)
     if norms and calibration is not None:
@@ -190,6 +210,11 @@ def randomize(net: cnndsl.Network, model, seed: int = 0, calibration=None) -> No
             var = np.maximum(var, 1e-2) * rng.uniform(0.7, 1.4, var.shape)
             layer.moving_mean.assign(mean.astype("float32"))
             layer.moving_variance.assign(var.astype("float32"))
+
+
+def keras_model(net: cnndsl.Network):
+    """The Keras model of every node: with its training outputs, if it has any."""
+    return keras_backend.build(net, training_outputs=bool(net.training_outputs))
 
 
 def random_inputs(net: cnndsl.Network, batch: int, seed: int) -> list[np.ndarray]:
@@ -232,6 +257,10 @@ def torch_values(net: cnndsl.Network, model, inputs: list[np.ndarray], dtype=tor
     state = model if isinstance(model, dict) else model.state_dict()
     tapped.load_state_dict(state)
     tapped.to(dtype).eval()
+    if net.training_outputs:  # computed in training mode: the root's, its layers in eval mode
+        tapped.train()
+        for module in tapped.children():
+            module.eval()
     with torch.no_grad():
         out = tapped(*(to_nchw(x).to(dtype) for x in inputs))
     out = list(out) if isinstance(out, tuple) else [out]
@@ -245,7 +274,7 @@ class Pair:
     def __init__(self, name: str, seed: int = 0):
         self.name = name
         self.net = load(name)
-        self.keras = keras_backend.build(self.net)
+        self.keras = keras_model(self.net)
         self.torch = torch_backend.build(self.net).eval()
         # a batch of 2 (1 for the zoo's 224x224 networks, to keep the run short)
         small = sum(int(np.prod(n.shape)) for n in self.net.inputs) <= 64 * 64 * 3
@@ -272,7 +301,7 @@ class Pair:
         keras.config.set_floatx("float64")
         keras.config.set_dtype_policy("float64")
         try:
-            model = keras_backend.build(self.net)
+            model = keras_model(self.net)
         finally:
             keras.config.set_floatx(floatx)
             keras.config.set_dtype_policy(policy)
@@ -389,7 +418,9 @@ def test_in_float64_they_agree_to_rounding(name):
 
 def randomize_torch(model, seed: int = 1) -> None:
     """Random PyTorch weights: He-normal convolution and linear weights, biases N(0, 0.1),
-    batch-norm weight U(0.5, 1.5), bias N(0, 0.2), running mean N(0, 0.2), var U(0.5, 1.5)."""
+    batch-norm weight U(0.5, 1.5), bias N(0, 0.2), running mean N(0, 0.2), var U(0.5, 1.5);
+    layer-norm weight and bias, layer-scale gamma U(0.5, 1.5), a normalization's mean
+    N(0, 0.5), variance U(0.5, 2) and count."""
     generator = torch.Generator().manual_seed(seed)
 
     def normal(t, std):
@@ -414,6 +445,20 @@ def randomize_torch(model, seed: int = 1) -> None:
                 normal(module.running_mean, 0.2)
                 uniform(module.running_var, 0.5, 1.5)
                 continue
+            elif isinstance(module, torch.nn.LayerNorm):  # and the LayerNorm2d of maps
+                if module.weight is not None:
+                    uniform(module.weight, 0.5, 1.5)
+                if module.bias is not None:
+                    normal(module.bias, 0.2)
+                continue
+            elif type(module).__name__ == "LayerScale":
+                uniform(module.gamma, 0.5, 1.5)
+                continue
+            elif type(module).__name__ == "Normalization" and hasattr(module, "count"):
+                normal(module.mean, 0.5)
+                uniform(module.variance, 0.5, 2.0)
+                module.count.fill_(int(torch.randint(1, 1000, (), generator=generator)))
+                continue
             else:
                 continue
             if module.bias is not None:
@@ -421,13 +466,22 @@ def randomize_torch(model, seed: int = 1) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["keras_layers_zoo", "keras_transposed", "torch_two_heads", "corners"]
+    "name",
+    [
+        "keras_layers_zoo",
+        "keras_transposed",
+        "torch_two_heads",
+        "corners",
+        "keras_modern",
+        "torch_modern",
+        "training_heads",
+    ],
 )
 def test_torch_to_keras_computes_the_same_function(name):
     net = load(name)
     source = torch_backend.build(net).eval()
     randomize_torch(source)
-    model = keras_backend.build(net)
+    model = keras_model(net)
     torch_to_keras(net, source, model)
     inputs = random_inputs(net, 2, 5)
     want = keras_values(net, model, inputs)
@@ -437,14 +491,17 @@ def test_torch_to_keras_computes_the_same_function(name):
     assert d < allowed(m), (node, d, m)
 
 
-@pytest.mark.parametrize("name", ["xception", "mobilenet_v2_keras", "torch_kinds", "corners"])
+@pytest.mark.parametrize(
+    "name",
+    ["xception", "mobilenet_v2_keras", "torch_kinds", "corners", "keras_modern", "training_heads"],
+)
 def test_round_trips_are_exact(name):
     """PyTorch -> Keras -> PyTorch and Keras -> PyTorch -> Keras give back every tensor, bit
     for bit (num_batches_tracked aside: Keras has no such counter)."""
     net = load(name)
     source = torch_backend.build(net)
     randomize_torch(source)
-    model = keras_backend.build(net)
+    model = keras_model(net)
     torch_to_keras(net, source, model)
     back = torch_backend.build(net)
     keras_to_torch(net, model, back)
@@ -453,7 +510,7 @@ def test_round_trips_are_exact(name):
     for key in theirs:
         if not key.endswith("num_batches_tracked"):
             assert torch.equal(theirs[key], ours[key]), key
-    again = keras_backend.build(net)
+    again = keras_model(net)
     torch_to_keras(net, back, again)
     for a, b in zip(model.weights, again.weights, strict=True):
         assert a.path == b.path
@@ -546,6 +603,14 @@ def main(names: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+def test_the_inference_model_of_training_outputs_is_refused_with_the_option():
+    """The Keras inference model lacks the layers of the training outputs that the PyTorch
+    model holds: the transfer says how to build the Keras model that has them."""
+    net = load("training_heads")
+    with pytest.raises(ValueError, match=r"aux1_layernorm_1.*training_outputs=True"):
+        keras_to_torch(net, keras_backend.build(net), torch_backend.build(net))
 
 
 @pytest.mark.parametrize("size", [225, 161])

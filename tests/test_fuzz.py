@@ -51,3 +51,20 @@ def test_arbitrary_text(text):
 
 def test_fuzz_command_runs():
     assert fuzz.main(["--count", "50", "--seed", "7", "--targets", "json,summary"]) == 0
+
+
+def test_generated_specs_draw_every_layer_kind_and_training_outputs():
+    """The generators reach every kind of the registry (its example lines are among what they
+    draw) and outputs marked (training), in specs that compile."""
+    from cnndsl.ir import Layer
+
+    rng, kinds, training = random.Random(0), set(), 0
+    for _ in range(1500):
+        try:
+            net = loads(fuzz.generate(rng, SEEDS))
+        except CnnDslError:
+            continue
+        kinds |= {layer.kind for layer in net.layers}
+        training += bool(net.training_outputs)
+    assert set(Layer.registry()) - kinds == set()
+    assert training

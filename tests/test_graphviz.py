@@ -210,6 +210,43 @@ def test_legend_lists_only_the_families_drawn():
     assert "\u2295 add, \u2016 concat" in mini  # the merge kinds drawn, with their symbols
 
 
+AUX_HEADS = """\
+network aux_heads
+input 16x16x3
+block head(n) { gap -> dense n }
+x = 3x3(S) conv 8 -> relu
+aux1 = head(3)
+x -> 3x3(S) conv 8 relu
+aux2 = 1x1 conv 2 -> flatten -> dense 4
+x -> gap
+logits = dense 5
+output logits, aux2 (training), aux1 (training)
+"""
+
+
+def test_training_outputs_and_the_layers_only_they_need_are_dashed():
+    """What exists only in training (GoogLeNet's aux heads) is drawn dashed, with white
+    terminals labelled (training) and a legend entry; what inference computes is not."""
+    net = cnndsl.loads(AUX_HEADS, "aux_heads.cnn")
+    for collapse in (False, True):
+        dot = gv.to_dot(net, collapse=collapse)
+        nodes = dict(re.findall(r"^\s*(\w+) (\[.*\])$", dot, re.M))
+        dashed = {node for node, attrs in nodes.items() if "dashed" in attrs}
+        drawn = {node for node in nodes if re.fullmatch(r"[nb]\d+", node)}
+        assert "<output 2 (training)>" in nodes["out1"] and "<output 3 (training)>" in nodes["out2"]
+        assert "<output 1>" in nodes["out0"] and "out0" not in dashed
+        assert {"out1", "out2"} <= dashed
+        only = {n for n in drawn if re.search(r"training only", nodes[n])}
+        assert only == dashed & drawn and len(only) == (5 if collapse else 6)
+        names = {re.search(r'tooltip="([^\\"]+)', nodes[n]).group(1) for n in drawn - only}
+        assert names >= {"conv_1", "x", "globalavgpool_1", "logits"}
+        edges = re.findall(r"^\s*(\w+) -> (\w+)(.*)$", dot, re.M)
+        for tail, head, attrs in edges:
+            assert ("dashed" in attrs) == (head in dashed), (tail, head)
+        assert ">training only</FONT>" in dot
+    assert "training only" not in gv.to_dot(load(VGG16))
+
+
 def test_every_layer_kind_has_a_family_colour():
     for kind, cls in Layer.registry().items():
         assert cls.family in gv.FAMILIES, f"{kind}: family {cls.family!r} has no colour"

@@ -16,8 +16,7 @@ libraries in specs/keras/lib/.
   ``load_keras_applications``, gives keras.applications' outputs (max abs difference <= 1e-5 of
   their scale); the same weights carried to the PyTorch model by ``keras_to_torch`` give them
   too (<= 1e-4) -- for WEIGHTS_IN_CI in CI, for every model the back ends can build under
-  ``-m zoo_full``.  KERAS_PENDING lists the specs the Keras back end cannot build yet (strict
-  xfail).
+  ``-m zoo_full``.
 - The loader itself, on small models: branches of an add and a concat listed in the other order
   (where the shapes coincide, so that ``set_weights(get_weights())`` loads silently wrong
   weights) load right; a model that differs gets a message naming the first divergence; the
@@ -47,22 +46,6 @@ MODELS = sorted(REFERENCE)
 
 # What each model without a spec still waits for.
 MISSING: dict[str, str] = {}
-# Specs the Keras back end cannot build yet: a layer kind without a Keras handler.
-KERAS_PENDING = {
-    "MobileNet": "no Keras handler for reshape yet",
-    "InceptionResNetV2": "no Keras handler for rescaling yet",
-    **dict.fromkeys(
-        ["ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge"],
-        "no Keras handler for normalization, layernorm, pointwise, layerscale yet",
-    ),
-    **dict.fromkeys(
-        [f"EfficientNetB{i}" for i in range(8)]
-        + [f"EfficientNetV2{v}" for v in ("B0", "B1", "B2", "B3", "S", "M", "L")],
-        "no Keras handler for rescaling, normalization, reshape, stochasticdepth yet",
-    ),
-    **dict.fromkeys(["MobileNetV3Small", "MobileNetV3Large"], "no Keras handler for rescaling yet"),
-    **dict.fromkeys(["NASNetMobile", "NASNetLarge"], "no Keras handler for crop yet"),
-}
 # Layer-by-layer comparison in CI: one or two models of each family (the rest: -m zoo_full).
 LAYERS_IN_CI = {
     "ResNet50",
@@ -83,12 +66,10 @@ LAYERS_IN_CI = {
 WEIGHTS_IN_CI = {"ResNet50V2", "DenseNet121", "MobileNetV2"}
 
 
-def _marks(name: str, in_ci: set[str], pending: dict[str, str] | None = None) -> list:
+def _marks(name: str, in_ci: set[str]) -> list:
     marks = []
     if name in MISSING:
         marks.append(pytest.mark.xfail(reason=MISSING[name], strict=True))
-    elif pending and name in pending:
-        marks.append(pytest.mark.xfail(reason=pending[name], strict=True))
     if name not in in_ci:
         marks.append(pytest.mark.zoo_full)
     return marks
@@ -122,7 +103,7 @@ def test_zoo_files_are_the_reference_models():
     assert files | set(MISSING) == set(MODELS), set(MODELS) - files - set(MISSING)
     for name in sorted(files):
         assert re.search(rf"^network {name}$", (ZOO / f"{name}.cnn").read_text(), re.M), name
-    for listed in (KERAS_PENDING, LAYERS_IN_CI, WEIGHTS_IN_CI):
+    for listed in (LAYERS_IN_CI, WEIGHTS_IN_CI):
         assert set(listed) <= set(MODELS)
 
 
@@ -236,7 +217,7 @@ def _spread(values: np.ndarray, tolerance: float) -> None:
 @pytest.mark.keras
 @pytest.mark.torch
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=_marks(n, WEIGHTS_IN_CI, KERAS_PENDING)) for n in MODELS]
+    "name", [pytest.param(n, marks=_marks(n, WEIGHTS_IN_CI)) for n in MODELS]
 )
 def test_weights(name, clean_keras, record_property):
     """The compiled Keras model with keras.applications' weights computes keras.applications'

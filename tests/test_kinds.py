@@ -778,11 +778,27 @@ def test_readme_lists_every_word_of_the_new_kinds():
 # registry-driven tests of test_keras and test_torch.)
 
 
-def test_back_ends_refuse_training_outputs_until_they_build_them():
+def test_every_activation_word_names_its_function_as_a_layer_an_option_and_a_value():
+    """`hard_sigmoid`, `swish`, `lrelu`... mean their function wherever an activation is
+    written: as a layer, as `activation=`, and passed to a block that uses it both ways."""
+    from cnndsl.ir.core import _ACTIVATION_WORDS
+
+    for word, function in _ACTIVATION_WORDS.items():
+        net = load(
+            "input 4x4x3\nblock b(act) { 1x1 conv 2 activation=act -> act }\n"
+            f"1x1 conv 2 activation={word}\n{word}\nb({word})"
+        )
+        conv_1, activation_1, conv_2, activation_2 = net.layers[1:]
+        assert [conv_1.activation, conv_2.activation] == [function] * 2, word
+        assert [activation_1.function, activation_2.function] == [function] * 2, word
+
+
+def test_back_ends_compute_training_outputs_only_in_training():
     # returning the auxiliary output in inference mode too would be a different model
     net = load("input 8x8x3\nx = 3x3 conv 4\ny = x -> gap\nz = x -> flatten\noutput y, z (training)")
-    for target, name in (("torch", "PyTorch"), ("keras", "Keras")):
-        with pytest.raises(cnndsl.CnnDslError) as e:
-            net.to_source(target)
-        assert f"{name} cannot express layer 'z'" in str(e.value)
-        assert "outputs marked (training)" in str(e.value) and "<string>:4:" in str(e.value)
+    torch_source = net.to_source("torch")
+    assert "if self.training:" in torch_source
+    assert "return y, z" in torch_source and "return y\n" in torch_source
+    keras_source = net.to_source("keras")
+    assert "def build_model(training_outputs=False):" in keras_source
+    assert "if training_outputs:" in keras_source

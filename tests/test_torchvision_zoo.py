@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import re
 
 import pytest
@@ -61,28 +62,6 @@ FAMILIES = {
         "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "regnet_y_800mf", "regnet_y_1_6gf",
         "regnet_y_3_2gf", "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf",
     ],
-}
-# Specs whose PyTorch model cannot be built yet: the back end lacks a handler for a kind they
-# use (their PyTorch tests fail as expected, strict: they must leave the list when it lands).
-TORCH_PENDING = {
-    **dict.fromkeys(
-        ["alexnet", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19",
-         "vgg19_bn"],
-        "no PyTorch handler for adaptiveavgpool yet",
-    ),
-    **dict.fromkeys(
-        ["shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0"],
-        "no PyTorch handler for split and shuffle yet",
-    ),
-    **dict.fromkeys(
-        ["convnext_tiny", "convnext_small", "convnext_base", "convnext_large"],
-        "no PyTorch handler for layernorm, pointwise, layerscale, stochasticdepth yet",
-    ),
-    **dict.fromkeys(
-        [f"efficientnet_b{i}" for i in range(8)]
-        + ["efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l"],
-        "no PyTorch handler for stochasticdepth yet",
-    ),
 }
 # Models whose outputs with weights are compared in CI (the rest: -m zoo_full).
 WEIGHTS_IN_CI = {
@@ -134,12 +113,7 @@ def numbers_params() -> list:
 
 
 def torch_marks(model: str, in_ci) -> list:
-    marks = [] if in_ci(model) else [pytest.mark.zoo_full]
-    if model in TORCH_PENDING:
-        marks.append(
-            pytest.mark.xfail(reason=TORCH_PENDING[model], raises=cnndsl.CnnDslError, strict=True)
-        )
-    return marks
+    return [] if in_ci(model) else [pytest.mark.zoo_full]
 
 
 def torch_params(in_ci) -> list:
@@ -200,6 +174,7 @@ def torchvision_model(model: str):
 @pytest.mark.parametrize("model", torch_params(lambda m: m not in HEAVY))
 def test_layer_shapes_equal_torchvision(model):
     torch = pytest.importorskip("torch")
+    from cnndsl.backends.torch.generator import channels_last_runs
     from cnndsl.backends.torchvision_map import match_modules
 
     net = cnndsl.load(spec_path(model))
@@ -208,12 +183,15 @@ def test_layer_shapes_equal_torchvision(model):
     pairs = match_modules(ours, meta_torchvision_model(model), net)
     assert pairs
     a = net.analysis
+    channels_last = channels_last_runs(net)  # ConvNeXt's block: LayerNorm, Linear on NHWC
     for pair in pairs:
         where = f"{pair.ours.describe()} / {pair.theirs.describe()}"
         assert same_shape(pair.ours.input_shape, pair.theirs.input_shape), where
         assert same_shape(pair.ours.output_shape, pair.theirs.output_shape), where
         if pair.node is not None:  # the analysis agrees with the module
-            assert channels_first(a[pair.node].output_shape) == pair.ours.output_shape[1:], where
+            shape = a[pair.node].output_shape
+            shape = shape if pair.node in channels_last else channels_first(shape)
+            assert shape == pair.ours.output_shape[1:], where
 
 
 def meta_torchvision_model(model: str):
@@ -490,3 +468,97 @@ def test_aux_heads_count_as_torchvision_counts_them(text, model):
     assert net.analysis.trainable_params == params
     assert net.analysis.non_trainable_params == buffers
     assert len(net.training_outputs) == len(net.outputs) - 1  # all but the logits
+
+
+@pytest.mark.torch
+@pytest.mark.reference
+@pytest.mark.parametrize(
+    "text,model",
+    [
+        (GOOGLENET_AUX, "googlenet"),
+        (
+            INCEPTION_V3_AUX.replace("output logits, aux", "output logits, aux (training)"),
+            "inception_v3",
+        ),
+    ],
+    ids=["googlenet", "inception_v3"],
+)
+def test_training_outputs_are_torchvisions_aux_heads(text, model, freed):
+    """With torchvision's weights (aux_logits=True): in eval mode the model returns the logits
+    alone, torchvision's; in training mode (layers in eval mode, so that batch norm and
+    dropout compute the same function) it returns torchvision's outputs in its order --
+    GoogLeNet's (logits, aux2, aux1), Inception-v3's (logits, aux) -- as a tuple where
+    torchvision returns a named tuple."""
+    torch = pytest.importorskip("torch")
+    import torchvision
+
+    from cnndsl.backends.torchvision_map import load_torchvision
+
+    net = cnndsl.loads(text, filename=str(ZOO / f"{model}_aux.cnn"))
+    torch.manual_seed(0)
+    theirs = getattr(torchvision.models, model)(weights=None, aux_logits=True, init_weights=False)
+    randomize_batchnorms(theirs.eval())
+    ours = net.to_torch().eval()
+    load_torchvision(ours, theirs, check=False)
+    x = sample(model)
+    with torch.no_grad():
+        logits = ours(x)
+        assert isinstance(logits, torch.Tensor)
+        assert_close_to_scale(logits, theirs(x))
+        for m in (ours, theirs):
+            m.train()
+            for sub in m.modules():
+                if sub is not m:
+                    sub.eval()
+        outputs, expected = ours(x), theirs(x)
+    assert isinstance(outputs, tuple) and len(outputs) == len(expected) == len(net.outputs)
+    for got, want in zip(outputs, expected):
+        assert_close_to_scale(got, want)
+    assert_close_to_scale(outputs[0], logits)
+
+
+# ---------------------------------------------------------------------------------- Keras
+
+# Keras models built in CI: one of each family, the small ones (building allocates every
+# weight; the others: -m zoo_full).
+KERAS_IN_CI = {
+    "resnet18", "densenet121", "googlenet", "inception_v3", "mobilenet_v2", "squeezenet1_1",
+    "shufflenet_v2_x0_5", "convnext_tiny", "mnasnet0_5", "mobilenet_v3_small",
+    "efficientnet_b0", "regnet_x_400mf", "regnet_y_400mf",
+}
+
+
+@pytest.fixture
+def clean_keras():
+    """Frees the Keras models a test built."""
+    yield
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "model",
+    [
+        pytest.param(model, id=model, marks=[] if model in KERAS_IN_CI else [pytest.mark.zoo_full])
+        for model in MODELS
+        if written(model)
+    ],
+)
+def test_keras_model_has_torchvisions_counts(model, clean_keras):
+    """A torchvision spec compiled to Keras builds, with torchvision's parameters as trainable
+    weights and its batch-norm statistics as non-trainable ones, and the analysis' output
+    shape."""
+    pytest.importorskip("keras")
+
+    def count(weights) -> int:
+        return sum(math.prod(w.shape) for w in weights)
+
+    ref = REFERENCE[model]
+    net = cnndsl.load(spec_path(model))
+    keras_model = net.to_keras()
+    assert count(keras_model.trainable_weights) == ref["params"]
+    assert count(keras_model.non_trainable_weights) == ref["float_buffers"]
+    assert tuple(keras_model.output_shape[1:]) == net.analysis.outputs[0][1]

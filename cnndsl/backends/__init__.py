@@ -119,10 +119,11 @@ def source(net, name: str) -> str:
     return t.function(t.write)(net)
 
 
-def build(net, name: str) -> Any:
-    """The live model of a model target (needs its framework)."""
+def build(net, name: str, **options: Any) -> Any:
+    """The live model of a model target (needs its framework); ``options`` go to its
+    ``build`` (Keras: ``training_outputs``)."""
     t = _model_target(name)
-    return t.function(t.build)(net)
+    return t.function(t.build)(net, **options)
 
 
 def json_text(net) -> str:

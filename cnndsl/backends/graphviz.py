@@ -16,7 +16,10 @@ What the diagram shows:
 - every block call as a labelled cluster (``inception(64, 96, 128, 16, 32, 32)``, or
   ``block1: stage(64, 2)`` when the call was named), nested calls as nested clusters; with
   ``collapse`` each top-level block call is one node instead;
-- the network's outputs as dark ``output`` terminals, and a legend of the families present.
+- the network's outputs as dark ``output`` terminals, and a legend of the families present;
+- what exists only in training -- the outputs marked ``(training)`` and the layers only they
+  need (GoogLeNet's auxiliary heads) -- with dashed borders and edges, their terminals white
+  and labelled ``(training)``, and ``training only`` in the legend.
 
 Every piece of text from the network goes through :func:`_html` (HTML-like labels) or
 :func:`_quoted` (quoted strings); node IDs are generated (``n0``, ``n1`` ...), never names.
@@ -261,6 +264,7 @@ class _Edge:
     to_junction: bool = False
     weight: int | None = None
     invisible: bool = False
+    training: bool = False  # it leads only to what exists in training (dashed)
 
 
 class _Diagram:
@@ -278,6 +282,18 @@ class _Diagram:
         self.where: dict[str, tuple[str, ...]] = {}  # node ID -> path of the cluster holding it
         self._number(self.tree)
         self.outputs = [f"out{i}" for i in range(len(net.outputs))]
+        self.training_only = net.training_only()  # layers only the training outputs need
+        self.training_ids = {  # the nodes that exist only in training
+            out_id
+            for name, out_id in zip(net.outputs, self.outputs)
+            if name in net.training_outputs
+        }
+        drawn: dict[str, list[str]] = {}
+        for layer in net.layers:
+            drawn.setdefault(self.ids[layer.name], []).append(layer.name)
+        self.training_ids |= {
+            node_id for node_id, names in drawn.items() if set(names) <= self.training_only
+        }
         self.edges: list[_Edge] = []
         self.junctions: dict[tuple[str, ...], list[str]] = {}  # cluster path -> junction IDs
         self._connect()
@@ -319,9 +335,12 @@ class _Diagram:
                 junction = f"j{sum(len(j) for j in self.junctions.values())}"
                 path = _common_prefix([self.where[head] for head in heads])
                 self.junctions.setdefault(path, []).append(junction)
-                self.edges.append(_Edge(tail, junction, label, to_junction=True))
+                training = all(head in self.training_ids for head in heads)
+                self.edges.append(_Edge(tail, junction, label, to_junction=True, training=training))
                 tail, label = junction, None
-            self.edges.extend(_Edge(tail, head, label) for head in heads)
+            self.edges.extend(
+                _Edge(tail, head, label, training=head in self.training_ids) for head in heads
+            )
         self._find_spine()
 
     def _find_spine(self) -> None:
@@ -392,6 +411,8 @@ class _Diagram:
                 attrs["arrowhead"] = "none"
             if edge.invisible:
                 attrs["style"] = "invis"
+            elif edge.training:
+                attrs["style"] = "dashed"
             if edge.label is not None:
                 attrs["label"] = f"<{edge.label}>"
             if edge.weight is not None:
@@ -477,12 +498,14 @@ class _Diagram:
     def legend_table(self) -> str:
         """Colour swatches for the families drawn, five to a row (ten when left to right)."""
         cells = []
-        for family in (f for f in FAMILIES if f in self.families):
-            text, fill, border = FAMILIES[family]
+        swatches = [(f, *FAMILIES[f], "") for f in FAMILIES if f in self.families]
+        if self.training_ids:  # a dashed white swatch
+            swatches.append(("", "training only", "#ffffff", OUTPUT_FILL, ' STYLE="dashed"'))
+        for family, text, fill, border, style in swatches:
             if family == "merge" and self.merges:
                 text = ", ".join(f"{MERGE_SYMBOLS[k]} {k}" for k in MERGE_KINDS if k in self.merges)
             cells.append(
-                f'<TD BGCOLOR="{fill}" COLOR="{border}" BORDER="1" WIDTH="14" HEIGHT="10"'
+                f'<TD BGCOLOR="{fill}" COLOR="{border}" BORDER="1"{style} WIDTH="14" HEIGHT="10"'
                 f' FIXEDSIZE="TRUE"></TD><TD ALIGN="LEFT">{_small(_html(text), 9, INK)}</TD>'
             )
         per_row = 5 if self.rankdir in ("TB", "BT") else 10
@@ -519,6 +542,9 @@ class _Diagram:
             tooltip.append(fmt_shape(shape))
         if count:
             tooltip.append(f"{count:,} parameters")
+        training = layer.name in self.training_only
+        if training:
+            tooltip.append("training only")
         if layer.family == "merge" and layer.kind in MERGE_SYMBOLS:
             if layer.kind not in self.merges:
                 self.merges.append(layer.kind)
@@ -538,6 +564,8 @@ class _Diagram:
             attrs = dict(label=_html_label(*lines))
             if layer.kind == "input":
                 attrs["penwidth"] = 1.5
+        if training:
+            attrs["style"] = '"filled,dashed"' if attrs.get("shape") else '"rounded,filled,dashed"'
         attrs.update(fillcolor=f'"{fill}"', color=f'"{border}"', tooltip=_quoted(*tooltip))
         node_id = self.ids[layer.name]
         self.w(f"{node_id} {_attrs(**attrs, **self.group(node_id))}")
@@ -559,6 +587,9 @@ class _Diagram:
             margin='"0.16,0.06"',
             tooltip=_quoted(call.instance, call.signature(), detail),
         )
+        if node_id in self.training_ids:
+            attrs["style"] = '"rounded,filled,dashed"'
+            attrs["tooltip"] = _quoted(call.instance, call.signature(), detail, "training only")
         self.w(f"{node_id} {_attrs(**attrs, **self.group(node_id))}")
 
     def cluster(self, cluster: _Cluster, depth: int) -> None:
@@ -616,15 +647,20 @@ class _Diagram:
         outputs = self.net.outputs
         for i, (name, out_id) in enumerate(zip(outputs, self.outputs)):
             text = "output" if len(outputs) == 1 else f"output {i + 1}"
+            training = out_id in self.training_ids
+            if training:
+                text += " (training)"
             attrs = dict(
                 label=f"<{text}>",
-                fillcolor=f'"{OUTPUT_FILL}"',
+                fillcolor=f'"{"#ffffff" if training else OUTPUT_FILL}"',
                 color=f'"{OUTPUT_FILL}"',
-                fontcolor='"white"',
+                fontcolor=f'"{INK}"' if training else '"white"',
                 fontsize=10,
                 height=0.25,
                 tooltip=_quoted(f"{text}: {name}"),
             )
+            if training:
+                attrs["style"] = '"rounded,filled,dashed"'
             self.w(f"{out_id} {_attrs(**attrs, **self.group(out_id))}")
 
 

@@ -44,9 +44,18 @@ dense               kernel (in, out)                     weight (out, in); a fla
 bn                  gamma, beta                          weight, bias (absent in both
                                                          without scale / center)
                     moving_mean, moving_variance         running_mean, running_var
+pointwise           kernel (in, out), bias (out,)        weight (out, in), bias (out,): a
+                                                         linear layer on the channels
+layernorm           gamma, beta                          weight, bias (as bn's)
+layerscale          gamma (C,)                           gamma (C,)
+normalization       mean (C,), variance (C,), count ()   mean, variance, count (buffers of
+                                                         the same shapes); none with
+                                                         constant statistics
 ==================  ===================================  ====================================
 
 PyTorch's ``num_batches_tracked`` has no Keras counterpart: it is neither read nor written.
+Keras's ``Normalization`` computes with copies of its statistics: after writing them,
+:func:`torch_to_keras` calls its ``finalize_state()`` (as Keras's ``load_weights`` does).
 Batch-norm ``epsilon`` and ``momentum`` are not weights: both back ends take them from the IR.
 """
 
@@ -60,7 +69,7 @@ import numpy as np
 
 from ..ir import Layer, Network
 
-__all__ = ["keras_to_torch", "torch_to_keras"]
+__all__ = ["finalize", "keras_to_torch", "torch_to_keras"]
 
 # ---------------------------------------------------------------- layouts
 # Each layout converts a Keras array to PyTorch's layout and back; the target shape is given
@@ -106,7 +115,7 @@ class _Slot:
 def _slots(layer: Layer) -> list[_Slot] | None:
     """The weights of a node, or None for a kind this module does not know."""
     kind = layer.kind
-    if kind in ("conv", "convtranspose", "dwconv", "dense"):
+    if kind in ("conv", "convtranspose", "dwconv", "dense", "pointwise"):
         layout = {"conv": _CONV, "convtranspose": _CONV, "dwconv": _DEPTHWISE}.get(kind, _DENSE)
         bias = [_Slot("bias", "bias", _SAME)] if layer.bias else []
         return [_Slot("kernel", "weight", layout), *bias]
@@ -117,13 +126,21 @@ def _slots(layer: Layer) -> list[_Slot] | None:
             _Slot("pointwise_kernel", "pointwise.weight", _CONV),
             *bias,
         ]
-    if kind == "batchnorm":
+    if kind in ("batchnorm", "layernorm"):
         slots = [_Slot("gamma", "weight", _SAME)] if layer.scale else []
         slots += [_Slot("beta", "bias", _SAME)] if layer.center else []
+        if kind == "layernorm":
+            return slots
         return slots + [
             _Slot("moving_mean", "running_mean", _SAME),
             _Slot("moving_variance", "running_var", _SAME),
         ]
+    if kind == "layerscale":
+        return [_Slot("gamma", "gamma", _SAME)]
+    if kind == "normalization":
+        if layer.mean is not None:  # constants, in both frameworks
+            return []
+        return [_Slot(name, name, _SAME) for name in ("mean", "variance", "count")]
     return None
 
 
@@ -136,6 +153,7 @@ class _Pair:
     slot: _Slot
     keras: Any  # the Keras variable
     torch: Any  # the PyTorch tensor (a Parameter or a buffer)
+    layer: Any = None  # the Keras layer that holds it
 
 
 _UNTRACKED = "num_batches_tracked"
@@ -170,7 +188,11 @@ def _pairs(net: Network, keras_model, torch_model) -> list[_Pair]:
             klayer = None
         if klayer is None:
             if slots:
-                raise ValueError(f"{_describe(layer)}: the Keras model has no layer of this name")
+                why = f"{_describe(layer)}: the Keras model has no layer of this name"
+                if layer.name in net.training_only():
+                    why += " (it is built for a training output: build the Keras model with"
+                    why += " training_outputs=True)"
+                raise ValueError(why)
             kvars = {}
         else:
             kvars = {v.name: v for v in klayer.weights}
@@ -193,7 +215,7 @@ def _pairs(net: Network, keras_model, torch_model) -> list[_Pair]:
                     f"{_describe(layer)}: the PyTorch module '{path}' has no '{slot.torch}'"
                     f" tensor (it has {sorted(k[len(prefix):] for k in tkeys) or 'none'})"
                 )
-            pairs.append(_Pair(layer, slot, kvars[slot.keras], state[key]))
+            pairs.append(_Pair(layer, slot, kvars[slot.keras], state[key], klayer))
             used_keras.add(id(kvars[slot.keras]))
             used_torch.add(key)
         extra_keras = [name for name, v in kvars.items() if id(v) not in used_keras]
@@ -248,7 +270,7 @@ def keras_to_torch(net: Network, keras_model, torch_model) -> None:
     values = []
     for pair in pairs:
         source = np.asarray(pair.keras.numpy())
-        value = np.ascontiguousarray(pair.slot.layout.to_torch(source, tuple(pair.torch.shape)))
+        value = np.array(pair.slot.layout.to_torch(source, tuple(pair.torch.shape)), order="C")
         _check(pair, source.shape, value, to_torch=True)
         values.append(value)
     with torch.no_grad():
@@ -273,3 +295,15 @@ def torch_to_keras(net: Network, torch_model, keras_model) -> None:
         values.append(np.asarray(value, dtype=pair.keras.dtype))
     for pair, value in zip(pairs, values):
         pair.keras.assign(value)
+    finalize(pair.layer for pair in pairs)
+
+
+def finalize(layers) -> None:
+    """Let Keras layers that cache their weights take the values just assigned: a
+    ``Normalization`` computes with copies of its mean and variance that ``finalize_state()``
+    makes (``load_weights`` calls it; assigning a variable does not)."""
+    done: set[int] = set()
+    for layer in layers:
+        if id(layer) not in done and hasattr(layer, "finalize_state"):
+            done.add(id(layer))
+            layer.finalize_state()

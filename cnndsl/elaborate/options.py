@@ -83,12 +83,11 @@ def layer_fields(
                     hint=f"write the {key} you want as the layer's word, e.g. `tanh`",
                 )
             if key not in known:
-                raise CnnDslError(
-                    f"{kind} has no option '{arg.name}'",
-                    arg.loc,
-                    hint=_foreign_option(cls, arg.name)
-                    or did_you_mean(arg.name, [*(known - set(preset)), *cls.aliases, "name"]),
+                what = f"the activation {kind}" if cls is Activation else kind
+                hint = _foreign_option(cls, arg.name) or did_you_mean(
+                    arg.name, [*(known - set(preset)), *cls.aliases, "name"]
                 )
+                raise CnnDslError(f"{what} has no option '{arg.name}'", arg.loc, hint=hint)
             put(key, evaluate(arg.value, scope), arg.value.loc)
             continue
         value = evaluate(arg, scope)

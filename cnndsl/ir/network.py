@@ -235,19 +235,23 @@ class Network(BaseModel):
     __hash__ = None  # type: ignore[assignment]
 
     # ---- models (each back end, and its framework, imported on use: cnndsl.backends.TARGETS)
-    def to_keras(self):
-        """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3."""
-        return self.to_model("keras")
+    def to_keras(self, *, training_outputs: bool = False):
+        """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3.  A network with
+        training outputs gives its inference model, or with ``training_outputs`` the model
+        that also computes and returns them (a functional model cannot switch by mode)."""
+        return self.to_model("keras", training_outputs=training_outputs)
 
     def to_torch(self):
-        """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch."""
+        """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch.  Training outputs
+        are returned (and computed) in training mode only."""
         return self.to_model("torch")
 
-    def to_model(self, target: str):
-        """The live model of a model target (``"keras"``, ``"torch"``); needs its framework."""
+    def to_model(self, target: str, **options):
+        """The live model of a model target (``"keras"``, ``"torch"``); needs its framework.
+        ``options`` go to the target's ``build`` (Keras: ``training_outputs``)."""
         from ..backends import build
 
-        return build(self, target)
+        return build(self, target, **options)
 
     def to_source(self, target: str) -> str:
         """Standalone Python source of the model of a model target (``"keras"``, ``"torch"``):

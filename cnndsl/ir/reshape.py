@@ -39,8 +39,8 @@ class Reshape(Layer):
     from the others.  The number of values must not change.
 
     Keras: ``keras.layers.Reshape(shape)``.  PyTorch: on the channels-last tensor --
-    ``x.permute(0, 2, 3, 1)`` for a map input, ``.reshape(N, *shape)``, and
-    ``.permute(0, 3, 1, 2)`` back for a map output (from 1 x 1 x C to C this is ``flatten``).
+    ``x.permute(0, 2, 3, 1)`` for a map input, ``.reshape(x.size(0), *shape)``, and
+    ``.permute(0, 3, 1, 2)`` back for a map output (none for 1 x 1 maps of fixed size).
     Its receptive-field window is none when the positions are unchanged (H and W the same, or
     a vector in and out) and the whole input map otherwise, as ``flatten``'s.
     """

@@ -107,9 +107,6 @@ class Generator:
 
     def check(self) -> None:
         """Raise the located error for the first node of a kind this target cannot express."""
-        if self.net.training_outputs:  # they would be returned in inference mode too
-            layer = self.net[self.net.training_outputs[0]]
-            raise self.unsupported(layer, "outputs marked (training) have no support in this back end yet")
         for layer in self.net.layers:
             cls = type(layer)
             if cls in self.UNSUPPORTED or cls not in self.HANDLERS:

@@ -149,8 +149,9 @@ def variables(
         if len(step.targets) != 1:
             return False
         u = uses[step.targets[0]]
-        if i + 1 < n:  # (a step with a name of its own starts a variable)
-            return u == [i + 1] and len(steps[i + 1].targets) == 1 and not steps[i + 1].hint
+        if i + 1 < n:  # (a step with a name of its own starts a variable; the next step may
+            # read the value more than once: its expression is computed before it is assigned)
+            return set(u) == {i + 1} and len(steps[i + 1].targets) == 1 and not steps[i + 1].hint
         return u == [n] and len(draft.outputs) == 1 and not draft.live_out
 
     def free(name: str, start: int) -> bool:

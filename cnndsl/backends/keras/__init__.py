@@ -10,7 +10,8 @@ live model and the generated file are one model by construction.  The lowering i
 core's (:mod:`cnndsl.backends.codegen`); this package only says what each layer kind becomes in
 Keras (:mod:`.generator`) and defines the custom layers Keras lacks (:mod:`.layers`:
 NegInfPadding2D, PaddedAveragePooling2D, LocalResponseNormalization, DepthMaxPooling2D,
-leaky_relu), whose text generated files copy.
+PaddedMaxPooling2D, LayerScale, StochasticDepth, ChannelSplit, ChannelShuffle, leaky_relu,
+gelu_tanh), whose text generated files copy.
 
 Only :func:`build` imports Keras (and TensorFlow under it).  Writing source needs nothing but
 the IR, so ``cnndsl compile --target keras`` works, and is fast, where TensorFlow is not
@@ -36,12 +37,16 @@ UNSUPPORTED = KerasGenerator.UNSUPPORTED
 __all__ = [
     "HANDLERS",
     "UNSUPPORTED",
+    "ChannelShuffle",
+    "ChannelSplit",
     "DepthMaxPooling2D",
     "KerasGenerator",
+    "LayerScale",
     "LocalResponseNormalization",
     "NegInfPadding2D",
     "PaddedAveragePooling2D",
     "PaddedMaxPooling2D",
+    "StochasticDepth",
     "build",
     "gelu_tanh",
     "layer_names",
@@ -52,11 +57,15 @@ __all__ = [
 _FROM_LAYERS = frozenset(
     {
         "CUSTOM_OBJECTS",
+        "ChannelShuffle",
+        "ChannelSplit",
         "DepthMaxPooling2D",
+        "LayerScale",
         "LocalResponseNormalization",
         "NegInfPadding2D",
         "PaddedAveragePooling2D",
         "PaddedMaxPooling2D",
+        "StochasticDepth",
         "gelu_tanh",
         "leaky_relu",
     }
@@ -87,13 +96,21 @@ def to_source(net: Network) -> str:
     return KerasGenerator(net).source()
 
 
-def build(net: Network) -> keras.Model:
+def build(net: Network, *, training_outputs: bool = False) -> keras.Model:
     """The network as a live Keras functional model (untrained, Keras's initializers): the
     module :func:`to_source` writes, run.  Raises :class:`cnndsl.CnnDslError` for what Keras
-    cannot express."""
+    cannot express.
+
+    A network with training outputs (``output logits, aux1 (training)``) gives its inference
+    model, without the layers only those outputs need; with ``training_outputs``, the model
+    that also builds them and returns every output, in the order of ``net.outputs`` (a
+    functional model cannot change its outputs with the mode).  The inference model of a
+    trained one is ``keras.Model(model.inputs, <its inference outputs>)``: it shares the
+    layers."""
     import keras  # noqa: F401  (the framework first: a missing one is an ImportError here)
 
-    return execute(to_source(net), net.name)["build_model"]()
+    build_model = execute(to_source(net), net.name)["build_model"]
+    return build_model(training_outputs=True) if training_outputs else build_model()
 
 
 def layer_names(net: Network) -> dict[str, list[str]]:

@@ -14,21 +14,19 @@ with its spec line; the custom layers it uses (``layers.py``) are copied into it
 from __future__ import annotations
 
 import os
+from itertools import groupby
 from typing import Any
 
 from ...ir import (
     LRN,
     Activation,
-    AdaptiveAvgPool2D,
     Add,
     AvgPool2D,
     BatchNorm,
-    ChannelShuffle,
     ChannelSplit,
     Concat,
     Conv2D,
     Conv2DTranspose,
-    Cropping2D,
     Dense,
     Dropout,
     Flatten,
@@ -37,13 +35,10 @@ from ...ir import (
     Input,
     Layer,
     LayerNorm,
-    LayerScale,
     MaxPool2D,
     Network,
     Normalization,
-    PointwiseDense,
     Rescaling,
-    Reshape,
     StochasticDepth,
     Upsample,
     ZeroPad,
@@ -67,7 +62,7 @@ from ..codegen.expr import (
 from ..codegen.generator import Generator, Program, Render, runtime_definitions
 from ..codegen.lower import Draft, Loop, NodeContext, call_step, where
 from ..codegen.loops import counters
-from ..codegen.names import Reserved, variables
+from ..codegen.names import Reserved, identifier, variables
 from ..codegen.tree import Scope, local_name
 from ..codegen.unify import Function, name_params
 from ..codegen.writer import Writer
@@ -138,7 +133,7 @@ class KerasGenerator(Generator):
     RESERVED = Reserved(
         module=frozenset({"keras", "layers", "build_model"})
         | frozenset(runtime_definitions(*RUNTIME)),
-        locals=frozenset({"name", "i"}),
+        locals=frozenset({"name", "i", "training_outputs"}),
     )
 
     def __init__(self, net: Network) -> None:
@@ -177,7 +172,10 @@ class KerasGenerator(Generator):
             expr = expr.keyword(param, const)
         name = LayerName(local_name(sub.site.instance, scope.prefix), sub.site.instance)
         expr = expr.keyword("name", name)
-        draft.steps.append(call_step(scope, sub, expr, where(sub.site.position)))
+        step = call_step(scope, sub, expr, where(sub.site.position))
+        if scope.site is None and list(sub.outputs) in ([o] for o in self.net.outputs):
+            step.hint = identifier(sub.local)  # aux1 = googlenet_aux(x, name="aux1")
+        draft.steps.append(step)
 
     def root_args(self, root: Scope) -> list[str]:
         return []  # the inputs are keras.Input layers of build_model
@@ -342,7 +340,9 @@ class KerasGenerator(Generator):
         if layer.ceil_mode and tuple(layer.stride) != (1, 1):
             return self._padded_pool(ctx, "PaddedMaxPooling2D", pads)
         positive = _non_negative(ctx.net, layer.inputs[0])
-        src, padding = self._pad_first(ctx, pads, "ZeroPadding2D" if positive else "NegInfPadding2D")
+        src, padding = self._pad_first(
+            ctx, pads, "ZeroPadding2D" if positive else "NegInfPadding2D"
+        )
         return self._pool(ctx, "MaxPooling2D", padding, src)
 
     def lower_avgpool(self, ctx: NodeContext) -> Expr:
@@ -479,22 +479,85 @@ class KerasGenerator(Generator):
         Concat: lambda self, ctx: call(ctx.module(call("layers.Concatenate")), _list(ctx.xs)),
     }
 
-    UNSUPPORTED = {
-        cls: "this layer kind has no handler in this back end yet"
-        for cls in (
-            PointwiseDense,
-            LayerNorm,
-            StochasticDepth,
-            AdaptiveAvgPool2D,
-            Reshape,
-            Cropping2D,
-            ChannelSplit,
-            ChannelShuffle,
-            Rescaling,
-            Normalization,
-            LayerScale,
+    # ---------------------------------------------------------------- the newer kinds
+
+    def lower_layernorm(self, ctx: NodeContext) -> Expr:
+        layer: LayerNorm = ctx.layer
+        norm = call(
+            "layers.LayerNormalization",
+            epsilon=(_c(layer.epsilon, "epsilon", "epsilon"), 0.001),
+            center=(_c(layer.center, "center", "center"), True),
+            scale=(_c(layer.scale, "scale", "scale"), True),
         )
-    }
+        return call(ctx.module(norm), ctx.x)
+
+    lower_pointwise = lower_dense  # Dense acts on the last axis: the channels of every position
+
+    def lower_layerscale(self, ctx: NodeContext) -> Expr:
+        init = _c(ctx.layer.init, "init_values", "init")
+        return call(ctx.module(call(ctx.helper("LayerScale"), init)), ctx.x)
+
+    def lower_stochasticdepth(self, ctx: NodeContext) -> Expr:
+        layer: StochasticDepth = ctx.layer
+        drop = call(
+            ctx.helper("StochasticDepth"),
+            _c(layer.rate, "drop_path_rate", "rate"),
+            mode=(_c(layer.mode, "mode", "mode"), "row"),
+        )
+        return call(ctx.module(drop), ctx.x)
+
+    def lower_adaptiveavgpool(self, ctx: NodeContext) -> Expr:
+        """Keras 3's bins are PyTorch's (start floor(i * n / out), end ceil((i + 1) * n / out))."""
+        size = _c(pair(ctx.layer.output_size), "output_size", "output_size")
+        return call(ctx.module(call("layers.AdaptiveAveragePooling2D", size)), ctx.x)
+
+    def lower_rescaling(self, ctx: NodeContext) -> Expr:
+        layer: Rescaling = ctx.layer
+        rescale = call(
+            "layers.Rescaling",
+            _c(layer.scale, "scale", "scale"),
+            offset=(_c(layer.offset, "offset", "offset"), 0.0),
+        )
+        return call(ctx.module(rescale), ctx.x)
+
+    def lower_normalization(self, ctx: NodeContext) -> Expr:
+        """Without statistics, Keras's layer holds them as weights (mean, variance, count)."""
+        layer: Normalization = ctx.layer
+        if layer.mean is None:
+            return call(ctx.module(call("layers.Normalization")), ctx.x)
+        mean, variance = layer.mean, layer.variance
+        if isinstance(mean, tuple) != isinstance(variance, tuple):  # Keras wants one shape
+            channels = ctx.in_shape[-1]
+            mean, variance = (
+                v if isinstance(v, tuple) else (v,) * channels for v in (mean, variance)
+            )
+        norm = call(
+            "layers.Normalization",
+            mean=_c(mean, "mean", "mean"),
+            variance=_c(variance, "variance", "variance"),
+        )
+        return call(ctx.module(norm), ctx.x)
+
+    def lower_reshape(self, ctx: NodeContext) -> Expr:
+        shape = _c(tuple(ctx.layer.shape), "target_shape", "shape")
+        return call(ctx.module(call("layers.Reshape", shape)), ctx.x)
+
+    def lower_crop(self, ctx: NodeContext) -> Expr:
+        cropping = _c(_padding_value(ctx.layer.cropping), "cropping", "cropping")
+        return call(ctx.module(call("layers.Cropping2D", cropping)), ctx.x)
+
+    def lower_split(self, ctx: NodeContext) -> Expr:
+        layer: ChannelSplit = ctx.layer
+        split = call(
+            ctx.helper("ChannelSplit"),
+            _c(layer.parts, "parts", "parts"),
+            part=(_c(layer.part, "part", "part"), 0),
+        )
+        return call(ctx.module(split), ctx.x)
+
+    def lower_shuffle(self, ctx: NodeContext) -> Expr:
+        groups = _c(ctx.layer.groups, "groups", "groups")
+        return call(ctx.module(call(ctx.helper("ChannelShuffle"), groups)), ctx.x)
 
     # ---------------------------------------------------------------- checks and the plan
 
@@ -530,19 +593,41 @@ class KerasGenerator(Generator):
             _body(w, fn.draft, fn.arg_names, avoid, _Render({}, True))
 
     def write_network(self, w: Writer, program: Program) -> None:
+        """``build_model()``; a network with training outputs gets ``build_model(
+        training_outputs=False)``: a functional model cannot change its outputs with the mode,
+        so the inference model (the default) leaves out the layers that only training outputs
+        need, and ``training_outputs=True`` builds them and returns every output."""
         net, module = self.net, self.module_names
         avoid = frozenset(module.reserved | module.taken | self.RESERVED.locals)
-        w.line("def build_model():")
+        training = net.training_only()
+        w.line(f"def build_model({'training_outputs=False' if training else ''}):")
         with w.indented():
-            w.docstring(f"The network `{net.name}`{_file_note(net)} as a Keras model.")
+            doc = f"The network `{net.name}`{_file_note(net)} as a Keras model"
+            if training:
+                listed = ", ".join(net.inference_outputs)
+                doc += (
+                    f": its inference outputs ({listed}), or with training_outputs every output"
+                    " and the layers that compute them."
+                )
+            w.docstring(doc + ("" if training else "."))
             r = _Render({}, False)
-            names = _body(w, program.draft, [], avoid, r, returns=False)
-            ins = [names[layer.name] for layer in net.inputs]
-            outs = [names[o] for o in net.outputs]
-            model_in = Code(ins[0] if len(ins) == 1 else f"[{', '.join(ins)}]")
-            model_out = Code(outs[0] if len(outs) == 1 else f"[{', '.join(outs)}]")
-            model = call("keras.Model", model_in, model_out, name=Code(literal(net.name)))
-            w.statement("return ", model, r)
+
+            def only(step) -> bool:
+                return all(t.split(":")[0] in training for t in step.targets)
+
+            def model(outputs: list[str]) -> Expr:
+                ins = [r.names[layer.name] for layer in net.inputs]
+                outs = [r.names[o] for o in outputs]
+                model_in = Code(ins[0] if len(ins) == 1 else f"[{', '.join(ins)}]")
+                model_out = Code(outs[0] if len(outs) == 1 else f"[{', '.join(outs)}]")
+                return call("keras.Model", model_in, model_out, name=Code(literal(net.name)))
+
+            def training_end() -> None:
+                w.statement("return ", model(net.outputs), r)
+
+            end = training_end if training else None
+            _body(w, program.draft, [], avoid, r, returns=False, training=only, training_end=end)
+            w.statement("return ", model(net.inference_outputs if training else net.outputs), r)
         w.blank(2)
         w.line('if __name__ == "__main__":')
         with w.indented():
@@ -604,19 +689,42 @@ def _body(
     r: _Render,
     force: str | None = None,
     returns: bool = True,
+    training=None,
+    training_end=None,
 ) -> dict[str, str]:
-    """Write a draft's steps (and its return); returns the variable of every value."""
+    """Write a draft's steps (and its return); returns the variable of every value.  Runs of
+    steps for which ``training(step)`` holds are built only ``if training_outputs:``;
+    ``training_end()`` writes what ends that case (its return), in the last such run when the
+    steps end with one, else under an ``if training_outputs:`` of its own."""
     names = variables(draft, arg_names, avoid, force)
     r.names = names
     loops = [step for step in draft.steps if isinstance(step, Loop)]
     inner = avoid | frozenset(names.values()) if loops else avoid  # what a loop must not reuse
-    for step in draft.steps:
+
+    def write(step) -> None:
         if isinstance(step, Loop):
             _loop(w, step, r, inner)
         else:
             w.statement(
                 f"{', '.join(names[t] for t in step.targets)} = ", step.expr, r, step.comment
             )
+
+    guarded = False
+    for guarded, run in groupby(draft.steps, key=training or (lambda step: False)):
+        if not guarded:
+            for step in run:
+                write(step)
+            continue
+        w.line("if training_outputs:")
+        with w.indented():
+            for step in run:
+                write(step)
+            if training_end is not None and step is draft.steps[-1]:
+                training_end()
+    if training_end is not None and not guarded:
+        w.line("if training_outputs:")
+        with w.indented():
+            training_end()
     if returns:
         w.line("return " + ", ".join(names[o] for o in draft.outputs))
     return names

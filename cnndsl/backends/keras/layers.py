@@ -1,8 +1,10 @@
 """The custom Keras layers of the models this back end makes, live and generated.
 
 Keras has no layer for a few of the semantics that cnndsl keeps exactly (PyTorch's padded max and
-average pooling, with its ceil mode, for inputs of any size, local response normalization, max pooling across channels, the `leakyrelu`
-activation of a layer).  Generated source (which :func:`cnndsl.backends.keras.build` runs)
+average pooling, with its ceil mode, for inputs of any size, local response normalization, max
+pooling across channels, ConvNeXt's layer scale and stochastic depth, ShuffleNet's channel split
+and shuffle, the `leakyrelu` activation of a layer).  Generated source (which
+:func:`cnndsl.backends.keras.build` runs)
 defines the ones it uses by copying their text from this file: the code generator reads it with
 ``ast``, without importing this module or Keras.  So each definition must be self-contained: it
 may use only ``keras`` (and the definitions here it names), it is black-formatted, and it is
@@ -18,12 +20,16 @@ import keras
 
 __all__ = [
     "CUSTOM_OBJECTS",
+    "ChannelShuffle",
+    "ChannelSplit",
     "DepthMaxPooling2D",
+    "LayerScale",
     "LocalResponseNormalization",
     "NegInfPadding2D",
     "PaddedPooling2D",
     "PaddedAveragePooling2D",
     "PaddedMaxPooling2D",
+    "StochasticDepth",
     "gelu_tanh",
     "leaky_relu",
 ]
@@ -188,6 +194,95 @@ class DepthMaxPooling2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cnndsl")
+class LayerScale(keras.layers.Layer):
+    """Multiplies each channel by a learnable factor, initialised to init_values (ConvNeXt's
+    layer scale, as keras.applications' ConvNeXt defines it): gamma of shape (channels,)."""
+
+    def __init__(self, init_values=1e-6, **kwargs):
+        super().__init__(**kwargs)
+        self.init_values = float(init_values)
+
+    def build(self, input_shape):
+        self.gamma = self.add_weight(
+            name="gamma",
+            shape=(input_shape[-1],),
+            initializer=keras.initializers.Constant(self.init_values),
+            trainable=True,
+        )
+
+    def call(self, x):
+        return x * self.gamma
+
+    def get_config(self):
+        return {**super().get_config(), "init_values": self.init_values}
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class StochasticDepth(keras.layers.Layer):
+    """Stochastic depth: in training, each example's tensor is zeroed with probability
+    drop_path_rate and the others divided by 1 - drop_path_rate (mode "row"; "batch" draws once
+    for the whole batch); the identity at inference (keras.applications' ConvNeXt layer,
+    torchvision's StochasticDepth)."""
+
+    def __init__(self, drop_path_rate, mode="row", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.drop_path_rate = float(drop_path_rate)
+        self.mode = mode
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.drop_path_rate == 0:
+            return x
+        keep = 1 - self.drop_path_rate
+        batch = keras.ops.shape(x)[0] if self.mode == "row" else 1
+        shape = (batch,) + (1,) * (len(x.shape) - 1)
+        noise = keras.random.uniform(shape, seed=self.seed_generator, dtype=x.dtype)
+        return x / keep * keras.ops.floor(keep + noise)
+
+    def get_config(self):
+        config = {"drop_path_rate": self.drop_path_rate, "mode": self.mode, "seed": self.seed}
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class ChannelSplit(keras.layers.Layer):
+    """One of `parts` equal groups of consecutive channels: channels [part * C/parts,
+    (part + 1) * C/parts) (ShuffleNetV2's split, PyTorch's x.chunk(parts, dim=1)[part])."""
+
+    def __init__(self, parts, part=0, **kwargs):
+        super().__init__(**kwargs)
+        self.parts = int(parts)
+        self.part = int(part)
+
+    def call(self, x):
+        size = x.shape[-1] // self.parts
+        return x[..., self.part * size : (self.part + 1) * size]
+
+    def get_config(self):
+        return {**super().get_config(), "parts": self.parts, "part": self.part}
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
+class ChannelShuffle(keras.layers.Layer):
+    """ShuffleNet's channel shuffle: the channels, seen as `groups` rows of C/groups, read
+    column by column (output channel j * groups + i is input channel i * C/groups + j)."""
+
+    def __init__(self, groups, **kwargs):
+        super().__init__(**kwargs)
+        self.groups = int(groups)
+
+    def call(self, x):
+        height, width, channels = x.shape[1:]
+        rows = keras.ops.reshape(x, (-1, height, width, self.groups, channels // self.groups))
+        columns = keras.ops.transpose(rows, (0, 1, 2, 4, 3))
+        return keras.ops.reshape(columns, (-1, height, width, channels))
+
+    def get_config(self):
+        return {**super().get_config(), "groups": self.groups}
+
+
+@keras.saving.register_keras_serializable(package="cnndsl")
 def leaky_relu(x):
     """The `leakyrelu` activation of a layer: negative slope 0.3, as keras.layers.LeakyReLU."""
     return keras.ops.leaky_relu(x, negative_slope=0.3)
@@ -207,6 +302,10 @@ CUSTOM_OBJECTS: dict[str, Any] = {
         PaddedMaxPooling2D,
         LocalResponseNormalization,
         DepthMaxPooling2D,
+        LayerScale,
+        StochasticDepth,
+        ChannelSplit,
+        ChannelShuffle,
         leaky_relu,
         gelu_tanh,
     )

@@ -17,28 +17,23 @@ from typing import Any
 
 from ...ir import (
     Activation,
-    AdaptiveAvgPool2D,
     Add,
     AvgPool2D,
     BatchNorm,
-    ChannelShuffle,
     ChannelSplit,
     Concat,
     Conv2D,
     Conv2DTranspose,
-    Cropping2D,
     Dense,
     Flatten,
     GlobalAvgPool2D,
     Layer,
     LayerNorm,
-    LayerScale,
     Multiply,
     Network,
     Normalization,
     PointwiseDense,
     Rescaling,
-    Reshape,
     StochasticDepth,
     Upsample,
 )
@@ -260,6 +255,8 @@ class TorchGenerator(Generator):
         self.taps = taps
         self._attrs: dict[int, Namespace] = {}
         self._consumers: dict[str, list[str]] | None = None
+        self.channels_last = channels_last_runs(net)
+        """{node: (first, last)} for the nodes computed on the channels-last tensor."""
 
     # ---------------------------------------------------------------- the dialect
 
@@ -282,7 +279,18 @@ class TorchGenerator(Generator):
             Module(sub.attr, Call(Ref(fn), tuple(consts)), where(sub.site.position))
         )
         expr = call(Attr(SELF, sub.attr), *(Var(v) for v in sub.inputs))
-        draft.steps.append(call_step(scope, sub, expr, None))
+        step = call_step(scope, sub, expr, None)
+        if scope.site is None and list(sub.outputs) in ([o] for o in self.net.outputs):
+            step.hint = identifier(sub.local)  # aux1 = googlenet_aux(): forward's aux1
+        draft.steps.append(step)
+
+    def variable_hint(self, layer: Layer) -> str | None:
+        """An output of the network named in the spec keeps its name in forward (``logits``,
+        returned with ``aux1``)."""
+        named = not layer.name.startswith(f"{layer.type_name}_")
+        if named and not layer.calls and layer.name in self.net.outputs:
+            return identifier(layer.name)
+        return None
 
     def in_forward(self, draft: Draft) -> set[int]:
         return {id(c) for step in draft.steps for c in step.expr.consts()}
@@ -408,6 +416,9 @@ class TorchGenerator(Generator):
 
     def lower_activation(self, ctx: NodeContext) -> Expr:
         layer: Activation = ctx.layer
+        if layer.name in self.channels_last:  # between two pointwise layers (elementwise)
+            value = _activate(self._in_layout(ctx), layer.function, layer.alpha)
+            return self._out_layout(ctx, value)
         if layer.function == "linear":
             return call(ctx.module(call("nn.Identity")), ctx.x)
         return _activate(ctx.x, layer.function, layer.alpha)
@@ -553,22 +564,131 @@ class TorchGenerator(Generator):
     def lower_input(self, ctx: NodeContext) -> Expr:
         raise AssertionError("inputs are arguments of forward(), not statements")
 
-    UNSUPPORTED = {
-        cls: "this layer kind has no handler in this back end yet"
-        for cls in (
-            PointwiseDense,
-            LayerNorm,
-            StochasticDepth,
-            AdaptiveAvgPool2D,
-            Reshape,
-            Cropping2D,
-            ChannelSplit,
-            ChannelShuffle,
-            Rescaling,
-            Normalization,
-            LayerScale,
+    # ---------------------------------------------------------------- the newer kinds
+
+    def _in_layout(self, ctx: NodeContext) -> Expr:
+        """The input as a node of a channels-last run reads it: permuted at the run's start."""
+        first, _ = self.channels_last[ctx.layer.name]
+        return method(ctx.x, "permute", *map(Code, "0231")) if first else ctx.x
+
+    def _out_layout(self, ctx: NodeContext, value: Expr) -> Expr:
+        """A channels-last run's value, permuted back to NCHW at its end."""
+        _, last = self.channels_last[ctx.layer.name]
+        return method(value, "permute", *map(Code, "0312")) if last else value
+
+    def lower_layernorm(self, ctx: NodeContext) -> Expr:
+        """nn.LayerNorm on a vector or in a channels-last run (ConvNeXt's block); elsewhere on
+        a map, LayerNorm2d (torchvision's: it permutes to channels last and back)."""
+        layer: LayerNorm = ctx.layer
+        affine = layer.scale or layer.center
+        last = len(ctx.in_shape) == 1 or layer.name in self.channels_last
+        module = call(
+            "nn.LayerNorm" if last else ctx.helper("LayerNorm2d"),
+            _c(ctx.in_shape[-1], "num_features"),
+            eps=(_c(layer.epsilon, "eps", "epsilon"), 1e-5),
+            elementwise_affine=(Code("True" if affine else "False"), lambda c: affine),
+            bias=(Code("False"), lambda c: layer.center or not affine),
         )
-    }
+        mod = ctx.module(module)
+        if affine and not layer.scale:  # Keras's scale=off: a bias, no weight
+            ctx.init(method(mod, "register_parameter", Code('"weight"'), Code("None")))
+        if layer.name in self.channels_last:
+            return self._out_layout(ctx, call(mod, self._in_layout(ctx)))
+        return call(mod, ctx.x)
+
+    def lower_pointwise(self, ctx: NodeContext) -> Expr:
+        """nn.Linear on the channels: on a map, in a channels-last run (ConvNeXt's block)."""
+        if len(ctx.in_shape) == 1:
+            return self.lower_dense(ctx)
+        layer: PointwiseDense = ctx.layer
+        module = call(
+            "nn.Linear",
+            _c(ctx.in_shape[-1], "in_features"),
+            _c(layer.units, "out_features", "units"),
+            bias=(_c(layer.bias, "bias", "bias"), True),
+        )
+        value = _activate(call(ctx.module(module), self._in_layout(ctx)), layer.activation, None)
+        return self._out_layout(ctx, value)
+
+    def lower_layerscale(self, ctx: NodeContext) -> Expr:
+        scale = call(
+            ctx.helper("LayerScale"),
+            _c(ctx.in_shape[-1], "num_features"),
+            _c(ctx.layer.init, "init", "init"),
+        )
+        return call(ctx.module(scale), ctx.x)
+
+    def lower_stochasticdepth(self, ctx: NodeContext) -> Expr:
+        layer: StochasticDepth = ctx.layer
+        drop = call(
+            ctx.helper("StochasticDepth"),
+            _c(layer.rate, "p", "rate"),
+            _c(layer.mode, "mode", "mode"),
+        )
+        return call(ctx.module(drop), ctx.x)
+
+    def lower_adaptiveavgpool(self, ctx: NodeContext) -> Expr:
+        size = _c(pair(ctx.layer.output_size), "output_size", "output_size")
+        return call(ctx.module(call("nn.AdaptiveAvgPool2d", size)), ctx.x)
+
+    def lower_rescaling(self, ctx: NodeContext) -> Expr:
+        """``x * scale + offset``; one number per channel takes a Rescaling module."""
+        layer: Rescaling = ctx.layer
+        scale, offset = layer.scale, layer.offset
+        if isinstance(scale, tuple) or isinstance(offset, tuple):
+            module = call(
+                ctx.helper("Rescaling"),
+                _c(scale, "scale", "scale"),
+                offset=(_c(offset, "offset", "offset"), 0.0),
+            )
+            return call(ctx.module(module), ctx.x)
+        out = Operation("*", (ctx.x, _c(scale, "scale", "scale")))
+        if offset == 0:
+            return out
+        return Operation("+" if offset > 0 else "-", (out, _c(abs(offset), "offset", "offset")))
+
+    def lower_normalization(self, ctx: NodeContext) -> Expr:
+        layer: Normalization = ctx.layer
+        module = call(
+            ctx.helper("Normalization"),
+            _c(ctx.in_shape[-1], "num_features"),
+            mean=(_c(layer.mean, "mean", "mean"), None),
+            variance=(_c(layer.variance, "variance", "variance"), None),
+        )
+        return call(ctx.module(module), ctx.x)
+
+    def lower_reshape(self, ctx: NodeContext) -> Expr:
+        """On the channels-last tensor: permuted to NHWC (a map, unless it is 1 x 1 and the
+        target has no -1), reshaped to the batch and the spec's sizes (its -1 kept), permuted
+        back to NCHW (a map output larger than 1 x 1).  At another input size the model then
+        computes the spec evaluated there, or refuses the size as the spec does."""
+        src, out, shape = ctx.in_shape, ctx.out_shape, ctx.layer.shape
+        free = -1 in shape
+        x = ctx.x
+        if len(src) == 3 and (src[0] * src[1] > 1 or free):
+            x = method(x, "permute", *map(Code, "0231"))
+        roles = ("features",) if len(out) == 1 else ("height", "width", "channels")
+        dims = [Code("-1") if d == -1 else _c(n, r) for d, n, r in zip(shape, out, roles)]
+        batch = method(ctx.x, "size", Code("0"))
+        if len(out) == 1:
+            return method(x, "reshape", batch, *dims)
+        if shape[0] == shape[1] == 1:
+            return method(x, "reshape", batch, dims[2], Code("1"), Code("1"))
+        return method(method(x, "reshape", batch, *dims), "permute", *map(Code, "0312"))
+
+    def lower_crop(self, ctx: NodeContext) -> Expr:
+        (top, bottom), (left, right) = ctx.layer.cropping
+        rows = f"{top or ''}:{-bottom if bottom else ''}"
+        columns = f"{left or ''}:{-right if right else ''}"
+        return Index(ctx.x, f":, :, {rows}, {columns}")
+
+    def lower_split(self, ctx: NodeContext) -> Expr:
+        layer: ChannelSplit = ctx.layer
+        chunks = method(ctx.x, "chunk", _c(layer.parts, "chunks", "parts"), dim=Code("1"))
+        return Index(chunks, str(layer.part))
+
+    def lower_shuffle(self, ctx: NodeContext) -> Expr:
+        return call(ctx.helper("channel_shuffle"), ctx.x, _c(ctx.layer.groups, "groups", "groups"))
 
     # ---------------------------------------------------------------- the module
 
@@ -581,8 +701,14 @@ class TorchGenerator(Generator):
         outputs = [_nchw(a[name].output_shape) for name in net.outputs]
         counts = f"{a.trainable_params:,} parameters"
         if a.non_trainable_params:
-            counts += f", {a.non_trainable_params:,} batch-norm statistics"
+            normalized = any(l.kind == "normalization" and l.mean is None for l in net.layers)
+            kind = "statistics" if normalized else "batch-norm statistics"
+            counts += f", {a.non_trainable_params:,} {kind}"
         words = ["Input:", *_listed(inputs), "channels first.", " Output:", *_listed(outputs, ".")]
+        if net.training_outputs:  # the outputs in eval mode, then in training mode
+            inference = [_nchw(a[name].output_shape) for name in net.inference_outputs]
+            words[-len(outputs) :] = [*_listed(inference, ";"), "in training mode"]
+            words += _listed(outputs, ".")
         lines = [*_fill(words, w.width), counts + "."]
         if any(
             flattens_map(a[layer.name].input_shapes)
@@ -622,7 +748,7 @@ class TorchGenerator(Generator):
             _init(w, fn.draft, params, [p.name for p in fn.params if p.stored])
             w.blank()
             avoid = frozenset(module.reserved | module.taken | self.RESERVED.locals)
-            _forward(w, fn.draft, fn.arg_names, avoid, self.taps)
+            _forward(w, fn.draft, fn.arg_names, avoid, self.taps, self.channels_last)
 
     def write_network(self, w: Writer, program: Program) -> None:
         net, module = self.net, self.module_names
@@ -636,7 +762,9 @@ class TorchGenerator(Generator):
             if len(shapes) == 1:
                 w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
             else:
-                w.line(f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order")
+                w.line(
+                    f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order"
+                )
             w.blank()
             _init(w, program.draft, ["self"], [])
             w.blank()
@@ -646,7 +774,11 @@ class TorchGenerator(Generator):
             else:
                 inputs = Namespace(avoid)
                 args = [inputs.claim(layer.name) for layer in net.inputs]
-            _forward(w, program.draft, args, avoid, self.taps)
+            training = training_steps(net, program.draft)
+            inference = net.inference_outputs if net.training_outputs else None
+            _forward(
+                w, program.draft, args, avoid, self.taps, self.channels_last, training, inference
+            )
         w.blank(2)
         w.line("def build_model():")
         with w.indented():
@@ -685,28 +817,127 @@ class TorchGenerator(Generator):
 
 
 def _forward(
-    w: Writer, draft: Draft, arg_names: list[str], avoid: frozenset[str], taps: bool
+    w: Writer,
+    draft: Draft,
+    arg_names: list[str],
+    avoid: frozenset[str],
+    taps: bool,
+    channels_last: dict[str, tuple[bool, bool]],
+    training: set[int] = frozenset(),
+    inference: list[str] | None = None,
 ) -> None:
-    """``forward``: in place where that is safe (never with taps), a tap after each node."""
+    """``forward``: in place where that is safe (never with taps), a tap after each node (of
+    its NCHW value, also for the nodes of a channels-last run).
+    The steps in ``training`` (indices) run only in training mode, under ``if self.training:``;
+    with ``inference`` (the network's inference outputs, when it has training outputs too),
+    it returns every output in training mode and those in inference mode."""
     w.statement("def ", call("forward", *map(Code, ["self", *arg_names])), Render(), tail=":")
     names = variables(draft, arg_names, avoid)
     r = Render(names)
     changes = {} if taps else in_place(draft, names)
+
+    def nchw(node: str) -> bool:
+        return channels_last.get(node, (False, True))[1]
+
+    def write(i: int, step) -> bool:
+        """One step; True when it returned."""
+        targets = [names[t] for t in step.targets]
+        expr = changes.get(i, step.expr)
+        if isinstance(expr, AugmentedAdd):  # x += y
+            w.statement(f"{names[expr.target]} += ", expr.value, r, step.comment)
+            return False
+        last = i == len(draft.steps) - 1
+        if last and not taps and draft.outputs == step.targets and len(targets) == 1:
+            w.statement("return ", expr, r, step.comment)
+            return True
+        w.statement(f"{', '.join(targets)} = ", expr, r, step.comment)
+        if taps and step.node:
+            value = targets[0]
+            if not nchw(step.node):  # inside a channels-last run: the tap sees NCHW too
+                value += ".permute(0, 3, 1, 2)"
+            w.line(f"_tap(self, {literal(step.local)}, {value})")
+        return False
+
+    outputs = ", ".join(names[o] for o in draft.outputs)
     with w.indented():
-        for i, step in enumerate(draft.steps):
-            targets = [names[t] for t in step.targets]
-            expr = changes.get(i, step.expr)
-            if isinstance(expr, AugmentedAdd):  # x += y
-                w.statement(f"{names[expr.target]} += ", expr.value, r, step.comment)
+        i, returned = 0, False  # (returned: in training mode)
+        while i < len(draft.steps):
+            if i not in training:
+                if write(i, draft.steps[i]):
+                    return
+                i += 1
                 continue
-            last = i == len(draft.steps) - 1
-            if last and not taps and draft.outputs == step.targets and len(targets) == 1:
-                w.statement("return ", expr, r, step.comment)
-                return
-            w.statement(f"{', '.join(targets)} = ", expr, r, step.comment)
-            if taps and step.node:
-                w.line(f"_tap(self, {literal(step.local)}, {targets[0]})")
-        w.line("return " + ", ".join(names[o] for o in draft.outputs))
+            w.line("if self.training:")
+            with w.indented():
+                while i in training:
+                    write(i, draft.steps[i])
+                    i += 1
+                if i == len(draft.steps) and inference is not None:
+                    w.line(f"return {outputs}")
+                    returned = True
+        if inference is not None:
+            if not returned:
+                w.line("if self.training:")
+                with w.indented():
+                    w.line(f"return {outputs}")
+            outputs = ", ".join(names[o] for o in inference)
+        w.line("return " + outputs)
+
+
+def channels_last_runs(net: Network) -> dict[str, tuple[bool, bool]]:
+    """The nodes PyTorch computes on the channels-last (NHWC) tensor, as torchvision's
+    ConvNeXt block does (``permute``, LayerNorm, Linear, GELU, Linear, ``permute``): chains of
+    layer norms, pointwise layers and elementwise activations on maps, each read only by the
+    next, within one block call, that hold a pointwise layer and begin and end with a layer.
+    {node: (first of its run, last of its run)}."""
+    users = net.consumers()
+    outputs = set(net.outputs)
+
+    def fits(layer) -> bool:
+        if layer.kind not in ("layernorm", "pointwise", "activation") or len(layer.inputs) != 1:
+            return False
+        if len(net.analysis[layer.name].output_shape) != 3:
+            return False
+        return layer.kind != "activation" or layer.function not in ("softmax", "linear")
+
+    runs, run = [], []
+    for layer in net.layers:
+        previous = run[-1] if run else None
+        follows = (
+            previous is not None
+            and list(layer.inputs) == [previous.name]
+            and list(users[previous.name]) == [layer.name]
+            and previous.name not in outputs
+            and getattr(layer, "calls", ()) == getattr(previous, "calls", ())
+        )
+        if fits(layer) and follows:
+            run.append(layer)
+            continue
+        runs.append(run)
+        run = [layer] if fits(layer) else []
+    runs.append(run)
+    result = {}
+    for run in runs:
+        while run and run[0].kind == "activation":
+            run = run[1:]
+        while run and run[-1].kind == "activation":
+            run = run[:-1]
+        if any(layer.kind == "pointwise" for layer in run):
+            for i, layer in enumerate(run):
+                result[layer.name] = (i == 0, i == len(run) - 1)
+    return result
+
+
+def training_steps(net: Network, draft: Draft) -> set[int]:
+    """The steps of the network's draft that compute only what its training outputs need
+    (GoogLeNet's auxiliary heads).  A block call has one output (its last tensor): it is
+    needed for inference or it is not."""
+    only = net.training_only()
+    return {
+        i
+        for i, step in enumerate(draft.steps)
+        if all(target.split(":")[0] in only for target in step.targets)
+    }
 
 
 def _init(w: Writer, draft: Draft, params: list[str], stored: list[str]) -> None:

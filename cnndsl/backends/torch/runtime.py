@@ -12,7 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ExcludePadAvgPool2d", "SeparableConv2d", "pad_same", "same_padding"]
+__all__ = [
+    "ExcludePadAvgPool2d",
+    "LayerNorm2d",
+    "LayerScale",
+    "Normalization",
+    "Rescaling",
+    "SeparableConv2d",
+    "StochasticDepth",
+    "channel_shuffle",
+    "pad_same",
+    "same_padding",
+]
 
 
 def same_padding(x, kernel_size, stride, dilation=1):
@@ -78,3 +89,95 @@ class ExcludePadAvgPool2d(nn.Module):
         total = F.avg_pool2d(F.pad(x, padding), *pool)
         real = F.avg_pool2d(F.pad(torch.ones_like(x[:1, :1]), padding), *pool)
         return total / real
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer normalization over the channels at every position of an NCHW map (torchvision's
+    LayerNorm2d): the map permuted to channels last, normalized, and permuted back."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class LayerScale(nn.Module):
+    """Multiplies each channel by a learnable factor, initialised to init (ConvNeXt's layer
+    scale; gamma of shape (C,), as Keras's and timm's, on maps and vectors alike)."""
+
+    def __init__(self, num_features, init=1e-6):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((num_features,), float(init)))
+
+    def forward(self, x):
+        return x * self.gamma.view((-1,) + (1,) * (x.dim() - 2))
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth: in training, each example's tensor (mode "row") or the
+    whole batch's ("batch") is zeroed with probability p and otherwise divided by 1 - p; the
+    identity in eval mode."""
+
+    def __init__(self, p, mode):
+        super().__init__()
+        self.p = p
+        self.mode = mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        survival_rate = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.dim() - 1) if self.mode == "row" else [1] * x.dim()
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(survival_rate)
+        if survival_rate > 0.0:
+            noise.div_(survival_rate)
+        return x * noise
+
+    def extra_repr(self):
+        return f"p={self.p}, mode={self.mode}"
+
+
+class Rescaling(nn.Module):
+    """x * scale + offset with one number per channel (Keras's Rescaling): constants, kept as
+    buffers outside the state dict so that they follow the module's device and dtype."""
+
+    def __init__(self, scale, offset=0.0):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(scale), persistent=False)
+        self.register_buffer("offset", torch.tensor(offset), persistent=False)
+
+    def forward(self, x):
+        shape = (-1,) + (1,) * (x.dim() - 2)  # the channels are axis 1
+        return x * self.scale.view(shape) + self.offset.view(shape)
+
+
+class Normalization(nn.Module):
+    """Keras's Normalization(axis=-1): (x - mean) / max(sqrt(variance), 1e-7), per channel.
+    Given mean and variance (a number, or one per channel), they are constants (buffers outside
+    the state dict); without, they are the buffers mean, variance (shape (C,), as Keras's
+    weights) and count to load, 0 and 1 until then."""
+
+    def __init__(self, num_features, mean=None, variance=None):
+        super().__init__()
+        if mean is None:
+            self.register_buffer("mean", torch.zeros(num_features))
+            self.register_buffer("variance", torch.ones(num_features))
+            self.register_buffer("count", torch.zeros((), dtype=torch.int64))
+        else:
+            self.register_buffer("mean", torch.tensor(mean), persistent=False)
+            self.register_buffer("variance", torch.tensor(variance), persistent=False)
+
+    def forward(self, x):
+        shape = (-1,) + (1,) * (x.dim() - 2)  # the channels are axis 1
+        std = torch.clamp(torch.sqrt(self.variance), min=1e-7)
+        return (x - self.mean.view(shape)) / std.view(shape)
+
+
+def channel_shuffle(x, groups):
+    """ShuffleNet's channel shuffle (torchvision's): the channels, seen as `groups` rows of
+    C/groups, read column by column."""
+    batchsize, num_channels, height, width = x.size()
+    channels_per_group = num_channels // groups
+    x = x.view(batchsize, groups, channels_per_group, height, width)
+    x = torch.transpose(x, 1, 2).contiguous()
+    return x.view(batchsize, num_channels, height, width)

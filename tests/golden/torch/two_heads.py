@@ -120,13 +120,13 @@ class TwoHeads(nn.Module):
         x = self.dense_1(meta)
         x = self.batchnorm_3(x)
         x = F.elu(x, alpha=0.5)  # two_heads.cnn:24
-        out = c.amax((2, 3))  # two_heads.cnn:25
-        out = torch.cat([out, x], 1)  # two_heads.cnn:26
-        out = F.softmax(self.head1(out), dim=1)
+        concat_1 = c.amax((2, 3))  # two_heads.cnn:25
+        concat_1 = torch.cat([concat_1, x], 1)  # two_heads.cnn:26
+        head1 = F.softmax(self.head1(concat_1), dim=1)
         x = self.conv_6(pad_same(c, 2, 2))
         x = x.permute(0, 2, 3, 1).flatten(1)  # two_heads.cnn:27
-        x = self.head2(x)
-        return out, x
+        head2 = self.head2(x)
+        return head1, head2
 
 
 def build_model():
