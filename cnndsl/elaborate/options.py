@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir import ACTIVATIONS, LAYER_CLASSES, Activation, Layer
-from ..ir.base import PLACEMENT, value_forms
+from ..ir.base import value_forms
 from .values import BOOL_WORDS, Scope, Symbol, TensorRef, evaluate, show, value_key, written
 
 KINDS: dict[str, tuple[type[Layer], dict[str, Any]]] = {}
@@ -84,12 +84,10 @@ def layer_fields(
                 )
             if key not in known:
                 what = f"the activation {kind}" if cls is Activation else kind
-                raise CnnDslError(
-                    f"{what} has no option '{arg.name}'",
-                    arg.loc,
-                    hint=_foreign_option(cls, arg.name)
-                    or did_you_mean(arg.name, [*(known - set(preset)), *cls.aliases, "name"]),
+                hint = _foreign_option(cls, arg.name) or did_you_mean(
+                    arg.name, [*(known - set(preset)), *cls.aliases, "name"]
                 )
+                raise CnnDslError(f"{what} has no option '{arg.name}'", arg.loc, hint=hint)
             put(key, evaluate(arg.value, scope), arg.value.loc)
             continue
         value = evaluate(arg, scope)
@@ -245,7 +243,7 @@ def kind_word(cls: type[Layer], preset: dict) -> str:
 @lru_cache(maxsize=None)
 def _options(cls: type[Layer]) -> frozenset[str]:
     """The fields of a layer class that a spec may set."""
-    return frozenset(cls.model_fields) - PLACEMENT - {"kind"}
+    return frozenset(cls.model_fields) - {"kind", "name", "inputs", "position", "calls"}
 
 
 @lru_cache(maxsize=None)

@@ -258,8 +258,8 @@ class Activation(Layer):
     aliases: ClassVar[dict[str, str]] = {"negative_slope": "alpha", "slope": "alpha"}
     foreign_options: ClassVar[dict[str, str]] = {
         "approximate": "`gelu` is the exact x * Phi(x) (PyTorch's approximate='none', Keras's"
-        " approximate=False); the tanh approximation (approximate='tanh' in PyTorch, True in"
-        " Keras) is `gelu_tanh`"
+        " approximate=False); GELU's tanh approximation is an activation of its own: write"
+        " `gelu_tanh` (as a layer or `activation=gelu_tanh`)"
     }
 
     @classmethod

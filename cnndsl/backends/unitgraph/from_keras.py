@@ -408,6 +408,9 @@ KERAS_HANDLERS: dict[str, Handler] = {
     "AveragePooling2D": _pool,
     "GlobalAveragePooling2D": _global_pool,
     "GlobalMaxPooling2D": _global_pool,
+    "AdaptiveAveragePooling2D": _simple(
+        "adaptiveavgpool", output_size=lambda cfg: tuple(cfg["output_size"])
+    ),
     "ZeroPadding2D": _simple("zeropad", pads=lambda cfg: pads(cfg["padding"])),
     "Cropping2D": _simple("crop", cropping=lambda cfg: pads(cfg["cropping"])),
     "Flatten": _simple("flatten"),
