@@ -211,3 +211,64 @@ def test_open_unet_runs_at_any_size_in_keras_and_pytorch_with_equal_outputs():
             if info.layer.kind != "input":
                 s = info.output_shape
                 assert tuple(shapes[info.layer.name])[1:] == (s[2], s[0], s[1]), info.layer.name
+
+
+def _bilinear(line: str) -> bool:
+    """Keras 3.15's UpSampling2D(interpolation="bilinear") cannot run in a tf.function on a map
+    of unknown size: keras.ops.image.resize tests `size[0] <= 0` on a tensor."""
+    return "upsample" in line and "bilinear" in line
+
+
+@pytest.mark.keras
+@pytest.mark.torch
+def test_every_kind_after_an_open_input_runs_at_any_size_in_both_frameworks():
+    """Every example line of every layer kind after an open input, compiled once (at the
+    example's size), runs in Keras and PyTorch at that size and at two others of other
+    parities, with the analysis's output shape at each and the same outputs in both (weights
+    copied from Keras to PyTorch).  Keras runs each model eagerly, and in a tf.function
+    (``predict``) retraced for a map of unknown size, where its custom layers compute their
+    padding from tensors."""
+    import numpy as np
+
+    torch = pytest.importorskip("torch")
+    keras = pytest.importorskip("keras")
+    from cnndsl.backends.transfer import keras_to_torch
+
+    rng = np.random.default_rng(0)
+    ran = 0
+    for param in _example_specs():
+        (h, w, c), line = param.values
+        text = f"input ?x?x{c}\n{line}\n"
+        sizes = [(h, w, c), (h + 5, w + 8, c), (h + 2, w + 1, c)]
+        try:
+            nets = [cnndsl.loads(text, "open.cnn", input=size) for size in sizes]
+            keras.utils.set_random_seed(0)
+            k_model, t_model = nets[0].to_keras(), nets[0].to_torch().eval()
+        except CnnDslError:
+            continue  # not for an open input, or a value a framework cannot build
+        keras_to_torch(nets[0], k_model, t_model)
+        for i, (net, size) in enumerate(zip(nets, sizes)):
+            x = rng.normal(size=(2, *size)).astype("float32")
+            expected = keras.ops.convert_to_numpy(k_model(x, training=False))
+            with torch.no_grad():
+                got = t_model(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()
+            if got.ndim == 4:
+                got = got.transpose(0, 2, 3, 1)
+            assert expected.shape[1:] == got.shape[1:] == net.shape(net.outputs[0]), (line, size)
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5, err_msg=f"{line} at {size}")
+            if i and not _bilinear(line):  # the second size retraces predict for any size
+                traced = k_model.predict(x, verbose=0)
+                np.testing.assert_allclose(traced, expected, rtol=1e-5, atol=1e-6, err_msg=line)
+        ran += 1
+    assert ran >= 80
+
+
+@pytest.mark.keras
+@pytest.mark.xfail(strict=True, reason="Keras 3.15: UpSampling2D bilinear in a tf.function on a map of unknown size")
+def test_keras_bilinear_upsampling_of_an_open_size_in_a_tf_function():
+    import numpy as np
+
+    net = cnndsl.loads("input ?x?x2\nupsample 2 bilinear\n", input=(4, 6, 2))
+    model = net.to_keras()
+    for size in [(4, 6), (5, 7)]:  # the second call retraces for a map of unknown size
+        assert model.predict(np.zeros((1, *size, 2), "float32"), verbose=0).shape == (1, 2 * size[0], 2 * size[1], 2)
