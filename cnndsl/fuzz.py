@@ -16,9 +16,10 @@ run on a random batch, and every output must have the shape the analysis gives. 
 exception allowed out of cnndsl is :class:`cnndsl.CnnDslError`; anything else, a generated
 module that fails to import, build or run, a wrong shape, or an input taking more than
 ``--slow`` processor seconds in cnndsl (running the models aside) -- in all, or per 1,000
-layers for a network of more (cnndsl's work grows linearly with the layers) -- is a finding.  The run prints what it
-tried and exits 1 if it found anything.  ``tests/test_fuzz.py`` runs the same generators under
-hypothesis, bounded in time, and a sample of generated modules in both frameworks.
+layers for a network of more (cnndsl's work grows linearly with the layers) -- is a finding.
+The run prints what it tried and exits 1 if it found anything.  ``tests/test_fuzz.py`` runs
+the same generators under hypothesis, bounded in time, and a sample of generated modules in
+both frameworks.
 """
 
 from __future__ import annotations
@@ -77,7 +78,9 @@ HOSTILE_NAMES = [
     "ExcludePadAvgPool2d", "LocalResponseNormalization", "leaky_relu", "input_shape",
     "input_shapes",
 ]
-FILE_NAMES = ["fuzz.cnn", "123.cnn", "F.cnn", "my-net.cnn", "\u00e9t\u00e9.cnn", "_.cnn", "__init__.cnn", "a b.cnn", "nn.cnn", "9lives.cnn"]
+# file names: a network without a `network` line is named after its file
+FILE_NAMES = ["fuzz.cnn", "123.cnn", "F.cnn", "my-net.cnn", "\u00e9t\u00e9.cnn", "_.cnn", "__init__.cnn",
+              "a b.cnn", "nn.cnn", "9lives.cnn"]
 ODD_VALUES = ["class", "def", "lambda", "None", "True",
 "0", "-1", "1", "3", "99999999999999", "1e9", "0.5", '"s"', "x", "()", "[]", "same", "relu"]
 
@@ -284,7 +287,8 @@ class Runner:
 
     def fits(self, net) -> bool:
         a = net.analysis
-        return a.total_params <= self.MAX_PARAMS and a.memory(batch_size=2).training_bytes <= self.MAX_BYTES
+        small = a.total_params <= self.MAX_PARAMS
+        return small and a.memory(batch_size=2).training_bytes <= self.MAX_BYTES
 
     def __call__(self, net, target: str, source: str) -> None:
         start = time.process_time()
@@ -303,7 +307,9 @@ class Runner:
             path.unlink()
         expected = [(2, *net.shape(o)) for o in net.outputs]
         if shapes != expected:
-            raise Finding(f"the generated {target} model gives shapes {shapes}, the analysis {expected}")
+            raise Finding(
+                f"the generated {target} model gives shapes {shapes}, the analysis {expected}"
+            )
         self.runs[target] += 1
         self.seconds += time.process_time() - start
 
@@ -312,11 +318,12 @@ class Runner:
         import torch
 
         def batch(shape):  # NCHW
-            return torch.randn(2, shape[2], shape[0], shape[1]) if len(shape) == 3 else torch.randn(2, *shape)
+            return torch.randn(2, shape[2], *shape[:2]) if len(shape) == 3 else torch.randn(2, *shape)
 
         with torch.no_grad():
             out = model.eval()(*[batch(i.shape) for i in net.inputs])
         out = out if isinstance(out, (tuple, list)) else (out,)
+        # NCHW back to the analysis' (N, H, W, C)
         return [(t.shape[0], *t.shape[2:], t.shape[1]) if t.ndim == 4 else tuple(t.shape) for t in out]
 
     @staticmethod

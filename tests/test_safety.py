@@ -460,3 +460,5 @@ def test_a_nul_character_in_a_path_is_never_an_internal_error(tmp_path, monkeypa
             cnndsl.loads(f"input 8x8x3\n{text}\nrelu\n", "spec.cnn")
     net = cnndsl.loads('input 8x8x3\nimport "lib.cnn"\nb()\n', "sp\0ec.cnn")
     assert net.name == "sp_ec"
+    with pytest.raises(CnnDslError, match="a file name cannot hold a NUL character"):
+        cnndsl.load("lib\0.cnn")

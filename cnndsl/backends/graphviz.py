@@ -255,7 +255,9 @@ def to_dot(
     paused = gc.isenabled()
     gc.disable()  # as for a load: many small objects and no cycles, so collections only cost
     try:
-        diagram = _Diagram(net, info, collapse=collapse, rankdir=rankdir, shapes=shapes, params=params)
+        diagram = _Diagram(
+            net, info, collapse=collapse, rankdir=rankdir, shapes=shapes, params=params
+        )
         return diagram.dot(names=names, legend=legend, dpi=dpi)
     finally:
         if paused:
@@ -402,7 +404,9 @@ class _Diagram:
             todo.extend(reversed(after.get(id(edge), ())))
         self.edges = edges
 
-    def _fan_source(self, names: tuple[str, ...], order: dict[str, int], budget: list[int]) -> str | None:
+    def _fan_source(
+        self, names: tuple[str, ...], order: dict[str, int], budget: list[int]
+    ) -> str | None:
         """The latest layer that every one of ``names`` depends on (None if there is none, or
         when the search would pass the budget left: the fans only place the drawing).
 

@@ -209,7 +209,8 @@ def _validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -
 def _as_written(written: Any, plain: Any) -> Any:
     """A field's value as the pydantic field took it, with the lists the spec wrote as lists
     again (``kernel=[2]`` is shown ``[2]``, not as the tuple ``(2)``)."""
-    if isinstance(written, (list, tuple)) and isinstance(plain, tuple) and len(written) == len(plain):
+    same = isinstance(written, (list, tuple)) and isinstance(plain, tuple)
+    if same and len(written) == len(plain):
         items = [_as_written(w, v) for w, v in zip(written, plain)]
         return items if isinstance(written, list) else tuple(items)
     return plain
