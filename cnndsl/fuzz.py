@@ -388,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
     targets = [t for t in args.targets.split(",") if t]
     gens = generators(targets)
     run = [t for t in args.run.split(",") if t in targets] if args.run_every > 0 else []
+    for framework in [t for t in run if importlib.util.find_spec(t) is None]:
+        print(f"fuzz: {framework} is not installed: its generated modules are not run", file=sys.stderr)
+        run.remove(framework)
     runner = Runner(run) if run else None
     rng = random.Random(args.seed)
     seeds = zoo_sources()
