@@ -1,7 +1,7 @@
 """Benchmarks: cnndsl against the tools that build a model and run it, measured side by side.
 
     python bench/run.py                  # every section
-    python bench/run.py cold warm scale  # some of them: startup scale warm large cold torch keras
+    python bench/run.py cold warm scale  # some of them: startup scale targets warm large cold torch keras
 
 Prints one table per section with the ratios the README quotes.  Nothing here asserts a time:
 the test suite checks behaviour only.  Section `large` runs torchinfo on ResNet-152 at
@@ -44,6 +44,17 @@ def timed(fn, repeat: int, number: int = 1, clock=time.perf_counter) -> float:
             fn()
         times.append((clock() - t0) / number)
     return statistics.median(times)
+
+
+def cpu(fn, repeat: int) -> float:
+    """The least processor time of one call of fn over ``repeat`` calls, in seconds: on a
+    shared machine, the measure least moved by the other processes."""
+    times = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        times.append(time.process_time() - t0)
+    return min(times)
 
 
 def table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
@@ -152,6 +163,59 @@ def scale(repeat: int) -> None:
                  f"{times[n] / times[1000]:.2f}" if n == 10000 else "")
             )
     table("Scaling: parse + analysis of synthetic specs (CPU time)", rows, ("spec", "layers", "time", "10k / 1k"))
+
+
+SHAPES = {
+    "plain stack": lambda n: "input 32x32x8\n" + "3x3+1(S) conv 8 relu\n" * n,
+    "residual DAG": lambda n: "input 32x32x8\nblock unit() { add { 3x3+1(S) conv 8 -> bn -> relu | identity } }\n"
+    + "unit()\n" * (n // 4),
+    # the issue's case: a 400-way concat after a long stack
+    "stack + 400-way concat": lambda n: "input 32x32x8\n" + "3x3+1(S) conv 8 relu\n" * (n - 400)
+    + "concat { " + " | ".join(["relu"] * 400) + " }\n",
+}
+COMMANDS = {
+    "check": ["check"],
+    "summary": ["summary"],
+    "compile json": ["compile", "--target", "json"],
+    "compile dot": ["compile", "--target", "dot"],
+    "compile keras": ["compile", "--target", "keras"],
+    "compile torch": ["compile", "--target", "torch"],
+}
+
+
+def targets(repeat: int) -> None:
+    """Every command, from 1,000 to 20,000 layers: each must grow linearly (20x the layers, at
+    most 25x the time).  The command line's own code, run in process on a spec file (parse,
+    elaboration, analysis, then the output written to a string), timed in processor time (the
+    least of ``repeat`` runs); svg, png and pdf are the DOT text drawn by Graphviz, whose own
+    layout is not counted."""
+    import contextlib
+    import io
+    import tempfile
+
+    import cnndsl
+    from cnndsl.cli import main as cli
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for shape, make in SHAPES.items():
+            paths = {}
+            for n in (1000, 20000):
+                paths[n] = Path(tmp) / f"s{n}.cnn"
+                paths[n].write_text(make(n))
+            layers = {n: len(cnndsl.load(str(path)).layers) for n, path in paths.items()}
+            for command, args in COMMANDS.items():
+                def run(path):
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        assert cli([*args[:1], str(path), *args[1:]]) == 0
+
+                times = {n: cpu(lambda: run(path), repeat) for n, path in paths.items()}
+                ratio = times[20000] / times[1000]
+                rows.append((shape if command == "check" else "", command, f"{layers[1000]:,}",
+                             f"{times[1000] * 1000:.0f} ms", f"{layers[20000]:,}", f"{times[20000]:.2f} s",
+                             f"{ratio:.1f}" + ("" if ratio <= 25 else " (over 25)")))
+    table("Scaling: every command, 1,000 to 20,000 layers", rows,
+          ("spec", "command", "layers", "time", "layers", "time", "ratio"))
 
 
 def startup(repeat: int) -> None:
@@ -271,7 +335,7 @@ def models_keras(repeat: int) -> None:
           ("what", "median time", "ratio to keras.applications"))
 
 
-SECTIONS = ("cold", "warm", "large", "scale", "startup", "torch", "keras")
+SECTIONS = ("cold", "warm", "large", "scale", "targets", "startup", "torch", "keras")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -289,6 +353,8 @@ def main(argv: list[str] | None = None) -> None:
         startup(args.repeat)
     if "scale" in chosen:
         scale(args.repeat)
+    if "targets" in chosen:
+        targets(max(3, args.repeat // 2))
     if "warm" in chosen or "large" in chosen:
         warm(args.repeat, "large" in chosen)
     if "cold" in chosen:

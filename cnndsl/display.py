@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["int_text", "grouped", "human", "printable", "json_safe"]
+__all__ = ["int_text", "grouped", "human", "printable", "json_safe", "items_text", "SHOWN_ITEMS"]
 
 _SMALL_BITS = 2000  # ints below 2**2000 (603 digits) convert under any digit limit (>= 640)
 
@@ -25,6 +25,27 @@ def int_text(n: int) -> str:
     half = int(n.bit_length() * 0.30103) // 2  # about half of the digits
     high, low = divmod(n, 10**half)
     return int_text(high) + int_text(low).rjust(half, "0")
+
+
+SHOWN_ITEMS = 256
+"""The most list and tuple items one value shows, counted at every depth (in a message, a
+call's signature, a diagram's label): the rest are counted, never written."""
+
+
+def items_text(items: list | tuple, each, budget: list[int] | None = None) -> str:
+    """The items of a list or tuple, each written by ``each(item, budget)``, within the
+    budget of items left (shared by the nested lists of one value; :data:`SHOWN_ITEMS` at
+    first), the rest counted: ``0, 0, ... 59,744 more``."""
+    if budget is None:
+        budget = [SHOWN_ITEMS]
+    parts = []
+    for i, item in enumerate(items):
+        if budget[0] <= 0:
+            parts.append(f"... {grouped(len(items) - i)} more")
+            break
+        budget[0] -= 1
+        parts.append(each(item, budget))
+    return ", ".join(parts)
 
 
 def grouped(n: int) -> str:

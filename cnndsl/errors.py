@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -84,10 +85,29 @@ class Diagnostic:
         return "\n".join(lines)
 
 
+def _visible(char: str) -> str:
+    """A character of a source line as an excerpt shows it, in one column: a control or
+    format character (a form feed, a vertical tab, ESC, U+0085, U+2028, a bidirectional
+    override) would move the terminal's cursor, act on the terminal, or reorder the line,
+    so it is shown as its control picture (C0 and DEL: \u240c for a form feed) or as
+    U+FFFD."""
+    code = ord(char)
+    if code < 0x20:
+        return chr(0x2400 + code)
+    if code == 0x7F:
+        return "\u2421"
+    return "\ufffd" if unicodedata.category(char) in _INVISIBLE else char
+
+
+_INVISIBLE = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
 def _excerpt(loc: Location) -> list[str]:
     if loc.source_line is None:
         return []
     text = loc.source_line.rstrip("\r\n").expandtabs(1)
+    if not text.isprintable():
+        text = "".join(map(_visible, text))
     if len(text) > 200:  # very long lines are cut around the column
         start = max(0, loc.column - 100)
         text = ("..." if start else "") + text[start : start + 200] + "..."

@@ -1,26 +1,41 @@
-"""Fuzzing: random and mutated specs through parse -> analysis -> code generation.
+"""Fuzzing: random and mutated specs through parse -> analysis -> code generation -> the models.
 
-    python -m cnndsl.fuzz --count 100000 [--seed 0] [--targets json,dot,keras,torch]
+    python -m cnndsl.fuzz --count 100000 [--seed 0] [--targets json,summary,dot,keras,torch]
+                          [--run-every 50] [--run keras,torch]
 
 Inputs come from three sources: specs generated at random from the language (layers with
-random options, blocks, branches, named tensors, repeats, outputs marked ``(training)``), the
-example lines of every layer kind (:func:`cnndsl.ir.examples.example_lines`, alone, inside
-generated specs, and followed by random layers), and mutations of both and of the zoo (tokens
-deleted, duplicated, swapped or replaced by odd values; lines shuffled; bytes inserted).  Each
-input goes through :func:`cnndsl.loads` and, when it compiles, through every requested code
-generator.  The only exception allowed out is :class:`cnndsl.CnnDslError`; anything else, or an
-input taking more than ``--slow`` seconds, is a finding.  The run prints what it tried and
-exits 1 if it found anything.  ``tests/test_fuzz.py`` runs the same generators under
-hypothesis, bounded in time.
+random options, blocks calling blocks with several argument lists, branches, named tensors,
+repeats, outputs marked ``(training)``), named with random and hostile names (the modules and
+helpers generated files import, ``nn.Module``'s attributes, Python's builtins, names starting
+with a digit or an underscore); the example lines of every layer kind
+(:func:`cnndsl.ir.examples.example_lines`, alone, inside generated specs, and followed by
+random layers); and mutations of both and of the zoo (tokens deleted, duplicated, swapped or
+replaced by odd values; lines shuffled; bytes inserted).  Each input goes through
+:func:`cnndsl.loads` and, when it compiles, through every requested code generator; the Python
+it generates must compile.  Every ``--run-every`` compiled input (when small enough to run in a
+moment), the generated Keras and PyTorch modules are written to files, imported from there,
+built with ``build_model()`` and run on a random batch, and every output must have the shape
+the analysis gives.  The only exception allowed out of cnndsl is :class:`cnndsl.CnnDslError`;
+anything else, a generated module that fails to import, build or run, a wrong shape, or an
+input taking more than ``--slow`` processor seconds in cnndsl (running the models aside) -- in
+all, or per 1,000 layers for a network of more (cnndsl's work grows linearly with the layers)
+-- is a finding.  The run prints what it tried and exits 1 if it found anything.
+``tests/test_fuzz.py`` runs the same generators under hypothesis, bounded in time, and a sample
+of generated modules in both frameworks.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import keyword
+import os
 import random
 import re
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 from . import CnnDslError, loads
@@ -78,11 +93,47 @@ ACTS = ["relu", "relu6", "tanh", "sigmoid", "softmax", "elu", "selu", "linear", 
         "gelu_tanh", "hardsigmoid", "hardswish", "hard_sigmoid", "swish"]
 # every example line of the layer kinds' registry that reads a map: drawn inside generated specs
 MAP_EXAMPLES = [line for kind, shape, line in example_lines() if shape.count("x") == 2 and kind != "input"]
-# tensor names that generated code must not confuse with its own names, and Python keywords
-TRICKY_NAMES = ["x", "F", "nn", "torch", "keras", "layers", "inputs", "self", "out", "branch1",
-                "build_model", "model", "name", "super", "forward", "math", "print"]
+# names that generated code must not confuse with its own: what the files import and define,
+# nn.Module's attributes, builtins, names that start with a digit or underscores, dunders
+HOSTILE_NAMES = [
+    "x", "F", "nn", "torch", "keras", "layers", "ops", "np", "tf", "math", "inputs", "outputs",
+    "input", "self", "out", "branch1", "build_model", "model", "name", "i", "super", "forward",
+    "training", "print", "range", "float", "int", "len", "type", "object", "Module",
+    "Sequential", "Model", "Tensor", "functional", "_modules", "_parameters", "_buffers",
+    "_version", "apply", "eval", "train", "to", "cuda", "half", "state_dict", "parameters",
+    "children", "add_module", "register_buffer", "__class__", "__init__", "__dict__",
+    "__name__", "__module__", "_", "_1", "_2x", "__", "pad_same", "NegInfPadding2D",
+    "ExcludePadAvgPool2d", "LocalResponseNormalization", "leaky_relu", "input_shape",
+    "input_shapes",
+]
+# file names: a network without a `network` line is named after its file
+FILE_NAMES = ["fuzz.cnn", "123.cnn", "F.cnn", "my-net.cnn", "\u00e9t\u00e9.cnn", "_.cnn", "__init__.cnn",
+              "a b.cnn", "nn.cnn", "9lives.cnn"]
 ODD_VALUES = ["class", "def", "lambda", "None", "True",
 "0", "-1", "1", "3", "99999999999999", "1e9", "0.5", '"s"', "x", "()", "[]", "same", "relu"]
+
+
+def hostile_names() -> list[str]:
+    """:data:`HOSTILE_NAMES`, and every name the back ends' generated files reserve (their
+    modules, locals and attributes), without Python's keywords (the language refuses them)."""
+    names = set(HOSTILE_NAMES)
+    try:
+        from .backends.keras.generator import KerasGenerator
+        from .backends.torch.generator import TorchGenerator
+    except ImportError:  # pragma: no cover - the back ends import no framework
+        pass
+    else:
+        for reserved in (KerasGenerator.RESERVED, TorchGenerator.RESERVED):
+            names |= reserved.module | reserved.locals | reserved.attributes
+    return sorted(n for n in names if n.isidentifier() and n.isascii() and not keyword.iskeyword(n))
+
+
+NAMES = hostile_names()
+
+
+def _name(rng: random.Random, plain: str) -> str:
+    """A hostile name one time in three, else ``plain``."""
+    return rng.choice(NAMES) if rng.random() < 0.35 else plain
 
 
 def _layer(rng: random.Random, templates: list[str] = LAYERS) -> str:
@@ -123,25 +174,36 @@ def _chain(rng: random.Random, depth: int) -> str:
 
 
 def random_spec(rng: random.Random) -> str:
-    """A spec drawn at random from the language: often valid, sometimes not."""
+    """A spec drawn at random from the language: often valid, sometimes not.  Its network,
+    blocks, block parameters, tensors and layers are often named with hostile names."""
     h, w = rng.choice([(32, 32), (64, 64), (33, 31), (224, 224), (7, 5), (1, 1)])
-    lines = [f"network fuzz{rng.randint(0, 99)}", f"input {h}x{w}x{rng.choice([1, 3, 4])}"]
+    lines = [f"input {h}x{w}x{rng.choice([1, 3, 4])}"]
+    if rng.random() < 0.8:  # else the network is named after the file
+        lines.insert(0, f"network {_name(rng, f'fuzz{rng.randint(0, 99)}')}")
     if rng.random() < 0.3:
         lines.append("defaults conv kernel=3 padding=same activation=relu")
-    if rng.random() < 0.4:
+    calls = []
+    if rng.random() < 0.5:
+        unit, f, s = _name(rng, "unit"), _name(rng, "f"), _name(rng, "s")
         lines.append(
-            f"block unit(f, s=1) {{ conv f kernel=3 stride=s padding=same -> {_chain(rng, 2)} }}"
+            f"block {unit}({f}, {s}=1) {{ conv {f} kernel=3 stride={s} padding=same -> {_chain(rng, 2)} }}"
         )
-        lines.append(f"u = unit({rng.choice([4, 8])})")
+        calls = [f"{unit}({rng.choice([4, 8])})", f"{unit}({rng.choice([2, 4])}, {s}=2)"]
+        if rng.random() < 0.4:  # a block calling a block
+            outer, g = _name(rng, "outer"), _name(rng, "g")
+            lines.append(f"block {outer}({g}) {{ {unit}({g}) -> {unit}(2 * {g}) }}")
+            calls.append(f"{outer}({rng.choice([2, 4])})")
     names = []
     for i in range(rng.randint(1, 8)):
-        chain = _chain(rng, 0)
+        chain = rng.choice(calls) if calls and rng.random() < 0.3 else _chain(rng, 0)
         if rng.random() < 0.3:
-            name = rng.choice(TRICKY_NAMES) if rng.random() < 0.3 else f"t{i}"
+            name = _name(rng, f"t{i}")
             names.append(name)
             lines.append(f"{name} = {chain}")
         elif names and rng.random() < 0.2:
             lines.append(f"{rng.choice(['concat', 'add'])}({rng.choice(names)})")
+        elif rng.random() < 0.15 and not chain.endswith(("}", ")")):
+            lines.append(f"{chain} name={_name(rng, f'layer{i}')}")
         else:
             lines.append(chain)
     head = _layer(rng, HEADS)
@@ -251,68 +313,184 @@ def _written(name: str, emit):
     return lambda net: emit(net, name)
 
 
-def check(text: str, gens: dict) -> bool:
-    """Compile one input and generate code from it; only CnnDslError may escape.
+class Runner:
+    """Runs generated modules as a user would: the file a target writes is saved in a temporary
+    directory, imported from there, ``build_model()`` builds the model, and the model runs on
+    a random batch of two; every output must have the shape the analysis gives.  Anything
+    that goes wrong raises :class:`Finding`.  Networks too large to run in a moment are
+    skipped (:meth:`fits`)."""
 
-    Returns whether the input compiled.
+    MAX_PARAMS = 2_000_000
+    MAX_BYTES = 64_000_000  # the activations of a training step, for the batch of two
+
+    def __init__(self, targets: list[str]) -> None:
+        order = [t for t in ("torch", "keras") if t in targets]  # torch before TensorFlow
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notices
+        for target in order:
+            __import__(target)  # a missing framework fails here, not in the first run
+        self.targets = order
+        self.directory = tempfile.TemporaryDirectory(prefix="cnndsl-fuzz-")
+        self.runs = {t: 0 for t in order}
+        self.seconds = 0.0
+
+    def close(self) -> None:
+        self.directory.cleanup()
+
+    def fits(self, net) -> bool:
+        a = net.analysis
+        small = a.total_params <= self.MAX_PARAMS
+        return small and a.memory(batch_size=2).training_bytes <= self.MAX_BYTES
+
+    def __call__(self, net, target: str, source: str) -> None:
+        start = time.process_time()
+        number = sum(self.runs.values())
+        path = Path(self.directory.name) / f"generated_{target}_{number}.py"
+        path.write_text(source, encoding="utf-8")
+        try:
+            spec = importlib.util.spec_from_file_location(f"cnndsl_fuzz_{target}_{number}", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            model = module.build_model()
+            shapes = getattr(self, f"_run_{target}")(net, model)
+        except Exception as e:
+            raise Finding(f"the generated {target} module fails: {type(e).__name__}: {e}") from e
+        finally:
+            path.unlink()
+        expected = [(2, *net.shape(o)) for o in net.outputs]
+        if shapes != expected:
+            raise Finding(
+                f"the generated {target} model gives shapes {shapes}, the analysis {expected}"
+            )
+        self.runs[target] += 1
+        self.seconds += time.process_time() - start
+
+    @staticmethod
+    def _run_torch(net, model) -> list[tuple[int, ...]]:
+        import torch
+
+        def batch(shape):  # NCHW
+            return torch.randn(2, shape[2], *shape[:2]) if len(shape) == 3 else torch.randn(2, *shape)
+
+        with torch.no_grad():
+            out = model.eval()(*[batch(i.shape) for i in net.inputs])
+        out = out if isinstance(out, (tuple, list)) else (out,)
+        # NCHW back to the analysis' (N, H, W, C)
+        return [(t.shape[0], *t.shape[2:], t.shape[1]) if t.ndim == 4 else tuple(t.shape) for t in out]
+
+    @staticmethod
+    def _run_keras(net, model) -> list[tuple[int, ...]]:
+        import keras
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        xs = [rng.standard_normal((2, *i.shape)).astype("float32") for i in net.inputs]
+        with warnings.catch_warnings():  # Keras warns of a softmax over one channel
+            warnings.simplefilter("ignore", UserWarning)
+            out = model(xs[0] if len(xs) == 1 else xs, training=False)
+        out = out if isinstance(out, (tuple, list)) else [out]
+        keras.backend.clear_session()  # the models of a long run would pile up
+        return [tuple(int(d) for d in t.shape) for t in out]
+
+
+class Finding(Exception):
+    """Something a fuzzed input did that it must not."""
+
+
+def check(text: str, gens: dict, filename: str = "fuzz.cnn", runner: Runner | None = None) -> int:
+    """Compile one input and generate code from it; only CnnDslError may escape.  With a
+    runner, the generated modules of its targets are also imported, built and run.
+
+    Returns the number of layers of the network (0 when the input is rejected).
     """
     try:
-        net = loads(text, "<fuzz>")
+        net = loads(text, filename)
     except CnnDslError as e:
         str(e)  # formatting the message must not fail either
-        return False
-    for gen in gens.values():
+        return 0
+    sources = {}
+    for target, gen in gens.items():
         try:
-            gen(net)
+            sources[target] = gen(net)
         except CnnDslError as e:  # a back end may refuse a layer, with a located error
             str(e)
-    return True
+    if runner is not None and runner.fits(net):
+        for target in runner.targets:
+            if target in sources:
+                runner(net, target, sources[target])
+    return len(net.layers)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnndsl.fuzz", description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--slow", type=float, default=1.0, help="seconds above which an input is a finding")
+    parser.add_argument("--slow", type=float, default=1.0,
+                        help="processor seconds in cnndsl (running the models aside) per 1,000 layers made"
+                        " (at least 1,000) above which an input is a finding")
     parser.add_argument("--targets", default="json,summary,dot,keras,torch",
                         help="code generators to run (json, summary, dot, keras, torch)")
+    parser.add_argument("--run", default="keras,torch",
+                        help="frameworks whose generated modules are imported, built and run (keras, torch;"
+                        " empty: none)")
+    parser.add_argument("--run-every", type=int, default=50, metavar="N",
+                        help="run the generated modules of every N-th input that compiles (0: never)")
     parser.add_argument("--save", type=Path, help="write failing inputs into this directory")
     args = parser.parse_args(argv)
+    targets = [t for t in args.targets.split(",") if t]
     try:
-        gens = generators([t for t in args.targets.split(",") if t])
+        gens = generators(targets)
     except ValueError as e:
         parser.error(str(e))
+    run = [t for t in args.run.split(",") if t in targets] if args.run_every > 0 else []
+    for framework in [t for t in run if importlib.util.find_spec(t) is None]:
+        print(f"fuzz: {framework} is not installed: its generated modules are not run", file=sys.stderr)
+        run.remove(framework)
+    runner = Runner(run) if run else None
     rng = random.Random(args.seed)
     seeds = zoo_sources()
     compiled = crashes = slow = 0
     slowest = (0.0, "")
     start = time.perf_counter()
-    for i in range(args.count):
-        text = generate(rng, seeds)
-        t0 = time.perf_counter()
-        try:
-            ok = check(text, gens)
-        except Exception as e:  # a finding: anything but CnnDslError
-            crashes += 1
-            print(f"CRASH #{i}: {type(e).__name__}: {e}\n--- input ---\n{text}\n-------------", file=sys.stderr)
-            if args.save:
-                args.save.mkdir(parents=True, exist_ok=True)
-                (args.save / f"crash_{args.seed}_{i}.cnn").write_text(text, encoding="utf-8", errors="replace")
-            continue
-        elapsed = time.perf_counter() - t0
-        if elapsed > slowest[0]:
-            slowest = (elapsed, text)
-        if elapsed > args.slow:
-            slow += 1
-            print(f"SLOW #{i}: {elapsed:.2f}s\n--- input ---\n{text}\n-------------", file=sys.stderr)
-        compiled += ok
-        if (i + 1) % 1000 == 0:
-            print(f"{i + 1:,} inputs, {compiled:,} compiled, {crashes} crashes, {slow} slow", file=sys.stderr)
+    try:
+        for i in range(args.count):
+            text = generate(rng, seeds)
+            filename = rng.choice(FILE_NAMES)
+            sample = runner if runner is not None and compiled % args.run_every == 0 else None
+            t0 = time.process_time()
+            ran = runner.seconds if runner is not None else 0.0
+            try:
+                layers = check(text, gens, filename, sample)
+            except Exception as e:  # a finding: anything but CnnDslError
+                crashes += 1
+                print(f"CRASH #{i} ({filename}): {type(e).__name__}: {e}\n--- input ---\n{text}\n-------------",
+                      file=sys.stderr)
+                if args.save:
+                    args.save.mkdir(parents=True, exist_ok=True)
+                    (args.save / f"crash_{args.seed}_{i}.cnn").write_text(text, encoding="utf-8", errors="replace")
+                continue
+            elapsed = time.process_time() - t0 - ((runner.seconds - ran) if runner is not None else 0.0)
+            per = elapsed / max(1, layers / 1000)  # seconds per 1,000 layers, or for the input
+            if per > slowest[0]:
+                slowest = (per, text)
+            if per > args.slow:
+                slow += 1
+                print(f"SLOW #{i}: {elapsed:.2f}s for {layers:,} layers\n--- input ---\n{text}\n-------------",
+                      file=sys.stderr)
+            compiled += layers > 0
+            if (i + 1) % 1000 == 0:
+                print(f"{i + 1:,} inputs, {compiled:,} compiled, {crashes} crashes, {slow} slow", file=sys.stderr)
+    finally:
+        if runner is not None:
+            runner.close()
     total = time.perf_counter() - start
+    runs = ""
+    if runner is not None:
+        runs = "; generated modules imported, built and run: " + ", ".join(
+            f"{n:,} {t}" for t, n in runner.runs.items()) + f" ({runner.seconds:.0f} s of processor time)"
     print(
         f"fuzz: {args.count:,} inputs (seed {args.seed}) in {total:.1f}s; {compiled:,} compiled and went"
         f" through {', '.join(gens)}; {args.count - compiled - crashes:,} rejected with CnnDslError;"
-        f" {crashes} crashes; {slow} slower than {args.slow}s (slowest {slowest[0]:.3f}s)"
+        f" {crashes} crashes; {slow} slower than {args.slow}s per 1,000 layers (slowest {slowest[0]:.3f}s){runs}"
     )
     return 1 if crashes or slow else 0
 

@@ -1,13 +1,16 @@
-"""Property-based fuzzing, bounded: generated and mutated specs go through parse -> analysis ->
-code generation, and the only exception allowed out is CnnDslError.  (The long run is
-``python -m cnndsl.fuzz --count 100000``.)"""
+"""Property-based fuzzing, bounded: generated and mutated specs, with random and hostile names,
+go through parse -> analysis -> code generation, and the only exception allowed out is
+CnnDslError; a sample of the generated Keras and PyTorch modules is imported from its file,
+built and run (issue 10 §2).  (The long run is ``python -m cnndsl.fuzz --count 100000``.)"""
 
 from __future__ import annotations
 
 import importlib.util
+import keyword
 import random
 
 import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +35,8 @@ FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCh
 @FUZZ
 @given(st.integers(0, 2**32 - 1))
 def test_generated_and_mutated_specs(seed):
-    fuzz.check(fuzz.generate(random.Random(seed), SEEDS), GENERATORS)
+    rng = random.Random(seed)
+    fuzz.check(fuzz.generate(rng, SEEDS), GENERATORS, rng.choice(fuzz.FILE_NAMES))
 
 
 @FUZZ
@@ -76,3 +80,51 @@ def test_generated_specs_draw_every_layer_kind_and_training_outputs():
         training += bool(net.training_outputs)
     assert set(Layer.registry()) - kinds == set()
     assert training
+
+
+def test_names_include_every_name_the_back_ends_reserve():
+    from cnndsl.backends.keras.generator import KerasGenerator
+    from cnndsl.backends.torch.generator import TorchGenerator
+
+    for reserved in (KerasGenerator.RESERVED, TorchGenerator.RESERVED):
+        for name in reserved.module | reserved.locals | reserved.attributes:
+            assert name in fuzz.NAMES or keyword.iskeyword(name), name
+    assert {"F", "nn", "_modules", "__class__", "_1", "build_model"} <= set(fuzz.NAMES)
+
+
+def _sample(target: str, seeds: range) -> fuzz.Runner:
+    """Random specs (hostile names, blocks calling blocks) whose generated modules are run."""
+    runner = fuzz.Runner([target])
+    try:
+        gens = fuzz.generators([target])
+        for seed in seeds:
+            rng = random.Random(seed)
+            fuzz.check(fuzz.random_spec(rng), gens, rng.choice(fuzz.FILE_NAMES), runner)
+    finally:
+        runner.close()
+    return runner
+
+
+@pytest.mark.torch
+def test_generated_torch_modules_import_build_and_run():
+    pytest.importorskip("torch")
+    assert _sample("torch", range(120)).runs["torch"] >= 30
+
+
+@pytest.mark.keras
+def test_generated_keras_modules_import_build_and_run():
+    pytest.importorskip("keras")
+    assert _sample("keras", range(60)).runs["keras"] >= 15
+
+
+@pytest.mark.torch
+def test_the_sample_finds_modules_whose_names_shadow_their_own(monkeypatch):
+    """Without the reserved names (what the file imports, nn.Module's attributes), hostile
+    names break the generated modules, and running them finds it (compile() alone did not)."""
+    pytest.importorskip("torch")
+    from cnndsl.backends.codegen.names import Reserved
+    from cnndsl.backends.torch.generator import TorchGenerator
+
+    monkeypatch.setattr(TorchGenerator, "RESERVED", Reserved(frozenset()))
+    with pytest.raises(fuzz.Finding, match="the generated torch module fails"):
+        _sample("torch", range(120))

@@ -750,6 +750,10 @@ def test_a_json_ir_is_validated_as_strictly_as_a_spec():
         (lambda d: d["layers"][0].update(shape=[8, True, 3]), "integer"),
         (lambda d: d["layers"][0].update(calls=d["layers"][1]["calls"]), "top level"),
         (lambda d: d["layers"][1]["position"].update(line="3"), "integer"),
+        # a spec's positions count from 1: line 0 or column -5 would be shown as written
+        (lambda d: d["layers"][1]["position"].update(line=0), "greater than or equal to 1"),
+        (lambda d: d["layers"][1]["position"].update(column=-5), "greater than or equal to 1"),
+        (lambda d: d["layers"][1]["calls"][0]["position"].update(end_column=0), "greater than or equal"),
     ]:
         data = json.loads(json.dumps(good))
         change(data)

@@ -448,3 +448,17 @@ def test_the_documentation_examples_load_with_the_import_path():
 
     for path in sorted((ROOT / "docs" / "examples").glob("*.cnn")):
         cnndsl.load(path, import_path=[ROOT / "specs"])
+
+
+def test_a_nul_character_in_a_path_is_never_an_internal_error(tmp_path, monkeypatch):
+    """Issue 10 §5 (found by the fuzzer): a NUL in an import's path, or in the file name a
+    spec is loaded under, made os.stat raise ValueError (exit 3)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lib.cnn").write_text("block b() { relu }\n")
+    for text in ('import "lib\\0.cnn"', 'from "lib\x00.cnn" import b'):
+        with pytest.raises(CnnDslError, match="an import path cannot hold a NUL character"):
+            cnndsl.loads(f"input 8x8x3\n{text}\nrelu\n", "spec.cnn")
+    net = cnndsl.loads('input 8x8x3\nimport "lib.cnn"\nb()\n', "sp\0ec.cnn")
+    assert net.name == "sp_ec"
+    with pytest.raises(CnnDslError, match="a file name cannot hold a NUL character"):
+        cnndsl.load("lib\0.cnn")

@@ -57,6 +57,8 @@ def resolved(file: str) -> str | None:
         return str(Path(file).resolve())
     except (OSError, RuntimeError):  # a symbolic-link loop: its own name is its key
         return os.path.abspath(file)
+    except ValueError:  # a NUL character: no file has that name
+        return None
 
 
 class ImportPolicy:
@@ -82,6 +84,8 @@ class ImportPolicy:
         """The file an import reads (it may not exist: reading it says so), or a located
         error when the policy refuses it."""
         text = imp.path
+        if "\0" in text:  # no file name holds one (the operating system refuses the path)
+            raise CnnDslError(f"an import path cannot hold a NUL character: {text!r}", imp.loc)
         if os.path.isabs(text) or text.startswith("~"):
             raise CnnDslError(
                 f"an import names a file by a relative path, not '{text}'",

@@ -199,7 +199,7 @@ def _validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -
         err = _first(e.errors(), data)
         key = err["loc"][0] if err["loc"] else None
         loc = fields[key][1] if key in fields else where
-        value = data.get(key)
+        value = _as_written(fields[key][0], data[key]) if key in fields else data.get(key)
         hint = None
         if err["type"] == "int_type" and isinstance(err.get("input"), float) and err["input"].is_integer():
             hint = "arithmetic with a float gives a float: write an integer, or divide with `//`"
@@ -217,6 +217,16 @@ def _foreign_option(cls: type[Layer], name: str) -> str | None:
     if cls.takes_activation:
         hints = Activation.foreign_options | hints
     return hints.get(name)
+
+
+def _as_written(written: Any, plain: Any) -> Any:
+    """A field's value as the pydantic field took it, with the lists the spec wrote as lists
+    again (``kernel=[2]`` is shown ``[2]``, not as the tuple ``(2)``)."""
+    same = isinstance(written, (list, tuple)) and isinstance(plain, tuple)
+    if same and len(written) == len(plain):
+        items = [_as_written(w, v) for w, v in zip(written, plain)]
+        return items if isinstance(written, list) else tuple(items)
+    return plain
 
 
 def identifier(expr: S.Expr, scope: Scope) -> str:
@@ -298,8 +308,13 @@ def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
     if key is None or typ == "value_error":
         msg = msg.removeprefix("Value error, ")
         return msg if msg.startswith(f"{kind} ") else f"{kind}: {msg}"
+    if typ == "missing" and len(err["loc"]) > 1:  # an item of a pair or a padding
+        return f"{kind} {key} has the wrong form: {shown} (a value is missing)"
     if typ == "missing":
         return f"{kind} needs {_MISSING.get(key, key)}"
+    if typ == "too_long":
+        most = err["ctx"]["max_length"]
+        return f"{kind} {key} has the wrong form: {shown} (at most {most} value{'s' * (most != 1)})"
     if typ in _BOUND:
         bound = err["ctx"][_BOUND[typ][1]]
         if isinstance(bound, float) and bound.is_integer():

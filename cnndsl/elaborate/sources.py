@@ -85,6 +85,9 @@ def _read_file(path: Path, at: Location | None) -> bytes:
         raise CnnDslError(f"{shown} is a directory, not a .cnn file", at) from None
     except OSError as e:
         raise CnnDslError(f"cannot read {shown}: {e.strerror}", at) from None
+    except ValueError:  # a NUL character: the operating system takes no such name
+        message = f"no such file: {shown} (a file name cannot hold a NUL character)"
+        raise CnnDslError(message, at) from None
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISDIR(mode):

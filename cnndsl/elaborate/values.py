@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import syntax as S
+from ..display import int_text, items_text
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir.base import fmt_float
 from .functions import FUNCTIONS, ArgumentError
@@ -346,25 +347,29 @@ def number(value: Any, loc: Location, scope: Scope | None = None) -> int | float
 # ------------------------------------------------------------------------------- showing
 
 
-def written(value: Any) -> str:
-    """A value as a call would show it in a spec: 64, relu, enc4, (1, 2), 1e-5, "s"."""
+def written(value: Any, budget: list[int] | None = None) -> str:
+    """A value as a call would show it in a spec: 64, 2.0, relu, enc4, (1, 2), 1e-5, "s";
+    a float always reads back as a float.  At most :data:`~cnndsl.display.SHOWN_ITEMS`
+    items are written, the rest counted."""
     if isinstance(value, (TensorRef, Symbol)):
         return value.name
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return fmt_float(value)
+        text = fmt_float(value)
+        return text if any(c in text for c in ".ein") else text + ".0"
     if isinstance(value, str):  # JSON's escapes are a spec's too
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ", ".join(written(v) for v in value) + "]"
+        return "[" + items_text(value, written, budget) + "]"
     if isinstance(value, tuple):
-        return "(" + ", ".join(written(v) for v in value) + ")"
-    return str(value)
+        return "(" + items_text(value, written, budget) + ")"
+    return int_text(value) if isinstance(value, int) else str(value)
 
 
-def show(value: Any) -> str:
-    """A value as an error message quotes it."""
+def show(value: Any, budget: list[int] | None = None) -> str:
+    """A value as an error message quotes it (at most
+    :data:`~cnndsl.display.SHOWN_ITEMS` items, the rest counted)."""
     if isinstance(value, Symbol):
         return f"'{value.name}'"
     if isinstance(value, TensorRef):
@@ -373,9 +378,11 @@ def show(value: Any) -> str:
         return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(show(v) for v in value) + ")"
-    return str(value)
+    if isinstance(value, list):
+        return "[" + items_text(value, show, budget) + "]"
+    if isinstance(value, tuple):
+        return "(" + items_text(value, show, budget) + ")"
+    return int_text(value) if isinstance(value, int) else str(value)
 
 
 def has_tensor(value: Any) -> bool:

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..display import int_text
+from ..display import int_text, items_text
 from .geometry import ShapeError
 
 Shape = tuple[int, ...]
@@ -149,9 +149,9 @@ class Position(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     file: str
-    line: Int
-    column: Int
-    end_column: Int | None = None
+    line: PositiveInt
+    column: PositiveInt
+    end_column: PositiveInt | None = None
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}"
@@ -177,7 +177,7 @@ class CallSite(BaseModel):
 
     def signature(self) -> str:
         """The call as written, with its arguments evaluated: ``inception(64, 96, 128)``."""
-        return self.call or f"{self.block}({', '.join(_fmt(v) for v in self.args.values())})"
+        return self.call or f"{self.block}({_fmt(tuple(self.args.values()))[1:-1]})"
 
 
 class LoopSite(BaseModel):
@@ -202,11 +202,13 @@ class LoopSite(BaseModel):
         return self
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, budget: list[int] | None = None) -> str:
     if isinstance(value, (list, tuple)):
-        return "(" + ", ".join(_fmt(v) for v in value) + ")"
+        return "(" + items_text(value, _fmt, budget) + ")"
     if isinstance(value, float):
         return fmt_float(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int_text(value)
     return str(value)
 
 

@@ -23,6 +23,7 @@ node IDs are generated (``n0``, ``n1`` ...), never names.
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import dataclass
 
@@ -65,6 +66,7 @@ NODE_MARGIN = 0.12
 MERGE_WIDTH = 0.3
 JUNCTION_WIDTH = 0.05
 SPINE_WEIGHT = 10  # Graphviz edge weight of the main path (the default is 1)
+FAN_WORK = 4  # the fans' searches for their sources visit at most this many layers per layer
 # Cluster backgrounds by nesting depth (outermost first), and their borders.
 CLUSTER_FILLS = ("#f5f7f9", "#ebeff3", "#e1e7ec")
 CLUSTER_BORDER = "#90a4ae"
@@ -172,6 +174,7 @@ class Diagram:
         }
         self.edges: list[_Edge] = []
         self.junctions: dict[CallScope, list[str]] = {}  # cluster -> its junctions' IDs
+        self.feeds: dict[str, str] = {}  # junction ID -> the node feeding it
         self._connect()
 
     def _number(self, scope: CallScope) -> None:
@@ -191,12 +194,14 @@ class Diagram:
         """One edge per (tensor, drawn reader); a tensor with several readers (with ``shapes``)
         leaves through a junction dot placed in the innermost cluster that holds them all."""
         readers: dict[str, list[str]] = {layer.name: [] for layer in self.net.layers}
+        drawn: set[tuple[str, str]] = set()  # (tensor, reader) drawn, when collapsed
         for layer in self.net.layers:
             head = self.ids[layer.name]
             for name in layer.inputs:
                 tail = self.ids[name]
-                if tail == head or (self.collapse and head in readers[name]):
+                if tail == head or (self.collapse and (name, head) in drawn):
                     continue  # inside one collapsed block, or already drawn
+                drawn.add((name, head))
                 readers[name].append(head)
         for name, out_id in zip(self.net.outputs, self.outputs):
             readers[name].append(out_id)
@@ -208,10 +213,11 @@ class Diagram:
             tail = self.ids[layer.name]
             label = _html(fmt_shape(self.info[layer.name].output_shape)) if self.shapes else None
             if label is not None and len(heads) > 1:
-                junction = f"j{sum(len(j) for j in self.junctions.values())}"
+                junction = f"j{len(self.feeds)}"
                 inner = _innermost_common([self.where[head] for head in heads])
                 self.junctions.setdefault(inner, []).append(junction)
                 training = all(head in self.training_ids for head in heads)
+                self.feeds[junction] = tail
                 self.edges.append(_Edge(tail, junction, label, to_junction=True, training=training))
                 tail, label = junction, None
             self.edges.extend(
@@ -227,22 +233,25 @@ class Diagram:
         sideways block after block (ResNets did)."""
         spine: list[str] = [self.outputs[0]]
         fans: list[tuple[str, str]] = []  # (source, merge) of fans on the path
+        order = {layer.name: i for i, layer in enumerate(self.net.layers)}
+        budget = [FAN_WORK * (len(order) + 1)]  # the fans' searches, all together
         name: str | None = self.net.outputs[0]
         while name is not None:
             if self.ids[name] != spine[-1]:
                 spine.append(self.ids[name])
             inputs = self.net[name].inputs
             if len(inputs) > 2:  # an inception-like fan: its branches are alike, none is main
-                source = self._fan_source(inputs)
+                source = self._fan_source(inputs, order, budget)
                 if source is not None and self.ids[source] != spine[-1]:
                     fans.append((self.ids[source], spine[-1]))
                 name = source
             else:
                 name = inputs[0] if inputs else None
         links = set(zip(spine[1:], spine[:-1]))  # (tail, head) along the path
-        feeds = {edge.head: edge.tail for edge in self.edges if edge.to_junction}
-        on_path = {j for j, tail in feeds.items() if tail in spine}
-        self.spine = set(spine) | on_path
+        feeds = self.feeds
+        on_spine = set(spine)
+        on_path = {j for j, tail in feeds.items() if tail in on_spine}
+        self.spine = on_spine | on_path
         for edge in self.edges:
             if (feeds.get(edge.tail, edge.tail), edge.head) in links or edge.head in on_path:
                 edge.weight = SPINE_WEIGHT
@@ -250,26 +259,67 @@ class Diagram:
         # fan's merge under its source, with the branches either side, in the spec's order.
         junction_of = {tail: j for j, tail in feeds.items()}
         self.ordered: set[str] = set()
-        for source, merge in fans:
-            tail = junction_of.get(source, source)
-            out = [i for i, edge in enumerate(self.edges) if edge.tail == tail]
-            middle = out[len(out) // 2 - 1] + 1 if len(out) > 1 else len(self.edges)
-            self.edges.insert(middle, _Edge(tail, merge, weight=SPINE_WEIGHT, invisible=True))
-            self.ordered.add(tail)
+        if fans:
+            self._hold_fans([(junction_of.get(source, source), merge) for source, merge in fans])
 
-    def _fan_source(self, names: tuple[str, ...]) -> str | None:
-        """The latest layer that every one of ``names`` depends on (None if there is none)."""
-        common: set[str] | None = None
-        for name in names:
-            seen, todo = set(), [name]
-            while todo:
-                current = todo.pop()
-                if current not in seen:
-                    seen.add(current)
-                    todo.extend(self.net[current].inputs)
-            common = seen if common is None else common & seen
-        order = {layer.name: i for i, layer in enumerate(self.net.layers)}
-        return max(common, key=order.__getitem__) if common else None
+    def _hold_fans(self, fans: list[tuple[str, str]]) -> None:
+        """Insert each fan's invisible edge, in turn, just after the middle one of the edges
+        leaving its tail (or after every edge when the tail has at most one); one pass over
+        the edges, whatever the number of fans."""
+        leaving: dict[str, list[_Edge]] = {}  # tail -> its edges, in order
+        for edge in self.edges:
+            leaving.setdefault(edge.tail, []).append(edge)
+        after: dict[int, list[_Edge]] = {}  # id of an edge -> edges placed right after it
+        appended: list[_Edge] = []
+        for tail, merge in fans:
+            new = _Edge(tail, merge, weight=SPINE_WEIGHT, invisible=True)
+            out = leaving.setdefault(tail, [])
+            if len(out) > 1:
+                anchor = out[len(out) // 2 - 1]
+                after.setdefault(id(anchor), []).insert(0, new)  # the latest is the nearest
+                out.insert(len(out) // 2, new)
+            else:
+                appended.append(new)
+                out.append(new)
+            self.ordered.add(tail)
+        edges: list[_Edge] = []
+        todo = list(reversed(self.edges + appended))
+        while todo:
+            edge = todo.pop()
+            edges.append(edge)
+            todo.extend(reversed(after.get(id(edge), ())))
+        self.edges = edges
+
+    def _fan_source(
+        self, names: tuple[str, ...], order: dict[str, int], budget: list[int]
+    ) -> str | None:
+        """The latest layer that every one of ``names`` depends on (None if there is none, or
+        when the search would pass the budget left: the fans only place the drawing).
+
+        Walks back from ``names`` in decreasing order of the layers, each layer marked with
+        the set (a bit mask) of ``names`` that reach it: the first one all of them reach is
+        the answer, and the walk visits only the layers between it and the merge."""
+        full = (1 << len(names)) - 1
+        reach: dict[str, int] = {}
+        heap: list[tuple[int, str]] = []
+        for bit, name in enumerate(names):
+            if name not in reach:
+                heapq.heappush(heap, (-order[name], name))
+            reach[name] = reach.get(name, 0) | 1 << bit
+        while heap:
+            budget[0] -= 1
+            if budget[0] < 0:
+                return None
+            _, current = heapq.heappop(heap)
+            mask = reach[current]
+            if mask == full:
+                return current
+            for name in self.net[current].inputs:
+                if name not in reach:
+                    heapq.heappush(heap, (-order[name], name))
+                    reach[name] = 0
+                reach[name] |= mask
+        return None
 
     # ---- writing
     def dot(self, *, names: bool, legend: bool, dpi: int | None) -> str:
@@ -506,10 +556,9 @@ class Diagram:
     def entry(self, scope: CallScope) -> tuple[str | None, float]:
         """The node at the top of a cluster (a junction fed from outside, or its first layer),
         and an estimate of its width in inches."""
-        for edge in self.edges:
-            if edge.to_junction and edge.head in self.junctions.get(scope, ()):
-                if scope not in _ancestry(self.where[edge.tail]):
-                    return edge.head, JUNCTION_WIDTH
+        for junction in self.junctions.get(scope, ()):  # in the order of their edges
+            if scope not in _ancestry(self.where[self.feeds[junction]]):
+                return junction, JUNCTION_WIDTH
         first = scope.items[0]
         if not isinstance(first, Layer):
             return None, 0.0
