@@ -356,7 +356,9 @@ class Runner:
             raise Finding(f"the generated {target} module fails: {type(e).__name__}: {e}") from e
         finally:
             path.unlink()
-        expected = [(2, *net.shape(o)) for o in net.outputs]
+        # both models run for inference (PyTorch in eval mode, Keras's build_model() is the
+        # inference model): outputs marked (training) are not among theirs
+        expected = [(2, *net.shape(o)) for o in net.inference_outputs]
         if shapes != expected:
             raise Finding(
                 f"the generated {target} model gives shapes {shapes}, the analysis {expected}"

@@ -629,6 +629,22 @@ def test_training_outputs_are_an_option_of_build_model(tmp_path):
     assert namespace["build_model"]().count_params() == a.inference.total_params
 
 
+def test_a_training_output_on_the_main_path_is_still_left_out_of_inference(tmp_path):
+    """A training output whose layers inference needs anyway (no layer of its own): the
+    inference model still returns the inference outputs only, as PyTorch's eval mode does
+    (the fuzzer's generated-module runs found build_model() returning every output)."""
+    text = "input 8x8x3\nmid = 3x3(S) conv 4\nlogits = gap -> dense 5\noutput logits, mid (training)\n"
+    net = cnndsl.loads(text, "on_path.cnn")
+    assert not net.training_only()
+    assert [tuple(t.shape[1:]) for t in net.to_keras().outputs] == [(5,)]
+    full = net.to_keras(training_outputs=True)
+    assert [tuple(t.shape[1:]) for t in full.outputs] == [(5,), (8, 8, 4)]
+    path = tmp_path / "on_path.py"
+    path.write_text(backend.to_source(net))
+    build_model = runpy.run_path(str(path))["build_model"]
+    assert len(build_model().outputs) == 1 and len(build_model(training_outputs=True).outputs) == 2
+
+
 def test_unreachable_layer_is_an_error():
     """The elaborator refuses unused layers; a network built otherwise may still have them."""
     text = "input 8x8x3\na = 3x3(S) conv 4\nb = a -> 3x3(S) conv 2\nc = a -> flatten -> dense 2\n"

@@ -598,17 +598,18 @@ class KerasGenerator(Generator):
         need, and ``training_outputs=True`` builds them and returns every output."""
         net, module = self.net, self.module_names
         avoid = frozenset(module.reserved | module.taken | self.RESERVED.locals)
-        training = net.training_only()
-        w.line(f"def build_model({'training_outputs=False' if training else ''}):")
+        training = net.training_only()  # layers that only training outputs need
+        marked = bool(net.training_outputs)  # (a training output may need no layer of its own)
+        w.line(f"def build_model({'training_outputs=False' if marked else ''}):")
         with w.indented():
             doc = f"The network `{net.name}`{_file_note(net)} as a Keras model"
-            if training:
+            if marked:
                 listed = ", ".join(net.inference_outputs)
                 doc += (
                     f": its inference outputs ({listed}), or with training_outputs every output"
                     " and the layers that compute them."
                 )
-            w.docstring(doc + ("" if training else "."))
+            w.docstring(doc + ("" if marked else "."))
             r = _Render({}, False)
 
             def only(step) -> bool:
@@ -626,7 +627,11 @@ class KerasGenerator(Generator):
 
             end = training_end if training else None
             _body(w, program.draft, [], avoid, r, returns=False, training=only, training_end=end)
-            w.statement("return ", model(net.inference_outputs if training else net.outputs), r)
+            if marked and not training:  # the same layers either way: only the outputs differ
+                w.line("if training_outputs:")
+                with w.indented():
+                    w.statement("return ", model(net.outputs), r)
+            w.statement("return ", model(net.inference_outputs if marked else net.outputs), r)
         w.blank(2)
         w.line('if __name__ == "__main__":')
         with w.indented():
