@@ -4,7 +4,7 @@
     cnndsl summary SPEC [--batch N] [--dtype D] [--format table|json|markdown|csv]
                         [--columns LIST] [--depth N] [--width N] [--convention keras|torch]
     cnndsl diff A B [--format table|markdown|json] [--depth N | --layers] [--all]
-    cnndsl compile SPEC --target T [-o FILE]   T: keras, torch, json, dot, svg, png, pdf
+    cnndsl compile SPEC --target T [-o FILE] [--logits]   T: keras, torch, json, dot, svg, png, pdf
 
 Exit codes: 0 success, 1 errors in a spec, 2 usage errors (bad options, an output that cannot
 be written, or a target whose framework is not installed), 3 an internal error (a bug in
@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_options(compile_)
     compile_.add_argument("--target", "-t", choices=_targets(), required=True)
     compile_.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    compile_.add_argument(
+        "--logits", action="store_true",
+        help="leave out the softmax (or sigmoid) the outputs end in: the model returns logits",
+    )
     compile_.add_argument("--collapse", action="store_true", help="diagrams: draw each block call as one node")
     compile_.add_argument("--rankdir", choices=("TB", "LR"), default="TB", help="diagrams: layout direction")
     compile_.add_argument("--no-shapes", action="store_true", help="diagrams: no shapes on edges")
@@ -279,7 +283,7 @@ def _cmd_compile(args) -> int:
             collapse=args.collapse, rankdir=args.rankdir, shapes=not args.no_shapes, params=args.params
         )
     try:
-        text = emit(net, target.name, **options)
+        text = emit(net, target.name, logits=args.logits, **options)
     except ImportError as e:
         if target.framework is None:
             raise

@@ -218,34 +218,37 @@ def generate(rng: random.Random, seeds: list[str]) -> str:
 
 
 def generators(targets: list[str]):
-    """Code generators to run on specs that compile: name -> function(net)."""
-    found = {"json": lambda net: type(net).from_json(net.to_json()),
-             "summary": lambda net: [net.summary(format=f) for f in ("table", "json", "csv", "markdown")]}
-    for target in targets:
-        if target == "dot":
-            from .backends import graphviz
+    """Code generators to run on specs that compile: name -> function(net).  ``json`` reads the
+    IR back from its JSON, ``summary`` writes every summary format; any other name is a target
+    of :data:`cnndsl.backends.TARGETS`, and a model target's source must also compile."""
+    from .backends import TARGETS, emit, source
 
-            found["dot"] = graphviz.to_dot
-        elif target == "keras":
-            from .backends import keras
-
-            found["keras"] = _compiled(keras.to_source)
-        elif target == "torch":
-            from .backends import torch
-
-            found["torch"] = _compiled(torch.to_source)
+    found = {
+        "json": lambda net: type(net).from_json(net.to_json()),
+        "summary": lambda net: [net.summary(format=f) for f in ("table", "json", "csv", "markdown")],
+    }
+    for name in targets:
+        if name in found:
+            continue
+        if name not in TARGETS:
+            raise ValueError(f"unknown target {name!r}: choose json, summary or one of {', '.join(TARGETS)}")
+        found[name] = _compiled(name, source) if TARGETS[name].build else _written(name, emit)
     return found
 
 
-def _compiled(to_source):
-    """A source generator whose output must also be valid Python."""
+def _compiled(name: str, source):
+    """A model target's source, which must also be valid Python."""
 
     def generate(net):
-        source = to_source(net)
-        compile(source, f"<{net.name}>", "exec")
-        return source
+        text = source(net, name)
+        compile(text, f"<{net.name}>", "exec")
+        return text
 
     return generate
+
+
+def _written(name: str, emit):
+    return lambda net: emit(net, name)
 
 
 def check(text: str, gens: dict) -> bool:
@@ -275,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="code generators to run (json, summary, dot, keras, torch)")
     parser.add_argument("--save", type=Path, help="write failing inputs into this directory")
     args = parser.parse_args(argv)
-    gens = generators([t for t in args.targets.split(",") if t])
+    try:
+        gens = generators([t for t in args.targets.split(",") if t])
+    except ValueError as e:
+        parser.error(str(e))
     rng = random.Random(args.seed)
     seeds = zoo_sources()
     compiled = crashes = slow = 0

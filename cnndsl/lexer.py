@@ -53,7 +53,8 @@ from pygments.token import (
 __all__ = ["CnnLexer", "vocabulary"]
 
 KERNEL = String.Symbol
-"""The token class of sizes and the kernel notation (one grammar terminal: ``SHAPE``)."""
+"""The token class of sizes and the kernel notation (the grammar's ``SHAPE``, and ``OPEN_SHAPE``
+for an input size with an open height or width, ``?x?x3``)."""
 OPERATOR_WORDS = ("and", "or", "not")
 """The keywords that are operators of expressions."""
 
@@ -163,7 +164,9 @@ def _tokens() -> dict:
             (r"\n", Whitespace),
             (t["COMMENT"], Comment.Single),
             (t["STRING"], _string),
-            # sizes and the kernel notation before numbers, floats before integers
+            # sizes and the kernel notation before numbers, floats before integers; an input
+            # size with an open height or width (`?x?x3`) first, as the grammar tries it
+            (t["OPEN_SHAPE"], KERNEL),
             (t["FLOAT"], Number.Float),
             (t["SHAPE"], KERNEL),
             (t["INT"], Number.Integer),

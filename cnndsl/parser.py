@@ -126,7 +126,7 @@ class _PostLex:
             kind = tok.type
             if held is not None:
                 # `input` followed by anything but a name or a shape names the default input
-                if kind not in ("NAME", "SHAPE", "INT"):
+                if kind not in ("NAME", "SHAPE", "INT", "OPEN_SHAPE"):
                     held = Token.new_borrow_pos("NAME", held.value, held)
                 if pending is not None:
                     yield pending
@@ -160,8 +160,8 @@ class _PostLex:
                     opened.pop()
                 if kind != "RBRACE" and parens > 0:
                     parens -= 1
-            elif kind in _OPERATORS or kind == "SHAPE":
-                operators += 1 if kind != "SHAPE" else tok.count("x")  # `3x3`: one operator
+            elif kind in _OPERATORS or kind in ("SHAPE", "OPEN_SHAPE"):
+                operators += tok.count("x") if "SHAPE" in kind else 1  # `3x3`: one operator
                 if operators > MAX_OPERATORS:
                     raise CnnDslError(
                         f"this statement has more than {MAX_OPERATORS} operators",
@@ -471,15 +471,41 @@ class _ToSyntax(Transformer):
 
     def input_decl(self, children):
         _, *name, dims = children
-        if not re.fullmatch(r"\d+(x\d+)*", str(dims)):
+        if dims.type == "OPEN_SHAPE":
+            sizes = self._open_sizes(dims)
+        elif re.fullmatch(r"\d+(x\d+)*", str(dims)):
+            sizes = tuple(self._ints(dims, 0, str(dims)))
+        else:
             raise CnnDslError(
                 f"an input shape is H x W x C, such as 224x224x3, not '{dims}'", self._tok(dims)
             )
         return S.InputDecl(
-            self._name(name[0], "tensor") if name else None,
-            tuple(self._ints(dims, 0, str(dims))),
-            self._span(children),
+            self._name(name[0], "tensor") if name else None, sizes, self._span(children)
         )
+
+    def _open_sizes(self, tok: Token) -> tuple[int | None, ...]:
+        """``?x?x3`` -> (None, None, 3): only a map's height and width may be open."""
+        parts = str(tok).split("x")
+        if len(parts) != 3:
+            raise CnnDslError(
+                "only the height and width of an image input can be open: `input ?x?x3`"
+                + (", not a vector's length" if len(parts) == 1 else f", not '{tok}'"),
+                self._tok(tok),
+                hint="a vector input has a fixed length: `input meta 10`" if len(parts) == 1
+                else "an image input is H x W x C",
+            )
+        if parts[2] == "?":
+            column = tok.column + len(tok) - 1
+            raise CnnDslError(
+                "an input's channels cannot be open: the layers' weights depend on them",
+                self.src.loc(tok.line, column, column + 1),
+                hint=f"write their number: `input {parts[0]}x{parts[1]}x3`",
+            )
+        sizes, offset = [], 0
+        for part in parts:
+            sizes.append(None if part == "?" else self._int(part, tok, offset))
+            offset += len(part) + 1
+        return tuple(sizes)
 
     def output_decl(self, children):
         names = [(str(n), self._tok(n), training) for n, training, _ in children]
@@ -632,6 +658,7 @@ _TOKEN_WORDS = {
     "INT": "an integer",
     "FLOAT": "a number",
     "SHAPE": "a size such as 3x3 or 224x224x3",
+    "OPEN_SHAPE": "an input size with an open height and width, such as ?x?x3",
     "STRING": 'a string in "quotes"',
     "_NL": "a new line",
     "$END": "the end of the file",
@@ -699,6 +726,11 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
     assert isinstance(e, UnexpectedToken)
     tok = e.token
     loc = src.at_token(tok) if tok.type != "_NL" else src.loc(tok.line, tok.column)
+    if tok.type == "OPEN_SHAPE":
+        return CnnDslError(
+            f"'{tok}': a `?` leaves an input's height or width open, and stands nowhere else", loc,
+            hint="`input ?x?x3` declares an input of any height and width",
+        )
     return CnnDslError(
         f"unexpected {_describe_token(tok)}" + _expected(expected),
         loc,

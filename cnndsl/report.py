@@ -367,7 +367,7 @@ def as_dict(net: Network, analysis: Analysis, memory: Memory) -> dict:
     view = View("keras", DTYPE_BYTES[memory.dtype] * memory.batch_size)
     return {
         "name": net.name,
-        "inputs": [{"name": x.name, "shape": list(x.shape)} for x in net.inputs],
+        "inputs": [_input_dict(x) for x in net.inputs],
         "outputs": [{"name": name, "shape": list(shape)} for name, shape in analysis.outputs],
         "params": {
             "trainable": analysis.trainable_params,
@@ -379,6 +379,14 @@ def as_dict(net: Network, analysis: Analysis, memory: Memory) -> dict:
         **_inference_dict(net, analysis),
         "layers": [_fields(row, view) for row in layer_rows(analysis)],
     }
+
+
+def _input_dict(layer) -> dict:
+    """An input's name and shape, and which of its height and width the spec leaves open."""
+    d = {"name": layer.name, "shape": list(layer.shape)}
+    if any(layer.open):
+        d["open"] = list(layer.open)
+    return d
 
 
 def _inference_dict(net: Network, analysis: Analysis) -> dict:
@@ -434,6 +442,13 @@ def _totals(analysis: Analysis, memory: Memory, convention: str) -> list[str]:
             f" (trainable {grouped(inference.trainable_params)}), MACs {grouped(inference.macs)}"
             f" ({human(inference.macs)})"
         )
+    for layer in analysis.inputs:
+        if any(layer.open):
+            name = "" if layer.name == "input" else f" {layer.name}"
+            lines.append(
+                f"Input{name} {layer.written()}, analysed at {fmt_shape(layer.shape)}: the models"
+                f" take any {'height and width' if all(layer.open) else ('height', 'width')[layer.open[1]]}"
+            )
     lines += [
         f"Memory (batch {grouped(memory.batch_size)}, {memory.dtype}):"
         f" {stored} {human(memory.params_bytes, 'B')},"

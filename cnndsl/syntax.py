@@ -219,7 +219,7 @@ class BlockDef:
 @dataclass(slots=True)
 class InputDecl:
     name: str | None
-    dims: tuple[int, ...]
+    dims: tuple[int | None, ...]  # None: a height or width left open (`input ?x?x3`)
     loc: Location
 
 

@@ -1,16 +1,35 @@
-"""Shared fixtures.
+"""Shared fixtures, and the suite's memory discipline.
 
 Import-order hazard: with tensorflow 2.21 and torchvision 0.29, importing torchvision after
 TensorFlow in one process segfaults; torch and torchvision first, then TensorFlow, works.  So
 torch and torchvision (when installed) are imported here, before any test imports TensorFlow.
+
+Memory: the suite must fit a small machine (peak under 3 GB, children included), and the
+framework tests build models of up to 138 million parameters (VGG-16: 553 MB in each
+framework) on top of about 1.1 GB that importing torch and TensorFlow takes.  So a test module
+keeps at most one spec's models at a time and drops them with :func:`free_memory`, and
+TensorFlow allocates from the system allocator (TF_ONEDNN_USE_SYSTEM_ALLOCATOR, below): its
+default oneDNN allocator keeps every block it ever had (a VGG-16 built and dropped held on to
+1.4 GB), the system one gives them back.  At the end of the session the peak is reported
+(:func:`pytest_terminal_summary`), and CNNDSL_TEST_MAX_MB turns a peak above it into a failure.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
+import os
+import resource
+import sys
+import threading
 from pathlib import Path
 
 import pytest
+
+# Read by TensorFlow when it is imported (by the test modules, after this one), and inherited
+# by the processes the tests start.
+os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 
 try:  # keep this first: see the module docstring
     import torch  # noqa: F401
@@ -52,12 +71,149 @@ def keras_applications_refs() -> dict:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked zoo_full (the torchvision zoo's heavy checks, beyond CI's) run only when
-    the marker expression names them: `pytest -m zoo_full` runs them alone, `pytest -m
-    "torch or keras or zoo_full" tests/test_torchvision_zoo.py` the whole sweep."""
+    """Tests marked zoo_full (the zoos' heavy checks, beyond CI's) run only when the marker
+    expression names them: `pytest -m zoo_full` runs them alone, `pytest -m "torch or
+    keras or zoo_full" tests/test_torchvision_zoo.py` (or "keras or zoo_full"
+    tests/test_keras_zoo.py) the whole sweep."""
     if "zoo_full" in (config.option.markexpr or ""):
         return
     heavy = [item for item in items if item.get_closest_marker("zoo_full")]
     if heavy:
         config.hook.pytest_deselected(items=heavy)
         items[:] = [item for item in items if not item.get_closest_marker("zoo_full")]
+
+
+# ------------------------------------------------------------------ memory
+
+try:
+    _malloc_trim = ctypes.CDLL(None).malloc_trim  # glibc
+except (AttributeError, OSError):
+    _malloc_trim = None
+
+
+def free_memory() -> None:
+    """Give the memory of dropped models back to the system: Keras's global state (layer
+    names, graphs) is reset, reference cycles are collected, and glibc returns its free pages."""
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        keras.backend.clear_session()
+    gc.collect()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+class _TreePeak(threading.Thread):
+    """The largest total resident memory of this process and its children (the processes the
+    tests start: generated modules run alone, the CLI), sampled every half second from
+    /proc (Linux; elsewhere nothing is measured).  A sum of resident sets: pages that
+    processes share (the frameworks' libraries) count once per process."""
+
+    def __init__(self) -> None:
+        super().__init__(name="peak-memory", daemon=True)
+        self.peak = 0
+        self.stop = threading.Event()
+
+    @staticmethod
+    def _tree(pid: int) -> list[int]:
+        pids, todo = [], [pid]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            try:
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children") as children:
+                        todo.extend(int(child) for child in children.read().split())
+            except OSError:  # the process has ended
+                pass
+        return pids
+
+    @staticmethod
+    def _rss(pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/statm") as statm:
+                return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    def sample(self) -> None:
+        self.peak = max(self.peak, sum(map(self._rss, self._tree(os.getpid()))))
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.sample()
+
+
+_tree_peak = _TreePeak()
+
+
+def pytest_sessionstart(session):
+    if os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
+        _tree_peak.start()
+
+
+def _peaks() -> tuple[int, int]:
+    """Peak resident bytes: of this process, and of it and its children at once (sampled).
+    (Not the children's ru_maxrss: a child starts with its parent's peak as its own.)"""
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, _tree_peak.peak
+
+
+def _limit() -> int | None:
+    """CNNDSL_TEST_MAX_MB, in bytes: the most the session may take (None: no limit)."""
+    limit = os.environ.get("CNNDSL_TEST_MAX_MB")
+    return int(limit) * 2**20 if limit else None
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With CNNDSL_TEST_MAX_MB=N, the session fails if its peak memory (either of
+    :func:`_peaks`) went over N MB."""
+    if _tree_peak.is_alive():
+        _tree_peak.stop.set()
+        _tree_peak.sample()
+    limit = _limit()
+    if limit and max(_peaks()) > limit and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _memory_summary(terminalreporter) -> None:
+    own, tree = _peaks()
+    line = f"peak memory: {own / 2**20:.0f} MB in this process"
+    if tree:
+        line += f", {tree / 2**20:.0f} MB with its children (sampled every 0.5 s)"
+    limit = _limit()
+    if limit and max(own, tree) > limit:
+        terminalreporter.write_line(f"{line}: over CNNDSL_TEST_MAX_MB={limit // 2**20}", red=True)
+    else:
+        terminalreporter.write_line(line)
+
+
+def _differences_summary(terminalreporter) -> None:
+    """The figures of the tests that compare outputs with a reference model and record them
+    (``record_property("max_abs_diff", {framework: (difference, scale)})``): one line per test
+    and the worst relative difference -- what README's zoo sections quote after a sweep."""
+    rows = []
+    for report in terminalreporter.stats.get("passed", []):
+        figures = dict(report.user_properties).get("max_abs_diff")
+        if figures:
+            rows.append((report.nodeid.rsplit("::", 1)[-1], figures))
+    if not rows:
+        return
+    terminalreporter.section("max abs differences (relative to the reference's largest output)")
+    worst: dict[str, tuple[float, str]] = {}
+    for name, figures in rows:
+        cells = []
+        for framework, (diff, scale) in figures.items():
+            relative = diff / scale if scale else diff
+            cells.append(f"{framework} {diff:.3g} of {scale:.3g} ({relative:.2g})")
+            if relative >= worst.get(framework, (-1.0, ""))[0]:
+                worst[framework] = (relative, name)
+        terminalreporter.line(f"{name}: {'; '.join(cells)}")
+    for framework, (relative, name) in worst.items():
+        terminalreporter.line(
+            f"worst {framework}: {relative:.2g} relative, {name} ({len(rows)} tests)"
+        )
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    _differences_summary(terminalreporter)
+    _memory_summary(terminalreporter)

@@ -13,15 +13,15 @@ import math
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import annotated_types
 from hypothesis import assume
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import cnndsl
 from cnndsl.ir import Input, Layer, Network, Position
+from cnndsl.ir.base import PLACEMENT
 
-BASE_FIELDS = {"kind", "name", "inputs", "position", "calls"}
+BASE_FIELDS = PLACEMENT | {"kind"}
 
 
 def _bounds(metadata) -> dict[str, Any]:
@@ -124,7 +124,7 @@ PROVENANCE_BASES = {
         pair(4)
         x = pair(4)
         y = 3x3+1(S) maxpool -> 1x1 conv 8
-        concat(x) -> repeat 2 { unit(8) } -> gap -> dense 3
+        concat(x) -> repeat 2 { unit(8) } -> repeat 3 { 1x1 conv 8 relu } -> gap -> dense 3
     """,
     "dag": """
         input a 6x6x3
@@ -157,11 +157,29 @@ _SITES = st.builds(
 )
 
 
+def _loop_sites(calls: int):
+    """Loop sites a node with ``calls`` block calls may record: at most that deep, in order."""
+    site = st.builds(
+        lambda line, depth, iteration, more: {
+            "position": {"file": "drawn.cnn", "line": line, "column": 1},
+            "depth": depth,
+            "iteration": iteration,
+            "count": iteration + 1 + more,
+        },
+        st.integers(1, 3),
+        st.integers(0, calls),
+        st.integers(0, 3),
+        st.integers(0, 2),
+    )
+    return st.lists(site, max_size=2).map(lambda sites: sorted(sites, key=lambda s: s["depth"]))
+
+
 @st.composite
 def scrambled(draw, base: str) -> tuple[Network, Network]:
     """A network of PROVENANCE_BASES and the same network with any provenance on its nodes
     (block calls that need not nest, be contiguous, name their nodes, or have literal
-    arguments): every one the IR validates."""
+    arguments; loop iterations kept from the spec where they still fit, or any others):
+    every one the IR validates."""
     import json
     import textwrap
 
@@ -169,7 +187,9 @@ def scrambled(draw, base: str) -> tuple[Network, Network]:
     data = json.loads(net.to_json())
     for layer in data["layers"]:
         if layer["kind"] != "input":
-            layer["calls"] = draw(st.lists(_SITES, max_size=3))
+            calls = layer["calls"] = draw(st.lists(_SITES, max_size=3))
+            kept = [site for site in layer["loops"] if site["depth"] <= len(calls)]
+            layer["loops"] = draw(st.one_of(st.just(kept), _loop_sites(len(calls))))
     try:
         other = Network.model_validate_json(json.dumps(data))
     except ValidationError:

@@ -319,19 +319,27 @@ def test_number_formats_are_exact_and_total(n):
 # ------------------------------------------------------------ the summary: columns and views
 
 
-@pytest.mark.parametrize("options", [[], ["--depth", "1"], ["--depth", "2"]], ids=["layers", "depth1", "depth2"])
-def test_every_spec_fits_100_columns(options, monkeypatch, capsys):
+# every spec of the zoo (specs/*.cnn, specs/torchvision/*.cnn, specs/keras/*.cnn), not the
+# libraries of blocks (lib/)
+ZOO = [p for p in sorted((ROOT / "specs").rglob("*.cnn")) if "lib" not in p.relative_to(ROOT).parts]
+
+
+def test_the_zoo_of_the_width_test_is_whole():
+    folders = {p.parent.name for p in ZOO}
+    assert folders == {"specs", "torchvision", "keras"} and len(ZOO) > len(SPEC_FILES)
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: str(p.relative_to(ROOT / "specs")))
+def test_every_spec_fits_100_columns(path, monkeypatch, capsys):
     from cnndsl.cli import main
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("COLUMNS", "100")
-    specs = [p for p in sorted((ROOT / "specs").rglob("*.cnn")) if "lib" not in p.parts]  # lib: blocks only
-    assert len(specs) > len(SPEC_FILES)  # the zoo's families too
-    for path in specs:
+    for options in ([], ["--depth", "1"], ["--depth", "2"]):
         assert main(["summary", str(path.relative_to(ROOT)), *options]) == 0
         out = capsys.readouterr().out
         widest = max(out.splitlines(), key=len)
-        assert len(widest) <= 100, (path.name, widest)
+        assert len(widest) <= 100, (options, widest)
 
 
 def test_width_comes_from_columns_or_the_option():

@@ -7,6 +7,7 @@ leaves every generated file as it is), the handler tables, the call tree on any 
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -62,6 +63,47 @@ def test_calls_of_one_structure_share_a_function(target):
     text = SOURCES[target](net)
     defined = "def b(x, f, name):" if target == "keras" else "class B(nn.Module):"
     assert text.count(defined) == 1
+
+
+def test_loops_are_the_spec_s_loops_not_alike_names():
+    """Keras writes the alike iterations of a repeat as a loop (the IR records them: LoopSite),
+    and layers the spec writes one by one as written, however alike their names and values;
+    without loop records (a JSON IR of another tool), nothing is a loop."""
+    net = spec("""
+        input 8x8x4
+        repeat 3 { 3x3(S) conv 8 relu }
+        3x3(S) conv 8 relu -> 3x3(S) conv 8 relu
+    """)
+    text = keras_source(net)
+    assert text.count("for i in range(1, 4):") == 1
+    assert text.count("layers.Conv2D(") == 3  # the loop's, conv_4 and conv_5
+    data = json.loads(net.to_json())
+    for layer in data["layers"]:
+        layer["loops"] = []
+    assert "for i in" not in keras_source(cnndsl.Network.model_validate_json(json.dumps(data)))
+
+
+def test_written_out_layers_that_happen_to_match_do_not_split_a_block():
+    """InceptionV3's mixed7: a block whose written-out layers are alike for one call's values
+    (1x1 conv 8 -> 1x1 conv 8 when c = 8) shares the function of the other calls (it was a
+    variant of its own, with a loop, when loops were guessed from names)."""
+    net = spec("""
+        input 8x8x4
+        block b(c) { 1x1 conv c -> 1x1 conv 8 }
+        b(4)
+        b(8)
+    """)
+    text = keras_source(net)
+    assert "def b(x, c, name):" in text and "def b_2" not in text and "for i in" not in text
+
+
+def test_one_level_of_loop_is_written():
+    """Nested loops: the outermost whose iterations compute alike is the loop (its inner loop
+    written out in its body); where it is not, its inner loops are."""
+    both = keras_source(spec("input 8x8x4\nrepeat 2 { repeat 3 { 1x1 conv 4 } -> bn }\n"))
+    assert both.count("for i in range(2):") == 1 and both.count("layers.Conv2D(") == 3
+    inner = keras_source(spec("input 8x8x4\nfor c in [4, 8] { repeat 3 { 1x1 conv c } }\n"))
+    assert "for i in range(1, 4):" in inner and "for i in range(4, 7):" in inner
 
 
 def _zoo() -> list[cnndsl.Network]:

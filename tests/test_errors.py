@@ -22,9 +22,13 @@ UPDATE = os.environ.get("CNNDSL_UPDATE_GOLDEN") == "1"
 
 
 def check(path: Path) -> tuple[int, str]:
+    """``cnndsl check`` of a corpus file, with the options its first line may give (``# check
+    --input 16x16x3``: errors that only a size given on the command line can show)."""
+    first = path.read_bytes().partition(b"\n")[0].decode("utf-8", "replace")
+    options = first.split()[2:] if first.startswith("# check ") else []
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        code = main(["check", str(path.relative_to(ROOT))])
+        code = main(["check", str(path.relative_to(ROOT)), *options])
     return code, err.getvalue()
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import importlib.util
 import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnndsl import CnnDslError, fuzz, loads
+from cnndsl.ir import Layer
 
 
 def _available(target: str, framework: str | None) -> bool:
@@ -38,6 +40,12 @@ def test_generated_and_mutated_specs(seed):
 def test_mutated_zoo_specs(seed):
     rng = random.Random(seed)
     fuzz.check(fuzz.mutate(rng.choice(SEEDS), rng), GENERATORS)
+
+
+def test_the_fuzzer_runs_the_registry_targets():
+    assert set(fuzz.generators(["dot", "keras"])) == {"json", "summary", "dot", "keras"}
+    with pytest.raises(ValueError, match="unknown target 'java'"):
+        fuzz.generators(["java"])
 
 
 @FUZZ

@@ -7,6 +7,7 @@ DOT tests need nothing; the tests that draw (SVG, PNG) skip themselves without G
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,12 +16,17 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import cnndsl
 from cnndsl.backends import graphviz as gv
+from cnndsl.backends.codegen.tree import call_tree
+from cnndsl.backends.graphviz.escape import quoted
 from cnndsl.errors import CnnDslError
 from cnndsl.ir import Layer, Network
 from conftest import ROOT, SPEC_FILES
+from ir_strategies import PROVENANCE_BASES, scrambled
 
 DATA = ROOT / "tests" / "data" / "graphviz"
 GOLDEN = ROOT / "tests" / "golden" / "dot"
@@ -305,6 +311,42 @@ def test_collapse_draws_each_top_level_call_as_one_node():
     s1 = blocks[1][0]
     assert re.search(rf"{s1} -> j\d+ \[arrowhead=none, label=<32x32x32>", dot)
     assert "output 3" in dot and "output 1" in dot
+
+
+def cluster_tooltips(dot: str) -> list[str]:
+    """Each cluster's tooltip (its call's instance and signature), in the order drawn."""
+    return re.findall(r"^\s*subgraph cluster_\d+ \{\n\s*graph \[.*tooltip=(\".*\")\]$", dot, re.M)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+@pytest.mark.parametrize("base", sorted(PROVENANCE_BASES))
+def test_clusters_are_the_call_tree_whatever_the_provenance(base, data):
+    """The diagram's clusters are the scopes of the call tree the code generators write
+    functions from (one derivation of block structure): whatever provenance a JSON IR gives
+    its nodes, every scope is one cluster, in order, and every layer is drawn once."""
+    _, net = data.draw(scrambled(base))
+    expected = [quoted(s.site.instance, s.site.signature()) for s in call_tree(net).scopes()]
+    dot = gv.to_dot(net)
+    assert cluster_tooltips(dot) == expected
+    declared = re.findall(r"^\s*(n\d+) \[", dot, re.M)
+    assert sorted(declared) == sorted(f"n{i}" for i in range(len(net.layers)))
+    collapsed = gv.to_dot(net, collapse=True)
+    top = [scope for scope in call_tree(net).items if not isinstance(scope, Layer)]
+    assert len(re.findall(r"^  b\d+ \[label=", collapsed, re.M)) == len(top)
+
+
+@needs_dot
+def test_a_call_whose_nodes_are_apart_is_drawn_as_two_clusters():
+    """A JSON IR may say that nodes far apart came from one call: each contiguous run is a
+    cluster (as each is a function in generated code), and dot draws it."""
+    net = cnndsl.loads("input 8x8x4\nblock b(f) { 1x1 conv f }\nb(4) -> relu -> b(4)")
+    data = json.loads(net.to_json())
+    data["layers"][3]["calls"] = data["layers"][1]["calls"]  # the second call is the first
+    net = Network.model_validate_json(json.dumps(data))
+    dot = gv.to_dot(net)
+    assert cluster_tooltips(dot) == [quoted("b_1", "b(4)")] * 2
+    assert svg_counts(svg_root(gv.render(net, "svg")))[2] == 2
 
 
 def test_rankdir_and_bad_options():

@@ -31,6 +31,7 @@ keras = pytest.importorskip("keras")
 import cnndsl  # noqa: E402
 from cnndsl.backends import keras as backend  # noqa: E402
 from cnndsl.ir import LAYER_CLASSES  # noqa: E402
+from conftest import free_memory  # noqa: E402
 
 pytestmark = pytest.mark.keras
 
@@ -267,7 +268,7 @@ APPLICATIONS = {
 }
 
 _NETS: dict[str, cnndsl.Network] = {}
-_MODELS: dict[str, keras.Model] = {}
+_MODEL: dict[str, keras.Model] = {}  # the last one built (VGG-16's takes 553 MB)
 
 
 def load(name: str) -> cnndsl.Network:
@@ -280,10 +281,25 @@ def load(name: str) -> cnndsl.Network:
 
 
 def model(name: str) -> keras.Model:
-    """Each model is built once per test session."""
-    if name not in _MODELS:
-        _MODELS[name] = backend.build(load(name))
-    return _MODELS[name]
+    """The spec's model.  Only the last one built is kept: the tests of a spec run together
+    (:func:`spec`), so each is built once, and one at a time takes memory."""
+    if name not in _MODEL:
+        drop_model()
+        _MODEL[name] = backend.build(load(name))
+    return _MODEL[name]
+
+
+def drop_model() -> None:
+    _MODEL.clear()
+    free_memory()
+
+
+@pytest.fixture(scope="module", params=ALL)
+def spec(request) -> str:
+    """A spec's name.  The fixture is module-scoped, so pytest runs the tests that take it
+    spec by spec; after a spec's tests its model is dropped."""
+    yield request.param
+    drop_model()
 
 
 def describe(m) -> list:
@@ -309,9 +325,8 @@ def describe(m) -> list:
 # ------------------------------------------------------------------ the zoo and the small specs
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_parameters_equal_the_ir(name):
-    net, m = load(name), model(name)
+def test_parameters_equal_the_ir(spec):
+    net, m = load(spec), model(spec)
     a = net.analysis
     trainable = sum(int(np.prod(w.shape)) for w in m.trainable_weights)
     frozen = sum(int(np.prod(w.shape)) for w in m.non_trainable_weights)
@@ -322,9 +337,8 @@ def test_parameters_equal_the_ir(name):
     )
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_every_node_has_its_shape(name):
-    net, m = load(name), model(name)
+def test_every_node_has_its_shape(spec):
+    net, m = load(spec), model(spec)
     names = backend.layer_names(net)
     for layer in net.layers:
         keras_names = names[layer.name]
@@ -341,9 +355,8 @@ def test_every_node_has_its_shape(name):
     )
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_forward_pass(name):
-    net, m = load(name), model(name)
+def test_forward_pass(spec):
+    net, m = load(spec), model(spec)
     rng = np.random.default_rng(0)
     batch = [rng.standard_normal((2, *layer.shape)).astype("float32") for layer in net.inputs]
     out = m(batch[0] if len(batch) == 1 else batch, training=False)
@@ -354,8 +367,12 @@ def test_forward_pass(name):
 
 # ------------------------------------------------------------------ generated source
 
+# Builds each model in a StatelessScope that leaves the weights uninitialized: what describe()
+# compares (configurations, shapes, parameter counts) is all there, without Keras drawing
+# VGG-16's random weights (1.2 GB at its peak, while the test process holds its own models).
 _DRIVER = f"""
 import importlib.util, json, sys
+import keras
 import numpy as np
 
 {inspect.getsource(describe)}
@@ -365,7 +382,9 @@ for name, path in json.loads(sys.argv[1]).items():
     spec = importlib.util.spec_from_file_location("generated_" + name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result[name] = describe(module.build_model())
+    with keras.StatelessScope(initialize_variables=False):
+        result[name] = describe(module.build_model())
+    keras.backend.clear_session()  # (forgets the uninitialized weights)
 assert not any(m.split(".")[0] == "cnndsl" for m in sys.modules), "generated code imports cnndsl"
 print("RESULT" + json.dumps(result))
 """
@@ -399,9 +418,8 @@ def _run_result(code: str, args: list[str], env: dict, cwd=ROOT, timeout: int = 
     return json.loads(line[len("RESULT") :])
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_generated_source_builds_the_same_model(name, generated):
-    assert generated[name] == json.loads(json.dumps(describe(model(name))))
+def test_generated_source_builds_the_same_model(spec, generated):
+    assert generated[spec] == json.loads(json.dumps(describe(model(spec))))
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -861,15 +879,18 @@ def test_same_parameters_as_keras_applications(name, refs):
     if not (ROOT / "specs" / f"{name}.cnn").exists():
         pytest.skip(f"no specs/{name}.cnn yet")
     constructor, kwargs = APPLICATIONS[name]
-    ours = model(name)
-    theirs = getattr(keras.applications, constructor)(weights=None, **kwargs)
-    count = lambda ws: sum(int(np.prod(w.shape)) for w in ws)  # noqa: E731
-    assert ours.count_params() == theirs.count_params()
-    assert count(ours.trainable_weights) == count(theirs.trainable_weights)
-    assert count(ours.non_trainable_weights) == count(theirs.non_trainable_weights)
-    expected = refs["keras_applications"][constructor]
-    assert ours.count_params() == expected["total_params"]
-    assert tuple(ours.output.shape[1:]) == tuple(theirs.output.shape[1:])
+
+    def numbers(m) -> tuple:
+        count = lambda ws: sum(int(np.prod(w.shape)) for w in ws)  # noqa: E731
+        shape = tuple(m.output.shape[1:])
+        return m.count_params(), count(m.trainable_weights), count(m.non_trainable_weights), shape
+
+    ours = numbers(model(name))
+    drop_model()  # one VGG-16 at a time
+    theirs = numbers(getattr(keras.applications, constructor)(weights=None, **kwargs))
+    free_memory()
+    assert ours == theirs
+    assert ours[0] == refs["keras_applications"][constructor]["total_params"]
 
 
 # ------------------------------------------------------------------ every kind's examples

@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 
 import cnndsl
+from cnndsl.ir.examples import example_lines, example_spec
 from conftest import SPECS, shared_ref
 
 ZOO = SPECS / "keras"
@@ -47,9 +48,19 @@ MODELS = sorted(REFERENCE)
 MISSING: dict[str, str] = {}
 # Layer-by-layer comparison in CI: one or two models of each family (the rest: -m zoo_full).
 LAYERS_IN_CI = {
-    "ResNet50", "ResNet50V2", "Xception", "InceptionV3", "InceptionResNetV2",
-    "MobileNet", "MobileNetV2", "DenseNet121", "ConvNeXtTiny", "EfficientNetB0",
-    "EfficientNetV2B0", "MobileNetV3Small", "NASNetMobile",
+    "ResNet50",
+    "ResNet50V2",
+    "Xception",
+    "InceptionV3",
+    "InceptionResNetV2",
+    "MobileNet",
+    "MobileNetV2",
+    "DenseNet121",
+    "ConvNeXtTiny",
+    "EfficientNetB0",
+    "EfficientNetV2B0",
+    "MobileNetV3Small",
+    "NASNetMobile",
 }
 # Outputs with keras.applications' weights in CI (the rest: -m zoo_full).
 WEIGHTS_IN_CI = {"ResNet50V2", "DenseNet121", "MobileNetV2"}
@@ -77,7 +88,10 @@ def test_counts(name):
     ref = REFERENCE[name]
     net = load(name)
     assert [tuple(i.shape) for i in net.inputs] == [tuple(ref["input"])]
-    assert (net.analysis.total_params, net.analysis.trainable_params) == (ref["total"], ref["trainable"])
+    assert (net.analysis.total_params, net.analysis.trainable_params) == (
+        ref["total"],
+        ref["trainable"],
+    )
 
 
 def test_zoo_files_are_the_reference_models():
@@ -93,13 +107,48 @@ def test_zoo_files_are_the_reference_models():
         assert set(listed) <= set(MODELS)
 
 
+def test_every_layer_kind_has_a_unit():
+    """The matcher reads every IR layer kind (a new kind needs a handler in
+    cnndsl/backends/unitgraph/from_network.py)."""
+    from cnndsl.backends.unitgraph import NETWORK_HANDLERS
+    from cnndsl.ir import LAYER_CLASSES
+
+    kinds = {cls.model_fields["kind"].default for cls in LAYER_CLASSES}
+    assert kinds == set(NETWORK_HANDLERS)
+
+
+EXAMPLE_CASES = example_lines()
+
+
+@pytest.mark.parametrize(
+    "kind, shape, line", EXAMPLE_CASES, ids=[f"{k}:{l}" for k, _, l in EXAMPLE_CASES]
+)
+def test_every_example_reads_as_units(kind, shape, line):
+    """Every example line of every kind (cnndsl/ir/examples.py) becomes units with the
+    analysis' shapes and parameter counts; each node with parameters is one."""
+    from cnndsl.backends.unitgraph import network_graph
+
+    net = cnndsl.loads(example_spec(shape, line), "example.cnn")
+    analysis = net.analysis
+    units = network_graph(net).units
+    assert {layer.name for layer in net.layers if analysis[layer.name].params} <= {
+        unit.name for unit in units if sum(unit.params)
+    }
+    for unit in units:
+        info = analysis[unit.name]
+        assert unit.shape == tuple(info.output_shape), unit.describe()
+        assert sum(unit.params) in (0, info.params), unit.describe()
+
+
 # ------------------------------------------------------------------------ with keras.applications
 
 
 def reference(name: str):
     import keras
 
-    return getattr(keras.applications, name)(weights=None, input_shape=tuple(REFERENCE[name]["input"]))
+    return getattr(keras.applications, name)(
+        weights=None, input_shape=tuple(REFERENCE[name]["input"])
+    )
 
 
 @pytest.fixture
@@ -126,7 +175,10 @@ def test_layers(name, clean_keras):
     assert {layer.name for layer in net.layers if analysis[layer.name].params} <= paired
     for pair in pairs:
         assert pair.ours.shape == pair.theirs.shape, (pair.ours.describe(), pair.theirs.describe())
-        assert pair.ours.params == pair.theirs.params, (pair.ours.describe(), pair.theirs.describe())
+        assert pair.ours.params == pair.theirs.params, (
+            pair.ours.describe(),
+            pair.theirs.describe(),
+        )
         assert pair.ours.kind == pair.theirs.kind
 
 
@@ -150,7 +202,9 @@ def randomize(model, seed: int = 0) -> None:
 def _close(got: np.ndarray, want: np.ndarray, tolerance: float) -> tuple[float, float]:
     scale = float(np.abs(want).max())
     diff = float(np.abs(got - want).max())
-    assert diff <= tolerance * max(scale, 1e-12), f"max abs difference {diff:.3g} at scale {scale:.3g}"
+    assert diff <= tolerance * max(
+        scale, 1e-12
+    ), f"max abs difference {diff:.3g} at scale {scale:.3g}"
     return diff, scale
 
 
@@ -165,7 +219,7 @@ def _spread(values: np.ndarray, tolerance: float) -> None:
 @pytest.mark.parametrize(
     "name", [pytest.param(n, marks=_marks(n, WEIGHTS_IN_CI)) for n in MODELS]
 )
-def test_weights(name, clean_keras):
+def test_weights(name, clean_keras, record_property):
     """The compiled Keras model with keras.applications' weights computes keras.applications'
     function, and so does the PyTorch model with the same weights."""
     torch = pytest.importorskip("torch")
@@ -180,17 +234,52 @@ def test_weights(name, clean_keras):
     x = np.random.default_rng(1).uniform(0, 255, (2, *REFERENCE[name]["input"])).astype("float32")
     want = np.asarray(theirs(x, training=False))
     _spread(want, 1e-5)
-    _close(np.asarray(ours(x, training=False)), want, 1e-5)
+    figures = {"keras": _close(np.asarray(ours(x, training=False)), want, 1e-5)}
+    record_property("max_abs_diff", figures)
     del theirs
     module = net.to_torch().eval()
     keras_to_torch(net, ours, module)
     del ours
     with torch.no_grad():
         got = module(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
-    _close(got, want, 1e-4)
+    figures["torch"] = _close(got, want, 1e-4)
 
 
 # ------------------------------------------------------------------------------- the loader
+
+
+# The examples, and spellings of the back end they do not reach: a transposed convolution's
+# cropping after its fused activation.
+COMPILED_CASES = EXAMPLE_CASES + [("convtranspose", "5x6x3", "4x4+2(1) convtranspose 4 relu")]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "kind, shape, line", COMPILED_CASES, ids=[f"{k}:{l}" for k, _, l in COMPILED_CASES]
+)
+def test_every_compiled_example_loads_from_another(kind, shape, line):
+    """The Keras model compiled from each example line reads as the network it came from
+    (every layer class the Keras back end writes has a unit, with the IR's settings), and
+    load_keras_applications copies a second one's weights into it, every weight by its role:
+    the same outputs.  (Tiny models: no clear_session, which costs more than they do.)"""
+    from cnndsl.backends import keras as backend
+    from cnndsl.backends.keras_applications_map import (
+        load_keras_applications,
+        match_keras_applications,
+    )
+
+    net = cnndsl.loads(example_spec(shape, line), "example.cnn")
+    if any(type(layer) in backend.UNSUPPORTED for layer in net.layers):
+        pytest.xfail("a kind without a Keras handler")
+    ours, theirs = backend.build(net), backend.build(net)
+    match_keras_applications(net, ours)
+    randomize(theirs)
+    mapping = load_keras_applications(ours, theirs)
+    assert len(mapping) == sum(1 for layer in theirs.layers if layer.weights)
+    x = np.random.default_rng(6).standard_normal((2, *net.inputs[0].shape)).astype("float32")
+    want = np.asarray(theirs(x, training=False))
+    np.testing.assert_allclose(np.asarray(ours(x, training=False)), want, rtol=1e-6, atol=1e-6)
+
 
 # A small network whose add and concat have branches of equal shapes, listed in the other order
 # than the reference's below: only their place in the graph tells which weights go where.
@@ -260,12 +349,24 @@ def test_loader_pairs_swapped_branches(clean_keras):
     "change, new, expected",
     [
         ("bn epsilon=1.001e-5 -> relu", "bn -> relu", "epsilon 0.001 against 1.001e-05"),
-        ("3x3+1(S) avgpool", "3x3+1(S) maxpool", "a maxpool against a avgpool"),
+        ("3x3+1(S) avgpool", "3x3+1(S) maxpool", "a maxpool against an avgpool"),
         ("1x1 conv 4 -> bn", "1x1 conv 4 -> bn momentum=0.9", "momentum 0.9 against 0.99"),
         ("3x3(S) conv 6 -> bn\n", "3x3(S) conv 6 bias=off -> bn\n", "bias False against True"),
-        ("3x3(S) conv 6 -> bn -> relu", "3x3(S) conv 6 -> bn -> relu6", "function relu6 against relu"),
-        ("16x16x3\n3x3(S) conv 8", "16x16x3\n3x3(S) conv 8 dilation=2", "dilation (2, 2) against (1, 1)"),
-        ("3x3(S) conv 8 bias=off -> bn -> relu\nadd", "3x3(S) conv 8 bias=off -> bn\nadd", "has there"),
+        (
+            "3x3(S) conv 6 -> bn -> relu",
+            "3x3(S) conv 6 -> bn -> relu6",
+            "function relu6 against relu",
+        ),
+        (
+            "16x16x3\n3x3(S) conv 8",
+            "16x16x3\n3x3(S) conv 8 dilation=2",
+            "dilation (2, 2) against (1, 1)",
+        ),
+        (
+            "3x3(S) conv 8 bias=off -> bn -> relu\nadd",
+            "3x3(S) conv 8 bias=off -> bn\nadd",
+            "has there",
+        ),
         ("dense 5 softmax", "dense 5 softmax\ndense 5 softmax", "which has no counterpart"),
     ],
 )
@@ -284,13 +385,88 @@ def test_loader_names_the_first_divergence(change, new, expected, clean_keras):
     assert all(np.array_equal(a, b) for a, b in zip(before, ours.get_weights()))
 
 
+# The Keras kinds, as built-in Keras layers write them.
+KINDS_SPEC = """
+network kinds
+input 16x16x3
+rescaling 1/255
+normalization mean=(0.485, 0.456, 0.406) variance=(0.052, 0.05, 0.051)
+3x3(S) conv 8
+layernorm epsilon=1e-6
+gelu
+crop cropping=((0, 1), (0, 1))
+1x1 conv 4 hardsigmoid
+gap keepdims
+reshape 4
+dense 5
+"""
+
+
+def kinds_reference():
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Rescaling(1 / 255)(inputs)
+    x = layers.Normalization(mean=[0.485, 0.456, 0.406], variance=[0.052, 0.05, 0.051])(x)
+    x = layers.LayerNormalization(epsilon=1e-6)(layers.Conv2D(8, 3, padding="same")(x))
+    x = layers.Cropping2D(((0, 1), (0, 1)))(layers.Activation("gelu")(x))
+    x = layers.Conv2D(4, 1, activation="hard_sigmoid")(x)
+    x = layers.Reshape((4,))(layers.GlobalAveragePooling2D(keepdims=True)(x))
+    return keras.Model(inputs, layers.Dense(5)(x))
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(
+    "change, new, expected",
+    [
+        (None, None, None),
+        ("rescaling 1/255", "rescaling 1/127.5", "scale 0.00784313725490196 against 0.0039215"),
+        ("variance=(0.052,", "variance=(0.05,", "variance (0.05, 0.05, 0.051) against (0.052,"),
+        (
+            "normalization mean=(0.485, 0.456, 0.406) variance=(0.052, 0.05, 0.051)",
+            "normalization",
+            "mean None against (0.485",
+        ),
+        ("layernorm epsilon=1e-6", "layernorm", "epsilon 0.001 against 1e-06"),
+        ("gelu\n", "gelu_tanh\n", "function gelu_tanh against gelu"),
+        (
+            "((0, 1), (0, 1))",
+            "((1, 0), (1, 0))",
+            "cropping ((1, 0), (1, 0)) against ((0, 1), (0, 1))",
+        ),
+        ("conv 4 hardsigmoid", "conv 4 hardswish", "function hardswish against hardsigmoid"),
+        ("3x3(S) conv 8", "3x3(S) conv 6", "output (16, 16, 6) against (16, 16, 8)"),
+        ("reshape 4", "flatten", "a flatten against a reshape"),
+    ],
+)
+def test_loader_names_the_divergence_of_a_keras_kind(change, new, expected, clean_keras):
+    """The Keras kinds (rescaling, normalization, layernorm, gelu, crop, hardsigmoid, reshape)
+    against their built-in Keras layers: the spec matches; a spec that differs in a constant, an
+    epsilon, the GELU, the cropped sides, the activation, a width or the kind gets the message
+    naming the difference."""
+    from cnndsl.backends.keras_applications_map import match_keras_applications
+
+    if change is None:
+        pairs = match_keras_applications(cnndsl.loads(KINDS_SPEC), kinds_reference())
+        assert len(pairs) == 12
+        return
+    assert change in KINDS_SPEC
+    net = cnndsl.loads(KINDS_SPEC.replace(change, new, 1))
+    with pytest.raises(ValueError, match="the models diverge") as error:
+        match_keras_applications(net, kinds_reference())
+    assert expected in str(error.value), str(error.value)
+
+
 @pytest.mark.keras
 def test_loader_message_locates_a_zoo_difference(clean_keras):
     """On a zoo model: the divergence names keras.applications' layer and cnndsl's, with the
     spec's line."""
     from cnndsl.backends.keras_applications_map import match_keras_applications
 
-    text = (ZOO / "ResNet50.cnn").read_text().replace("conv4 = stack(256, 6)", "conv4 = stack(256, 5)")
+    text = (
+        (ZOO / "ResNet50.cnn").read_text().replace("conv4 = stack(256, 6)", "conv4 = stack(256, 5)")
+    )
     net = cnndsl.loads(text, filename=str(ZOO / "ResNet50.cnn"))
     with pytest.raises(ValueError) as error:
         match_keras_applications(net, reference("ResNet50"))
@@ -346,8 +522,7 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", np.asarray(model(x, training=False)))
     model.save(tmp_path / "custom.keras")
-    script = textwrap.dedent(
-        f"""
+    script = textwrap.dedent(f"""
         import numpy as np
         import keras
         import cnndsl.backends.keras.layers  # registers cnndsl's layers with Keras
@@ -356,9 +531,10 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
         y = np.asarray(model(np.load({str(tmp_path / "x.npy")!r}), training=False))
         assert np.abs(y - np.load({str(tmp_path / "y.npy")!r})).max() <= 1e-6
         print(sorted({{type(layer).__name__ for layer in model.layers}}))
-        """
+        """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "NegInfPadding2D" in done.stdout and "LocalResponseNormalization" in done.stdout
 
@@ -366,10 +542,17 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
 @pytest.mark.keras
 @pytest.mark.parametrize(
     "before, padding_layer",
-    [("relu", "ZeroPadding2D"), ("3x3(S) conv 4 relu6", "ZeroPadding2D"), ("sigmoid", "ZeroPadding2D"),
-     ("3x3(S) conv 4", "NegInfPadding2D"), ("leakyrelu", "NegInfPadding2D")],
+    [
+        ("relu", "ZeroPadding2D"),
+        ("3x3(S) conv 4 relu6", "ZeroPadding2D"),
+        ("sigmoid", "ZeroPadding2D"),
+        ("3x3(S) conv 4", "NegInfPadding2D"),
+        ("leakyrelu", "NegInfPadding2D"),
+    ],
 )
-def test_max_pool_padding_is_built_in_after_a_non_negative_layer(before, padding_layer, clean_keras):
+def test_max_pool_padding_is_built_in_after_a_non_negative_layer(
+    before, padding_layer, clean_keras
+):
     """A max pooling with explicit padding pads with zeros (Keras's ZeroPadding2D) where its
     input is never negative, with -inf (cnndsl's NegInfPadding2D) elsewhere; both give the
     padded max pooling."""
@@ -381,7 +564,11 @@ def test_max_pool_padding_is_built_in_after_a_non_negative_layer(before, padding
     x = np.random.default_rng(5).standard_normal((2, 10, 10, 3)).astype("float32")
     got = np.asarray(model(x, training=False))
     inner = keras_model_until(model, net.layers[-1].inputs[0])
-    y = np.pad(np.asarray(inner(x, training=False)), ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    y = np.pad(
+        np.asarray(inner(x, training=False)),
+        ((0, 0), (1, 1), (1, 1), (0, 0)),
+        constant_values=-np.inf,
+    )
     want = np.max([y[:, i : i + 9 : 2, j : j + 9 : 2] for i in range(3) for j in range(3)], axis=0)
     np.testing.assert_allclose(got, want, rtol=1e-6)
 

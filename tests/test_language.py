@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, get_args, get_origin
 
 import pytest
@@ -12,7 +13,7 @@ from pydantic import Strict, ValidationError
 import cnndsl
 from cnndsl import CnnDslError
 from cnndsl.ir import Layer
-from cnndsl.ir.base import value_forms
+from cnndsl.ir.base import PLACEMENT, value_forms
 from conftest import SPEC_FILES
 
 
@@ -375,21 +376,66 @@ def test_repeated_block_calls_are_copied_exactly(name):
     assert copied.to_json() == afresh.to_json()
 
 
+
+LOOPS = """\
+input 8x8x4
+block unit(f) { repeat 2 { 3x3(S) conv f } -> relu }
+repeat 3 { unit(8) }
+for c in [4, 8, 4] { if c == 8 { bn } -> 1x1 conv c }
+"""
+
+
+def test_loops_are_recorded_on_their_nodes():
+    """Every node records the repeat/for iterations it was made in (outermost first, placed by
+    the depth of block calls), also when its block call is a copy of an earlier one."""
+    from cnndsl.elaborate import Elaborator
+    from cnndsl.parser import parse
+
+    net = cnndsl.loads(LOOPS)
+    found = {
+        layer.name: [(s.position.line, s.depth, s.iteration, s.count) for s in layer.loops]
+        for layer in net.layers
+    }
+    assert found["input"] == []
+    assert found["unit_1_conv_1"] == [(3, 0, 0, 3), (2, 1, 0, 2)]
+    assert found["unit_2_conv_2"] == [(3, 0, 1, 3), (2, 1, 1, 2)]  # a copy of unit_1's nodes
+    assert found["unit_3_relu_1"] == [(3, 0, 2, 3)]
+    assert [found[n] for n in ("conv_1", "batchnorm_1", "conv_2", "conv_3")] == [
+        [(4, 0, i, 3)] for i in (0, 1, 1, 2)
+    ]
+    assert net.layers[1].loops[0] is net.layers[2].loops[0]  # one object per iteration
+    afresh = Elaborator(memoize=False).elaborate(parse(LOOPS, "<string>"))
+    assert afresh.to_json() == net.to_json()
+    assert cnndsl.Network.from_json(net.to_json()) == net
+
+
+def test_loop_sites_outside_their_calls_are_refused():
+    net = cnndsl.loads(LOOPS)
+    data = json.loads(net.to_json())
+    data["layers"][-1]["loops"][0]["depth"] = 1  # conv_3 is in no block call
+    with pytest.raises(ValidationError, match="none deeper than the node's block calls"):
+        cnndsl.Network.model_validate_json(json.dumps(data))
+    data["layers"][-1]["loops"][0].update(depth=0, iteration=3)
+    with pytest.raises(ValidationError, match="iteration 3 of a loop of 3"):
+        cnndsl.Network.model_validate_json(json.dumps(data))
+
 @pytest.mark.parametrize("kind", sorted(Layer.registry()))
 def test_placed_nodes_equal_validated_copies(kind):
     # Layer.placed() sets pydantic's slots itself (no validation, no copy): for every kind,
     # the node must equal what validation and model_copy make, and round-trip through JSON
-    from cnndsl.ir import CallSite, Position
+    from cnndsl.ir import CallSite, LoopSite, Position
 
     cls = Layer.registry()[kind]
     layer = cls(name="_", **valid_fields(cls))
     position = Position(file="f.cnn", line=1, column=1, end_column=4)
     site = CallSite(block="b", instance="b_1", args={"f": 4}, call="b(4)", position=position)
+    loop = LoopSite(position=position, depth=1, iteration=2, count=3)
     update = dict(
         name="node",
         inputs=("a",) * max(cls.min_inputs, 1) if cls.max_inputs != 0 else (),
         position=position,
         calls=() if kind == "input" else (site,),
+        loops=() if kind == "input" else (loop,),
     )
     placed = layer.placed(**update)
     copied = layer.model_copy(update=update)
@@ -400,7 +446,9 @@ def test_placed_nodes_equal_validated_copies(kind):
     assert cls.model_validate_json(placed.model_dump_json()) == placed
     # placing one layer many times shares its fields_set, and the template is unchanged
     fields = layer.placed_fields()
-    again = layer.placed("other", update["inputs"], position, update["calls"], fields)
+    again = layer.placed(
+        "other", update["inputs"], position, update["calls"], update["loops"], fields
+    )
     assert again.name == "other" and layer.name == "_" and placed.name == "node"
 
 
@@ -503,7 +551,7 @@ def test_loads_and_block_calls_are_independent_of_what_came_before(use, value):
     head = "input 8x8x4\n"
     line = use.format(v=spec_value(value))
     block = "block b(v) { " + use.replace("{{", "{").replace("}}", "}").replace("{v}", "v") + " }\n"
-    skip = {"name", "inputs", "position", "calls"}
+    skip = PLACEMENT
     alone = outcome(head + line + "\n")
     for earlier in TYPED_VALUES:
         # another load first
@@ -535,7 +583,7 @@ def test_loads_and_block_calls_are_independent_of_what_came_before(use, value):
 # ------------------------------- numbers, booleans and strings are strict (issue 10 §1, §5)
 
 
-PLACE = {"kind", "name", "inputs", "position", "calls"}
+PLACE = PLACEMENT | {"kind"}
 
 
 def settable_fields(cls) -> dict[str, frozenset[str]]:
@@ -865,7 +913,7 @@ def test_a_parameter_naming_an_activation_is_a_layer_and_an_option():
     tanh
     leakyrelu
     """)
-    skip = {"name", "inputs", "position", "calls"}
+    skip = PLACEMENT
     assert [l.model_dump(exclude=skip) for l in ls] == [l.model_dump(exclude=skip) for l in written]
 
 
@@ -1074,7 +1122,7 @@ def test_every_example_loads_and_its_notation_reads_back(kind, shape, line):
     assert layer.kind == kind or (kind == "activation" and activations & set(ACTIVATIONS))
     if layer.max_inputs == 1 and layer.kind != "input":  # (a merge's notation has no branches)
         again = net(f"input {shape}\n{layer.notation()}\n").layers[-1]
-        assert again.model_dump(exclude={"name", "position", "calls"}) == layer.model_dump(
-            exclude={"name", "position", "calls"}
+        assert again.model_dump(exclude=PLACEMENT - {"inputs"}) == layer.model_dump(
+            exclude=PLACEMENT - {"inputs"}
         )
     assert cnndsl.Network.from_json(network.to_json()) == network

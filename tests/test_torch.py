@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -23,7 +24,7 @@ torch = pytest.importorskip("torch")
 import cnndsl  # noqa: E402
 from cnndsl.backends import torch as backend  # noqa: E402
 from cnndsl.ir import LAYER_CLASSES  # noqa: E402
-from conftest import ROOT, SPEC_FILES  # noqa: E402
+from conftest import ROOT, SPEC_FILES, free_memory  # noqa: E402
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -190,13 +191,29 @@ class Built:
         self.values[name] = tuple(value.shape)
 
 
-_built: dict[str, Built] = {}
+_BUILT: dict[str, Built] = {}  # the last one built (VGG-16's model takes 553 MB)
 
 
 def built(name: str) -> Built:
-    if name not in _built:
-        _built[name] = Built(name)
-    return _built[name]
+    """The spec's model and forward pass.  Only the last one built is kept: the tests of a
+    spec run together (:func:`spec`), so each is built once, and one at a time takes memory."""
+    if name not in _BUILT:
+        drop_built()
+        _BUILT[name] = Built(name)
+    return _BUILT[name]
+
+
+def drop_built() -> None:
+    _BUILT.clear()
+    free_memory()
+
+
+@pytest.fixture(scope="module", params=CASES)
+def spec(request) -> str:
+    """A spec's name.  The fixture is module-scoped, so pytest runs the tests that take it
+    spec by spec; after a spec's tests its model is dropped."""
+    yield request.param
+    drop_built()
 
 
 # ------------------------------------------------------------------ the handler table
@@ -210,9 +227,8 @@ def test_every_layer_class_is_handled_or_declared_unsupported():
 # ------------------------------------------------------------------ every spec
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_parameter_and_statistic_counts(name):
-    b = built(name)
+def test_parameter_and_statistic_counts(spec):
+    b = built(spec)
     a = b.net.analysis
     assert sum(p.numel() for p in b.model.parameters()) == a.trainable_params
     assert statistics(b.model) == a.non_trainable_params
@@ -229,9 +245,8 @@ def statistics(model) -> int:
     )
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_every_node_has_the_ir_shape(name):
-    b = built(name)
+def test_every_node_has_the_ir_shape(spec):
+    b = built(spec)
     a = b.net.analysis
     expected = {
         layer.name: nchw(a[layer.name].output_shape)
@@ -242,52 +257,106 @@ def test_every_node_has_the_ir_shape(name):
     assert [tuple(o.shape) for o in b.outputs] == [nchw(s) for _, s in a.outputs]
 
 
+# Runs generated sources alone, one spec at a time, as the fixture's methods ask (one line on
+# stdin: the spec's name; one line back when its results are saved).  It loads the parent's
+# weights memory-mapped into the model (assign=True): no third copy of VGG-16's 553 MB.
+_FRESH = """
+import gc, importlib.util, sys
+import torch
+torch.set_num_threads(2)
+folder = sys.argv[1]
+for line in sys.stdin:
+    name = line.strip()
+    spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.build_model().eval()
+    keys = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    saved = torch.load(f"{folder}/{name}.pt", mmap=True)
+    model.load_state_dict(saved["state"], assign=True)
+    with torch.no_grad():
+        out = model(*saved["inputs"])
+    out = list(out) if isinstance(out, tuple) else [out]
+    torch.save({"keys": keys, "outputs": out}, f"{folder}/{name}.out.pt")
+    assert not any(m.startswith("cnndsl") for m in sys.modules), "the source imports cnndsl"
+    del module, model, saved, out
+    gc.collect()
+    print(name, flush=True)
+"""
+
+
+class FreshProcess:
+    """A fresh process (it imports torch, never cnndsl) that runs each spec's generated source
+    alone: its build_model() gets the live model's state_dict and inputs; the state_dict keys
+    and outputs come back.  One process for the module (torch is imported once), started
+    again after a spec that made it fail."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.proc = None
+
+    def _start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        self.log = open(self.folder / "stderr.txt", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _FRESH, str(self.folder)],
+            cwd=self.folder,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+
+    def save(self, name: str, b: Built) -> None:
+        """Write the spec's source, its live model's weights and its inputs for :meth:`run`."""
+        (self.folder / f"{name}.py").write_text(backend.to_source(b.net))
+        torch.save({"state": b.model.state_dict(), "inputs": b.inputs}, self.folder / f"{name}.pt")
+
+    def run(self, name: str, timeout: float = 600) -> dict:
+        """The state_dict keys and outputs of the spec's source run alone (after :meth:`save`)."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._start()
+        self.proc.stdin.write(name + "\n")
+        self.proc.stdin.flush()
+        ready = select.select([self.proc.stdout], [], [], timeout)[0]
+        done = self.proc.stdout.readline().strip() if ready else None
+        if done != name:
+            self.close()
+            self.log.seek(0)
+            pytest.fail(f"the fresh process failed on {name}:\n{self.log.read()[-3000:]}")
+        (self.folder / f"{name}.pt").unlink()
+        result = torch.load(self.folder / f"{name}.out.pt")
+        (self.folder / f"{name}.out.pt").unlink()
+        return result
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 @pytest.fixture(scope="module")
 def fresh_process(tmp_path_factory):
-    """Every spec's generated source, run alone in one fresh process: its build_model() gets
-    the live model's state_dict and inputs; the state_dict keys and outputs come back."""
-    folder = tmp_path_factory.mktemp("torch_sources")
-    for name in CASES:
-        b = built(name)
-        (folder / f"{name}.py").write_text(backend.to_source(b.net))
-        torch.save({"state": b.model.state_dict(), "inputs": b.inputs}, folder / f"{name}.pt")
-    script = textwrap.dedent("""
-        import importlib.util, sys
-        import torch
-        torch.set_num_threads(2)
-        folder = sys.argv[1]
-        for name in sys.argv[2:]:
-            spec = importlib.util.spec_from_file_location(name, f"{folder}/{name}.py")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            model = module.build_model().eval()
-            keys = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-            saved = torch.load(f"{folder}/{name}.pt")
-            model.load_state_dict(saved["state"])
-            with torch.no_grad():
-                out = model(*saved["inputs"])
-            out = list(out) if isinstance(out, tuple) else [out]
-            torch.save({"keys": keys, "outputs": out}, f"{folder}/{name}.out.pt")
-        assert not any(m.startswith("cnndsl") for m in sys.modules), "the source imports cnndsl"
-        """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run(
-        [sys.executable, "-c", script, str(folder), *CASES],
-        cwd=folder,
-        env=env,
-        check=True,
-        timeout=600,
-    )
-    return folder
+    process = FreshProcess(tmp_path_factory.mktemp("torch_sources"))
+    yield process
+    process.close()
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_generated_source_alone_builds_the_same_model(name, fresh_process):
-    b = built(name)
-    result = torch.load(fresh_process / f"{name}.out.pt")
-    assert result["keys"] == {k: tuple(v.shape) for k, v in b.model.state_dict().items()}
-    assert len(result["outputs"]) == len(b.outputs)
-    for got, want in zip(result["outputs"], b.outputs):
+def test_generated_source_alone_builds_the_same_model(spec, fresh_process):
+    b = built(spec)
+    keys, outputs = {k: tuple(v.shape) for k, v in b.model.state_dict().items()}, b.outputs
+    fresh_process.save(spec, b)
+    del b
+    drop_built()  # while the process holds the weights, this one does not (VGG-16: 553 MB)
+    result = fresh_process.run(spec)
+    assert result["keys"] == keys
+    assert len(result["outputs"]) == len(outputs)
+    for got, want in zip(result["outputs"], outputs):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 

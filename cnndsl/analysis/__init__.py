@@ -111,6 +111,7 @@ class Analysis:
         input_ids: list,
         totals: tuple[int, int, int],
         training_only: frozenset[str] = frozenset(),
+        follow: list[tuple[bool, ...]] | None = None,
     ) -> None:
         # No reference to the network itself: it holds its analysis, and a cycle would keep
         # both alive until the garbage collector runs.
@@ -136,6 +137,18 @@ class Analysis:
         """Parameters and MACs of the nodes inference computes."""
         self._layers: dict[str, LayerInfo] | None = None
         self._last_use: list[int] | None = None
+        self._follow = follow  # None: no input size is open
+        self._position: dict[str, int] | None = None
+
+    def follows(self, name: str) -> tuple[bool, ...]:
+        """Which sizes of node ``name``'s output follow the open height and width of the
+        network's inputs (``input ?x?x3``): the models take any size there, and these sizes
+        are the analysis's at the size it was given.  All False for a network of fixed size."""
+        if self._follow is None:
+            return (False,) * len(self.layers[name].output_shape)
+        if self._position is None:
+            self._position = {layer.name: i for i, layer in enumerate(self._nodes)}
+        return self._follow[self._position[name]]
 
     @property
     def layers(self) -> dict[str, LayerInfo]:
@@ -164,6 +177,11 @@ class Analysis:
             f"<Analysis of {self.name!r}: {len(self)} nodes, {grouped(self.total_params)} params,"
             f" {human(self.macs)} MACs>"
         )
+
+    @property
+    def inputs(self) -> list[Layer]:
+        """The input nodes, in declaration order."""
+        return [layer for layer in self._nodes if layer.kind == "input"]
 
     @property
     def outputs(self) -> list[tuple[str, Shape]]:
@@ -267,7 +285,7 @@ def analyze(network: Network, origins: Origins | None = None) -> Analysis:
             try:
                 facts = by_shape[shape] = _facts(layer, (shape,) if len(ids) == 1 else shape)
             except ShapeError as e:
-                errors.extend(layer_error(network, layer, str(e)).diagnostics)
+                errors.extend(layer_error(network, layer, str(e), e.hint).diagnostics)
                 if len(errors) >= MAX_ERRORS:
                     break
                 continue
@@ -293,8 +311,42 @@ def analyze(network: Network, origins: Origins | None = None) -> Analysis:
         total_macs += macs
     if errors:
         raise CnnDslError(errors)
+    follow = None
+    if any(any(layer.open) for layer in network.inputs):
+        follow = open_sizes(network, input_ids, facts_of)
     totals = (total_trainable, total_non_trainable, total_macs)
-    return Analysis(network, facts_of, fields, input_ids, totals, frozenset(network.training_only()))
+    training_only = frozenset(network.training_only())
+    return Analysis(network, facts_of, fields, input_ids, totals, training_only, follow)
+
+
+def open_sizes(network: Network, input_ids: list, facts: list[_Facts]) -> list[tuple[bool, ...]]:
+    """Which sizes of each node's output follow the open height and width of the network's
+    inputs (``input ?x?x3``), by :meth:`~cnndsl.ir.Layer.open_sizes`.  Raises
+    :class:`CnnDslError` at every layer that would tie a model to one input size (its
+    parameters, or whether it applies, depend on a size that follows); layers after one are
+    not reported again."""
+    follow: list[tuple[bool, ...] | None] = []
+    errors: list = []
+    for layer, ids, f in zip(network.layers, input_ids, facts):
+        if not ids:  # an input: its open height and width
+            follow.append((*layer.open, False) if len(f.output_shape) == 3 else (False,))
+            continue
+        marks = [follow[j] for j in ids]
+        if None in marks:  # after a layer reported already
+            follow.append(None)
+        elif not any(any(m) for m in marks):
+            follow.append((False,) * len(f.output_shape))
+        else:
+            try:
+                follow.append(layer.open_sizes(list(f.input_shapes), marks))
+            except ShapeError as e:
+                errors.extend(layer_error(network, layer, str(e), e.hint).diagnostics)
+                follow.append(None)
+                if len(errors) >= MAX_ERRORS:
+                    break
+    if errors:
+        raise CnnDslError(errors)
+    return follow
 
 
 def _facts(layer: Layer, in_shapes: tuple[Shape, ...]) -> _Facts:

@@ -99,10 +99,20 @@ def target(name: str) -> Target:
         raise ValueError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)}") from None
 
 
-def emit(net, name: str, **options: Any) -> str | bytes:
-    """What target ``name`` writes for a network (text, or bytes for rendered diagrams)."""
+def emit(net, name: str, *, logits: bool = False, **options: Any) -> str | bytes:
+    """What target ``name`` writes for a network (text, or bytes for rendered diagrams); with
+    ``logits``, for the network without its outputs' final softmax (:mod:`.logits`)."""
     t = target(name)
-    return t.function(t.write)(net, *t.args, **options)
+    return t.function(t.write)(_head(net, logits), *t.args, **options)
+
+
+def _head(net, logits: bool):
+    """The network, or (``logits``) the network that returns its outputs' logits."""
+    if not logits:
+        return net
+    from .logits import logits as without_softmax
+
+    return without_softmax(net)
 
 
 def _model_target(name: str) -> Target:
@@ -113,17 +123,18 @@ def _model_target(name: str) -> Target:
     return t
 
 
-def source(net, name: str) -> str:
+def source(net, name: str, *, logits: bool = False) -> str:
     """The standalone Python source of a model target (``keras``, ``torch``)."""
     t = _model_target(name)
-    return t.function(t.write)(net)
+    return t.function(t.write)(_head(net, logits))
 
 
-def build(net, name: str, **options: Any) -> Any:
-    """The live model of a model target (needs its framework); ``options`` go to its
-    ``build`` (Keras: ``training_outputs``)."""
+def build(net, name: str, *, logits: bool = False, **options: Any) -> Any:
+    """The live model of a model target (needs its framework).  With ``logits``, the outputs'
+    final softmax (or sigmoid) is left out; ``options`` go to the target's ``build`` (Keras:
+    ``training_outputs``)."""
     t = _model_target(name)
-    return t.function(t.build)(net, **options)
+    return t.function(t.build)(_head(net, logits), **options)
 
 
 def json_text(net) -> str:

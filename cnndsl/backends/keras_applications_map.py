@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ir import Network
 from .unitgraph import Graph, Matching, Unit, keras_graph, match, network_graph
 
 __all__ = ["Pair", "load_keras_applications", "match_keras_applications"]
@@ -46,7 +47,10 @@ def match_keras_applications(model, reference, *, label: str = REFERENCE) -> lis
     order.  Raises ``ValueError`` naming the first layer where the two differ: its kind,
     settings, output shape or parameter counts, with what ``model`` has in its place."""
     matching = _matching(model, reference, label)
-    return [Pair(matching.ours.units[o], matching.theirs.units[t]) for o, t in sorted(matching.pairs.items())]
+    return [
+        Pair(matching.ours.units[o], matching.theirs.units[t])
+        for o, t in sorted(matching.pairs.items())
+    ]
 
 
 def load_keras_applications(model, reference, *, label: str = REFERENCE) -> dict[str, str]:
@@ -101,19 +105,28 @@ def load_keras_applications(model, reference, *, label: str = REFERENCE) -> dict
     return mapping
 
 
-def _check_every_weight(model, reference, units: list[Unit], matching: Matching, label: str) -> None:
+def _check_every_weight(
+    model, reference, units: list[Unit], matching: Matching, label: str
+) -> None:
     """Every variable of both models belongs to a paired unit (a layer whose weights no unit
     holds would otherwise keep its values silently)."""
     written = {id(v) for unit in units for v in unit.weights.values()}
-    read = {id(v) for t in matching.pairs.values() for v in matching.theirs.units[t].weights.values()}
-    for what, variables, done in (("cnndsl's model", model.weights, written), (label, reference.weights, read)):
+    read = {
+        id(v) for t in matching.pairs.values() for v in matching.theirs.units[t].weights.values()
+    }
+    for what, variables, done in (
+        ("cnndsl's model", model.weights, written),
+        (label, reference.weights, read),
+    ):
         left = [v.path for v in variables if id(v) not in done]
         if left:
-            raise ValueError(f"cannot load: the weight '{left[0]}' of {what} belongs to no matched layer")
+            raise ValueError(
+                f"cannot load: the weight '{left[0]}' of {what} belongs to no matched layer"
+            )
 
 
 def _matching(model, reference, label: str) -> Matching:
-    if hasattr(model, "layers") and hasattr(model, "analysis"):
+    if isinstance(model, Network):
         ours: Graph = network_graph(model)
     else:
         ours = keras_graph(model, "cnndsl's model")
@@ -133,9 +146,22 @@ def _expand(order: np.ndarray, multiplier: int) -> np.ndarray:
 
 
 _PASS_THROUGH = {
-    "batchnorm", "layernorm", "layerscale", "normalization", "rescaling", "activation",
-    "maxpool", "avgpool", "globalavgpool", "globalmaxpool", "adaptiveavgpool", "dropout",
-    "stochasticdepth", "zeropad", "crop", "upsample",
+    "batchnorm",
+    "layernorm",
+    "layerscale",
+    "normalization",
+    "rescaling",
+    "activation",
+    "maxpool",
+    "avgpool",
+    "globalavgpool",
+    "globalmaxpool",
+    "adaptiveavgpool",
+    "dropout",
+    "stochasticdepth",
+    "zeropad",
+    "crop",
+    "upsample",
 }
 _MIXING = {"conv", "dense", "sepconv", "convtranspose"}
 
@@ -163,11 +189,13 @@ def _channel_orders(matching: Matching) -> dict[int, np.ndarray | None]:
             orders[o] = None if np.array_equal(result, np.arange(len(result))) else result
         elif kind in ("add", "multiply"):
             known = [order for order in ins if order is not None]
-            if known and (len(known) < len(ins) or any(not np.array_equal(known[0], k) for k in known)):
+            if known and (
+                len(known) < len(ins) or any(not np.array_equal(known[0], k) for k in known)
+            ):
                 raise ValueError(
-                    f"cannot load: the inputs of {unit.describe()} hold their channels in different"
-                    " orders against the reference's (a concatenation upstream lists its branches in"
-                    " another order on one path only)"
+                    f"cannot load: the inputs of {unit.describe()} hold their channels in"
+                    " different orders against the reference's (a concatenation upstream lists"
+                    " its branches in another order on one path only)"
                 )
             orders[o] = first
         elif first is None or kind in _MIXING and unit.settings.get("groups", 1) == 1:
@@ -191,7 +219,9 @@ def _channel_orders(matching: Matching) -> dict[int, np.ndarray | None]:
 
 
 def _per_channel_constants(unit: Unit) -> bool:
-    return any(isinstance(unit.settings.get(k), tuple) for k in ("scale", "offset", "mean", "variance"))
+    return any(
+        isinstance(unit.settings.get(k), tuple) for k in ("scale", "offset", "mean", "variance")
+    )
 
 
 # ------------------------------------------------------------------------------- weights

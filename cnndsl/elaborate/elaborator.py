@@ -23,7 +23,7 @@ from ..errors import CnnDslError, Diagnostic, Location, did_you_mean, split_line
 from ..ir import Input, Layer, Network, Origins
 from .limits import CALL_STEPS, MAX_CALL_DEPTH, MAX_ERRORS, MAX_NODES, MAX_REPEAT, Work
 from .modules import ImportPolicy, Modules, kind_key
-from .naming import Frame, Nodes, place
+from .naming import Frame, LoopFrame, Nodes, place
 from .options import KINDS, MERGES, RESERVED, identifier, layer_fields, validate
 from .replay import SHAPED, UNSEEN, Expansion, call_key
 from .shapes import Shapes
@@ -63,6 +63,7 @@ class Elaborator:
         self.nodes = Nodes()
         self.active: list[tuple[S.BlockDef, Location]] = []
         self.frame: Frame | None = None
+        self.loop: LoopFrame | None = None  # the iteration of repeat/for being elaborated
         # Memos of this load (a load depends on its text alone): validated layers by their
         # class and fields (see options.validate), block expansions by block and arguments.
         self.validated: dict[tuple, Layer] = {}
@@ -173,7 +174,10 @@ class Elaborator:
                     decl.loc,
                     hint="give H x W x C for an image, N for a vector",
                 )
-        layer = validate(Input, {"shape": (dims, decl.loc)}, {}, decl.loc, self.validated)
+        # `input ?x?x3`: the model leaves those sizes open, whatever size it is analysed at
+        opened = tuple(d is None for d in decl.dims[:2]) if len(decl.dims) == 3 else (False, False)
+        fields = {"name": (name, decl.loc), "shape": (dims, decl.loc), "open": (opened, decl.loc)}
+        layer = validate(Input, fields, {}, decl.loc, self.validated)
         node = self.add(layer, [], decl.loc, name)
         scope.tensors[name] = node
         return node
@@ -280,9 +284,14 @@ class Elaborator:
             count = evaluate_int(item.count, scope, "a repeat count", minimum=0)
             if count > MAX_REPEAT:
                 raise CnnDslError(f"repeat {count} is above the limit of {MAX_REPEAT:,}", item.count.loc)
-            for _ in range(count):
-                self.work.charge(1, item.loc)
-                current = self.body(item.body, current, scope.child({}))
+            outer = self.loop
+            try:
+                for k in range(count):
+                    self.work.charge(1, item.loc)
+                    self.loop = LoopFrame(item.loc, k, count, self.frame, outer)
+                    current = self.body(item.body, current, scope.child({}))
+            finally:
+                self.loop = outer
             return current
         if isinstance(item, S.ForLoop):
             values = evaluate(item.iterable, scope)
@@ -291,9 +300,14 @@ class Elaborator:
                     f"for loops run over a list such as [64, 128, 256], got {show(values)}",
                     item.iterable.loc,
                 )
-            for value in values:
-                self.work.charge(1, item.loc)
-                current = self.body(item.body, current, scope.child(bind(item.var, value, item.iterable.loc)))
+            outer = self.loop
+            try:
+                for k, value in enumerate(values):
+                    self.work.charge(1, item.loc)
+                    self.loop = LoopFrame(item.loc, k, len(values), self.frame, outer)
+                    current = self.body(item.body, current, scope.child(bind(item.var, value, item.iterable.loc)))
+            finally:
+                self.loop = outer
             return current
         if isinstance(item, S.IfElse):
             if truth(evaluate(item.cond, scope), item.cond.loc):
@@ -462,7 +476,7 @@ class Elaborator:
                 expansion = self.expansions[key] = Expansion.record(self.nodes, *expansion)
             if expansion is not None:
                 self.room_for(len(expansion.layers), frame.loc)
-                return expansion.replay(self.nodes, frame, current)
+                return expansion.replay(self.nodes, frame, self.loop, current)
         start = len(self.nodes)
         reads = self.shapes.reads
         inner = Scope(self.modules[block.file], args, {}, work=self.work, shapes=self.shapes)
@@ -485,7 +499,7 @@ class Elaborator:
                 key, _ = self.shaped_key(key, current)
             if key is not None:
                 # remembered cheaply; the template is made if the call comes again
-                self.expansions[key] = (start, len(self.nodes), current, result, frame)
+                self.expansions[key] = (start, len(self.nodes), current, result, frame, self.loop)
         return result
 
     def shaped_key(self, key: tuple, current: int) -> tuple[tuple | None, Any]:
@@ -554,7 +568,7 @@ class Elaborator:
     def add(self, layer: Layer, inputs: tuple[int, ...] | list[int], loc: Location,
             user_name: str | None) -> int:
         self.room_for(1, loc)
-        return self.nodes.add(layer, tuple(inputs), loc, self.frame, user_name)
+        return self.nodes.add(layer, tuple(inputs), loc, self.frame, self.loop, user_name)
 
     def finish(self, module: S.Module, outputs: list[int], training: list[int]) -> Network:
         """Name every node and build the Network."""

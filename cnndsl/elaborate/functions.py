@@ -22,12 +22,14 @@ __all__ = ["FUNCTIONS", "ArgumentError", "Function", "builtin"]
 
 
 class ArgumentError(Exception):
-    """A function's argument is wrong; ``index`` is its position (None: the call itself)."""
+    """A function's argument is wrong; ``index`` is its position (None: the call itself);
+    ``hint``, advice (by default the error shows the function's signature)."""
 
-    def __init__(self, message: str, index: int | None = None) -> None:
+    def __init__(self, message: str, index: int | None = None, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.index = index
+        self.hint = hint
 
 
 @dataclass(frozen=True)

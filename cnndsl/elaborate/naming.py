@@ -1,4 +1,4 @@
-"""Nodes under construction, block-call frames, and the names they end up with."""
+"""Nodes under construction, block-call and loop frames, and the names they end up with."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import Location
-from ..ir import CallSite, Layer, Position
+from ..ir import CallSite, Layer, LoopSite, Position
 from .values import json_value
 
 
@@ -29,30 +29,47 @@ class Frame:
         return self.user_name is not None and self.instance == instance_prefix(self.parent) + self.user_name
 
 
+@dataclass(slots=True)
+class LoopFrame:
+    """One iteration of a ``repeat`` or ``for`` being elaborated: becomes a
+    :class:`~cnndsl.ir.LoopSite` on every node it produces.  ``frame`` is the block call whose
+    body holds the loop (None at the top level); ``parent`` the iteration around this one (in
+    this body or a caller's)."""
+
+    loc: Location  # the loop statement
+    iteration: int
+    count: int
+    frame: Frame | None
+    parent: LoopFrame | None
+
+
 class Nodes:
     """The nodes made so far, before naming, as parallel lists indexed by node id: each
     node's validated layer (with a placeholder name), its inputs (node ids), where it was
-    written, the block call that made it, and the name the spec gave it.  A block
-    call replayed from its :class:`~.replay.Expansion` appends whole runs to these lists."""
+    written, the block call that made it, the loop iteration it was made in, and the name the
+    spec gave it.  A block call replayed from its :class:`~.replay.Expansion` appends whole
+    runs to these lists."""
 
-    __slots__ = ("layers", "inputs", "locs", "frames", "user_names")
+    __slots__ = ("layers", "inputs", "locs", "frames", "loops", "user_names")
 
     def __init__(self) -> None:
         self.layers: list[Layer] = []
         self.inputs: list[tuple[int, ...]] = []
         self.locs: list[Location] = []
         self.frames: list[Frame | None] = []
+        self.loops: list[LoopFrame | None] = []
         self.user_names: list[str | None] = []
 
     def __len__(self) -> int:
         return len(self.layers)
 
     def add(self, layer: Layer, inputs: tuple[int, ...], loc: Location, frame: Frame | None,
-            user_name: str | None) -> int:
+            loop: LoopFrame | None, user_name: str | None) -> int:
         self.layers.append(layer)
         self.inputs.append(inputs)
         self.locs.append(loc)
         self.frames.append(frame)
+        self.loops.append(loop)
         self.user_names.append(user_name)
         return len(self.layers) - 1
 
@@ -68,8 +85,8 @@ def place(nodes: Nodes) -> tuple[list[Layer], list[str]]:
     call: ``conv_1``, ``conv_2``, ``inception_1_conv_3``.  Block calls are ``<block>_<n>``
     (or the tensor name they were assigned to), prefixed by their enclosing call.  Each node
     is its template layer :meth:`~cnndsl.ir.Layer.placed` with its name, its inputs' names,
-    its Position and its CallSites (one object per location and per call, shared by the nodes
-    that have them).  One pass: a node's inputs come before it.
+    its Position, its CallSites and its LoopSites (one object per location, per call and per
+    iteration, shared by the nodes that have them).  One pass: a node's inputs come before it.
     """
     return _Placer(nodes).run()
 
@@ -89,6 +106,7 @@ class _Placer:
         self.prefixes: dict[int, str] = {}  # by id of the frame (every frame is alive meanwhile)
         self.positions: dict[int, Position] = {}  # by id of the Location
         self.sites: dict[int, tuple[CallSite, ...]] = {}  # by id of the frame
+        self.loop_sites: dict[int, tuple[LoopSite, ...]] = {}  # by id of the loop frame
         self.names: list[str] = []
 
     def fresh(self, prefix: str, base: str) -> str:
@@ -138,6 +156,20 @@ class _Placer:
             found = self.sites[id(frame)] = (*outer, site)
         return found
 
+    def loops(self, loop: LoopFrame) -> tuple[LoopSite, ...]:
+        """The loop sites from the outermost loop down to ``loop``."""
+        found = self.loop_sites.get(id(loop))
+        if found is None:
+            site = LoopSite(
+                position=self.positions.get(id(loop.loc)) or self.position(loop.loc),
+                depth=0 if loop.frame is None else len(self.calls(loop.frame)),
+                iteration=loop.iteration,
+                count=loop.count,
+            )
+            outer = () if loop.parent is None else self.loops(loop.parent)
+            found = self.loop_sites[id(loop)] = (*outer, site)
+        return found
+
     def run(self) -> tuple[list[Layer], list[str]]:
         nodes = self.nodes
         names = self.names
@@ -151,13 +183,18 @@ class _Placer:
         last_frame: Frame | None = None  # runs of nodes share their frame: its prefix and calls
         prefix = ""
         call_sites: tuple[CallSite, ...] = ()
-        for layer, ids, loc, frame, user_name in zip(
-            nodes.layers, nodes.inputs, nodes.locs, nodes.frames, nodes.user_names
+        last_loop: LoopFrame | None = None  # and their loop iteration
+        loop_sites: tuple[LoopSite, ...] = ()
+        for layer, ids, loc, frame, loop, user_name in zip(
+            nodes.layers, nodes.inputs, nodes.locs, nodes.frames, nodes.loops, nodes.user_names
         ):
             if frame is not last_frame:
                 last_frame = frame
                 prefix = self.prefix_of(frame)
                 call_sites = () if frame is None else self.calls(frame)
+            if loop is not last_loop:
+                last_loop = loop
+                loop_sites = () if loop is None else self.loops(loop)
             template = templates.get(id(layer))
             if template is None:
                 template = templates[id(layer)] = (layer.type_name, layer.placed_fields())
@@ -185,6 +222,7 @@ class _Placer:
                 (names[ids[0]],) if len(ids) == 1 else tuple([names[j] for j in ids]),
                 positions.get(id(loc)) or self.position(loc),
                 call_sites,
+                loop_sites,
                 template[1],
             ))
         return layers, names

@@ -84,12 +84,9 @@ def layer_fields(
                 )
             if key not in known:
                 what = f"the activation {kind}" if cls is Activation else kind
-                hint = did_you_mean(arg.name, [*(known - set(preset)), *cls.aliases, "name"])
-                if arg.name == "approximate":  # PyTorch's F.gelu(x, approximate="tanh")
-                    hint = (
-                        "GELU's tanh approximation is an activation of its own: write"
-                        " `gelu_tanh` (as a layer or `activation=gelu_tanh`)"
-                    )
+                hint = _foreign_option(cls, arg.name) or did_you_mean(
+                    arg.name, [*(known - set(preset)), *cls.aliases, "name"]
+                )
                 raise CnnDslError(f"{what} has no option '{arg.name}'", arg.loc, hint=hint)
             put(key, evaluate(arg.value, scope), arg.value.loc)
             continue
@@ -206,7 +203,20 @@ def _validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -
         hint = None
         if err["type"] == "int_type" and isinstance(err.get("input"), float) and err["input"].is_integer():
             hint = "arithmetic with a float gives a float: write an integer, or divide with `//`"
+        if _wrong_form(err) and key in _SIDES:
+            words = [f"'{word}', " for word, (field, _) in cls.flags.items() if field == key]
+            hint = f"{key} is {''.join(words)}{_SIDES[key]}"
         raise CnnDslError(_explain(kind_word(cls, preset), key, err, value), loc, hint=hint) from None
+
+
+def _foreign_option(cls: type[Layer], name: str) -> str | None:
+    """What a framework's option that the kind does not take is in cnndsl (``gelu
+    approximate=...``), read from the class's ``foreign_options`` and, for a layer with an
+    activation, the activation's."""
+    hints = dict(cls.foreign_options)
+    if cls.takes_activation:
+        hints = Activation.foreign_options | hints
+    return hints.get(name)
 
 
 def identifier(expr: S.Expr, scope: Scope) -> str:
@@ -304,11 +314,22 @@ def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
         return f"{kind} {key} must be {want}, got {shown}"
     if typ == "literal_error":
         return f"{kind} {key} must be {err['ctx']['expected']}, got {shown}"
-    if typ.startswith("tuple") or typ in ("too_long", "too_short"):
+    if _wrong_form(err):
+        if key in _SIDES:  # the hint gives the forms
+            return f"{kind} {key} has the wrong form: {shown}"
         return f"{kind} {key} has the wrong form: {shown} ({msg.lower()})"
     return f"{kind} {key}: {msg} (got {shown})"
 
 
+def _wrong_form(err: dict) -> bool:
+    return err["type"].startswith("tuple") or err["type"] in ("too_long", "too_short")
+
+
+# How the fields of the pad-and-crop form are written (the hint of their form errors).
+_SIDES = dict.fromkeys(
+    ("padding", "cropping"),
+    "n (every side), (h, w) (both sides of each axis) or ((top, bottom), (left, right))",
+)
 _BOUND = {
     "greater_than_equal": ("must be at least", "ge"),
     "greater_than": ("must be above", "gt"),
@@ -321,5 +342,8 @@ _MISSING = {
     "units": "a number of units: `dense 128`",
     "rate": "a rate: `dropout 0.5`",
     "padding": "an amount: `zeropad 1`",
+    "scale": "a scale: `rescaling 1/255` (y = x * scale + offset)",
+    "shape": "a target shape: `reshape 1000`, `reshape 1x1x1024` or `reshape shape=(7, 7, -1)`",
+    "cropping": "an amount: `crop 1` or `crop cropping=((0, 1), (0, 1))`",
     "pool": "a number of channels to pool: `depthmaxpool 3`",
 }

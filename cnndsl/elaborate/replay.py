@@ -15,7 +15,7 @@ from typing import Any
 from .. import syntax as S
 from ..errors import Location
 from ..ir import Layer
-from .naming import Frame, Nodes
+from .naming import Frame, LoopFrame, Nodes
 from .values import has_tensor, value_key
 
 UNSEEN = object()
@@ -45,7 +45,10 @@ class Expansion:
     copy; ``inputs``: each node's inputs as indices into these nodes, or -1 for the call's
     input; ``frame_ids``: each node's frame as an index into ``frames``, which holds the call's
     frame and the frames of the calls nested in it, each with the index of its parent;
-    ``output``: the index of the call's result, or -1 when the call returns its input.
+    ``loop_ids``: each node's loop iteration as an index into ``loops``, the iterations of the
+    loops inside the call, each with the index of its parent and of its frame (-1: the
+    iteration the call was made in, which differs from copy to copy); ``output``: the index
+    of the call's result, or -1 when the call returns its input.
     """
 
     layers: list[Layer]
@@ -54,14 +57,18 @@ class Expansion:
     frame_ids: list[int]
     user_names: list[str | None]
     frames: list[tuple[Frame, int]]
+    loop_ids: list[int]
+    loops: list[tuple[LoopFrame, int, int]]
     output: int
 
     @classmethod
     def record(
-        cls, nodes: Nodes, start: int, end: int, input_id: int, result: int, top: Frame
+        cls, nodes: Nodes, start: int, end: int, input_id: int, result: int, top: Frame,
+        around: LoopFrame | None,
     ) -> Expansion | None:
-        """The template of the call that produced nodes ``start:end`` (None if the call
-        cannot be copied: it reads a tensor from outside, or passes one to a nested call)."""
+        """The template of the call that produced nodes ``start:end`` in loop iteration
+        ``around`` (None if the call cannot be copied: it reads a tensor from outside, or
+        passes one to a nested call)."""
         if result is None or (result < start and result != input_id):
             return None
         index = {id(top): 0}
@@ -81,6 +88,23 @@ class Expansion:
                 index[id(f)] = len(frames)
                 frames.append((f, index[id(f.parent)]))
             frame_ids.append(index[id(frame)])
+        loop_index = {id(around): -1}
+        loops: list[tuple[LoopFrame, int, int]] = []
+        loop_ids = []
+        for loop in nodes.loops[start:end]:
+            chain = []
+            f = loop
+            while id(f) not in loop_index:
+                if f is None:  # not inside the call's iteration: cannot happen
+                    return None
+                chain.append(f)
+                f = f.parent
+            for f in reversed(chain):
+                if id(f.frame) not in index:  # a loop outside the call: cannot happen
+                    return None
+                loop_index[id(f)] = len(loops)
+                loops.append((f, loop_index[id(f.parent)], index[id(f.frame)]))
+            loop_ids.append(loop_index[id(loop)])
         inputs = []
         for ids in nodes.inputs[start:end]:
             relative = []
@@ -99,17 +123,23 @@ class Expansion:
             frame_ids,
             nodes.user_names[start:end],
             frames,
+            loop_ids,
+            loops,
             result - start if result >= start else -1,
         )
 
-    def replay(self, nodes: Nodes, frame: Frame, current: int) -> int:
-        """Append a copy of these nodes for a new call (``frame``) whose input is node
-        ``current``; returns the id of the call's result."""
+    def replay(self, nodes: Nodes, frame: Frame, around: LoopFrame | None, current: int) -> int:
+        """Append a copy of these nodes for a new call (``frame``), made in loop iteration
+        ``around``, whose input is node ``current``; returns the id of the call's result."""
         frames = [frame]
         for old, parent in self.frames[1:]:
             frames.append(
                 Frame(old.block, old.args, old.loc, old.user_name, frames[parent], written=old.written)
             )
+        loops: list[LoopFrame | None] = []
+        for old, parent, f in self.loops:
+            outer = around if parent < 0 else loops[parent]
+            loops.append(LoopFrame(old.loc, old.iteration, old.count, frames[f], outer))
         base = len(nodes.layers)
         inputs = nodes.inputs
         for relative in self.inputs:
@@ -124,5 +154,9 @@ class Expansion:
             nodes.frames.extend([frame] * len(self.layers))
         else:
             nodes.frames.extend([frames[f] for f in self.frame_ids])
+        if not loops:
+            nodes.loops.extend([around] * len(self.layers))
+        else:
+            nodes.loops.extend([around if i < 0 else loops[i] for i in self.loop_ids])
         nodes.user_names.extend(self.user_names)
         return base + self.output if self.output >= 0 else current

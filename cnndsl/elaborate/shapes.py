@@ -26,11 +26,14 @@ class Shapes:
     for an input of that shape (see :mod:`.replay`).
     """
 
-    __slots__ = ("nodes", "known", "current", "reads", "placed")
+    __slots__ = ("nodes", "known", "follow", "current", "reads", "placed")
 
     def __init__(self, nodes: Nodes) -> None:
         self.nodes = nodes
         self.known: dict[int, Shape] = {}
+        # which sizes of each known shape follow an open input size (`input ?x?x3`), as the
+        # analysis finds them (Layer.open_sizes): a spec may not read those
+        self.follow: dict[int, tuple[bool, ...]] = {}
         self.current: int | None = None
         self.reads = 0
         # The errors about nodes that cannot apply, by id: they carry the block calls of
@@ -59,17 +62,27 @@ class Shapes:
             stack.pop()
             layer = nodes.layers[i]
             try:
-                known[i] = layer.output_shape([known[j] for j in nodes.inputs[i]])
+                inputs = [known[j] for j in nodes.inputs[i]]
+                known[i] = layer.output_shape(inputs)
+                self.follow[i] = self._follow(layer, inputs, nodes.inputs[i], known[i])
             except ShapeError as e:
                 notes = []
                 frame = nodes.frames[i]
                 while frame is not None:
                     notes.append((f"in {frame.written}, called", frame.loc))
                     frame = frame.parent
-                error = CnnDslError(str(e), nodes.locs[i], notes=notes)
+                error = CnnDslError(str(e), nodes.locs[i], hint=e.hint, notes=notes)
                 self.placed.update(id(d) for d in error.diagnostics)
                 raise error from None
         return known[node]
+
+    def _follow(self, layer, inputs: list[Shape], ids, shape: Shape) -> tuple[bool, ...]:
+        if not ids:
+            return (*layer.open, False) if len(shape) == 3 else (False,)
+        marks = [self.follow[j] for j in ids]
+        if not any(any(m) for m in marks):
+            return (False,) * len(shape)
+        return layer.open_sizes(inputs, marks)
 
 
 # ------------------------------------------------- the built-in functions that read shapes
@@ -81,7 +94,7 @@ class Shapes:
     required=0, scope=True,
 )
 def channels(scope: Scope, tensor: object = None) -> int:
-    return _shape(scope, tensor, "channels")[-1]
+    return _size(scope, tensor, "channels", -1)
 
 
 @builtin("height", "tensor", "The height of the current feature map, or of a named one.", required=0, scope=True)
@@ -94,8 +107,9 @@ def width(scope: Scope, tensor: object = None) -> int:
     return _spatial(scope, tensor, "width", 1)
 
 
-def _shape(scope: Scope, tensor: object, function: str) -> Shape:
-    """The shape ``function()`` reads: of ``tensor`` (a named tensor), or of the current one."""
+def _shape(scope: Scope, tensor: object, function: str) -> tuple[Shape, tuple[bool, ...]]:
+    """The shape ``function()`` reads: of ``tensor`` (a named tensor), or of the current one;
+    and which of its sizes follow an open input size."""
     shapes = scope.shapes
     if shapes is None:  # `defaults conv filters=channels()`: no layer, no tensor
         raise ArgumentError("there is no tensor to read in a `defaults` line")
@@ -109,14 +123,31 @@ def _shape(scope: Scope, tensor: object, function: str) -> Shape:
         raise ArgumentError(f"expected a tensor, got {show(tensor)}", 0)
     if node == POISONED:
         raise Poisoned
-    return shapes.of(node)
+    shape = shapes.of(node)
+    return shape, shapes.follow[node]
 
 
 def _spatial(scope: Scope, tensor: object, function: str, axis: int) -> int:
-    shape = _shape(scope, tensor, function)
+    shape, _ = _shape(scope, tensor, function)
     if len(shape) != 3:
         raise ArgumentError(
             f"a vector of {shape[0]} has no {function}: it needs a feature map (H x W x C)",
             None if tensor is None else 0,
+        )
+    return _size(scope, tensor, function, axis)
+
+
+def _size(scope: Scope, tensor: object, function: str, axis: int) -> int:
+    """One size of the shape ``function()`` reads, unless it follows an open input size: a
+    model of the spec takes any size, so nothing in it may depend on one."""
+    shape, follow = _shape(scope, tensor, function)
+    if follow[axis]:
+        what = "length of this vector" if len(shape) == 1 else f"{function} of this map"
+        raise ArgumentError(
+            f"the {what} follows the open height and width of the network's input"
+            f" ({shape[axis]} at this size), and a model for any size cannot depend on it",
+            None if tensor is None else 0,
+            hint="read a size that is fixed (channels of a map; any size after `globalavgpool`"
+            " or `adaptiveavgpool`), or give the input a fixed size",
         )
     return shape[axis]

@@ -173,7 +173,8 @@ def _call(expr: S.Call, scope: Scope) -> Any:
             where = (positional[e.index] if e.index < given else next(
                 (kw.value for kw in keywords if kw.name == params[e.index]), expr
             )).loc
-        raise CnnDslError(f"{expr.func}(): {e.message}", where, hint=f"it is {function.signature}") from None
+        hint = e.hint or f"it is {function.signature}"
+        raise CnnDslError(f"{expr.func}(): {e.message}", where, hint=hint) from None
     if isinstance(value, float) and not math.isfinite(value):
         raise CnnDslError("this number is out of range", expr.loc)
     if type(value) is list or type(value) is tuple:  # range(): bounded, and charged as built
@@ -331,6 +332,12 @@ def number(value: Any, loc: Location, scope: Scope | None = None) -> int | float
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         if isinstance(value, Symbol):
             hint = did_you_mean(value.name, scope.all_vars()) if scope else None
+            if hint is None and value.name == "x":  # `reshape 1x1x-1` reads 1x1, then x - 1
+                hint = (
+                    "if this x is part of a size: sizes written with x (1x1x1024) take whole"
+                    " numbers only; write a negative or computed size in a tuple, as in"
+                    " `reshape shape=(1, 1, -1)`"
+                )
             raise CnnDslError(f"unknown name '{value.name}'", loc, hint=hint)
         raise CnnDslError(f"expected a number, got {show(value)}", loc)
     return value

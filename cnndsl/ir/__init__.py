@@ -5,7 +5,7 @@ Every node has ``kind`` (the discriminator), ``name``, ``inputs`` (names of the 
 ``AnyLayer`` is the discriminated union of all kinds; ``Layer.registry()`` maps kind -> class.
 """
 
-from .base import ACTIVATIONS, CallSite, Layer, Position, Shape
+from .base import ACTIVATIONS, CallSite, Layer, LoopSite, Position, Shape
 from .conv import Conv2D, Conv2DTranspose, DepthwiseConv2D, SeparableConv2D
 from .core import Activation, Dense, Flatten, Input, PointwiseDense, Upsample, ZeroPad
 from .geometry import ShapeError
@@ -51,6 +51,7 @@ __all__ = [
     "LayerScale",
     "LRN",
     "Layer",
+    "LoopSite",
     "MaxPool2D",
     "Multiply",
     "Network",

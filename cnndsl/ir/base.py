@@ -16,7 +16,15 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 
 import keyword
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    model_validator,
+)
 
 from ..display import int_text
 from .geometry import ShapeError
@@ -172,6 +180,28 @@ class CallSite(BaseModel):
         return self.call or f"{self.block}({', '.join(_fmt(v) for v in self.args.values())})"
 
 
+class LoopSite(BaseModel):
+    """One iteration of a ``repeat`` or ``for`` on the way to a node.
+
+    ``position`` is where the loop statement is written; ``depth`` where it runs: in the body
+    of the node's block call ``calls[depth - 1]``, or at the top level (0).  ``iteration``
+    counts from 0 to ``count - 1``.  The nodes of one iteration of a loop share its site, so
+    back ends can write the loop as a loop (Keras' ``for``) instead of guessing it from names.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    position: Position
+    depth: NonNegInt = 0
+    iteration: NonNegInt = 0
+    count: PositiveInt = 1
+
+    @model_validator(mode="after")
+    def _iteration_in_range(self):
+        if self.iteration >= self.count:
+            raise ValueError(f"iteration {self.iteration} of a loop of {self.count}")
+        return self
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "(" + ", ".join(_fmt(v) for v in value) + ")"
@@ -201,6 +231,7 @@ class Layer(BaseModel):
         inputs: names of the nodes it reads, in order
         position: where it was written in a spec
         calls: the block calls it was produced by, outermost first
+        loops: the iterations of ``repeat`` and ``for`` it was produced in, outermost first
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -210,6 +241,18 @@ class Layer(BaseModel):
     inputs: tuple[Identifier, ...] = ()
     position: Position | None = None
     calls: tuple[CallSite, ...] = ()
+    loops: tuple[LoopSite, ...] = ()
+
+    @model_validator(mode="after")
+    def _loops_in_calls(self):
+        depth = 0
+        for site in self.loops:
+            if not depth <= site.depth <= len(self.calls):
+                raise ValueError(
+                    "loops are listed outermost first, none deeper than the node's block calls"
+                )
+            depth = site.depth
+        return self
 
     # ---- how the kind is written in a spec (read by the elaborator)
     spec_names: ClassVar[tuple[str, ...]] = ()
@@ -220,6 +263,9 @@ class Layer(BaseModel):
     """Extra keyword spellings: ``strides`` -> ``stride``."""
     flags: ClassVar[dict[str, tuple[str, Any]]] = {}
     """Bare words that set a field: ``same`` -> padding='same'."""
+    foreign_options: ClassVar[dict[str, str]] = {}
+    """Options of the frameworks' layers that this kind does not take, each with what to write
+    instead (the hint of the error): ``approximate`` -> ``gelu_tanh``."""
     takes_kernel_spec: ClassVar[bool] = False
     takes_activation: ClassVar[bool] = False
     family: ClassVar[str] = "other"
@@ -269,8 +315,43 @@ class Layer(BaseModel):
             return (self.window(inputs),)
         return (None,) * len(inputs)
 
+    def open_sizes(self, inputs: list[Shape], follow: list[tuple[bool, ...]]) -> tuple[bool, ...]:
+        """Which sizes of this node's output follow the open sizes of the network's inputs
+        (``input ?x?x3``), given which of its inputs' sizes do (``follow``: per input, per axis).
+
+        A model of an open spec takes any size, so no layer may depend on one: this raises
+        ShapeError where the layer's parameters change with a size that follows, or where it
+        applies to its inputs at this size only.  The layer is asked at its input shapes and at
+        the same shapes with every size that follows grown by :data:`GROWTH`; an output size
+        follows where the two answers differ.  A kind whose sizes follow in another way
+        overrides this."""
+        grown = [
+            tuple([d + GROWTH if f else d for d, f in zip(shape, marks)])
+            for shape, marks in zip(inputs, follow)
+        ]
+        out = self.output_shape(inputs)
+        try:
+            other = self.output_shape(grown)
+        except ShapeError:
+            mixed = len(inputs) > 1 and len({any(marks) for marks in follow}) > 1
+            raise ShapeError(
+                f"this {self.type_name} layer applies only at this input size: "
+                + ("it joins a map whose size follows the open height and width of the"
+                   " network's input with one whose size does not" if mixed else
+                   "its input's size follows the open height and width of the network's input"),
+                hint=OPEN_HINT,
+            ) from None
+        if self.param_counts(grown) != self.param_counts(inputs):
+            raise ShapeError(
+                f"the parameters of this {self.type_name} layer depend on the size of its input,"
+                " which follows the open height and width of the network's input",
+                hint=OPEN_HINT,
+            )
+        return tuple([a != b for a, b in zip(out, other)])
+
     def placed(self, name: str, inputs: tuple[str, ...], position: Position | None,
-               calls: tuple[CallSite, ...], fields_set: set[str] | None = None) -> Layer:
+               calls: tuple[CallSite, ...], loops: tuple[LoopSite, ...] = (),
+               fields_set: set[str] | None = None) -> Layer:
         """This node with its place in a network: the elaborator makes its nodes from shared,
         validated layers this way (as ``model_copy(update=...)`` would, without its overhead:
         the values were validated where they were made).  ``fields_set``, when given, is
@@ -279,13 +360,15 @@ class Layer(BaseModel):
         copies it before it updates)."""
         return _construct(
             self.__class__,
-            dict(self.__dict__, name=name, inputs=inputs, position=position, calls=calls),
+            dict(
+                self.__dict__, name=name, inputs=inputs, position=position, calls=calls, loops=loops
+            ),
             fields_set if fields_set is not None else self.placed_fields(),
         )
 
     def placed_fields(self) -> set[str]:
         """The fields set explicitly on a node :meth:`placed` from this layer."""
-        return self.__pydantic_fields_set__ | _PLACE
+        return self.__pydantic_fields_set__ | PLACEMENT
 
     # ---- presentation
     def notation(self) -> str:
@@ -298,7 +381,19 @@ class Layer(BaseModel):
         return self.kind
 
 
-_PLACE = frozenset({"name", "inputs", "position", "calls"})
+PLACEMENT = frozenset({"name", "inputs", "position", "calls", "loops"})
+"""The fields that place a node in its network (set by :meth:`Layer.placed`); the others are
+the kind's, which a spec sets."""
+
+GROWTH = 720720 * 2**10
+"""How much :meth:`Layer.open_sizes` grows the sizes that follow an open input size: a multiple
+of every stride, window and factor up to 16 (and of powers of two up to 2**14), so that a
+layer that applies at one size applies at the grown one."""
+
+OPEN_HINT = (
+    "for a model that takes any size, make the map a fixed size before it (`globalavgpool`,"
+    " `adaptiveavgpool 7`); or give the input a fixed size"
+)
 _new = object.__new__
 _setattr = object.__setattr__
 # BaseModel's slots, set as pydantic's own __copy__ sets them

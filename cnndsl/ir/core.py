@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import ClassVar, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import (
     ACTIVATIONS,
@@ -22,14 +22,22 @@ from .base import (
     require_map,
     whole_map_window,
 )
+from ..display import int_text
 from .geometry import ShapeError
 
 
 class Input(Layer):
-    """A network input (``input 224x224x3``): an image H x W x C, or a vector N."""
+    """A network input (``input 224x224x3``): an image H x W x C, or a vector N.
+
+    Fields: shape, open.  ``open`` marks the height and width a spec leaves open (``input
+    ?x?x3``): the models take any size there, and ``shape`` holds the size the network is
+    analysed at (``--input``, ``load(..., input=)``), or None where none was given -- then
+    it cannot be analysed.
+    """
 
     kind: Literal["input"] = "input"
-    shape: tuple[Int, ...]
+    shape: tuple[Int | None, ...]
+    open: tuple[Bool, Bool] = Field((False, False), exclude_if=lambda v: not any(v))
 
     family: ClassVar[str] = "input"
     min_inputs: ClassVar[int] = 0
@@ -42,7 +50,7 @@ class Input(Layer):
             raise ValueError(
                 f"input is H x W x C (channels last) or a vector N, got {len(shape)} dimensions"
             )
-        if any(d < 1 for d in shape):
+        if any(d is not None and d < 1 for d in shape):
             raise ValueError("input sizes must be at least 1")
         return shape
 
@@ -50,13 +58,44 @@ class Input(Layer):
     def _top_level(self):
         if self.calls:
             raise ValueError("an input is declared at the top level, never in a block call")
+        if any(self.open) and len(self.shape) != 3:
+            raise ValueError("only the height and width of an image input can be open")
+        if len(self.shape) == 3 and self.shape[2] is None:
+            raise ValueError("an input's channels cannot be open")
+        if any(d is None and not o for d, o in zip(self.shape, self.open)):
+            raise ValueError("an input size is missing where the input is not open")
         return self
 
+    @property
+    def sized(self) -> bool:
+        """Whether every size is known (given, where the spec leaves it open)."""
+        return None not in self.shape
+
+    def written(self) -> str:
+        """The size as the spec writes it: ``?x?x3`` where it is open."""
+        return "x".join("?" if o else int_text(d) for d, o in zip(self.shape, (*self.open, False)))
+
     def output_shape(self, inputs):
+        if not self.sized:
+            what = "height and width are" if all(self.open) else ("height is", "width is")[self.open[1]]
+            whose = "the input" if self.name == "input" else f"input '{self.name}'"
+            noun, verb = what.rsplit(" ", 1)
+            raise ShapeError(
+                f"the {noun} of {whose} {verb} open ({self.written()}): the analysis needs a size",
+                hint=f"give one: `--input {self._example()}` on the command line,"
+                f" `cnndsl.load(path, input={self._example(python=True)})` in Python",
+            )
         return self.shape
 
+    def _example(self, python: bool = False) -> str:
+        """The input's size with 256 where it is open and unknown, for the hints."""
+        sizes = [256 if d is None else d for d in self.shape]
+        if self.name == "input":
+            return str(tuple(sizes)) if python else fmt_shape(sizes)
+        return f"{{{self.name!r}: {tuple(sizes)}}}" if python else f"{self.name}={fmt_shape(sizes)}"
+
     def notation(self):
-        return f"input {fmt_shape(self.shape)}"
+        return f"input {self.written()}"
 
 
 class Dense(Layer):
@@ -176,6 +215,13 @@ _ACTIVATION_WORDS = {name: name for name in ACTIVATIONS} | {
     "hard_silu": "hardswish",
 }
 
+# The hard functions have one definition in cnndsl, PyTorch and Keras 3 (Keras 2's differed).
+_FIXED_SLOPES = {
+    "hardsigmoid": "it is relu6(x + 3) / 6, as in PyTorch and Keras 3 (Keras 2's hard_sigmoid,"
+    " clip(0.2 * x + 0.5, 0, 1), is another function, not a cnndsl activation)",
+    "hardswish": "it is x * relu6(x + 3) / 6, as in PyTorch and Keras 3",
+}
+
 
 class Activation(Layer):
     """An activation function as a layer: ``relu``, ``relu6``, ``leakyrelu 0.2``, ``elu``,
@@ -210,6 +256,11 @@ class Activation(Layer):
     spec_names: ClassVar[tuple[str, ...]] = tuple(_ACTIVATION_WORDS)
     positional: ClassVar[tuple[str, ...]] = ("alpha",)
     aliases: ClassVar[dict[str, str]] = {"negative_slope": "alpha", "slope": "alpha"}
+    foreign_options: ClassVar[dict[str, str]] = {
+        "approximate": "`gelu` is the exact x * Phi(x) (PyTorch's approximate='none', Keras's"
+        " approximate=False); GELU's tanh approximation is an activation of its own: write"
+        " `gelu_tanh` (as a layer or `activation=gelu_tanh`)"
+    }
 
     @classmethod
     def preset(cls, word: str) -> dict:
@@ -217,6 +268,8 @@ class Activation(Layer):
 
     @model_validator(mode="after")
     def _alpha(self):
+        if self.alpha is not None and self.function in _FIXED_SLOPES:
+            raise ValueError(f"{self.function} takes no alpha: {_FIXED_SLOPES[self.function]}")
         if self.alpha is not None and self.function not in ("leakyrelu", "elu"):
             raise ValueError(f"{self.function} takes no alpha")
         if self.alpha is None and self.function in ("leakyrelu", "elu"):

@@ -19,7 +19,12 @@ PaddingSpec = Literal["same", "valid"] | Padding2D
 
 
 class ShapeError(ValueError):
-    """A layer cannot be applied to its input: the message says why (no location yet)."""
+    """A layer cannot be applied to its input: the message says why (no location yet), and
+    ``hint`` what to do, where there is advice."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 def effective_kernel(k: int, d: int) -> int:

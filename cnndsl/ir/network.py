@@ -235,30 +235,35 @@ class Network(BaseModel):
     __hash__ = None  # type: ignore[assignment]
 
     # ---- models (each back end, and its framework, imported on use: cnndsl.backends.TARGETS)
-    def to_keras(self, *, training_outputs: bool = False):
-        """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3.  A network with
-        training outputs gives its inference model, or with ``training_outputs`` the model
-        that also computes and returns them (a functional model cannot switch by mode)."""
-        return self.to_model("keras", training_outputs=training_outputs)
+    def to_keras(self, *, logits: bool = False, training_outputs: bool = False):
+        """A live ``keras.Model`` (functional API); needs TensorFlow/Keras 3.  With ``logits``,
+        the outputs' final softmax (or sigmoid) is left out (:mod:`cnndsl.backends.logits`):
+        train it with ``from_logits=True``.  A network with training outputs gives its
+        inference model, or with ``training_outputs`` the model that also computes and returns
+        them (a functional model cannot switch by mode)."""
+        return self.to_model("keras", logits=logits, training_outputs=training_outputs)
 
-    def to_torch(self):
-        """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch.  Training outputs
-        are returned (and computed) in training mode only."""
-        return self.to_model("torch")
+    def to_torch(self, *, logits: bool = False):
+        """A live ``torch.nn.Module`` taking NCHW input; needs PyTorch.  With ``logits``, the
+        outputs' final softmax (or sigmoid) is left out, as torchvision's models return them:
+        train it with ``F.cross_entropy``.  Training outputs are returned (and computed) in
+        training mode only."""
+        return self.to_model("torch", logits=logits)
 
-    def to_model(self, target: str, **options):
+    def to_model(self, target: str, *, logits: bool = False, **options):
         """The live model of a model target (``"keras"``, ``"torch"``); needs its framework.
         ``options`` go to the target's ``build`` (Keras: ``training_outputs``)."""
         from ..backends import build
 
-        return build(self, target, **options)
+        return build(self, target, logits=logits, **options)
 
-    def to_source(self, target: str) -> str:
+    def to_source(self, target: str, *, logits: bool = False) -> str:
         """Standalone Python source of the model of a model target (``"keras"``, ``"torch"``):
-        the module ``cnndsl compile --target`` writes, which :meth:`to_model` runs."""
+        the module ``cnndsl compile --target`` (``--logits``) writes, which :meth:`to_model`
+        runs."""
         from ..backends import source
 
-        return source(self, target)
+        return source(self, target, logits=logits)
 
     # ---- diagrams (the Graphviz back end, imported on use)
     def to_graphviz(self, **options):

@@ -73,6 +73,13 @@ class LayerNorm(Layer):
     family: ClassVar[str] = "norm"
     spec_names: ClassVar[tuple[str, ...]] = ("layernorm", "layer_norm", "layernormalization")
     aliases: ClassVar[dict[str, str]] = {"eps": "epsilon"}
+    foreign_options: ClassVar[dict[str, str]] = {
+        "axis": "layernorm normalizes over the channels at each position (Keras's axis=-1,"
+        " PyTorch's normalized_shape=(C,) on channels last, ConvNeXt's LayerNorm2d); other axes"
+        " have no cnndsl kind",
+        "rms_scaling": "layernorm subtracts the mean (Keras's rms_scaling=False); RMS"
+        " normalization has no cnndsl kind",
+    }
 
     def output_shape(self, inputs):
         shape = inputs[0]

@@ -70,7 +70,7 @@ class Reshape(Layer):
         if -1 in self.shape:
             if total % known:
                 raise ShapeError(
-                    f"reshape cannot make {fmt_shape(self.shape)} of {fmt_shape(inputs[0])}:"
+                    f"reshape cannot make {self.shape} of {fmt_shape(inputs[0])}:"
                     f" {total} values are not a multiple of {known}"
                 )
             return tuple(total // known if d == -1 else d for d in self.shape)

@@ -6,10 +6,9 @@ channel; none looks at a neighbouring position, so none has a receptive-field wi
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BeforeValidator, Field, Strict, model_validator
+from pydantic import BeforeValidator, Field, Strict, field_validator, model_validator
 
 from .base import Layer, fmt_float, fmt_shape
 from .geometry import ShapeError
@@ -100,6 +99,11 @@ class Normalization(Layer):
 
     family: ClassVar[str] = "norm"
     spec_names: ClassVar[tuple[str, ...]] = ("normalization", "normalize")
+    foreign_options: ClassVar[dict[str, str]] = {
+        "axis": "normalization works on the channels (Keras's axis=-1): mean and variance have"
+        " one value per channel, or one for all",
+        "invert": "the inverse, x * sqrt(variance) + mean, is `rescaling scale=... offset=...`",
+    }
 
     @model_validator(mode="after")
     def _statistics(self):
@@ -108,10 +112,18 @@ class Normalization(Layer):
                 "normalization takes both mean= and variance=, or neither (then they are"
                 " weights, loaded or adapted)"
             )
-        variance = self.variance if isinstance(self.variance, tuple) else (self.variance,)
-        if self.variance is not None and not all(v >= 0 and math.isfinite(v) for v in variance):
-            raise ValueError("normalization variance must be finite and at least 0")
         return self
+
+    @field_validator("variance")
+    @classmethod
+    def _variance(cls, variance):
+        items = () if variance is None else variance if isinstance(variance, tuple) else (variance,)
+        negative = [v for v in items if v < 0]
+        if negative:
+            raise ValueError(
+                f"normalization variance must be at least 0, got {fmt_float(negative[0])}"
+            )
+        return variance
 
     def output_shape(self, inputs):
         _check_channels(self, inputs[0], mean=self.mean, variance=self.variance)

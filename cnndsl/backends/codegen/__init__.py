@@ -2,12 +2,12 @@
 
 The pipeline, in the order it runs (:meth:`.generator.Generator.program`):
 
-    tree.py       the call tree: nodes grouped by the block calls that made them (Scope)
+    tree.py       the call tree: nodes grouped by the block calls that made them (CallScope)
     lower.py      each scope lowered to a Draft by the back end's handlers: the layers it makes
                   (Module), the statements that compute its values (Step); layer arguments
                   stay Const leaves of expressions (expr.py)
-    loops.py      runs of repeated steps whose names count up -> for loops (where the target
-                  writes them)
+    loops.py      the iterations of a repeat/for that compute alike (the IR records loops)
+                  -> for loops (where the target writes them)
     unify.py      the calls of a block that have one structure -> one Function, the constants
                   that differ -> parameters and expressions of the block's (f * e); names of the
                   functions, their variants and their parameters
@@ -24,9 +24,10 @@ from .expr import Code, Const, Expr, LayerName, Ref, Sym, Var, call, literal
 from .generator import Generator, Program, execute, runtime_definitions
 from .lower import Draft, Loop, Module, NodeContext, Step
 from .names import Namespace, Reserved
-from .tree import Scope, call_tree
+from .tree import CallScope, call_tree
 
 __all__ = [
+    "CallScope",
     "Code",
     "Const",
     "Draft",
@@ -40,7 +41,6 @@ __all__ = [
     "Program",
     "Ref",
     "Reserved",
-    "Scope",
     "Step",
     "Sym",
     "Var",

@@ -42,7 +42,7 @@ from .expr import Expr, literal
 from .loops import align, fold
 from .lower import Draft, NodeContext, lower
 from .names import Namespace, Reserved, identifier
-from .tree import Scope, call_tree
+from .tree import CallScope, call_tree
 from .unify import Function, name_functions, unify
 from .writer import Writer
 
@@ -54,7 +54,7 @@ class Program:
     """Everything a generator writes: the call tree, the network's draft, the functions of
     the blocks (innermost first, named) and the runtime helpers used."""
 
-    root: Scope
+    root: CallScope
     draft: Draft
     functions: list[Function]
     helpers: list[str]
@@ -124,7 +124,7 @@ class Generator:
         """Make one layer of a node; returns the expression that applies it."""
         raise NotImplementedError
 
-    def lower_call(self, draft: Draft, scope: Scope, sub: Scope) -> None:
+    def lower_call(self, draft: Draft, scope: CallScope, sub: CallScope) -> None:
         """Append a nested block call (``sub.function`` decided) to ``draft``."""
         raise NotImplementedError
 
@@ -136,11 +136,11 @@ class Generator:
         """A preferred variable for a node's value."""
         return None
 
-    def root_args(self, root: Scope) -> list[str]:
+    def root_args(self, root: CallScope) -> list[str]:
         """The values the network's function takes as arguments."""
         return list(root.inputs)
 
-    def root_live_out(self, root: Scope) -> list[str]:
+    def root_live_out(self, root: CallScope) -> list[str]:
         """Values the network's function still reads after its last step."""
         return []
 
@@ -196,16 +196,14 @@ class Generator:
         functions: list[Function] = []
         scopes = list(root.scopes())
         for height in range(root.height):
-            by_block: dict[str, list[Scope]] = {}
+            by_block: dict[str, list[CallScope]] = {}
             for scope in scopes:
                 if scope.height == height:
                     by_block.setdefault(scope.site.block, []).append(scope)
             for block, calls in by_block.items():
                 drafts = [lower(self, call, call.inputs) for call in calls]
                 if self.LOOPS:
-                    for draft in drafts:
-                        fold(draft)
-                    align(drafts)
+                    align(drafts, [fold(draft) for draft in drafts])
                 groups: dict[tuple, list[int]] = {}
                 for i, draft in enumerate(drafts):
                     groups.setdefault(draft.key(), []).append(i)

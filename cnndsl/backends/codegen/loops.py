@@ -1,13 +1,17 @@
-"""Loops: runs of repeated steps whose names count up become ``for`` loops.
+"""Loops: the iterations of a ``repeat`` or ``for`` that compute alike become a ``for`` loop.
 
-The IR does not record ``repeat`` and ``for`` (yet), so loops are inferred from what they leave:
-:func:`fold` replaces, in a draft, each run of r >= 2 repetitions of a unit of steps that have
-one structure and one set of values, whose names count up (``conv_3``, ``conv_4``, ...) and each
-of which reads the previous one's result, by a :class:`~.lower.Loop` over the first repetition.
-:func:`align` then makes the calls of one block agree: where one call has a loop that another
-call runs only once (``repeat n - 1`` with n = 2), that single repetition becomes a loop too, so
-that both calls share one function.  Both are linear in the number of steps (times the largest
-unit tried, :data:`MAX_UNIT`).
+Every node records the loop iterations that made it (:class:`~cnndsl.ir.LoopSite`), and each
+step of a draft those of its scope's body (``Step.loops``).  :func:`fold` replaces each run of
+r >= 2 consecutive iterations of one loop that have one structure and one set of values, whose
+layer names count up (``conv_3``, ``conv_4``, ...: the loop names its layers from its counter)
+and each of which reads the previous one's result, by a :class:`~.lower.Loop` over the first
+iteration.  One level of loop is written: an iteration whose loop does not fold has its inner
+loops folded instead.  A loop that ran once is returned to the caller: :func:`align` makes it a
+loop of one where another call of the same block has that loop, so that both calls share one
+function (``repeat n - 1`` with n = 2).  Both are linear in the number of steps.
+
+Nothing here reads names to find a loop: steps that the spec wrote out one by one stay as
+written, however alike.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from .expr import Const, Expr, LayerName, literal
 from .lower import Draft, Loop, Step
 
 COUNTED = re.compile(r"^(.*)_(\d+)$")
-MAX_UNIT = 32
 
 
 def _nopos(name: str) -> tuple:
@@ -54,15 +57,21 @@ def _positions(steps) -> dict[str, int]:
     return {v: i for i, step in enumerate(steps) for v in step.targets}
 
 
-def fold(draft: Draft) -> None:
-    """Replace the runs of repeated steps of a draft by loops (see the module's docstring)."""
+Single = tuple[Step, int]
+"""A loop that ran once in a draft: its iteration's first step and number of steps."""
+
+
+def fold(draft: Draft) -> list[Single]:
+    """Replace the runs of alike iterations of a draft's loops by loops (see the module's
+    docstring); returns the loops that ran once, for :func:`align`."""
     steps = draft.steps
-    if len(steps) < 2:
-        return
+    singles: list[Single] = []
+    if not any(step.loops for step in steps):
+        return singles
     exported = set(draft.outputs) | set(draft.live_out)
-    sigs = []
+    sigs = []  # (structure, values, name) and count of each step a loop may repeat
     for step in steps:
-        counted = _counted(step)
+        counted = _counted(step) if step.loops else None
         if counted is None:
             sigs.append(None)
         else:
@@ -72,43 +81,92 @@ def fold(draft: Draft) -> None:
     for i, step in enumerate(steps):
         for v in step.reads:
             uses.setdefault(v, []).append(i)
-
     maxuse = [max((u for v in step.targets for u in uses.get(v, ())), default=-1) for step in steps]
     escapes = [any(v in exported for v in step.targets) for step in steps]
-    failed: set[tuple[int, int]] = set()  # (start, size) inside a run already found to fail
+    tables = (steps, sigs, pos, maxuse, escapes)
+    draft.steps = _fold(tables, 0, len(steps), 0, singles)
+    return singles
+
+
+def _fold(tables, lo: int, hi: int, level: int, singles: list[Single]) -> list:
+    """The steps ``lo:hi`` (inside one iteration of each of ``level`` loops) with the loops at
+    that level folded where their iterations allow, and inside the others."""
+    steps = tables[0]
     result: list = []
-    i = 0
-    while i < len(steps):
-        best = None
-        for size in range(1, min(MAX_UNIT, (len(steps) - i) // 2) + 1):
-            if sigs[i + size - 1] is None:
-                break
-            if (i, size) in failed:
-                continue
-            found = _try_loop(steps, sigs, pos, maxuse, escapes, i, size)
-            if found is None:
-                continue
-            make, reps, run = found
-            if make is None:  # no loop here, nor later in this run at this size and phase
-                failed.update((i + k * size, size) for k in range(1, run))
-            elif best is None or reps * size > best[1] * best[2]:
-                best = (make, reps, size)
-                if reps * size == len(steps) - i:  # a larger unit cannot cover more
-                    break
-        if best is None:
+    i = lo
+    while i < hi:
+        if len(steps[i].loops) <= level:
             result.append(steps[i])
             i += 1
             continue
-        make, reps, size = best
-        result.append(make())
-        i += reps * size
-    draft.steps = result
+        iterations = _iterations(steps, i, hi, level)
+        alike = [1] * len(iterations)  # how many iterations from each have its number of steps
+        sizes = [stop - start for start, stop in iterations]
+        for k in range(len(iterations) - 2, -1, -1):
+            if sizes[k] == sizes[k + 1]:
+                alike[k] = alike[k + 1] + 1
+        k = 0
+        hopeless = 0  # the iterations before this one start no loop: their run does not flow
+        while k < len(iterations):
+            if k >= hopeless and alike[k] >= 2:
+                loop, reps = _loop_from(tables, iterations[k], alike[k])
+                if loop is not None:
+                    result.append(loop)
+                    k += reps
+                    continue
+                hopeless = k + reps
+            start, stop = iterations[k]
+            if len(iterations) == 1:
+                singles.append((steps[start], stop - start))
+            result.extend(_fold(tables, start, stop, level + 1, singles))
+            k += 1
+        i = iterations[-1][1]
+    return result
 
 
-def _try_loop(steps, sigs, pos, maxuse, escapes, start, size):
+def _iterations(steps, i: int, hi: int, level: int) -> list[tuple[int, int]]:
+    """The (start, stop) of each iteration of the loop at ``level`` of step i, from step i on:
+    the steps that follow, of that loop, in iterations that count up."""
+    position = steps[i].loops[level].position
+    found: list[list[int]] = []
+    current = -1
+    j = i
+    while j < hi:
+        loops = steps[j].loops
+        if len(loops) <= level or loops[level].position != position:
+            break
+        iteration = loops[level].iteration
+        if iteration < current:
+            break
+        if iteration == current:
+            found[-1][1] = j + 1
+        else:
+            found.append([j, j + 1])
+            current = iteration
+        j += 1
+    return [(start, stop) for start, stop in found]
+
+
+def _loop_from(tables, iteration: tuple[int, int], alike: int) -> tuple[Loop | None, int]:
+    """The loop over an iteration and the ones after it (``alike`` in all have its number of
+    steps) that compute alike, and how many it covers; (None, n) when none does, the next n - 1
+    iterations starting none either."""
+    steps, sigs, pos, maxuse, escapes = tables
+    start, stop = iteration
+    size = stop - start
+    if any(sigs[j] is None for j in range(start, stop)):
+        return None, 1
+    found = _try_loop(steps, sigs, pos, maxuse, escapes, start, size, start + alike * size)
+    if found is None:
+        return None, 1
+    make, reps, run = found
+    return (make(), reps) if make is not None else (None, run)
+
+
+def _try_loop(steps, sigs, pos, maxuse, escapes, start, size, stop):
     """(make the loop, its repetitions, the run's repetitions) for the longest loop of units
-    of ``size`` steps from ``start``; make is None when none of 2 or more repetitions is one.
-    None when the steps do not even repeat."""
+    of ``size`` steps from ``start``, ending by ``stop``; make is None when none of 2 or more
+    repetitions is one.  None when the steps do not even repeat."""
     increments = []
     for j in range(size):
         (shape0, n0), second = sigs[start + j], sigs[start + size + j]
@@ -116,7 +174,7 @@ def _try_loop(steps, sigs, pos, maxuse, escapes, start, size):
             return None
         increments.append(second[1] - n0)
     run = 2
-    while start + (run + 1) * size <= len(steps) and all(
+    while start + (run + 1) * size <= stop and all(
         sigs[start + run * size + j] is not None
         and sigs[start + run * size + j][0] == sigs[start + j][0]
         and sigs[start + run * size + j][1] == sigs[start + j][1] + run * increments[j]
@@ -227,9 +285,10 @@ def _names(expr: Expr):
         yield from _names(child)
 
 
-def align(drafts: list[Draft]) -> None:
-    """Where a call of a block has a loop that another call runs once (``repeat n - 1`` with
-    n = 2), make that one repetition a loop too, when that gives both one structure."""
+def align(drafts: list[Draft], singles: list[list[Single]]) -> None:
+    """Where a call of a block has a loop that another call ran once (``repeat n - 1`` with
+    n = 2), make that one iteration a loop too, when that gives both one structure.
+    ``singles[i]``: the loops that ran once in ``drafts[i]`` (from :func:`fold`)."""
     loops = {}
     for draft in drafts:
         for step in draft.steps:
@@ -238,46 +297,46 @@ def align(drafts: list[Draft]) -> None:
     if not loops:
         return
     keys = {d.key() for d in drafts if any(isinstance(s, Loop) for s in d.steps)}
-    for draft in drafts:
+    for draft, once in zip(drafts, singles):
         saved = list(draft.steps)
-        changed = True
-        while changed:
-            changed = any(_fold_single(draft, loop) for loop in loops.values())
+        for first, size in once:
+            any(_fold_single(draft, first, size, loop) for loop in loops.values())
         if draft.steps != saved and draft.key() not in keys:
             draft.steps = saved
 
 
-def _fold_single(draft: Draft, loop: Loop) -> bool:
-    """Replace the first run of steps that is one repetition of ``loop`` by a loop of one."""
+def _fold_single(draft: Draft, first: Step, size: int, loop: Loop) -> bool:
+    """Replace the iteration of ``size`` steps from ``first``, of a loop that ran once, by a
+    loop of one, if it is one repetition of ``loop``."""
     unit, steps = loop.unit, draft.steps
-    size, key = len(unit.steps), unit.key()
+    key = unit.key()
     increments = [leaf[2] for leaf in counters(loop)]
-    if len(increments) != size:
+    if size != len(unit.steps) or len(increments) != size:
+        return False
+    start = next((i for i, step in enumerate(steps) if step is first), None)
+    if start is None:
+        return False
+    run = steps[start : start + size]
+    if len(run) != size or any(_counted(step) is None for step in run):
+        return False
+    if any(len(a.reads) != len(b.reads) for a, b in zip(run, unit.steps)):
+        return False
+    unit_pos = unit.positions()
+    ext: dict[int, str] = {}  # the unit's arguments (carried value, shared ones) in the run
+    pairs = [(v, unit_pos[w]) for a, b in zip(run, unit.steps) for v, w in zip(a.reads, b.reads)]
+    if any(r[0] == "arg" and ext.setdefault(r[1], v) != v for v, r in pairs):
+        return False
+    if sorted(ext) != list(range(len(unit.args))) or len(set(ext.values())) != len(ext):
         return False
     exported = set(draft.outputs) | set(draft.live_out)
-    unit_pos = unit.positions()
-    for start in range(len(steps) - size + 1):
-        run = steps[start : start + size]
-        if any(_counted(step) is None for step in run):
-            continue
-        if any(len(a.reads) != len(b.reads) for a, b in zip(run, unit.steps)):
-            continue
-        ext: dict[int, str] = {}  # the unit's arguments (carried value, shared ones) in the run
-        pairs = [
-            (v, unit_pos[w]) for a, b in zip(run, unit.steps) for v, w in zip(a.reads, b.reads)
-        ]
-        if any(r[0] == "arg" and ext.setdefault(r[1], v) != v for v, r in pairs):
-            continue
-        if sorted(ext) != list(range(len(unit.args))) or len(set(ext.values())) != len(ext):
-            continue
-        inner = {v for step in run[:-1] for v in step.targets}
-        later = {v for step in steps[start + size :] for v in step.reads}
-        if inner & (later | exported):
-            continue
-        counted = [_with_counter(step, inc) for step, inc in zip(run, increments)]
-        candidate = Draft([ext[k] for k in range(len(ext))], [], counted, [run[-1].targets[0]])
-        if candidate.key() == key:
-            single = Loop(candidate, Const(1, "repeats"), [run[-1].targets[0]])
-            draft.steps = [*steps[:start], single, *steps[start + size :]]
-            return True
-    return False
+    inner = {v for step in run[:-1] for v in step.targets}
+    later = {v for step in steps[start + size :] for v in step.reads}
+    if inner & (later | exported):
+        return False
+    counted = [_with_counter(step, inc) for step, inc in zip(run, increments)]
+    candidate = Draft([ext[k] for k in range(len(ext))], [], counted, [run[-1].targets[0]])
+    if candidate.key() != key:
+        return False
+    single = Loop(candidate, Const(1, "repeats"), [run[-1].targets[0]])
+    draft.steps = [*steps[:start], single, *steps[start + size :]]
+    return True

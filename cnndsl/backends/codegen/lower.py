@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ...ir import Input, Layer
+from ...ir import Input, Layer, LoopSite
 from .expr import Const, Expr, LayerName, Var
 from .names import comment_text
-from .tree import Scope, local_name
+from .tree import CallScope, local_name
 
 if TYPE_CHECKING:
     from .generator import Generator
@@ -55,6 +55,7 @@ class Step:
     hint: str | None = None  # a preferred variable name for its value
     kind: str | None = None  # the node's kind or the block called (names variants)
     auto: bool = True  # its local name was made up by the elaborator (conv_3, inception_2)
+    loops: tuple[LoopSite, ...] = ()  # the loop iterations in its scope's body that made it
 
     @functools.cached_property
     def reads(self) -> list[str]:
@@ -68,8 +69,8 @@ class Step:
 @dataclass
 class Loop:
     """``count`` repetitions of ``unit``, each reading the previous one's result (folded from
-    steps whose names count up: :mod:`.loops`).  The unit's arguments: the carried value, then
-    values from before the loop that every repetition reads."""
+    the iterations of a ``repeat`` or ``for``: :mod:`.loops`).  The unit's arguments: the
+    carried value, then values from before the loop that every repetition reads."""
 
     unit: Draft
     count: Expr  # a Const, until anti-unification makes it a parameter
@@ -164,7 +165,7 @@ class NodeContext:
     """What a handler sees: the node, its input and output shapes, the expressions of its
     inputs (``xs``), and ways to make its layers and helper values."""
 
-    def __init__(self, gen: Generator, draft: Draft, scope: Scope, layer: Layer):
+    def __init__(self, gen: Generator, draft: Draft, scope: CallScope, layer: Layer):
         info = gen.net.analysis[layer.name]
         self.gen = gen
         self.draft = draft
@@ -175,6 +176,7 @@ class NodeContext:
         self.in_shapes: list[tuple[int, ...]] = list(info.input_shapes)
         self.out_shape: tuple[int, ...] = info.output_shape
         self.comment = where(layer.position)
+        self.loops = loops_in(layer, scope)
         self.xs: list[Expr] = [Var(name) for name in layer.inputs]
         self.modules: list[Module] = []
         self.lets: list[Step] = []
@@ -203,7 +205,7 @@ class NodeContext:
         """A helper value computed in a statement of its own; returns it."""
         name = f"{self.layer.name}:{len(self.lets)}"
         local = self._last or f"{self.local}_{len(self.lets) + 1}"
-        self.lets.append(Step([name], expr, local, self.comment))
+        self.lets.append(Step([name], expr, local, self.comment, loops=self.loops))
         return Var(name)
 
     def helper(self, name: str) -> str:
@@ -217,19 +219,19 @@ class NodeContext:
         return self.gen.unsupported(self.layer, why)
 
 
-def lower(gen: Generator, scope: Scope, args: list[str]) -> Draft:
+def lower(gen: Generator, scope: CallScope, args: list[str]) -> Draft:
     """The draft of one scope: each node by its handler, each nested call (whose function is
     already decided) as one step."""
     draft = Draft(list(args), [], [], list(scope.outputs))
     for item in scope.items:
-        if isinstance(item, Scope):
+        if isinstance(item, CallScope):
             gen.lower_call(draft, scope, item)
         elif not (isinstance(item, Input) and item.name in draft.args):
             _lower_node(gen, draft, scope, item)
     return draft
 
 
-def _lower_node(gen: Generator, draft: Draft, scope: Scope, layer: Layer) -> None:
+def _lower_node(gen: Generator, draft: Draft, scope: CallScope, layer: Layer) -> None:
     ctx = NodeContext(gen, draft, scope, layer)
     expr = gen.handler(type(layer))(gen, ctx)
     lets = [step.expr for step in ctx.lets]
@@ -244,15 +246,27 @@ def _lower_node(gen: Generator, draft: Draft, scope: Scope, layer: Layer) -> Non
     auto = local_name(layer.name, scope.prefix) is None or _counted(ctx.local, kind)
     hint = gen.variable_hint(layer)
     draft.steps.append(
-        Step([layer.name], expr, ctx.local, comment, merge, layer.name, hint, kind, auto)
+        Step([layer.name], expr, ctx.local, comment, merge, layer.name, hint, kind, auto, ctx.loops)
     )
 
 
-def call_step(scope: Scope, sub: Scope, expr: Expr, comment: str | None) -> Step:
-    """The step of a nested block call: its values are the callee's outputs."""
+def call_step(scope: CallScope, sub: CallScope, expr: Expr, comment: str | None) -> Step:
+    """The step of a nested block call: its values are the callee's outputs; its loops, those
+    of the caller's body that every node of the call was made in."""
     block = sub.site.block
     auto = local_name(sub.site.instance, scope.prefix) is None or _counted(sub.local, block)
-    return Step(list(sub.outputs), expr, sub.local, comment, kind=block, auto=auto)
+    loops = loops_in(sub.nodes[0], scope)
+    for node in sub.nodes[1:]:
+        if loops:
+            inner = loops_in(node, scope)
+            while inner[: len(loops)] != loops:
+                loops = loops[:-1]
+    return Step(list(sub.outputs), expr, sub.local, comment, kind=block, auto=auto, loops=loops)
+
+
+def loops_in(layer: Layer, scope: CallScope) -> tuple[LoopSite, ...]:
+    """The iterations of the loops of a scope's own body that made a node, outermost first."""
+    return tuple([site for site in layer.loops if site.depth == scope.depth])
 
 
 def _counted(local: str, made: str) -> bool:

@@ -1,9 +1,11 @@
 """The call tree: a network's nodes grouped by the block calls that made them.
 
 Every IR node records its block provenance (``node.calls``: the block calls it came through,
-outermost first).  :func:`call_tree` turns that into a tree of :class:`Scope`: the network, and
-in it one scope per block call, nested as the calls were.  Back ends write one function or
-class per block from it; diagrams draw one cluster per scope.
+outermost first).  :func:`call_tree` turns that into a tree of :class:`CallScope`: the
+network, and in it one scope per block call, nested as the calls were.  Back ends write one
+function or class per block from it; diagrams draw one cluster per scope.  (A call scope is a
+part of the graph; the elaborator's :class:`~cnndsl.elaborate.values.Scope` is a lexical scope
+of variables.)
 
 The tree is built from what the IR guarantees, and nothing more: a network that validates may
 come from a JSON file with any provenance.  So a scope is a contiguous run of nodes that name
@@ -23,7 +25,7 @@ from ...ir import CallSite, Input, Layer, Network
 
 
 @dataclass(eq=False)
-class Scope:
+class CallScope:
     """The network (``site`` None) or one block call: its items in order, nodes and nested
     scopes; the values it reads from outside (``inputs``, in order of first use) and those used
     outside it (``outputs``: read by a later node outside, or outputs of the network)."""
@@ -31,22 +33,23 @@ class Scope:
     site: CallSite | None
     prefix: str  # the prefix of its nodes' names: "block1_" ("" for the network)
     local: str  # its name in its caller: "block1" (the instance, after the caller's prefix)
-    items: list[Layer | Scope] = field(default_factory=list)
+    depth: int = 0  # how many block calls it is inside of, itself included (0: the network)
+    items: list[Layer | CallScope] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     nodes: list[Layer] = field(default_factory=list)  # every node inside, nested ones too
     height: int = 0  # 0: calls no block
-    parent: Scope | None = None
+    parent: CallScope | None = None
     # set by the code generator: the function (or class) this call uses, with its arguments
     function: Any = None
     values: list = field(default_factory=list)
     draft: Any = None  # its own lowered body
     attr: str | None = None  # PyTorch: its module's attribute in its caller
 
-    def scopes(self) -> Iterator[Scope]:
+    def scopes(self) -> Iterator[CallScope]:
         """Every scope inside this one (not itself), callers before the calls they make."""
         for item in self.items:
-            if isinstance(item, Scope):
+            if isinstance(item, CallScope):
                 yield item
                 yield from item.scopes()
 
@@ -64,9 +67,9 @@ def local_name(name: str, prefix: str) -> str | None:
     return name[len(prefix) :] if name.startswith(prefix) and len(name) > len(prefix) else None
 
 
-def call_tree(net: Network) -> Scope:
+def call_tree(net: Network) -> CallScope:
     """The network's scope, each block call a scope in its caller's."""
-    root = Scope(None, "", "")
+    root = CallScope(None, "", "")
     _fill(root, net.layers, 0)
     users = net.consumers()
     outputs = set(net.outputs)
@@ -74,7 +77,7 @@ def call_tree(net: Network) -> Scope:
         _connect(scope, users, outputs)
     root.inputs = [layer.name for layer in net.layers if isinstance(layer, Input)]
     root.outputs = list(net.outputs)
-    root.height = max((s.height + 1 for s in root.items if isinstance(s, Scope)), default=0)
+    root.height = max((s.height + 1 for s in root.items if isinstance(s, CallScope)), default=0)
     return root
 
 
@@ -82,7 +85,7 @@ def _calls(layer: Layer) -> tuple[CallSite, ...]:
     return () if isinstance(layer, Input) else layer.calls
 
 
-def _fill(scope: Scope, layers: list[Layer], depth: int) -> None:
+def _fill(scope: CallScope, layers: list[Layer], depth: int) -> None:
     scope.nodes = list(layers)
     i = 0
     while i < len(layers):
@@ -99,13 +102,13 @@ def _fill(scope: Scope, layers: list[Layer], depth: int) -> None:
                 break
             j += 1
         local = local_name(site.instance, scope.prefix) or site.instance
-        sub = Scope(site, site.instance + "_", local, parent=scope)
+        sub = CallScope(site, site.instance + "_", local, depth + 1, parent=scope)
         _fill(sub, layers[i:j], depth + 1)
         scope.items.append(sub)
         i = j
 
 
-def _connect(scope: Scope, users: dict[str, list[str]], outputs: set[str]) -> None:
+def _connect(scope: CallScope, users: dict[str, list[str]], outputs: set[str]) -> None:
     inside = {layer.name for layer in scope.nodes}
     seen: set[str] = set()
     for layer in scope.nodes:
@@ -118,4 +121,4 @@ def _connect(scope: Scope, users: dict[str, list[str]], outputs: set[str]) -> No
         for layer in scope.nodes
         if layer.name in outputs or any(u not in inside for u in users[layer.name])
     ] or [scope.nodes[-1].name]
-    scope.height = max((s.height + 1 for s in scope.items if isinstance(s, Scope)), default=0)
+    scope.height = max((s.height + 1 for s in scope.items if isinstance(s, CallScope)), default=0)

@@ -24,10 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .expr import Code, Const, Expr, Operation, Ref, Sym, has_literal, literal
+from .expr import Code, Expr, Operation, Ref, Sym, has_literal, literal
 from .lower import Draft, Loop
 from .names import Namespace
-from .tree import Scope
+from .tree import CallScope
 
 
 @dataclass(eq=False)
@@ -52,7 +52,7 @@ class Function:
     draft: Draft  # the first call's draft, with its parameters in place of the constants
     params: list[Param]
     inputs: list[str | None]  # for each tensor argument, the block parameter that passes it
-    calls: list[Scope]
+    calls: list[CallScope]
     name: str = ""
     arg_names: list[str] = field(default_factory=list)  # the tensor arguments' names
     variant: str = ""  # "project=true", when its block has several functions
@@ -61,7 +61,7 @@ class Function:
 
 def unify(
     block: str,
-    calls: list[Scope],
+    calls: list[CallScope],
     drafts: list[Draft],
     in_forward: Callable[[Draft], set[int]] | None = None,
     first_roles: tuple[str, ...] = (),
@@ -307,7 +307,7 @@ def _variant_names(block: str, fn: Function, main: Function) -> list[str]:
     return names
 
 
-def _literal(call: Scope, p: str) -> bool:
+def _literal(call: CallScope, p: str) -> bool:
     return p in call.site.args and has_literal(_norm(call.site.args[p]))
 
 

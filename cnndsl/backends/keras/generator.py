@@ -27,11 +27,8 @@ from ...ir import (
     Concat,
     Conv2D,
     Conv2DTranspose,
-    Dense,
     Dropout,
     Flatten,
-    GlobalAvgPool2D,
-    GlobalMaxPool2D,
     Input,
     Layer,
     LayerNorm,
@@ -63,7 +60,7 @@ from ..codegen.generator import Generator, Program, Render, runtime_definitions
 from ..codegen.lower import Draft, Loop, NodeContext, call_step, where
 from ..codegen.loops import counters
 from ..codegen.names import Reserved, identifier, variables
-from ..codegen.tree import Scope, local_name
+from ..codegen.tree import CallScope, local_name
 from ..codegen.unify import Function, name_params
 from ..codegen.writer import Writer
 
@@ -157,7 +154,7 @@ class KerasGenerator(Generator):
         self.taken.add(name)
         return name
 
-    def lower_call(self, draft: Draft, scope: Scope, sub: Scope) -> None:
+    def lower_call(self, draft: Draft, scope: CallScope, sub: CallScope) -> None:
         fn: Function = sub.function
         args: list[Expr] = [Var(v) for v in sub.inputs]
         kwargs = []
@@ -177,10 +174,10 @@ class KerasGenerator(Generator):
             step.hint = identifier(sub.local)  # aux1 = googlenet_aux(x, name="aux1")
         draft.steps.append(step)
 
-    def root_args(self, root: Scope) -> list[str]:
+    def root_args(self, root: CallScope) -> list[str]:
         return []  # the inputs are keras.Input layers of build_model
 
-    def root_live_out(self, root: Scope) -> list[str]:
+    def root_live_out(self, root: CallScope) -> list[str]:
         return list(root.inputs)  # keras.Model(inputs, outputs) reads them at the end
 
     def variable_hint(self, layer: Layer) -> str | None:
@@ -392,8 +389,10 @@ class KerasGenerator(Generator):
     # ---------------------------------------------------------------- the others
 
     def lower_input(self, ctx: NodeContext) -> Expr:
-        shape = _c(tuple(ctx.layer.shape), "shape")
-        return ctx.module(call("keras.Input", shape=shape))
+        # None: a height or width the spec leaves open (`input ?x?x3`): the model takes any
+        layer: Input = ctx.layer
+        shape = tuple(None if o else d for d, o in zip(layer.shape, (*layer.open, False)))
+        return ctx.module(call("keras.Input", shape=_c(shape, "shape")))
 
     def lower_dense(self, ctx: NodeContext) -> Expr:
         units = _c(ctx.layer.units, "units", "units")

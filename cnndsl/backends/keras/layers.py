@@ -73,12 +73,15 @@ class PaddedPooling2D(keras.layers.Layer):
 
     def pads(self, x):
         """[(before, after, extra)] for the height and the width of x: the padding, and the
-        cells to add after it so that a VALID pooling gives PyTorch's output size."""
+        cells to add after it so that a VALID pooling gives PyTorch's output size.  Integers
+        where the size is known when the model is built; tensors where it is not (a model of
+        an open input size, traced by tf.function)."""
+        shape = keras.ops.shape(x)
         pads = []
         for axis, (k, s) in enumerate(zip(self.pool_size, self.strides)):
-            n = x.shape[1 + axis]
+            n = shape[1 + axis]
             if self.padding == "same":
-                total = max((-(-n // s) - 1) * s + k - n, 0)
+                total = self._at_least_0((-(-n // s) - 1) * s + k - n)
                 before, after = total // 2, total - total // 2
             else:
                 before, after = self.padding[axis]
@@ -86,10 +89,14 @@ class PaddedPooling2D(keras.layers.Layer):
             out = span // s + 1
             if self.ceil_mode:
                 out = -(-span // s) + 1
-                if (out - 1) * s >= n + before:
-                    out -= 1
-            pads.append((before, after, max(0, (out - 1) * s + k - (n + before + after))))
+                late = (out - 1) * s >= n + before
+                out = out - (int(late) if isinstance(late, bool) else keras.ops.cast(late, "int32"))
+            pads.append((before, after, self._at_least_0((out - 1) * s + k - (n + before + after))))
         return pads
+
+    @staticmethod
+    def _at_least_0(value):
+        return max(value, 0) if isinstance(value, int) else keras.ops.maximum(value, 0)
 
     def get_config(self):
         return {
@@ -115,13 +122,13 @@ class PaddedAveragePooling2D(PaddedPooling2D):
 
     def call(self, x):
         (top, bottom, below), (left, right, beside) = self.pads(x)
-        height, width = x.shape[1], x.shape[2]
         # mask: 1 on the cells a window's average counts, 0 on the others
+        mask = keras.ops.ones_like(x[:1, :, :, :1])
         if self.count_include_pad:
-            mask = keras.ops.ones((1, top + height + bottom, left + width + right, 1), x.dtype)
+            counted = [[0, 0], [top, bottom], [left, right], [0, 0]]
+            mask = keras.ops.pad(mask, counted, constant_values=1)
             mask_pads = [[0, 0], [0, below], [0, beside], [0, 0]]
         else:
-            mask = keras.ops.ones((1, height, width, 1), x.dtype)
             mask_pads = [[0, 0], [top, bottom + below], [left, right + beside], [0, 0]]
         mask = keras.ops.pad(mask, mask_pads)
         x = keras.ops.pad(x, [[0, 0], [top, bottom + below], [left, right + beside], [0, 0]])
@@ -185,8 +192,8 @@ class DepthMaxPooling2D(keras.layers.Layer):
         self.pool_size = int(pool_size)
 
     def call(self, x):
-        height, width, channels = x.shape[1:]
-        groups = (-1, height, width, channels // self.pool_size, self.pool_size)
+        height, width = keras.ops.shape(x)[1:3]  # tensors for an open size, in tf.function
+        groups = (-1, height, width, x.shape[-1] // self.pool_size, self.pool_size)
         return keras.ops.max(keras.ops.reshape(x, groups), axis=-1)
 
     def get_config(self):

@@ -29,7 +29,6 @@ from ...ir import (
     GlobalAvgPool2D,
     Layer,
     LayerNorm,
-    Multiply,
     Network,
     Normalization,
     PointwiseDense,
@@ -60,10 +59,12 @@ from ..codegen.expr import (
 from ..codegen.generator import Generator, Program, Render, runtime_definitions
 from ..codegen.lower import Draft, Module, NodeContext, call_step, where
 from ..codegen.names import Namespace, Reserved, attribute, camel, identifier, variables
-from ..codegen.tree import Scope
+from ..codegen.tree import CallScope
 from ..codegen.unify import Function, name_params
 from ..codegen.writer import Writer
 from .inplace import AugmentedAdd, in_place
+
+__all__ = ["ACTIVATIONS", "MODULE_ATTRIBUTES", "TorchGenerator", "flattens_map"]
 
 RUNTIME = ("cnndsl.backends.torch", "runtime.py")
 
@@ -271,7 +272,7 @@ class TorchGenerator(Generator):
         ctx.modules.append(Module(attr, ctor, ctx.comment, ctx.layer.name))
         return Attr(SELF, attr)
 
-    def lower_call(self, draft: Draft, scope: Scope, sub: Scope) -> None:
+    def lower_call(self, draft: Draft, scope: CallScope, sub: CallScope) -> None:
         fn: Function = sub.function
         sub.attr = self.attribute(draft, sub.local)
         consts = (Const(v, p.source, p.source, sub.local) for p, v in zip(fn.params, sub.values))
@@ -697,8 +698,8 @@ class TorchGenerator(Generator):
         a = net.analysis
         files = sorted({os.path.basename(l.position.file) for l in net.layers if l.position})
         source = f" from {', '.join(files)}" if files else ""
-        inputs = [_nchw(a[layer.name].output_shape) for layer in net.inputs]
-        outputs = [_nchw(a[name].output_shape) for name in net.outputs]
+        inputs = [_nchw(a[layer.name].output_shape, a.follows(layer.name)) for layer in net.inputs]
+        outputs = [_nchw(a[name].output_shape, a.follows(name)) for name in net.outputs]
         counts = f"{a.trainable_params:,} parameters"
         if a.non_trainable_params:
             normalized = any(l.kind == "normalization" and l.mean is None for l in net.layers)
@@ -706,12 +707,14 @@ class TorchGenerator(Generator):
             counts += f", {a.non_trainable_params:,} {kind}"
         words = ["Input:", *_listed(inputs), "channels first.", " Output:", *_listed(outputs, ".")]
         if net.training_outputs:  # the outputs in eval mode, then in training mode
-            inference = [_nchw(a[name].output_shape) for name in net.inference_outputs]
+            inference = [_nchw(a[name].output_shape, a.follows(name)) for name in net.inference_outputs]
             words[-len(outputs) :] = [*_listed(inference, ";"), "in training mode"]
             words += _listed(outputs, ".")
+        if any(any(layer.open) for layer in net.inputs):
+            words[words.index("channels first.")] = "channels first; ? is any size its layers take."
         lines = [*_fill(words, w.width), counts + "."]
-        if any(
-            flattens_map(a[layer.name].input_shapes)
+        if any(  # a map larger than 1x1 here, or at other sizes (one that follows an open one)
+            flattens_map(a[layer.name].input_shapes) or any(a.follows(layer.inputs[0])[:2])
             for layer in net.layers
             if layer.kind == "flatten"
         ):
@@ -758,12 +761,14 @@ class TorchGenerator(Generator):
             w.docstring(f"The network {net.name}.")
             w.blank()
             # what the input is, for tools (cnndsl's torchvision loader traces the model with it)
-            shapes = [_channels_first(layer.shape) for layer in net.inputs]
+            shapes = [_channels_first(_open(layer.shape, layer.open)) for layer in net.inputs]
+            note = "; None: any size" if any(any(layer.open) for layer in net.inputs) else ""
             if len(shapes) == 1:
-                w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis")
+                w.line(f"input_shape = {shapes[0]}  # (C, H, W), without the batch axis{note}")
             else:
                 w.line(
-                    f"input_shapes = ({', '.join(map(str, shapes))})  # of each input, in forward's order"
+                    f"input_shapes = ({', '.join(map(str, shapes))})"
+                    f"  # of each input, in forward's order{note}"
                 )
             w.blank()
             _init(w, program.draft, ["self"], [])
@@ -789,12 +794,12 @@ class TorchGenerator(Generator):
         program = self.program()
         paths: dict[str, str] = {}
 
-        def visit(scope: Scope, path: str) -> None:
+        def visit(scope: CallScope, path: str) -> None:
             for m in scope.draft.modules:
                 if m.node is not None and m.attr is not None:
                     paths[m.node] = path + m.attr
             for item in scope.items:
-                if isinstance(item, Scope):
+                if isinstance(item, CallScope):
                     visit(item, f"{path}{item.attr}.")
 
         visit(program.root, "")
@@ -806,10 +811,10 @@ class TorchGenerator(Generator):
         program = self.program()
         result = []
 
-        def visit(scope: Scope, path: str) -> None:
+        def visit(scope: CallScope, path: str) -> None:
             result.append((path, {s.local: s.node for s in scope.draft.steps if s.node}))
             for item in scope.items:
-                if isinstance(item, Scope):
+                if isinstance(item, CallScope):
                     visit(item, f"{path}{item.attr}" if not path else f"{path}.{item.attr}")
 
         visit(program.root, "")
@@ -965,14 +970,18 @@ def _fill(words: list[str], width: int) -> list[str]:
     return lines
 
 
-def _nchw(shape: tuple[int, ...]) -> str:
+def _nchw(shape: tuple[int, ...], follow: tuple[bool, ...]) -> str:
+    """``(N, C, H, W)``, with ``?`` for a size that follows an open input size."""
+    sizes = ["?" if f else str(d) for d, f in zip(shape, follow)]
     if len(shape) == 3:
-        h, w, c = shape
+        h, w, c = sizes
         return f"(N, {c}, {h}, {w})"
-    return f"(N, {shape[0]})"
+    return f"(N, {sizes[0]})"
 
 
-__all__ = ["TorchGenerator", "flattens_map", "identifier"]
+def _open(shape: tuple[int, ...], opened: tuple[bool, bool]) -> tuple:
+    """An input's shape with None for a height or width the spec leaves open."""
+    return tuple(None if o else d for d, o in zip(shape, (*opened, False)))
 
 
 def _channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -1,11 +1,5 @@
-"""Graphviz diagrams of a network.
-
-:func:`to_dot` writes DOT text itself (deterministic, byte for byte, and without Graphviz);
-:func:`to_graphviz` wraps it in a ``graphviz.Source`` (for notebooks); :func:`render` (and
-:func:`render_dot`, for DOT text already written) runs the ``dot`` program, through the
-``graphviz`` package, to give SVG, PNG or PDF bytes.
-
-What the diagram shows:
+"""The diagram of a network: what to draw (node IDs, edges, junctions, the main path) and the
+DOT text that draws it.
 
 - one rounded box per layer, labelled in the spec's own notation (``3x3+1(S) conv 64 relu``),
   with the layer name in small type (``names``) and its parameters (``params``), filled with
@@ -21,24 +15,25 @@ What the diagram shows:
   need (GoogLeNet's auxiliary heads) -- with dashed borders and edges, their terminals white
   and labelled ``(training)``, and ``training only`` in the legend.
 
-Every piece of text from the network goes through :func:`_html` (HTML-like labels) or
-:func:`_quoted` (quoted strings); node IDs are generated (``n0``, ``n1`` ...), never names.
+The clusters are the scopes of the call tree the code generators write functions from
+(:func:`cnndsl.backends.codegen.tree.call_tree`).  Every piece of text from the network goes
+through :func:`.escape.html` (HTML-like labels) or :func:`.escape.quoted` (quoted strings);
+node IDs are generated (``n0``, ``n1`` ...), never names.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..errors import CnnDslError
-from ..ir import Network
-from ..ir.base import CallSite, Layer, fmt_shape
+from ...ir import Network
+from ...ir.base import CallSite, Layer, fmt_shape
+from ..codegen.tree import CallScope, call_tree, local_name
+from .escape import attrs as _attrs
+from .escape import html as _html
+from .escape import html_label as _html_label
+from .escape import quoted as _quoted
 
-__all__ = ["FAMILIES", "FORMATS", "render", "render_dot", "to_dot", "to_graphviz"]
-
-FORMATS = ("svg", "png", "pdf")
 RANKDIRS = ("TB", "LR", "BT", "RL")
 
 FONT = "Helvetica,Arial,sans-serif"
@@ -75,123 +70,18 @@ CLUSTER_FILLS = ("#f5f7f9", "#ebeff3", "#e1e7ec")
 CLUSTER_BORDER = "#90a4ae"
 
 
-# ------------------------------------------------------------------------------ escaping
-
-_CONTROL = re.compile(r"\s+")
-
-
-def _clean(text: object) -> str:
-    """One line of printable text: whitespace runs (newlines too) become one space, other
-    control characters and lone surrogates become U+FFFD."""
-    text = _CONTROL.sub(" ", str(text))
-    text = "".join("\ufffd" if unicodedata.category(c) in ("Cc", "Cs") else c for c in text)
-    return text.strip()
-
-
-def _html(text: object) -> str:
-    """Text for an HTML-like label (the markup there is ours, never the network's).
-
-    Graphviz expands ``\\N``, ``\\G`` ... in labels, even HTML-like ones and after decoding
-    entities, and reads ``\\\\`` as one backslash: so backslashes are doubled, here only.
-    """
-    return (
-        _clean(text)
-        .replace("\\", "\\\\")
-        .replace("&", "&amp;")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace('"', "&quot;")
-        .replace("'", "&#39;")
-    )
-
-
-def _quoted(*lines: object) -> str:
-    """A DOT quoted string (a tooltip) of one or more lines joined by ``\\n``.
-
-    A backslash is written as four: the DOT scanner makes two of them one, and the label
-    expansion (``\\N`` ...) the two one again; a quote is ``\\"`` (after an even run of
-    backslashes, so it never ends the string); ``&`` is ``&amp;``, as Graphviz decodes
-    entities in strings too.
-    """
-    parts = [
-        _clean(line).replace("\\", "\\\\\\\\").replace('"', '\\"').replace("&", "&amp;")
-        for line in lines
-    ]
-    return '"' + "\\n".join(parts) + '"'
-
-
 def _small(text: str, size: int = 8, color: str = MUTED) -> str:
     return f'<FONT POINT-SIZE="{size}" COLOR="{color}">{text}</FONT>'
 
 
-def _attrs(**attrs: str | int | float) -> str:
-    """``[a=1, b="x"]`` from values that are already DOT (quoted strings, <HTML>, numbers)."""
-    return "[" + ", ".join(f"{k}={v}" for k, v in attrs.items()) + "]"
-
-
-def _html_label(*lines: str) -> str:
-    return "<" + "<BR/>".join(line for line in lines if line) + ">"
-
-
-# ------------------------------------------------------------------------------ the block tree
-
-
-@dataclass
-class _Cluster:
-    """One block call instance: its call site, the path of instances down to it, and what it
-    holds (layers and inner calls, in order of first appearance)."""
-
-    call: CallSite | None
-    path: tuple[str, ...] = ()
-    items: list[Layer | _Cluster] = field(default_factory=list)
-    index: dict[str, _Cluster] = field(default_factory=dict)
-
-    def child(self, call: CallSite) -> _Cluster:
-        if call.instance not in self.index:
-            inner = _Cluster(call, (*self.path, call.instance))
-            self.index[call.instance] = inner
-            self.items.append(inner)
-        return self.index[call.instance]
-
-    def layers(self):
-        for item in self.items:
-            if isinstance(item, _Cluster):
-                yield from item.layers()
-            else:
-                yield item
-
-
-def _block_tree(net: Network) -> _Cluster:
-    root = _Cluster(None)
-    for layer in net.layers:
-        cluster = root
-        for call in layer.calls:
-            cluster = cluster.child(call)
-        cluster.items.append(layer)
-    return root
-
-
-def call_title(call: CallSite, outer: str = "") -> str:
+def call_title(call: CallSite, local: str) -> str:
     """A block call as HTML-like label text: ``inception(64, 96, 128)``, or
-    ``<B>block1</B>: stage(64, 2)`` when the spec named the call (its instance, after the
-    instance of the call around it, ``outer``)."""
+    ``<B>block1</B>: stage(64, 2)`` when the spec named the call (``local``: its name in the
+    call around it)."""
     signature = _html(call.signature())
     if not call.named:
         return signature
-    local = call.instance
-    if outer and local.startswith(outer + "_"):
-        local = local[len(outer) + 1 :]
     return f"<B>{_html(local)}</B>: {signature}"
-
-
-def local_name(layer: Layer) -> str:
-    """A layer's name without the prefix of the block call it is drawn in (its cluster says
-    that): ``conv_1`` for ``block1_conv_1`` inside ``block1: stage(64, 2)``."""
-    if layer.calls:
-        prefix = layer.calls[-1].instance + "_"
-        if layer.name.startswith(prefix) and len(layer.name) > len(prefix):
-            return layer.name[len(prefix) :]
-    return layer.name
 
 
 def _text_width(html: str, size: float) -> float:
@@ -203,15 +93,30 @@ def _text_width(html: str, size: float) -> float:
     return (chars * 0.52 + bold * 0.06) * size / 72
 
 
-def _common_prefix(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
-    first = paths[0]
-    for i, step in enumerate(first):
-        if any(len(p) <= i or p[i] != step for p in paths):
-            return first[:i]
-    return first
+def _drawn_name(layer: Layer, scope: CallScope) -> str:
+    """A layer's name without the prefix of the block call it is drawn in (its cluster says
+    that): ``conv_1`` for ``block1_conv_1`` inside ``block1: stage(64, 2)``."""
+    return local_name(layer.name, scope.prefix) or layer.name
 
 
-# ------------------------------------------------------------------------------ DOT
+def _ancestry(scope: CallScope) -> tuple[CallScope, ...]:
+    """The scopes from the network's down to ``scope``."""
+    chain = []
+    while scope is not None:
+        chain.append(scope)
+        scope = scope.parent
+    return tuple(reversed(chain))
+
+
+def _innermost_common(scopes: list[CallScope]) -> CallScope:
+    """The innermost scope that holds every one of ``scopes``."""
+    chains = [_ancestry(scope) for scope in scopes]
+    common = chains[0][0]
+    for level in zip(*chains):
+        if any(scope is not level[0] for scope in level):
+            break
+        common = level[0]
+    return common
 
 
 class _Writer:
@@ -226,36 +131,6 @@ class _Writer:
         return "\n".join(self.lines) + "\n"
 
 
-def to_dot(
-    net: Network,
-    *,
-    collapse: bool = False,
-    rankdir: str = "TB",
-    shapes: bool = True,
-    params: bool = False,
-    names: bool = True,
-    legend: bool = True,
-    dpi: int | None = None,
-) -> str:
-    """The network as DOT text (no Graphviz needed; the same bytes on every run).
-
-    Options:
-        collapse: draw each top-level block call as one node (labelled with its call)
-        rankdir: ``TB`` (top to bottom) or ``LR`` (left to right); ``BT`` and ``RL`` too
-        shapes: write each tensor's shape on the edge(s) leaving its layer
-        params: write each layer's (and block's) parameter count, and the total in the title
-        names: write each layer's name under its notation (inside a block call's cluster,
-            without the call's prefix: ``conv_1`` for ``block1_conv_1``)
-        legend: add a legend of the layer families present
-        dpi: resolution for bitmap output (``render`` sets it for PNG)
-    """
-    if rankdir not in RANKDIRS:
-        raise CnnDslError(f"rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    info = net.analysis if (shapes or params) else None
-    diagram = _Diagram(net, info, collapse=collapse, rankdir=rankdir, shapes=shapes, params=params)
-    return diagram.dot(names=names, legend=legend, dpi=dpi)
-
-
 @dataclass
 class _Edge:
     tail: str
@@ -267,19 +142,20 @@ class _Edge:
     training: bool = False  # it leads only to what exists in training (dashed)
 
 
-class _Diagram:
-    """Lays out what to draw (node IDs, edges, junctions), then writes it.
+class Diagram:
+    """Lays out what to draw (node IDs, edges, junctions), then writes it (:meth:`dot`).
 
-    Node IDs: ``n<i>`` layers, ``b<i>`` collapsed block calls, ``j<i>`` junctions,
+    ``info`` is the network's analysis (None when neither ``shapes`` nor ``params`` asks for
+    it).  Node IDs: ``n<i>`` layers, ``b<i>`` collapsed block calls, ``j<i>`` junctions,
     ``out<i>`` output terminals.
     """
 
     def __init__(self, net: Network, info, *, collapse, rankdir, shapes, params) -> None:
         self.net, self.info = net, info
         self.collapse, self.rankdir, self.shapes, self.params = collapse, rankdir, shapes, params
-        self.tree = _block_tree(net)
+        self.tree = call_tree(net)  # a cluster per block call
         self.ids: dict[str, str] = {}  # layer name -> ID of the node that draws it
-        self.where: dict[str, tuple[str, ...]] = {}  # node ID -> path of the cluster holding it
+        self.where: dict[str, CallScope] = {}  # node ID -> the cluster holding it
         self._number(self.tree)
         self.outputs = [f"out{i}" for i in range(len(net.outputs))]
         self.training_only = net.training_only()  # layers only the training outputs need
@@ -295,19 +171,19 @@ class _Diagram:
             node_id for node_id, names in drawn.items() if set(names) <= self.training_only
         }
         self.edges: list[_Edge] = []
-        self.junctions: dict[tuple[str, ...], list[str]] = {}  # cluster path -> junction IDs
+        self.junctions: dict[CallScope, list[str]] = {}  # cluster -> its junctions' IDs
         self._connect()
 
-    def _number(self, cluster: _Cluster) -> None:
-        for i, item in enumerate(cluster.items):
+    def _number(self, scope: CallScope) -> None:
+        for i, item in enumerate(scope.items):
             if isinstance(item, Layer):
                 node_id = f"n{len(self.ids)}"
                 self.ids[item.name] = node_id
-                self.where[node_id] = cluster.path
+                self.where[node_id] = scope
             elif self.collapse:  # only top-level calls reach here: inner ones are inside
-                for layer in item.layers():
+                for layer in item.nodes:
                     self.ids[layer.name] = f"b{i}"
-                self.where[f"b{i}"] = ()
+                self.where[f"b{i}"] = self.tree
             else:
                 self._number(item)
 
@@ -324,7 +200,7 @@ class _Diagram:
                 readers[name].append(head)
         for name, out_id in zip(self.net.outputs, self.outputs):
             readers[name].append(out_id)
-            self.where[out_id] = ()
+            self.where[out_id] = self.tree
         for layer in self.net.layers:
             heads = readers[layer.name]
             if not heads:
@@ -333,8 +209,8 @@ class _Diagram:
             label = _html(fmt_shape(self.info[layer.name].output_shape)) if self.shapes else None
             if label is not None and len(heads) > 1:
                 junction = f"j{sum(len(j) for j in self.junctions.values())}"
-                path = _common_prefix([self.where[head] for head in heads])
-                self.junctions.setdefault(path, []).append(junction)
+                inner = _innermost_common([self.where[head] for head in heads])
+                self.junctions.setdefault(inner, []).append(junction)
                 training = all(head in self.training_ids for head in heads)
                 self.edges.append(_Edge(tail, junction, label, to_junction=True, training=training))
                 tail, label = junction, None
@@ -428,19 +304,19 @@ class _Diagram:
         w("}")
         return w.text()
 
-    def body(self, cluster: _Cluster, depth: int) -> None:
+    def body(self, scope: CallScope, depth: int) -> None:
         """The nodes (and junctions) of a cluster, its inner clusters in place."""
-        for i, item in enumerate(cluster.items):
+        for i, item in enumerate(scope.items):
             if isinstance(item, Layer):
-                self.layer_node(item)
+                self.layer_node(item, scope)
             elif self.collapse:
                 self.block_node(item, f"b{i}")
             else:
                 self.cluster(item, depth)
-        for junction in self.junctions.get(cluster.path, ()):
+        for junction in self.junctions.get(scope, ()):
             attrs = dict(shape="point", width=JUNCTION_WIDTH, color=EDGE_COLOR)
             self.w(f"{junction} {_attrs(**attrs, **self.group(junction))}")
-        if cluster.call is None:
+        if scope.site is None:
             self.output_nodes()
 
     def header(self, legend: bool, dpi: int | None) -> None:
@@ -533,7 +409,7 @@ class _Diagram:
         _, fill, border = FAMILIES[family]
         return fill, border
 
-    def layer_node(self, layer: Layer) -> None:
+    def layer_node(self, layer: Layer, scope: CallScope) -> None:
         fill, border = self.use_family(layer.family)
         shape = self.info[layer.name].output_shape if self.info else None
         count = self.info[layer.name].params if self.info else 0
@@ -558,7 +434,7 @@ class _Diagram:
         else:
             lines = [_html(layer.notation())]
             if self.names and not (layer.kind == "input" and layer.name == "input"):
-                lines.append(_small(_html(local_name(layer))))
+                lines.append(_small(_html(_drawn_name(layer, scope))))
             if self.params and count:
                 lines.append(_small(f"{count:,} params"))
             attrs = dict(label=_html_label(*lines))
@@ -570,17 +446,17 @@ class _Diagram:
         node_id = self.ids[layer.name]
         self.w(f"{node_id} {_attrs(**attrs, **self.group(node_id))}")
 
-    def block_node(self, cluster: _Cluster, node_id: str) -> None:
+    def block_node(self, scope: CallScope, node_id: str) -> None:
         """A collapsed block call: its call, its number of layers (and parameters)."""
-        layers = list(cluster.layers())
+        layers = scope.nodes
         fill, border = self.use_family("block")
         detail = f"{len(layers)} layers"
         if self.params:
             count = sum(self.info[layer.name].params for layer in layers)
             detail += f" \u00b7 {count:,} params"
-        call = cluster.call
+        call = scope.site
         attrs = dict(
-            label=_html_label(call_title(call), _small(detail)),
+            label=_html_label(call_title(call, scope.local), _small(detail)),
             fillcolor=f'"{fill}"',
             color=f'"{border}"',
             penwidth=1.5,
@@ -592,14 +468,13 @@ class _Diagram:
             attrs["tooltip"] = _quoted(call.instance, call.signature(), detail, "training only")
         self.w(f"{node_id} {_attrs(**attrs, **self.group(node_id))}")
 
-    def cluster(self, cluster: _Cluster, depth: int) -> None:
+    def cluster(self, scope: CallScope, depth: int) -> None:
         w = self.w
         w(f"subgraph cluster_{self.clusters} {{")
         self.clusters += 1
         w.depth += 1
-        call = cluster.call
-        outer = cluster.path[-2] if len(cluster.path) > 1 else ""
-        title = call_title(call, outer)
+        call = scope.site
+        title = call_title(call, scope.local)
         size = 10 if depth == 0 else 9
         attrs = dict(
             label=_html_label(title),
@@ -613,8 +488,8 @@ class _Diagram:
             tooltip=_quoted(call.instance, call.signature()),
         )
         w(f"graph {_attrs(**attrs)}")
-        self.body(cluster, depth + 1)
-        entry, entry_width = self.entry(cluster)
+        self.body(scope, depth + 1)
+        entry, entry_width = self.entry(scope)
         # Edges come in at the middle of the top node; when the label (top left) would reach
         # that far, an invisible spacer left of that node moves it clear of the label.
         width = _text_width(title, size) + 0.25 - NODESEP - entry_width / 2
@@ -628,19 +503,20 @@ class _Diagram:
         w.depth -= 1
         w("}")
 
-    def entry(self, cluster: _Cluster) -> tuple[str | None, float]:
+    def entry(self, scope: CallScope) -> tuple[str | None, float]:
         """The node at the top of a cluster (a junction fed from outside, or its first layer),
         and an estimate of its width in inches."""
         for edge in self.edges:
-            if edge.to_junction and edge.head in self.junctions.get(cluster.path, ()):
-                if self.where[edge.tail][: len(cluster.path)] != cluster.path:
+            if edge.to_junction and edge.head in self.junctions.get(scope, ()):
+                if scope not in _ancestry(self.where[edge.tail]):
                     return edge.head, JUNCTION_WIDTH
-        first = cluster.items[0]
+        first = scope.items[0]
         if not isinstance(first, Layer):
             return None, 0.0
         if first.family == "merge" and first.kind in MERGE_SYMBOLS:
             return self.ids[first.name], MERGE_WIDTH
-        lines = [_text_width(_html(first.notation()), 11), _text_width(_html(local_name(first)), 8)]
+        name = _drawn_name(first, scope)
+        lines = [_text_width(_html(first.notation()), 11), _text_width(_html(name), 8)]
         return self.ids[first.name], max(lines) + 2 * NODE_MARGIN
 
     def output_nodes(self) -> None:
@@ -662,60 +538,3 @@ class _Diagram:
             if training:
                 attrs["style"] = '"rounded,filled,dashed"'
             self.w(f"{out_id} {_attrs(**attrs, **self.group(out_id))}")
-
-
-# ------------------------------------------------------------------------------ rendering
-
-INSTALL_DOT = (
-    "Graphviz's `dot` program is needed to draw SVG, PNG or PDF, and it is not on PATH."
-    " Install Graphviz: `apt-get install graphviz` (Debian/Ubuntu), `brew install graphviz`"
-    " (macOS), `conda install -c conda-forge graphviz`, or see https://graphviz.org/download/."
-    " DOT text (`--target dot`, cnndsl.backends.graphviz.to_dot) needs nothing."
-)
-INSTALL_PACKAGE = (
-    "the `graphviz` Python package is needed to render diagrams: pip install graphviz"
-    " (or pip install 'cnndsl[graphviz]'). DOT text (`--target dot`) needs nothing."
-)
-
-
-def _graphviz_module():
-    try:
-        import graphviz
-    except ImportError:
-        raise CnnDslError(INSTALL_PACKAGE) from None
-    return graphviz
-
-
-def to_graphviz(net: Network, **options):
-    """The diagram as a ``graphviz.Source``: it displays itself in Jupyter, and ``.render()``
-    writes ``<name>.gv`` and ``<name>.gv.svg``.  Takes the options of :func:`to_dot`."""
-    graphviz = _graphviz_module()
-    text = to_dot(net, **options)
-    return graphviz.Source(text, filename=f"{net.name}.gv", format="svg", engine="dot")
-
-
-def render(net: Network, fmt: str = "svg", **options) -> bytes:
-    """The diagram drawn by Graphviz's ``dot``: ``svg``, ``png`` or ``pdf`` bytes.  Takes the
-    options of :func:`to_dot`.  Raises :class:`CnnDslError` when Graphviz is missing."""
-    if fmt == "png":
-        options.setdefault("dpi", 144)
-    return render_dot(to_dot(net, **options), fmt, net.name)
-
-
-def render_dot(text: str, fmt: str = "svg", name: str = "network") -> bytes:
-    """DOT text (from :func:`to_dot`) drawn by Graphviz's ``dot`` as ``svg``, ``png`` or ``pdf``
-    bytes; ``name`` names the diagram in errors.  Raises :class:`CnnDslError` when Graphviz is
-    missing or fails."""
-    if fmt not in FORMATS:
-        raise CnnDslError(f"cannot render {fmt!r}: the formats are {', '.join(FORMATS)}")
-    graphviz = _graphviz_module()
-    if shutil.which("dot") is None:
-        raise CnnDslError(INSTALL_DOT)
-    try:
-        return graphviz.pipe("dot", fmt, text.encode("utf-8"), quiet=True)
-    except graphviz.ExecutableNotFound:
-        raise CnnDslError(INSTALL_DOT) from None
-    except graphviz.CalledProcessError as e:
-        stderr = (e.stderr or b"").decode("utf-8", "replace").strip()
-        message = f"Graphviz's dot failed on the diagram of {name!r}: {stderr}"
-        raise CnnDslError(message) from None
