@@ -73,8 +73,8 @@ def keras_applications_refs() -> dict:
 def pytest_collection_modifyitems(config, items):
     """Tests marked zoo_full (the zoos' heavy checks, beyond CI's) run only when the marker
     expression names them: `pytest -m zoo_full` runs them alone, `pytest -m "torch or
-    zoo_full" tests/test_torchvision_zoo.py` (or "keras or zoo_full" tests/test_keras_zoo.py)
-    the whole sweep."""
+    keras or zoo_full" tests/test_torchvision_zoo.py` (or "keras or zoo_full"
+    tests/test_keras_zoo.py) the whole sweep."""
     if "zoo_full" in (config.option.markexpr or ""):
         return
     heavy = [item for item in items if item.get_closest_marker("zoo_full")]

@@ -2,11 +2,12 @@
 torchvision 0.29.1 (../shared/refs/torchvision.json, copied in tests/data/), each a short file
 that imports its family's library from specs/torchvision/lib/.
 
-- Numbers, for every model with a spec, in the fast part of the suite (no framework): trainable
+- Numbers, for every model, in the fast part of the suite (no framework): trainable
   parameters = ``params``, non-trainable (batch-norm statistics) = ``float_buffers``, MACs =
-  ``conv_linear_macs`` where the reference gives them, at the reference's input size.  The
-  models without a spec yet are listed in MISSING with what the language lacks for them, and
-  fail as expected (xfail, strict: a model that gains a spec must leave the list).
+  ``conv_linear_macs`` where the reference gives them, at the reference's input size.  A
+  model without a spec (none today; torchvision may add one) is listed in MISSING with what
+  the language lacks for it, and fails as expected (xfail, strict: a model that gains a spec
+  must leave the list).
 - Shapes (``torch``): the layers of cnndsl's model and of torchvision's, paired as
   :func:`cnndsl.backends.torchvision_map.match_modules` pairs them (modules owning tensors and
   pooling calls, in forward order), have the same input and output shapes, and the IR's
@@ -15,9 +16,14 @@ that imports its family's library from specs/torchvision/lib/.
 - Weights (``torch``, ``reference``): the compiled module with torchvision's weights (random
   init, batch-norm statistics randomised, loaded by ``load_torchvision``) gives torchvision's
   outputs within 1e-4 of their scale -- for WEIGHTS_IN_CI in CI, for every model under
-  ``-m zoo_full`` (the whole sweep: ``-m "torch or zoo_full"``).  For one model of each family (the first of FAMILIES): train mode, with equal
-  outputs, gradients and batch-norm statistics after the step; and ``torch.compile(fullgraph=
-  True)`` and ``torch.export`` with no graph break.
+  ``-m zoo_full``.  For one model of each family (the first of FAMILIES): train mode, with
+  equal outputs, gradients and batch-norm statistics after the step; and
+  ``torch.compile(fullgraph=True)`` and ``torch.export`` with no graph break.
+- Keras (``keras``): every model compiles to Keras and builds with torchvision's counts --
+  KERAS_IN_CI in CI, the others under ``-m zoo_full``.
+
+The whole sweep, every check of every model: ``-m "torch or keras or zoo_full"`` (run it
+alone: it builds every model with weights, one at a time).
 """
 
 from __future__ import annotations
@@ -268,10 +274,14 @@ def sample(model: str, batch: int = 1, size: int | None = None):
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
 
 
-def assert_close_to_scale(ours, theirs, tolerance=1e-4):
+def assert_close_to_scale(ours, theirs, tolerance=1e-4) -> tuple[float, float]:
+    """Asserts that the largest difference is within ``tolerance`` of the largest value of
+    ``theirs`` (the scale); returns (difference, scale)."""
     assert ours.shape == theirs.shape
     scale = max(theirs.abs().max().item(), 1e-6)
-    assert (ours - theirs).abs().max().item() <= tolerance * scale
+    difference = (ours - theirs).abs().max().item()
+    assert difference <= tolerance * scale
+    return difference, scale
 
 
 @pytest.fixture
@@ -284,12 +294,14 @@ def freed():
 @pytest.mark.torch
 @pytest.mark.reference
 @pytest.mark.parametrize("model", torch_params(lambda m: m in WEIGHTS_IN_CI))
-def test_outputs_equal_torchvision_with_its_weights(model, freed):
+def test_outputs_equal_torchvision_with_its_weights(model, freed, record_property):
+    """The difference and the output's scale are recorded: the session's summary lists them
+    and the worst (conftest.py), which README quotes after a sweep."""
     torch = pytest.importorskip("torch")
     ours, theirs, _ = loaded_pair(model)
     x = sample(model)
     with torch.no_grad():
-        assert_close_to_scale(ours(x), theirs(x))
+        record_property("max_abs_diff", {"torch": assert_close_to_scale(ours(x), theirs(x))})
 
 
 @pytest.mark.torch
@@ -337,14 +349,32 @@ def test_train_mode_outputs_gradients_and_statistics_equal(model, freed):
     ours_buffers = dict(ours.named_buffers())
     theirs_params = dict(theirs.named_parameters())
     theirs_buffers = dict(theirs.named_buffers())
+    flattened = flattened_reads(ours, theirs)
     for ours_key, theirs_key in mapping.items():
         if ours_key in ours_params:
             ours_grad = ours_params[ours_key].grad
             theirs_grad = theirs_params[theirs_key].grad
             assert ours_grad is not None, ours_key
+            if ours_key in flattened:  # its columns read (H, W, C), torchvision's (C, H, W)
+                h, w, c = flattened[ours_key]
+                theirs_grad = theirs_grad.reshape(-1, c, h, w).permute(0, 2, 3, 1)
             assert_close_to_scale(ours_grad.reshape(theirs_grad.shape), theirs_grad, 1e-3)
         elif not ours_key.endswith("num_batches_tracked"):
             assert_close_to_scale(ours_buffers[ours_key], theirs_buffers[theirs_key], 1e-4)
+
+
+def flattened_reads(ours, theirs) -> dict[str, tuple[int, int, int]]:
+    """{our weight's key: (H, W, C)} for the linear layers reading a flattened map larger than
+    1x1 (AlexNet's and VGG's first classifier layer): the loader permuted their columns, from
+    torchvision's (C, H, W) order to cnndsl's (H, W, C), and their gradients differ by the
+    same permutation."""
+    from cnndsl.backends.torchvision_map import match_modules
+
+    return {
+        f"{pair.ours.path}.weight": pair.ours.hwc
+        for pair in match_modules(ours, theirs)
+        if pair.ours.hwc is not None and pair.theirs.hwc is None
+    }
 
 
 @pytest.mark.torch
