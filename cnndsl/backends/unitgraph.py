@@ -63,6 +63,7 @@ differ.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from math import prod
@@ -259,11 +260,12 @@ def _constants(args) -> list[Any]:
 
 
 def _weights(layer) -> tuple[dict[str, Any], tuple[int, int]]:
-    """A Keras layer's variables by role (their names; a lone unnamed one is ``gamma``) and
-    its parameter counts."""
+    """A Keras layer's variables by role (their names; a lone unnamed one is ``gamma``: Keras
+    names it ``variable``, ``variable_1``... in the order a session makes them) and its
+    parameter counts."""
     variables = list(getattr(layer, "weights", []))
     roles = {v.name: v for v in variables}
-    if len(variables) == 1 and variables[0].name == "variable":
+    if len(variables) == 1 and re.fullmatch(r"variable(_\d+)?", variables[0].name):
         roles = {"gamma": variables[0]}
     trainable = sum(prod(v.shape) for v in getattr(layer, "trainable_weights", []))
     total = sum(prod(v.shape) for v in variables)
