@@ -345,6 +345,30 @@ def test_loader_pairs_swapped_branches(clean_keras):
 
 
 @pytest.mark.keras
+def test_loader_takes_a_layer_scale_whatever_its_variable_is_called(clean_keras):
+    """keras.applications' LayerScale (ConvNeXt's) leaves its variable unnamed, which Keras
+    calls variable, variable_1, ... in the order a session makes them: it is the gamma."""
+    import keras
+    from keras.src.applications.convnext import LayerScale
+
+    from cnndsl.backends.keras_applications_map import load_keras_applications
+
+    def reference():
+        inputs = keras.Input((4, 4, 3))
+        x = keras.layers.Conv2D(4, 1)(inputs)
+        return keras.Model(inputs, LayerScale(0.5, 4)(x))
+
+    reference()  # the next one's variable is not the session's first
+    theirs = reference()
+    assert theirs.layers[-1].weights[0].name != "variable"
+    theirs.layers[-1].weights[0].assign(np.array([1.0, -2.0, 3.0, 0.5], "float32"))
+    ours = cnndsl.loads("input 4x4x3\n1x1 conv 4\nlayerscale 0.5\n").to_keras()
+    load_keras_applications(ours, theirs)
+    x = np.random.default_rng(3).standard_normal((2, 4, 4, 3)).astype("float32")
+    _close(np.asarray(ours(x)), np.asarray(theirs(x)), 1e-6)
+
+
+@pytest.mark.keras
 @pytest.mark.parametrize(
     "change, new, expected",
     [

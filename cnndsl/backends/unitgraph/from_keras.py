@@ -8,6 +8,8 @@ brings it.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from math import prod
@@ -159,7 +161,9 @@ def _weights(layer) -> tuple[dict[str, Any], tuple[int, int]]:
     layer scale of keras.applications' ConvNeXt) and its parameter counts."""
     variables = list(getattr(layer, "weights", []))
     roles = {v.name: v for v in variables}
-    if len(variables) == 1 and variables[0].name == "variable":
+    # a lone unnamed variable is the gamma: Keras names it variable, variable_1... in the order
+    # a session makes them
+    if len(variables) == 1 and re.fullmatch(r"variable(_\d+)?", variables[0].name):
         roles = {"gamma": variables[0]}
     trainable = sum(prod(v.shape) for v in getattr(layer, "trainable_weights", []))
     total = sum(prod(v.shape) for v in variables)
