@@ -272,3 +272,19 @@ def test_keras_bilinear_upsampling_of_an_open_size_in_a_tf_function():
     model = net.to_keras()
     for size in [(4, 6), (5, 7)]:  # the second call retraces for a map of unknown size
         assert model.predict(np.zeros((1, *size, 2), "float32"), verbose=0).shape == (1, 2 * size[0], 2 * size[1], 2)
+
+
+def test_keras_refuses_adaptive_pooling_of_an_open_size_with_a_located_error():
+    """Keras's AdaptiveAveragePooling2D needs static sizes: after an open input the Keras back
+    end names the layer and the target (it built a model that failed when called); PyTorch's
+    nn.AdaptiveAvgPool2d takes any size."""
+    from cnndsl.backends import source
+
+    text = "input ?x?x3\n3x3(S) conv 8 relu\nadaptiveavgpool 2\nflatten\ndense 4\n"
+    net = cnndsl.loads(text, "adaptive.cnn", input=(32, 32, 3))
+    with pytest.raises(CnnDslError) as err:
+        source(net, "keras")
+    assert "adaptive.cnn:3:1" in str(err.value) and "Keras cannot express" in str(err.value)
+    assert "AdaptiveAvgPool2d" in source(net, "torch")
+    fixed = cnndsl.loads(text.replace("?x?x3", "32x32x3"), "adaptive.cnn")
+    assert "AdaptiveAveragePooling2D" in source(fixed, "keras")

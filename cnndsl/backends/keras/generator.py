@@ -563,6 +563,15 @@ class KerasGenerator(Generator):
     def check(self) -> None:
         super().check()
         _check_reachable(self)
+        a = self.net.analysis
+        for layer in self.net.layers:
+            if layer.kind == "adaptiveavgpool" and any(a.follows(layer.inputs[0])[:2]):
+                raise self.unsupported(
+                    layer,
+                    "Keras's AdaptiveAveragePooling2D needs the map's height and width when the"
+                    " model is built, and here they follow the input's open size (`?`): give the"
+                    " input a fixed size, or pool with `globalavgpool`",
+                )
 
     def write_head(self, w: Writer, used: set[str]) -> None:
         source = _file_note(self.net).strip(" ()")

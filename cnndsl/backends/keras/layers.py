@@ -280,10 +280,14 @@ class ChannelShuffle(keras.layers.Layer):
         self.groups = int(groups)
 
     def call(self, x):
-        height, width, channels = x.shape[1:]
+        shape = keras.ops.shape(x)  # integers where the size is known, tensors where it is open
+        height, width, channels = shape[1], shape[2], x.shape[-1]
         rows = keras.ops.reshape(x, (-1, height, width, self.groups, channels // self.groups))
         columns = keras.ops.transpose(rows, (0, 1, 2, 4, 3))
         return keras.ops.reshape(columns, (-1, height, width, channels))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
     def get_config(self):
         return {**super().get_config(), "groups": self.groups}
