@@ -122,10 +122,10 @@ def load_torchvision(
       ``avg_pool2d``, ``adaptive_avg_pool2d``; global and identity adaptive pools aside, since
       cnndsl computes global pooling as a mean), in the order of one forward pass (batch 1,
       at the spec's input shape) on the meta device: shapes only, no memory for activations
-      and no arithmetic.  The pass runs the branches that run only in
-      training (GoogLeNet's and Inception-v3's auxiliary heads), with every leaf module in
-      inference mode, and leaves both models as it found them.  A module that owns tensors and
-      has children (ConvNeXt's block and its layer scale) counts when it finishes.
+      and no arithmetic.  The pass runs the branches that run only in training (GoogLeNet's
+      and Inception-v3's auxiliary heads), with every leaf module in inference mode, and
+      leaves both models as it found them.  A module that owns tensors and has children
+      (ConvNeXt's block and its layer scale) counts when it finishes.
     - The two sequences are paired in order.  Each pair must be of one kind (a 1x1
       convolution and a linear layer are interchangeable), with the same tensor names and
       shapes, and the same settings: for convolutions stride, padding, dilation, groups; for
