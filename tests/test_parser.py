@@ -498,17 +498,19 @@ def test_only_larks_public_api():
 
 
 def best_time(text: str, repeat: int) -> float:
-    """The shortest of some parses, with the garbage collector off as cnndsl.loads runs."""
+    """The shortest of some parses, in processor time (wall time on a shared machine measures
+    the other work too: a linear parse failed the ratio once), with the garbage collector off
+    as cnndsl.loads runs."""
     times = []
     gc.disable()
     try:
         for _ in range(repeat):
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 P.parse(text)
             except CnnDslError:
                 pass
-            times.append(time.perf_counter() - start)
+            times.append(time.process_time() - start)
     finally:
         gc.enable()
     return min(times)
@@ -544,7 +546,7 @@ def test_parsing_is_linear(shape):
     ],
 )
 def test_long_tokens_are_linear(make):
-    assert best_time(make(10_000_000), 1) / best_time(make(1_000_000), 3) <= 25
+    assert best_time(make(10_000_000), 2) / best_time(make(1_000_000), 3) <= 25
 
 
 def test_the_number_of_tokens_is_bounded(monkeypatch):
