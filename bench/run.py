@@ -187,8 +187,8 @@ def targets(repeat: int) -> None:
     """Every command, from 1,000 to 20,000 layers: each must grow linearly (20x the layers, at
     most 25x the time).  The command line's own code, run in process on a spec file (parse,
     elaboration, analysis, then the output written to a string), timed in processor time (the
-    least of ``repeat`` runs); svg, png and pdf are the DOT text drawn by Graphviz, whose own
-    layout is not counted."""
+    least of ``repeat`` runs).  The targets svg, png and pdf are the DOT text drawn by Graphviz:
+    the ``compile dot`` row is cnndsl's part of them; Graphviz's layout is not measured."""
     import contextlib
     import io
     import tempfile

@@ -452,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = zoo_sources()
     compiled = crashes = slow = 0
     slowest = (0.0, "")
+    longest = 0.0  # the most processor seconds one input took in cnndsl, whatever its size
     start = time.perf_counter()
     try:
         for i in range(args.count):
@@ -472,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             elapsed = time.process_time() - t0 - ((runner.seconds - ran) if runner is not None else 0.0)
             per = elapsed / max(1, layers / 1000)  # seconds per 1,000 layers, or for the input
+            longest = max(longest, elapsed)
             if per > slowest[0]:
                 slowest = (per, text)
             if per > args.slow:
@@ -492,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"fuzz: {args.count:,} inputs (seed {args.seed}) in {total:.1f}s; {compiled:,} compiled and went"
         f" through {', '.join(gens)}; {args.count - compiled - crashes:,} rejected with CnnDslError;"
-        f" {crashes} crashes; {slow} slower than {args.slow}s per 1,000 layers (slowest {slowest[0]:.3f}s){runs}"
+        f" {crashes} crashes; {slow} slower than {args.slow}s per 1,000 layers (slowest {slowest[0]:.3f}s;"
+        f" longest input {longest:.3f}s){runs}"
     )
     return 1 if crashes or slow else 0
 
