@@ -482,6 +482,28 @@ def test_a_vertical_tab_is_no_line_end_and_no_blank():
     assert e.value.message == "unexpected character '\\x0b'" and (loc.line, loc.column) == (2, 8)
 
 
+@LENIENT
+@given(st.text(st.sampled_from("aé\u0301日本😀\uff21\u20dd\t"), max_size=12))
+def test_the_caret_stands_under_the_error_whatever_comes_before(prefix):
+    """A terminal shows wide characters (CJK, emoji, full-width forms) in two cells and
+    combining marks in none: the caret is placed by cells, not by characters (it stood four
+    cells left of `bogus` after `"日本語😀"`)."""
+    import unicodedata
+
+    def cells(text):
+        return sum(0 if unicodedata.combining(c) or unicodedata.category(c) == "Me"
+                   else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+    text = f'input 8x8x3\nblock b(s) {{ relu }}\nb("{prefix}") -> 3x3 conv 4 bogus=1\n'
+    with pytest.raises(CnnDslError) as e:
+        cnndsl.loads(text, "t.cnn")
+    shown, caret = str(e.value).splitlines()[1:3]
+    assert caret.endswith("^" * len("bogus=1"))
+    line = shown.split(" | ", 1)[1]
+    before = line[: line.index("bogus=1")]
+    assert cells(caret.split("| ", 1)[1].split("^")[0]) == cells(before)
+
+
 # ------------------------------------------------------------------------------ the front end
 
 
