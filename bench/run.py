@@ -169,9 +169,11 @@ SHAPES = {
     "plain stack": lambda n: "input 32x32x8\n" + "3x3+1(S) conv 8 relu\n" * n,
     "residual DAG": lambda n: "input 32x32x8\nblock unit() { add { 3x3+1(S) conv 8 -> bn -> relu | identity } }\n"
     + "unit()\n" * (n // 4),
-    # the case: a 400-way concat after a long stack
-    "stack + 400-way concat": lambda n: "input 32x32x8\n" + "3x3+1(S) conv 8 relu\n" * (n - 400)
-    + "concat { " + " | ".join(["relu"] * 400) + " }\n",
+    # the case, a 400-way concat after a long stack (quadratic in DOT, once), with the
+    # concat's share of the layers kept (2%: 20 ways at 1,000 layers, 400 at 20,000) so that
+    # both sizes are the same mix of layers and the ratio measures the growth alone
+    "stack + n/50-way concat": lambda n: "input 32x32x8\n" + "3x3+1(S) conv 8 relu\n" * (n - n // 50)
+    + "concat { " + " | ".join(["relu"] * (n // 50)) + " }\n",
 }
 COMMANDS = {
     "check": ["check"],
