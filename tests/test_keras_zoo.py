@@ -184,8 +184,11 @@ def test_layers(name, clean_keras):
 
 
 def randomize(model, seed: int = 0) -> None:
-    """Weights that make every tensor matter: batch-norm statistics, betas, gammas and biases
-    drawn at random (keras.applications' initial ones are 0 and 1), kernels as initialised."""
+    """Weights that make every tensor matter: batch-norm and normalization statistics, betas,
+    gammas and biases drawn at random (keras.applications' initial ones are 0 and 1), kernels
+    as initialised.  Then, as Keras's load_weights does, every layer's finalize_state(): a
+    Normalization computes with copies of its mean and variance that only it refreshes (without
+    it, the model keeps computing with 0 and 1 whatever its weights say)."""
     rng = np.random.default_rng(seed)
     for variable in model.weights:
         shape, name = tuple(variable.shape), variable.name
@@ -198,6 +201,9 @@ def randomize(model, seed: int = 0) -> None:
         else:
             continue
         variable.assign(value.astype(variable.dtype))
+    for layer in model.layers:
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
 
 
 def _close(got: np.ndarray, want: np.ndarray, tolerance: float) -> tuple[float, float]:
