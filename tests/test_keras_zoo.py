@@ -240,9 +240,13 @@ def _close(got: np.ndarray, want: np.ndarray, tolerance: float) -> tuple[float, 
 
 
 def _spread(values: np.ndarray, tolerance: float) -> None:
-    """The outputs are not degenerate: they vary far more than the tolerance."""
+    """The outputs are not degenerate: they vary far more than the tolerance, and most are not
+    negligible (a saturated softmax, one class at 1 and the others at 0, compares the argmax
+    only)."""
     scale = float(np.abs(values).max())
     assert float(values.std()) > 100 * tolerance * scale
+    negligible = float(np.mean(np.abs(values) <= tolerance * scale))
+    assert negligible < 0.5, f"{negligible:.0%} of the outputs are within the tolerance of 0"
 
 
 @pytest.mark.keras
@@ -276,9 +280,25 @@ def test_weights(name, clean_keras, record_property):
     module = net.to_torch().eval()
     keras_to_torch(net, ours, module)
     del ours
+    nchw = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
     with torch.no_grad():
-        got = module(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
-    figures["torch"] = _close(got, want, 1e-4)
+        got = module(nchw).numpy()
+    scale = float(np.abs(want).max())
+    diff = float(np.abs(got - want).max())
+    figures["torch"] = (diff, scale)
+    if diff > 1e-4 * scale:
+        # Two float32 computations of a deep random network differ by their rounding, which
+        # its layers amplify (ResNet101: both frameworks drift from float64 by 2e-4 of the
+        # scale).  The PyTorch model's own float32 error (against its float64 run: no semantic
+        # difference in it) measures that; the two models may differ by 1e-4 more than 3 of it.
+        with torch.no_grad():
+            exact = module.double()(nchw.double()).numpy()
+        noise = float(np.abs(got - exact).max())
+        figures["torch float32 error"] = (noise, scale)
+        assert diff <= 1e-4 * scale + 3 * noise, (
+            f"max abs difference {diff:.3g} at scale {scale:.3g}; float32 error of the PyTorch"
+            f" model {noise:.3g}"
+        )
 
 
 # ------------------------------------------------------------------------------- the loader
