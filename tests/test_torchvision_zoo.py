@@ -468,18 +468,17 @@ logits = googlenet_classifier()
 """
 
 
+AUX_SPECS = [
+    (GOOGLENET_AUX, "googlenet"),
+    (
+        INCEPTION_V3_AUX.replace("output logits, aux", "output logits, aux (training)"),
+        "inception_v3",
+    ),
+]
+
+
 @pytest.mark.torch
-@pytest.mark.parametrize(
-    "text,model",
-    [
-        (GOOGLENET_AUX, "googlenet"),
-        (
-            INCEPTION_V3_AUX.replace("output logits, aux", "output logits, aux (training)"),
-            "inception_v3",
-        ),
-    ],
-    ids=["googlenet", "inception_v3"],
-)
+@pytest.mark.parametrize("text,model", AUX_SPECS, ids=["googlenet", "inception_v3"])
 def test_aux_heads_count_as_torchvision_counts_them(text, model):
     """The family libraries' auxiliary classifiers, as training outputs: the network's
     parameters are torchvision's with aux_logits=True (counted on the meta device)."""
@@ -500,19 +499,32 @@ def test_aux_heads_count_as_torchvision_counts_them(text, model):
     assert len(net.training_outputs) == len(net.outputs) - 1  # all but the logits
 
 
-@pytest.mark.torch
-@pytest.mark.reference
 @pytest.mark.parametrize(
     "text,model",
     [
-        (GOOGLENET_AUX, "googlenet"),
-        (
-            INCEPTION_V3_AUX.replace("output logits, aux", "output logits, aux (training)"),
-            "inception_v3",
-        ),
+        pytest.param(*AUX_SPECS[0], id="googlenet"),
+        # the brute force's position sets of 323 nodes at 299 x 299 hold ~550 MB: not in CI
+        pytest.param(*AUX_SPECS[1], id="inception_v3", marks=pytest.mark.zoo_full),
     ],
-    ids=["googlenet", "inception_v3"],
 )
+def test_receptive_fields_of_training_only_branches_match_brute_force(text, model):
+    """The branches that run only in training (the aux heads: GoogLeNet's adaptive pooling of
+    14 to 4, whose bins overlap, Inception-v3's 5x5+3 pooling then a global one) have the
+    receptive fields of the brute-force dependency computation, at every position of every
+    node, as every other layer (no framework)."""
+    from test_analysis import check_fields_by_brute_force
+
+    net = cnndsl.loads(text, filename=str(ZOO / f"{model}_aux.cnn"))
+    training_only = net.training_only()
+    assert training_only and {layer.name for layer in net.layers} >= training_only
+    kinds = {layer.kind for layer in net.layers if layer.name in training_only}
+    assert kinds >= {"conv", "dense"}
+    check_fields_by_brute_force(net)
+
+
+@pytest.mark.torch
+@pytest.mark.reference
+@pytest.mark.parametrize("text,model", AUX_SPECS, ids=["googlenet", "inception_v3"])
 def test_training_outputs_are_torchvisions_aux_heads(text, model, freed):
     """With torchvision's weights (aux_logits=True): in eval mode the model returns the logits
     alone, torchvision's; in training mode (layers in eval mode, so that batch norm and

@@ -120,8 +120,9 @@ def load_torchvision(
       (convolutions, linear layers, batch norms ...; parameters and persistent buffers, as the
       ``state_dict`` has them) and the calls of pooling functions (``max_pool2d``,
       ``avg_pool2d``, ``adaptive_avg_pool2d``; global and identity adaptive pools aside, since
-      cnndsl computes global pooling as a mean), in the order of one forward pass on a zero
-      input (batch 1, of the spec's input shape).  The pass runs the branches that run only in
+      cnndsl computes global pooling as a mean), in the order of one forward pass (batch 1,
+      at the spec's input shape) on the meta device: shapes only, no memory for activations
+      and no arithmetic.  The pass runs the branches that run only in
       training (GoogLeNet's and Inception-v3's auxiliary heads), with every leaf module in
       inference mode, and leaves both models as it found them.  A module that owns tensors and
       has children (ConvNeXt's block and its layer scale) counts when it finishes.
