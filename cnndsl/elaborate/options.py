@@ -364,11 +364,11 @@ def _wrong_form(err: dict) -> bool:
     return err["type"].startswith("tuple") or err["type"] in ("too_long", "too_short")
 
 
-# How the fields of the pad-and-crop form are written (the hint of their form errors).
+# How the fields written in several forms are written (the hint of their form errors).
 _SIDES = dict.fromkeys(
     ("padding", "cropping"),
     "n (every side), (h, w) (both sides of each axis) or ((top, bottom), (left, right))",
-)
+) | {"shape": "n (a vector) or HxWxC, (h, w, c) (a map): integers, one of which may be -1"}
 _BOUND = {
     "greater_than_equal": ("must be at least", "ge"),
     "greater_than": ("must be above", "gt"),
