@@ -118,7 +118,23 @@ def _excerpt(loc: Location) -> list[str]:
     col = max(loc.column - 1 - shift, 0)
     end = loc.end_column - 1 - shift if loc.end_column else col + 1
     width = max(1, min(end, len(text) + 1) - col)
-    return [gutter + text, " " * (len(gutter) - 2) + "| " + " " * col + "^" * width]
+    # columns count characters; a terminal shows East Asian wide characters (and emoji) in two
+    # cells and combining marks in none, so the caret is placed by the cells they take
+    pad = _cells(text[:col]) + max(0, col - len(text))
+    width = max(1, _cells(text[col : col + width]) + max(0, col + width - max(len(text), col)))
+    return [gutter + text, " " * (len(gutter) - 2) + "| " + " " * pad + "^" * width]
+
+
+def _cells(text: str) -> int:
+    """How many terminal cells ``text`` takes: 2 for a wide or full-width character, 0 for a
+    combining mark, 1 otherwise (what wcwidth gives for the characters an excerpt shows)."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0 if unicodedata.combining(c) or unicodedata.category(c) == "Me"
+        else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
 
 
 class CnnDslError(Exception):

@@ -436,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
                         " empty: none)")
     parser.add_argument("--run-every", type=int, default=50, metavar="N",
                         help="run the generated modules of every N-th input that compiles (0: never)")
-    parser.add_argument("--save", type=Path, help="write failing inputs into this directory")
+    parser.add_argument("--save", type=Path,
+                        help="write failing inputs, and the input that took longest, into this directory")
     args = parser.parse_args(argv)
     targets = [t for t in args.targets.split(",") if t]
     try:
@@ -452,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = zoo_sources()
     compiled = crashes = slow = 0
     slowest = (0.0, "")
+    longest = (0.0, 0, "")  # the most processor seconds one input took in cnndsl, its layers, it
     start = time.perf_counter()
     try:
         for i in range(args.count):
@@ -472,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             elapsed = time.process_time() - t0 - ((runner.seconds - ran) if runner is not None else 0.0)
             per = elapsed / max(1, layers / 1000)  # seconds per 1,000 layers, or for the input
+            if elapsed > longest[0]:
+                longest = (elapsed, layers, text)
             if per > slowest[0]:
                 slowest = (per, text)
             if per > args.slow:
@@ -485,6 +489,9 @@ def main(argv: list[str] | None = None) -> int:
         if runner is not None:
             runner.close()
     total = time.perf_counter() - start
+    if args.save and longest[2]:
+        args.save.mkdir(parents=True, exist_ok=True)
+        (args.save / f"longest_{args.seed}.cnn").write_text(longest[2], encoding="utf-8", errors="replace")
     runs = ""
     if runner is not None:
         runs = "; generated modules imported, built and run: " + ", ".join(
@@ -492,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"fuzz: {args.count:,} inputs (seed {args.seed}) in {total:.1f}s; {compiled:,} compiled and went"
         f" through {', '.join(gens)}; {args.count - compiled - crashes:,} rejected with CnnDslError;"
-        f" {crashes} crashes; {slow} slower than {args.slow}s per 1,000 layers (slowest {slowest[0]:.3f}s){runs}"
+        f" {crashes} crashes; {slow} slower than {args.slow}s per 1,000 layers (slowest {slowest[0]:.3f}s;"
+        f" longest input {longest[0]:.3f}s, {longest[1]:,} layers){runs}"
     )
     return 1 if crashes or slow else 0
 

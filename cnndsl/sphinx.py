@@ -40,11 +40,12 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from . import CnnDslError, __version__
+from .analysis.memory import DTYPE_BYTES
+from .backends.graphviz.diagram import RANKDIRS
 
 logger = logging.getLogger(__name__)
 
-RANKDIRS = ("TB", "LR", "BT", "RL")
-DTYPES = ("float32", "float16", "bfloat16")
+DTYPES = tuple(DTYPE_BYTES)  # the analysis's table, as `cnndsl summary --dtype` takes it
 
 
 def _rankdir(argument: str) -> str:

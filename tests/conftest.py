@@ -86,17 +86,27 @@ def pytest_collection_modifyitems(config, items):
 # ------------------------------------------------------------------ memory
 
 try:
-    _malloc_trim = ctypes.CDLL(None).malloc_trim  # glibc
+    _libc = ctypes.CDLL(None)
+    _malloc_trim = _libc.malloc_trim  # glibc
+    # Blocks of 4 MB and more (tensors, arrays) are mapped alone and unmapped when freed,
+    # whatever glibc's adaptive threshold has become: freed models leave no holes in the heap.
+    _libc.mallopt(-3, 4 * 2**20)  # M_MMAP_THRESHOLD
 except (AttributeError, OSError):
     _malloc_trim = None
 
 
 def free_memory() -> None:
     """Give the memory of dropped models back to the system: Keras's global state (layer
-    names, graphs) is reset, reference cycles are collected, and glibc returns its free pages."""
+    names, graphs) is reset, then :func:`trim_memory`."""
     keras = sys.modules.get("keras")
     if keras is not None:
         keras.backend.clear_session()
+    trim_memory()
+
+
+def trim_memory() -> None:
+    """Collect reference cycles and have glibc return its free pages (live models keep
+    working: for use between the steps of one test)."""
     gc.collect()
     if _malloc_trim is not None:
         _malloc_trim(0)

@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import SPEC_FILES  # noqa: E402  (first: it imports torch before TensorFlow)
+from conftest import SPEC_FILES, free_memory, trim_memory  # noqa: E402  (first: torch, then TF)
 
 torch = pytest.importorskip("torch")
 keras = pytest.importorskip("keras")
@@ -160,6 +160,24 @@ def _fan_in(node, var) -> int:
     return shape[0] * shape[1] * shape[2]
 
 
+def _assign_he_normal(var, rng: np.random.Generator, std: float) -> None:
+    """``var.assign(rng.standard_normal(shape) * std)``, the same numbers, drawn and assigned 16
+    million at a time (slices of the first axis).  Memory: VGG-16's first dense kernel (103
+    million weights) drawn whole in float64, scaled, cast and assigned took 2 GB for a moment;
+    assigning a variable whole takes twice its size for a moment, by slices once (and a
+    variable assigned by slices copies itself when read: once more, in the transfer)."""
+    shape = tuple(var.shape)
+    row = int(np.prod(shape[1:]))
+    rows = max(1, 2**24 // max(row, 1))
+    if rows >= shape[0]:
+        var.assign((rng.standard_normal(shape) * std).astype(var.dtype))
+        return
+    for start in range(0, shape[0], rows):
+        n = min(rows, shape[0] - start)
+        chunk = (rng.standard_normal((n, *shape[1:])) * std).astype(var.dtype)
+        var.value[start : start + n].assign(chunk)  # in place: a tf.Variable's slice
+
+
 def randomize(net: cnndsl.Network, model, seed: int = 0, calibration=None) -> None:
     """Random Keras weights: He-normal kernels, biases N(0, 0.1), gamma U(0.5, 1.5) (of batch
     and layer norms and layer scales), beta N(0, 0.2), a normalization's mean N(0, 0.5),
@@ -175,8 +193,9 @@ def randomize(net: cnndsl.Network, model, seed: int = 0, calibration=None) -> No
         for var in layer.weights:
             shape, name = tuple(var.shape), var.name
             if name.endswith("kernel"):
-                value = rng.standard_normal(shape) * np.sqrt(2.0 / _fan_in(node, var))
-            elif name == "bias":
+                _assign_he_normal(var, rng, np.sqrt(2.0 / _fan_in(node, var)))
+                continue
+            if name == "bias":
                 value = rng.normal(0, 0.1, shape)
             elif name == "gamma":
                 value = rng.uniform(0.5, 1.5, shape)
@@ -244,8 +263,13 @@ def keras_values(net: cnndsl.Network, model, inputs: list[np.ndarray]) -> dict[s
     nodes = [n.name for n in net.layers if n.kind != "input"]
     probe = keras.Model(model.inputs, [model.get_layer(names[n][-1]).output for n in nodes])
     out = probe(inputs, training=False)  # probe is built on model.inputs, a list
-    out = out if isinstance(out, (list, tuple)) else [out]
-    return {n: keras.ops.convert_to_numpy(v) for n, v in zip(nodes, out)}
+    out = list(out) if isinstance(out, (list, tuple)) else [out]
+    del probe
+    out.reverse()
+    values = {}
+    for n in nodes:  # each tensor is dropped once copied (ResNet-152's: 600 MB in float64)
+        values[n] = keras.ops.convert_to_numpy(out.pop())
+    return values
 
 
 def torch_values(net: cnndsl.Network, model, inputs: list[np.ndarray], dtype=torch.float32):
@@ -253,41 +277,99 @@ def torch_values(net: cnndsl.Network, model, inputs: list[np.ndarray], dtype=tor
     the outputs.  ``model`` is a state dict or a model: its weights go into a model built with
     a tap."""
     values: dict[str, torch.Tensor] = {}
-    tapped = torch_backend.build(net, tap=lambda name, value: values.__setitem__(name, value))
+    tapped = torch_backend.build(net, tap=values.__setitem__)
     state = model if isinstance(model, dict) else model.state_dict()
     tapped.load_state_dict(state)
-    tapped.to(dtype).eval()
+    return run_tapped(net, tapped.to(dtype), values, inputs, dtype)
+
+
+def run_tapped(net: cnndsl.Network, tapped, values: dict, inputs: list[np.ndarray], dtype=torch.float32):
+    """:func:`torch_values` of a model built with ``tap=values.__setitem__``, in ``dtype``."""
+    values.clear()
+    out = forward(net, tapped, inputs, dtype)
+    result = {n: to_nhwc(v) for n, v in values.items()}
+    values.clear()
+    return result, out
+
+
+def forward(net: cnndsl.Network, model, inputs: list[np.ndarray], dtype) -> list[np.ndarray]:
+    """The outputs of the PyTorch model (eval mode, channels last)."""
+    model.eval()
     if net.training_outputs:  # computed in training mode: the root's, its layers in eval mode
-        tapped.train()
-        for module in tapped.children():
+        model.train()
+        for module in model.children():
             module.eval()
     with torch.no_grad():
-        out = tapped(*(to_nchw(x).to(dtype) for x in inputs))
+        out = model(*(to_nchw(x).to(dtype) for x in inputs))
     out = list(out) if isinstance(out, tuple) else [out]
-    return {n: to_nhwc(v) for n, v in values.items()}, [to_nhwc(t) for t in out]
+    return [to_nhwc(t) for t in out]
 
 
 class Pair:
-    """A network's two models, the Keras one randomized and copied into the PyTorch one, and a
-    random input."""
+    """A network's two models, the Keras one randomized and copied into the PyTorch one (built
+    with a tap, so that one copy of the weights gives every node's value), and a random input.
+    Memory: VGG-16's weights take 553 MB in each framework, and Keras takes as much again for a
+    moment when it initializes them or a forward pass reads them, so the Keras values are
+    computed before the PyTorch model exists."""
 
     def __init__(self, name: str, seed: int = 0):
         self.name = name
         self.net = load(name)
         self.keras = keras_model(self.net)
-        self.torch = torch_backend.build(self.net).eval()
         # a batch of 2 (1 for the zoo's 224x224 networks, to keep the run short)
         small = sum(int(np.prod(n.shape)) for n in self.net.inputs) <= 64 * 64 * 3
         batch = 2 if small else 1
         calibration = random_inputs(self.net, 8 if small else 2, seed + 1)
         randomize(self.net, self.keras, seed, keras_args(calibration))
-        keras_to_torch(self.net, self.keras, self.torch)
+        del calibration
+        trim_memory()  # what the calibration pass computed (ResNet-152: 600 MB)
         self.inputs = random_inputs(self.net, batch, seed + 2)
+        self.keras_values = keras_values(self.net, self.keras, self.inputs)
+        self.values: dict[str, torch.Tensor] = {}
+        self._sink = self.values.__setitem__  # where the tap puts a node's value
+        self.torch = torch_backend.build(self.net, tap=lambda node, value: self._sink(node, value))
+        keras_to_torch(self.net, self.keras, self.torch)
 
     def run(self) -> tuple[dict, dict, list]:
         """Keras's node values, PyTorch's, and PyTorch's outputs."""
-        values, outputs = torch_values(self.net, self.torch, self.inputs)
-        return keras_values(self.net, self.keras, self.inputs), values, outputs
+        values, outputs = run_tapped(self.net, self.torch, self.values, self.inputs)
+        return self.keras_values, values, outputs
+
+    def stream(self, dtype, each) -> None:
+        """Run the PyTorch model in ``dtype`` (converted in place, and back to float32 after:
+        float32 -> float64 -> float32 is exact), handing each node's value (channels last) to
+        ``each(node, value)`` as it is computed, and keeping none."""
+        self._sink = lambda node, value: each(node, to_nhwc(value))
+        try:
+            forward(self.net, self.torch.to(dtype), self.inputs, dtype)
+        finally:
+            self._sink = self.values.__setitem__
+            self.torch.float()
+
+    def float64_failures(self, want: dict, values: dict) -> list[str]:
+        """``float64_check(want, values, exact) + float64_agreement(self, exact)`` where
+        ``exact = self.run_float64()``, without every node's value held four times at once
+        (ResNet-152's take 300 MB in float32, 600 MB in float64): the float64 PyTorch values
+        are checked as they are computed (twice), and ``want`` and ``values`` emptied on the
+        way.  The float32 Keras model is dropped (``want`` holds what it computed)."""
+        self.keras = None
+        trim_memory()
+        bad: list[str] = []
+
+        def check(node, x):
+            bad.extend(float64_check({node: want.pop(node)}, {node: values.pop(node)}, {node: x}))
+
+        self.stream(torch.float64, check)
+        free_memory()
+        keras64 = self.run_keras_float64()
+        free_memory()  # the float64 Keras model
+
+        def agree(node, x):
+            bad.extend(float64_disagreements({node: keras64.pop(node)}, {node: x}))
+
+        self.stream(torch.float64, agree)
+        assert not keras64, f"Keras nodes PyTorch lacks: {sorted(keras64)[:5]}"
+        return bad
 
     def run_float64(self) -> dict[str, np.ndarray]:
         """Every node's value in a float64 copy of the PyTorch model, on the same input: the
@@ -338,8 +420,13 @@ def worst(diffs: dict[str, tuple]) -> tuple[str, float, float]:
 def float64_agreement(pair: Pair, exact: dict[str, np.ndarray]) -> list[str]:
     """The nodes where the float64 Keras model and the float64 PyTorch values ``exact``
     differ by more than FLOAT64_TOLERANCE."""
+    return float64_disagreements(pair.run_keras_float64(), exact)
+
+
+def float64_disagreements(keras64: dict[str, np.ndarray], exact: dict[str, np.ndarray]) -> list[str]:
+    """:func:`float64_agreement` of the float64 Keras values ``keras64``."""
     bad = []
-    for node, (d, m) in compare(pair.run_keras_float64(), exact).items():
+    for node, (d, m) in compare(keras64, exact).items():
         if not d <= FLOAT64_TOLERANCE * max(1.0, m):
             bad.append(f"{node}: float64 |diff| {d:.3g} on values up to {m:.3g}")
     return bad
@@ -361,26 +448,32 @@ def float64_check(want, values, exact) -> list[str]:
 # ------------------------------------------------------------------ the tests
 
 
+@pytest.fixture(autouse=True)
+def _one_spec_at_a_time():
+    """Each test's models are dropped, and their memory given back, before the next is built
+    (without, the suite's process grew to 4.4 GB by ResNet-152 and VGG-16 took it to 7.5)."""
+    yield
+    free_memory()
+
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_keras_and_torch_compute_the_same_function(name):
     pair = Pair(name)
     net = pair.net
     want, values, outputs = pair.run()
-    diffs = compare(want, values)
-    if name in FLOAT32_LIMITED:
-        exact = pair.run_float64()
-        bad = float64_check(want, values, exact) + float64_agreement(pair, exact)
-    else:
-        bad = [
-            f"{n}: |diff| {d:.3g} on values up to {m:.3g}"
-            for n, (d, m) in diffs.items()
-            if not d < allowed(m)
-        ]
-    assert not bad, f"{len(bad)} nodes differ, first: " + "; ".join(bad[:5])
     # The model's outputs, in order, are those nodes' values.
     assert len(outputs) == len(net.outputs)
     for node, out in zip(net.outputs, outputs):
         np.testing.assert_array_equal(out, values[node])
+    if name in FLOAT32_LIMITED:
+        bad = pair.float64_failures(want, values)
+    else:
+        bad = [
+            f"{n}: |diff| {d:.3g} on values up to {m:.3g}"
+            for n, (d, m) in compare(want, values).items()
+            if not d < allowed(m)
+        ]
+    assert not bad, f"{len(bad)} nodes differ, first: " + "; ".join(bad[:5])
     # Batch norm was neither the identity nor left with PyTorch's initial statistics.
     paths = torch_backend.module_paths(net)
     for node in net.layers:
@@ -539,6 +632,28 @@ def test_transfer_is_by_node_not_by_order():
         torch_values(second, t, x)[1][0],
         atol=TOLERANCE,
     )
+
+
+def test_keras_to_torch_holds_one_weight_at_a_time():
+    """keras_to_torch converted every weight before copying any (to copy nothing if one did
+    not fit): a third copy of the model for a moment, 553 MB on top of VGG-16's two models.
+    It checks every shape first, then converts and copies one weight at a time.  (numpy
+    reports its arrays to tracemalloc; what the frameworks hold is not counted.)"""
+    import tracemalloc
+
+    net = cnndsl.loads("input 1024\n" + "dense 1024 nobias\n" * 8, "wide.cnn")
+    k, t = keras_backend.build(net), torch_backend.build(net)
+    weight = 1024 * 1024 * 4
+    tracemalloc.start()
+    try:
+        keras_to_torch(net, k, t)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.5 * weight, f"{peak / weight:.1f} weights held at once (of 8)"
+    for i, node in enumerate(n.name for n in net.layers if n.kind == "dense"):
+        want = k.get_layer(node).kernel.numpy().T
+        np.testing.assert_array_equal(t.get_submodule(node).weight.detach().numpy(), want, err_msg=str(i))
 
 
 def test_mismatched_models_name_the_layer():

@@ -47,3 +47,16 @@ def test_error_message(path, monkeypatch):
 
 def test_corpus_size():
     assert len(CASES) >= 40
+
+
+def test_defaults_no_layer_uses_are_checked_in_imported_files_too(tmp_path, capsys):
+    """A `defaults` line is checked where it is written, in the spec and in every file it
+    imports, whether or not a layer asks for it (it was checked only when a layer of its kind
+    came, so a typo in a library's conventions was silently ignored)."""
+    (tmp_path / "lib.cnn").write_text("defaults conv kernel=true\nblock unused() { relu }\n")
+    (tmp_path / "net.cnn").write_text('import "lib.cnn"\ninput 8x8x3\nrelu\n')
+    assert main(["check", str(tmp_path / "net.cnn")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"{tmp_path / 'lib.cnn'}:1:22: error: conv kernel must be an integer, got true")
+    (tmp_path / "lib.cnn").write_text("defaults conv kernel=3 padding=same\nblock unused() { relu }\n")
+    assert main(["check", str(tmp_path / "net.cnn")]) == 0

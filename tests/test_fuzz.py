@@ -128,3 +128,28 @@ def test_the_sample_finds_modules_whose_names_shadow_their_own(monkeypatch):
     monkeypatch.setattr(TorchGenerator, "RESERVED", Reserved(frozenset()))
     with pytest.raises(fuzz.Finding, match="the generated torch module fails"):
         _sample("torch", range(120))
+
+
+@pytest.mark.parametrize(
+    "framework", [pytest.param("torch", marks=pytest.mark.torch), pytest.param("keras", marks=pytest.mark.keras)]
+)
+def test_every_example_layer_repeated_in_a_loop_imports_builds_and_runs(framework):
+    """Every example line of every kind, twice in a `repeat` (the generators fold the two
+    iterations into a loop): the module imports, builds and gives the analysis' shapes.  Found
+    by the 100,000-input run of 2026-12-01 (seed 0, input #51998): in a loop, a transposed
+    convolution's helper crop layer kept one name (`convtranspose_1_crop`) in every iteration,
+    and Keras refused the model."""
+    pytest.importorskip(framework)
+    from cnndsl.ir.examples import example_lines
+
+    runner = fuzz.Runner([framework])
+    gens = fuzz.generators([framework])
+    ran = 0
+    try:
+        for _, shape, line in example_lines():
+            if line.startswith("input "):
+                continue
+            ran += fuzz.check(f"input {shape}\nrepeat 2 {{ {line} }}\n", gens, "loop.cnn", runner) > 0
+    finally:
+        runner.close()
+    assert ran >= 60 and runner.runs[framework] >= 60, (ran, runner.runs)

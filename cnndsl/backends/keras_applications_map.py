@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Network
+from .transfer import finalize
 from .unitgraph import Graph, Matching, Unit, keras_graph, match, network_graph
 
 __all__ = ["Pair", "load_keras_applications", "match_keras_applications"]
@@ -82,7 +83,9 @@ def load_keras_applications(model, reference, *, label: str = REFERENCE) -> dict
       checked for shape.  Where the branches of a ``concat`` come in another order, its output
       channels do too: the weights of the layers that read them (their input channels: a
       convolution's or dense layer's kernel, a batch norm's vectors ...) are permuted to
-      match, so that the loaded model computes the reference's function.
+      match, so that the loaded model computes the reference's function; then each loaded
+      layer's ``finalize_state()`` runs, as in Keras's ``load_weights`` (a ``Normalization``
+      computes with copies of its mean and variance that only it refreshes).
     """
     matching = _matching(model, reference, label)
     orders = _channel_orders(matching)
@@ -102,6 +105,9 @@ def load_keras_applications(model, reference, *, label: str = REFERENCE) -> dict
             value = np.asarray(theirs.weights[role].numpy())
             value = _reordered(ours, role, value, order, tuple(variable.shape))
             variable.assign(value.astype(variable.dtype))
+    # a Normalization computes with copies of its mean and variance: refresh them, as Keras's
+    # load_weights does (it would keep computing with 0 and 1 whatever its weights say)
+    finalize(model.get_layer(ours.name) for ours, _, _ in copies)
     return mapping
 
 

@@ -102,6 +102,14 @@ class Elaborator:
                     current = POISONED
                 if len(errors) >= MAX_ERRORS or self.work.exhausted:
                     break
+        if not errors:
+            # Every `defaults` line is checked, in this file and every file it imports, even
+            # where no layer asks for it: a wrong one (an unknown kind, an option the kind lacks,
+            # a name) is an error, never silently ignored (issue 10 §6).
+            try:
+                self.modules.defaults_of(module, self.work)
+            except CnnDslError as e:
+                errors.extend(e.diagnostics)
         if errors:
             raise CnnDslError(_in_source_order(errors))
         if current is None or current == POISONED:

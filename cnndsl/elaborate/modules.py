@@ -24,7 +24,7 @@ from .. import syntax as S
 from ..errors import CnnDslError, Location, did_you_mean
 from ..ir import Layer
 from ..parser import parse
-from .options import KINDS, RESERVED, kind_word, layer_fields
+from .options import KINDS, RESERVED, check_defaults, kind_word, layer_fields
 from .limits import Work
 from .sources import read_source
 from .values import Scope, value_key, written
@@ -238,6 +238,7 @@ class Modules:
                     user_name[1],
                     hint="name a layer where it is written: `conv 64 name=stem` or `stem = conv 64`",
                 )
+            check_defaults(cls, fields, preset)
             entry = table.setdefault(kind_key(cls, preset), {})
             for key, value in fields.items():
                 if key in entry and value_key(entry[key][0]) != value_key(value[0]):

@@ -196,17 +196,41 @@ def _validate(cls: type[Layer], fields: Fields, preset: dict, where: Location) -
     try:
         return cls(**data)
     except ValidationError as e:
-        err = _first(e.errors(), data)
-        key = err["loc"][0] if err["loc"] else None
-        loc = fields[key][1] if key in fields else where
-        value = _as_written(fields[key][0], data[key]) if key in fields else data.get(key)
-        hint = None
-        if err["type"] == "int_type" and isinstance(err.get("input"), float) and err["input"].is_integer():
-            hint = "arithmetic with a float gives a float: write an integer, or divide with `//`"
-        if _wrong_form(err) and key in _SIDES:
-            words = [f"'{word}', " for word, (field, _) in cls.flags.items() if field == key]
-            hint = f"{key} is {''.join(words)}{_SIDES[key]}"
-        raise CnnDslError(_explain(kind_word(cls, preset), key, err, value), loc, hint=hint) from None
+        raise _located(cls, e.errors(), data, fields, preset, where) from None
+
+
+def check_defaults(cls: type[Layer], fields: Fields, preset: dict) -> None:
+    """Check the values a ``defaults`` line gives, one by one, as the layers they would go to
+    check them (``defaults conv kernel=true`` is an error where it is written, even when no
+    conv follows).  The fields the line leaves out, and what depends on several fields, are
+    the layers' to check."""
+    if not fields:
+        return
+    data: dict[str, Any] = {"name": "_", **preset}
+    for key, (value, loc) in fields.items():
+        data[key] = _plain(value, key, cls, loc)
+    try:
+        cls(**data)
+    except ValidationError as e:
+        errors = [err for err in e.errors() if err["loc"] and err["loc"][0] in fields and err["type"] != "missing"]
+        if errors:
+            where = next(iter(fields.values()))[1]
+            raise _located(cls, errors, data, fields, preset, where) from None
+
+
+def _located(cls: type[Layer], errors: list[dict], data: dict, fields: Fields, preset: dict, where: Location) -> CnnDslError:
+    """The located error for pydantic's validation ``errors`` of a layer's fields."""
+    err = _first(errors, data)
+    key = err["loc"][0] if err["loc"] else None
+    loc = fields[key][1] if key in fields else where
+    value = _as_written(fields[key][0], data[key]) if key in fields else data.get(key)
+    hint = None
+    if err["type"] == "int_type" and isinstance(err.get("input"), float) and err["input"].is_integer():
+        hint = "arithmetic with a float gives a float: write an integer, or divide with `//`"
+    if _wrong_form(err) and key in _SIDES:
+        words = [f"'{word}', " for word, (field, _) in cls.flags.items() if field == key]
+        hint = f"{key} is {''.join(words)}{_SIDES[key]}"
+    return CnnDslError(_explain(kind_word(cls, preset), key, err, value), loc, hint=hint)
 
 
 def _foreign_option(cls: type[Layer], name: str) -> str | None:
@@ -340,11 +364,11 @@ def _wrong_form(err: dict) -> bool:
     return err["type"].startswith("tuple") or err["type"] in ("too_long", "too_short")
 
 
-# How the fields of the pad-and-crop form are written (the hint of their form errors).
+# How the fields written in several forms are written (the hint of their form errors).
 _SIDES = dict.fromkeys(
     ("padding", "cropping"),
     "n (every side), (h, w) (both sides of each axis) or ((top, bottom), (left, right))",
-)
+) | {"shape": "n (a vector) or HxWxC, (h, w, c) (a map): integers, one of which may be -1"}
 _BOUND = {
     "greater_than_equal": ("must be at least", "ge"),
     "greater_than": ("must be above", "gt"),

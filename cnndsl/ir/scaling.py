@@ -32,8 +32,9 @@ def _check_channels(layer: Layer, shape, **per_channel) -> None:
     for field, value in per_channel.items():
         if isinstance(value, tuple) and len(value) != shape[-1]:
             raise ShapeError(
-                f"{layer.spec_names[0]} has {len(value)} values for {field}, but its input has"
-                f" {shape[-1]} channels"
+                f"{layer.spec_names[0]} has {len(value)} value{'s' * (len(value) != 1)} for"
+                f" {field}, but its input has {shape[-1]} channels (one number for all of them,"
+                " or one per channel)"
             )
 
 

@@ -50,6 +50,11 @@ def _values(step: Step) -> tuple:
 def _counted(step) -> re.Match | None:
     if isinstance(step, Loop) or step.local is None:
         return None
+    # a step that also makes a helper layer (Keras's `convtranspose_1_crop`) is not repeated by
+    # a loop: only the step's own name counts up, so the helper's would be the same in every
+    # iteration, and Keras refuses a model with two layers of one name
+    if any(leaf.local != step.local for leaf in _names(step.expr)):
+        return None
     return COUNTED.match(step.local)
 
 

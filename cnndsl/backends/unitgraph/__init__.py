@@ -56,7 +56,8 @@ outputs: a unit's inputs are paired in order, a merge's by signature (branches w
 signatures compute the same function of the same tensor, either pairing holds).  When the
 signatures differ, the first unit of the other graph (in its topological order) that has no
 counterpart is the divergence, reported with the layers ours has in its place and how they
-differ.
+differ (or the layer ours ends with there); where the other's all have counterparts, ours' first
+unit without one, with what the other has in its place: the message names a layer of each.
 
 The package, in the order of the pipeline:
 

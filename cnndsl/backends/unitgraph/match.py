@@ -85,32 +85,64 @@ def match(ours: Graph, theirs: Graph) -> Matching:
 
 
 def _divergence(ours: Graph, theirs: Graph, s_ours: list[int], s_theirs: list[int]) -> str:
-    """The message for two graphs whose outputs differ: the first unit of theirs with no
-    counterpart in ours (in theirs' order), and what ours has in its place."""
+    """The message for two graphs whose outputs differ, naming a layer of each: the first unit
+    of theirs with no counterpart in ours (in theirs' order) and what ours has in its place --
+    or, where every unit of theirs has one, the first unit of ours without a counterpart and
+    what theirs has in its place."""
     first_t = _first_missing(theirs, s_theirs, s_ours)
     first_o = _first_missing(ours, s_ours, s_theirs)
     if first_t is None and first_o is None:  # every unit has a counterpart: the outputs differ
-        return f"the models' outputs differ: {_at(ours, ours.units[ours.outputs[0]])}"
-    if first_t is None:
+        o, t = ours.units[ours.outputs[0]], theirs.units[theirs.outputs[0]]
         return (
-            f"the models diverge at {_at(ours, ours.units[first_o])}, which has no counterpart"
-            f" in {theirs.label}"
+            f"the models' outputs differ: the first output of one is {_at(ours, o)}, of the"
+            f" other {_at(theirs, t)}"
         )
-    unit = theirs.units[first_t]
-    lines = [f"the models diverge at {_at(theirs, unit)}"]
-    wanted = sorted(s_theirs[j] for j in unit.inputs)
-    if unit.inputs:
-        candidates = [
-            u for u in ours.units if u.inputs and sorted(s_ours[j] for j in u.inputs) == wanted
+    if first_t is not None:
+        unit = theirs.units[first_t]
+        lines = [f"the models diverge at {_at(theirs, unit)}"]
+        lines += _in_its_place(unit, theirs, s_theirs, ours, s_ours, ours_first=False)
+    else:
+        unit = ours.units[first_o]
+        lines = [
+            f"the models diverge at {_at(ours, unit)}, which has no counterpart in {theirs.label}"
         ]
-    else:
-        candidates = [ours.units[i] for i in ours.inputs]
-    if candidates:
-        lines.append(f"  {ours.label} has there:")
-        lines += [f"    {c.describe()}: {_differences(c, unit)}" for c in candidates[:4]]
-    else:
-        lines.append(f"  {ours.label} has no layer that reads the same input")
+        lines += _in_its_place(unit, ours, s_ours, theirs, s_theirs, ours_first=True)
     return "\n".join(lines)
+
+
+def _in_its_place(
+    unit: Unit, graph: Graph, sigs: list[int], other: Graph, s_other: list[int], ours_first: bool
+) -> list[str]:
+    """The lines naming what ``other`` has in the place of ``unit`` of ``graph``: its layers
+    that read the same inputs (their differences from ``unit``, ours against theirs); failing
+    those, the layers that read one of them; failing those, the counterparts of its inputs and
+    what reads them."""
+
+    def differences(candidate: Unit) -> str:
+        return _differences(candidate, unit) if not ours_first else _differences(unit, candidate)
+
+    if not unit.inputs:
+        candidates = [other.units[i] for i in other.inputs]
+    else:
+        wanted = sorted(sigs[j] for j in unit.inputs)
+        candidates = [
+            u for u in other.units if u.inputs and sorted(s_other[j] for j in u.inputs) == wanted
+        ]
+        if not candidates:
+            candidates = [u for u in other.units if {s_other[j] for j in u.inputs} & set(wanted)]
+    if candidates:
+        lines = [f"  {other.label} has there:"]
+        return lines + [f"    {c.describe()}: {differences(c)}" for c in candidates[:4]]
+    # nothing in other reads the counterparts of the unit's inputs: name those
+    counterparts = [i for i, sig in enumerate(s_other) if sig in {sigs[j] for j in unit.inputs}]
+    if not counterparts:
+        return [f"  {other.label} has no layer that reads the same input"]
+    named = ", ".join(
+        f"{other.units[i].describe()}{' (an output)' if i in other.outputs else ''}"
+        for i in counterparts[:4]
+    )
+    reads = ", ".join(f"'{graph.units[j].name}'" for j in unit.inputs)
+    return [f"  {other.label} has nothing after {named}, the counterpart of {reads}"]
 
 
 def _at(graph: Graph, unit: Unit) -> str:
