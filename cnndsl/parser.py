@@ -731,6 +731,14 @@ def _syntax_error(e: UnexpectedInput, src: _Source) -> CnnDslError:
             f"'{tok}': a `?` leaves an input's height or width open, and stands nowhere else", loc,
             hint="`input ?x?x3` declares an input of any height and width",
         )
+    if tok.type == "LPAR" and _KERNEL_BEFORE.search(src.line(tok.line)[: tok.column - 1]):
+        # `1x7(0,3,1) conv`, `1x7(0,3.5)`: the kernel notation's token stopped before a padding
+        # it does not take, and the '(' looked like the start of something else
+        return CnnDslError(
+            "the kernel notation's padding is (S), (V), (p) or (ph,pw): whole pixels", loc,
+            hint="write other paddings as an option:"
+            " `conv 8 kernel=(1, 7) padding=((0, 0), (3, 1))` ((top, bottom), (left, right))",
+        )
     return CnnDslError(
         f"unexpected {_describe_token(tok)}" + _expected(expected),
         loc,
@@ -744,6 +752,10 @@ def _acceptable(e: UnexpectedToken) -> set[str]:
     which the rest of the parse refuses; the interactive parser tries each."""
     parser = getattr(e, "interactive_parser", None)
     return (parser.accepts() if parser is not None else None) or e.expected
+
+
+# A kernel notation (`1x7`, `3x3+2`) standing right before a '(' the notation did not take.
+_KERNEL_BEFORE = re.compile(r"(?<![\w.])[0-9]+(x[0-9]+)+(\+[0-9]+)?$")
 
 
 def _hint(tok: Token, expected, opened: list[Token]) -> str | None:
