@@ -11,7 +11,6 @@ section shows the same steps.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -34,55 +33,90 @@ def _write_module(folder, target: str) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def torch_model(tmp_path_factory):
-    torch = pytest.importorskip("torch")
-    path = _write_module(tmp_path_factory.mktemp("torch"), "torch")
+# The exports run in a process of their own, PyTorch's as Keras's: the exporters are large
+# (onnx, onnxscript, onnxruntime, torch.export's tracing, TensorFlow's converter) and what they
+# import stays; in the test process it took 250 MB from every test after.  The child prints
+# what the parent checks.
+_TORCH_EXPORT = textwrap.dedent(
+    """
+    import importlib.util, json, sys
+    import numpy as np
+    import torch
+
+    path, out, what = sys.argv[1], sys.argv[2], sys.argv[3]
     spec = importlib.util.spec_from_file_location("googlenet_torch", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     torch.manual_seed(0)
-    return module.build_model().eval()
+    model = module.build_model().eval()
+    result = {}
+    if what == "onnx":
+        import onnx
+        import onnxruntime
+
+        x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+        onnx_path = out + "/googlenet.onnx"
+        torch.onnx.export(
+            model, (x,), onnx_path, input_names=["input"], output_names=["probs"],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )
+        onnx.checker.check_model(onnx_path, full_check=True)
+        session = onnxruntime.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+        result["input_shapes"] = [i.shape for i in session.get_inputs()]
+        # the batch axis stays dynamic: another batch size runs too
+        y = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+        for batch in (x, y):
+            with torch.no_grad():
+                expected = model(batch).numpy()
+            (got,) = session.run(["probs"], {"input": batch.numpy()})
+            result.setdefault("pairs", []).append([expected.tolist(), got.tolist()])
+    else:
+        x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+        program = torch.export.export(model, (x,))
+        torch.export.save(program, out + "/googlenet.pt2")
+        loaded = torch.export.load(out + "/googlenet.pt2").module()
+        with torch.no_grad():
+            result["pairs"] = [[model(x).numpy().tolist(), loaded(x).numpy().tolist()]]
+    print("RESULT" + json.dumps(result))
+    """
+)
+
+
+def _run_export(script: str, *args: str) -> dict:
+    """What ``python -c script args`` printed after ``RESULT``, as JSON."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+    return json.loads(line[len("RESULT") :])
 
 
 @pytest.mark.torch
-def test_pytorch_to_onnx_runs_in_onnxruntime(torch_model, tmp_path):
-    import onnx
-    import onnxruntime
-    import torch
-
-    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
-    path = tmp_path / "googlenet.onnx"
-    torch.onnx.export(
-        torch_model, (x,), path, input_names=["input"], output_names=["probs"],
-        dynamic_shapes=({0: torch.export.Dim("batch")},),
-    )
-    onnx.checker.check_model(path, full_check=True)
-    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-    assert [i.shape for i in session.get_inputs()] == [["batch", 3, 224, 224]]
-    # the batch axis stays dynamic: another batch size runs too
-    for batch in (x, torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(2))):
-        with torch.no_grad():
-            expected = torch_model(batch).numpy()
-        (got,) = session.run(["probs"], {"input": batch.numpy()})
-        assert got.shape == expected.shape == (batch.shape[0], 1000)
+def test_pytorch_to_onnx_runs_in_onnxruntime(tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    result = _run_export(_TORCH_EXPORT, _write_module(tmp_path, "torch"), str(tmp_path), "onnx")
+    assert result["input_shapes"] == [["batch", 3, 224, 224]]
+    assert (tmp_path / "googlenet.onnx").is_file()
+    for size, (expected, got) in zip((2, 3), result["pairs"], strict=True):
+        expected, got = np.array(expected, dtype=np.float32), np.array(got, dtype=np.float32)
+        assert got.shape == expected.shape == (size, 1000)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
 
 
 @pytest.mark.torch
-def test_pytorch_to_torch_export_saves_and_loads(torch_model, tmp_path):
-    import torch
-
-    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
-    program = torch.export.export(torch_model, (x,))
-    torch.export.save(program, tmp_path / "googlenet.pt2")
-    loaded = torch.export.load(tmp_path / "googlenet.pt2").module()
-    with torch.no_grad():
-        np.testing.assert_allclose(loaded(x).numpy(), torch_model(x).numpy(), rtol=1e-5, atol=1e-7)
+def test_pytorch_to_torch_export_saves_and_loads(tmp_path):
+    pytest.importorskip("torch")
+    result = _run_export(_TORCH_EXPORT, _write_module(tmp_path, "torch"), str(tmp_path), "export")
+    assert (tmp_path / "googlenet.pt2").is_file()
+    ((expected, got),) = result["pairs"]
+    np.testing.assert_allclose(np.array(got), np.array(expected), rtol=1e-5, atol=1e-7)
 
 
-# Keras runs in a process of its own: TensorFlow's converter is large, and this keeps its memory
-# and the torch-before-TensorFlow import order out of the test process.
+# (And the torch-before-TensorFlow import order is no matter in a process of its own.)
 _KERAS_EXPORT = textwrap.dedent(
     """
     import importlib.util, json, os, sys, warnings
@@ -125,14 +159,7 @@ _KERAS_EXPORT = textwrap.dedent(
 def test_keras_to_saved_model_and_tflite(tmp_path):
     pytest.importorskip("tensorflow")
     path = _write_module(tmp_path, "keras")
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _KERAS_EXPORT, path, str(tmp_path)],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
-    result = json.loads(line[len("RESULT") :])
+    result = _run_export(_KERAS_EXPORT, path, str(tmp_path))
     expected = np.array(result["expected"])
     assert expected.shape == (2, 1000)
     np.testing.assert_allclose(np.array(result["saved_model"]), expected, rtol=1e-5, atol=1e-7)

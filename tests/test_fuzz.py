@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from cnndsl import CnnDslError, fuzz, loads
 from cnndsl.ir import Layer
+from conftest import free_memory
 
 
 def _available(target: str, framework: str | None) -> bool:
@@ -90,6 +91,15 @@ def test_names_include_every_name_the_back_ends_reserve():
         for name in reserved.module | reserved.locals | reserved.attributes:
             assert name in fuzz.NAMES or keyword.iskeyword(name), name
     assert {"F", "nn", "_modules", "__class__", "_1", "build_model"} <= set(fuzz.NAMES)
+
+
+@pytest.fixture(autouse=True)
+def _free_models(request):
+    """The models the sampled modules built are given back after each test that builds them
+    (the suite runs in one process)."""
+    yield
+    if request.node.get_closest_marker("torch") or request.node.get_closest_marker("keras"):
+        free_memory()
 
 
 def _sample(target: str, seeds: range) -> fuzz.Runner:

@@ -305,8 +305,15 @@ def _copy_in_slices(pair: _Pair) -> bool:
     if view.shape != shape or not np.shares_memory(view, target):
         return False
     rows = max(1, _SLICE // max(1, int(np.prod(shape[1:]))))
+    # A TensorFlow variable that was assigned by slices copies itself whole at every dense read
+    # (a slice included); its sparse_read reads the rows alone.
+    sparse_read = getattr(pair.keras.value, "sparse_read", None)
     for start in range(0, shape[0], rows):
-        view[start : start + rows] = np.asarray(pair.keras[start : start + rows])
+        stop = min(start + rows, shape[0])
+        if sparse_read is not None:
+            view[start:stop] = np.asarray(sparse_read(np.arange(start, stop)))
+        else:
+            view[start:stop] = np.asarray(pair.keras[start:stop])
     return True
 
 
