@@ -216,10 +216,10 @@ def test_loops_that_make_no_layer_stop_at_the_work_limit(monkeypatch, body):
     from cnndsl.elaborate import limits
 
     monkeypatch.setattr(limits, "MAX_STEPS", 20_000)
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(CnnDslError, match="takes more than 20,000 steps") as e:
         cnndsl.loads("input 8x8x1\nrelu\n" + body + "\n")
-    assert time.perf_counter() - start < 2
+    assert time.process_time() - start < 2  # processor time: a busy machine does not fail it
     assert len(e.value.diagnostics) == 1  # the load stops there: no cascade of errors
     assert e.value.location.line >= 3
 
@@ -283,9 +283,9 @@ def test_imports_through_symlinked_directories_read_each_file_once(tmp_path, mon
     reads = []
     real = modules.read_source
     monkeypatch.setattr(modules, "read_source", lambda path, at=None: reads.append(path) or real(path, at))
-    start = time.perf_counter()
+    start = time.process_time()
     net = cnndsl.load(tmp_path / "lib" / "main.cnn")
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5
     assert len(reads) == levels
     assert [layer.kind for layer in net.layers] == ["input", "activation"]
 
