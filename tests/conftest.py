@@ -112,6 +112,27 @@ def trim_memory() -> None:
         _malloc_trim(0)
 
 
+class LastBuilt:
+    """A cache of one: ``cache(name)`` builds with ``make(name)`` and keeps only the last one
+    built, dropping (and :func:`free_memory`) the one before.  The framework test modules build
+    a spec's models once for all its tests (pytest runs them together: their ``spec`` fixture is
+    module-scoped) and hold one spec's at a time (VGG-16's model takes 553 MB)."""
+
+    def __init__(self, make) -> None:
+        self._make = make
+        self._built: dict = {}
+
+    def __call__(self, name: str):
+        if name not in self._built:
+            self.drop()
+            self._built[name] = self._make(name)
+        return self._built[name]
+
+    def drop(self) -> None:
+        self._built.clear()
+        free_memory()
+
+
 class _TreePeak(threading.Thread):
     """The largest total resident memory of this process and its children (the processes the
     tests start: generated modules run alone, the CLI), sampled every half second from

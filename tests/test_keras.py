@@ -31,7 +31,7 @@ keras = pytest.importorskip("keras")
 import cnndsl  # noqa: E402
 from cnndsl.backends import keras as backend  # noqa: E402
 from cnndsl.ir import LAYER_CLASSES  # noqa: E402
-from conftest import free_memory  # noqa: E402
+from conftest import LastBuilt, free_memory  # noqa: E402
 
 pytestmark = pytest.mark.keras
 
@@ -268,7 +268,6 @@ APPLICATIONS = {
 }
 
 _NETS: dict[str, cnndsl.Network] = {}
-_MODEL: dict[str, keras.Model] = {}  # the last one built (VGG-16's takes 553 MB)
 
 
 def load(name: str) -> cnndsl.Network:
@@ -280,18 +279,9 @@ def load(name: str) -> cnndsl.Network:
     return _NETS[name]
 
 
-def model(name: str) -> keras.Model:
-    """The spec's model.  Only the last one built is kept: the tests of a spec run together
-    (:func:`spec`), so each is built once, and one at a time takes memory."""
-    if name not in _MODEL:
-        drop_model()
-        _MODEL[name] = backend.build(load(name))
-    return _MODEL[name]
-
-
-def drop_model() -> None:
-    _MODEL.clear()
-    free_memory()
+model = LastBuilt(lambda name: backend.build(load(name)))
+"""The spec's Keras model, the last one built only (:class:`conftest.LastBuilt`)."""
+drop_model = model.drop
 
 
 @pytest.fixture(scope="module", params=ALL)

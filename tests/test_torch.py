@@ -24,7 +24,7 @@ torch = pytest.importorskip("torch")
 import cnndsl  # noqa: E402
 from cnndsl.backends import torch as backend  # noqa: E402
 from cnndsl.ir import LAYER_CLASSES  # noqa: E402
-from conftest import ROOT, SPEC_FILES, free_memory  # noqa: E402
+from conftest import ROOT, SPEC_FILES, LastBuilt  # noqa: E402
 
 pytestmark = pytest.mark.torch
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -191,21 +191,9 @@ class Built:
         self.values[name] = tuple(value.shape)
 
 
-_BUILT: dict[str, Built] = {}  # the last one built (VGG-16's model takes 553 MB)
-
-
-def built(name: str) -> Built:
-    """The spec's model and forward pass.  Only the last one built is kept: the tests of a
-    spec run together (:func:`spec`), so each is built once, and one at a time takes memory."""
-    if name not in _BUILT:
-        drop_built()
-        _BUILT[name] = Built(name)
-    return _BUILT[name]
-
-
-def drop_built() -> None:
-    _BUILT.clear()
-    free_memory()
+built = LastBuilt(Built)
+"""The spec's model and forward pass, the last one built only (:class:`conftest.LastBuilt`)."""
+drop_built = built.drop
 
 
 @pytest.fixture(scope="module", params=CASES)
