@@ -227,9 +227,9 @@ def _located(cls: type[Layer], errors: list[dict], data: dict, fields: Fields, p
     hint = None
     if err["type"] == "int_type" and isinstance(err.get("input"), float) and err["input"].is_integer():
         hint = "arithmetic with a float gives a float: write an integer, or divide with `//`"
-    if _wrong_form(err) and key in _SIDES:
+    if _wrong_form(err) and key in _FORMS:
         words = [f"'{word}', " for word, (field, _) in cls.flags.items() if field == key]
-        hint = f"{key} is {''.join(words)}{_SIDES[key]}"
+        hint = f"{key} is {''.join(words)}{_FORMS[key]}"
     return CnnDslError(_explain(kind_word(cls, preset), key, err, value), loc, hint=hint)
 
 
@@ -354,7 +354,7 @@ def _explain(kind: str, key: str | None, err: dict, value: Any) -> str:
     if typ == "literal_error":
         return f"{kind} {key} must be {err['ctx']['expected']}, got {shown}"
     if _wrong_form(err):
-        if key in _SIDES:  # the hint gives the forms
+        if key in _FORMS:  # the hint gives the forms
             return f"{kind} {key} has the wrong form: {shown}"
         return f"{kind} {key} has the wrong form: {shown} ({msg.lower()})"
     return f"{kind} {key}: {msg} (got {shown})"
@@ -365,7 +365,7 @@ def _wrong_form(err: dict) -> bool:
 
 
 # How the fields written in several forms are written (the hint of their form errors).
-_SIDES = dict.fromkeys(
+_FORMS = dict.fromkeys(
     ("padding", "cropping"),
     "n (every side), (h, w) (both sides of each axis) or ((top, bottom), (left, right))",
 ) | {"shape": "n (a vector) or HxWxC, (h, w, c) (a map): integers, one of which may be -1"}
