@@ -59,6 +59,9 @@ def torchvision_make_divisible(v, divisor, min_value=None):
         ("round(7)", 7), ("round(1234, ndigits=-2)", 1200),
         ("log(1)", 0.0), ("log(8, 2)", 3.0), ("log(100, base=10)", 2.0), ("pow(2, 10)", 1024),
         ("pow(2, -1)", 0.5), ("pow(9, 0.5)", 3.0), ("pow(-2, 3)", -8),
+        # near the largest float, 1.8e308: finite results are results
+        ("pow(2, 1023.9999)", 2**1023.9999), ("pow(3, 646)", 3**646), ("pow(-2, 1023)", -(2**1023)),
+        ("pow(10, 308)", 10**308), ("pow(0.5, -1023.5)", 0.5**-1023.5),
         ("range(3)", [0, 1, 2]), ("range(1, 7, 2)", [1, 3, 5]), ("range(3, 0, -1)", [3, 2, 1]),
         ("make_divisible(30, 8)", 32), ("make_divisible(18, 8)", 24), ("make_divisible(3, 8)", 8),
         ("make_divisible(3, 8, min_value=4)", 4), ("make_divisible(32 * 0.75, 8)", 24),
@@ -171,6 +174,11 @@ def test_words_after_a_kind_compute_as_the_same_expression_elsewhere(expr):
         ("pow(-8, 0.5)", "pow(): -8 to the power 0.5 is not a real number", None),
         ("pow(2, 1000000000)", "pow(): 2 to the power 1000000000 is out of range", None),
         ("pow(1e-300, -2)", "pow(): 1e-300 to the power -2 is out of range", None),
+        ("pow(2, 1024)", "pow(): 2 to the power 1024 is out of range", None),
+        ("pow(2.0, 1024)", "pow(): 2.0 to the power 1024 is out of range", None),
+        ("pow(3, 647)", "pow(): 3 to the power 647 is out of range", None),
+        ("pow(-2, 1025)", "pow(): -2 to the power 1025 is out of range", None),
+        ("pow(10, 308.5)", "pow(): 10 to the power 308.5 is out of range", None),
         ("range(10000000000000000000000)", "range(): a list longer than 100,000 items", None),
         ("range(5, 10000000000000000000000, -1)", None, None),  # empty
         ("round(7, -100000000000000000000)", "round(): ndigits must be between -100 and 100,"

@@ -12,6 +12,7 @@ located at that argument.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -176,9 +177,19 @@ def _pow(x, y):
         raise ArgumentError("0 to a negative power is not a number", 1)
     if x < 0 and not float(y).is_integer():
         raise ArgumentError(f"{x} to the power {y} is not a real number", 1)
-    if x != 0 and y * math.log10(abs(x)) > 308:  # (and 2 ** 10**9 would take a while)
-        raise ArgumentError(f"{x} to the power {y} is out of range")
-    return x**y
+    # Out of range: beyond the largest float (1.8e308), as the result of any arithmetic is.
+    # The logarithm turns away what is far beyond without computing it (2 ** 10**9 would take
+    # a while); what is near the edge is computed and compared.
+    out_of_range = ArgumentError(f"{x} to the power {y} is out of range")
+    if x != 0 and y * math.log10(abs(x)) > 309:
+        raise out_of_range
+    try:
+        result = x**y
+    except OverflowError:  # a float's power
+        raise out_of_range from None
+    if abs(result) > sys.float_info.max:  # an integer's
+        raise out_of_range
+    return result
 
 
 @builtin("len", "items", "The number of items of a list or tuple (or characters of a string).")
