@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -30,18 +31,36 @@ from .display import grouped, printable
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
+# A value quoted in a usage error longer than this is shown by its two ends.
+_SHOWN_VALUE = 100
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+
+
+def _shortened(message: str) -> str:
+    """``message`` with each quoted value of more than _SHOWN_VALUE characters cut to its first
+    60 and last 30 (an option's value of 5,000 characters was echoed whole, by argparse and by
+    the checks of this module alike)."""
+
+    def cut(match: re.Match) -> str:
+        quote, text = match[0][0], match[0][1:-1]
+        if len(text) <= _SHOWN_VALUE:
+            return match[0]
+        return f"{quote}{text[:60]}...{text[-30:]}{quote} ({len(text):,} characters)"
+
+    return _QUOTED.sub(cut, message)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # usage errors exit with 2, as argparse does
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_shortened(message)}\n")
 
 
 def _positive(text: str) -> int:
     try:
         value = int(text)
     except ValueError:  # also past Python's 4,300 digits: no batch is that large
-        shown = text if len(text) <= 40 else text[:37] + "..."
-        raise argparse.ArgumentTypeError(f"not an integer: {shown!r}") from None
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
@@ -51,7 +70,7 @@ def _natural(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text[:40]!r}") from None
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must be at least 0")
     return value
@@ -69,7 +88,7 @@ def _columns(text: str) -> list[str]:
 
 
 def _directory(text: str) -> str:
-    if not Path(text).is_dir():
+    if not os.path.isdir(text):  # (False for a name too long, where Path.is_dir raises)
         raise argparse.ArgumentTypeError(f"not a directory: {text!r}")
     return text
 

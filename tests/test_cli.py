@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -535,3 +536,51 @@ def test_diff_of_a_spec_with_itself_and_with_stdin():
     assert "→" not in r.stdout and '      b = "googlenet" (<stdin>)' in r.stdout
     r = cnndsl("diff", "-", "-", stdin="input 8x8x1\n")
     assert r.returncode == 2 and "only one of A and B can be standard input" in r.stderr
+
+
+
+def _options_with_checked_values():
+    """(command, option) for every option whose value the parser checks (a type or choices)."""
+    from cnndsl.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for command, parser in commands.choices.items():
+        for action in parser._actions:
+            if action.option_strings and action.nargs != 0 and (action.type or action.choices):
+                yield command, action.option_strings[-1]
+
+
+@pytest.mark.parametrize("command,option", sorted(set(_options_with_checked_values())))
+def test_a_long_bad_value_is_shown_by_its_ends(command, option, capsys):
+    """A usage error shows a long value by its two ends and its length, whichever check (our
+    type functions or argparse's choices) refused it."""
+    from cnndsl.cli import build_parser
+
+    value = "v" * 2_500 + "@" * 2_500
+    with pytest.raises(SystemExit) as exit:
+        build_parser().parse_args([command, "a.cnn", "b.cnn", f"{option}={value}"])
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert exit.value.code == 2
+    assert "'" + "v" * 60 + "..." + "@" * 30 + "' (5,000 characters)" in error, error
+    assert len(error) < 400
+
+
+@pytest.mark.parametrize(
+    "args,code",
+    [
+        (["summary", "{long}.cnn"], 1),
+        (["check", "{importer}"], 1),
+        (["check", "specs/lenet5.cnn", "--import-path", "{long}"], 2),
+        (["compile", "specs/lenet5.cnn", "--target", "torch", "-o", "{long}.py"], 2),
+    ],
+    ids=["spec", "import", "import-path", "output"],
+)
+def test_a_file_name_too_long_for_the_system_is_an_error_not_a_crash(args, code, tmp_path):
+    """Python 3.11's Path.is_file and is_dir raise on a name over the system's limit (255
+    bytes) where os.path's return False: every path the user gives goes through one."""
+    long = str(tmp_path / ("a" * 300))
+    importer = tmp_path / "importer.cnn"
+    importer.write_text(f'import "{"a" * 300}.cnn"\ninput 8x8x1\n')
+    r = cnndsl(*(a.format(long=long, importer=importer) for a in args))
+    assert r.returncode == code, r.stderr[-800:]
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr

@@ -72,7 +72,7 @@ class ImportPolicy:
         home = Path.cwd() if is_pseudo(spec_file) else Path(spec_file).parent
         self.path = [Path(p) for p in import_path]
         for directory in self.path:
-            if not directory.is_dir():
+            if not os.path.isdir(directory):
                 raise ValueError(f"import path {str(directory)!r} is not a directory")
         self.roots = [Path(resolved(str(d)) or d) for d in (home, *self.path)]
         self.shown = [str(d) for d in (home, *self.path)]  # as given, for messages
@@ -115,7 +115,7 @@ class ImportPolicy:
                     f"import '{text}' is a link to a file that is not a .cnn spec", imp.loc
                 )
             first = first or candidate
-            if real.is_file():
+            if os.path.isfile(real):  # (False for a name too long, where Path.is_file raises)
                 return candidate
         return first  # type: ignore[return-value]  (the first root always allows or raises)
 
