@@ -267,8 +267,8 @@ def keras_values(net: cnndsl.Network, model, inputs: list[np.ndarray]) -> dict[s
     del probe
     out.reverse()
     values = {}
-    for n in nodes:  # each tensor is dropped once copied (ResNet-152's: 600 MB in float64)
-        values[n] = keras.ops.convert_to_numpy(out.pop())
+    for n in nodes:  # a view of the tensor, not a copy (ResNet-152's: 600 MB in float64)
+        values[n] = np.asarray(out.pop())
     return values
 
 
@@ -310,7 +310,7 @@ class Pair:
     with a tap, so that one copy of the weights gives every node's value), and a random input.
     Memory: VGG-16's weights take 553 MB in each framework, and Keras takes as much again for a
     moment when it initializes them or a forward pass reads them, so the Keras values are
-    computed before the PyTorch model exists."""
+    computed before the PyTorch model exists, and the Keras model is dropped once copied."""
 
     def __init__(self, name: str, seed: int = 0):
         self.name = name
@@ -329,6 +329,8 @@ class Pair:
         self._sink = self.values.__setitem__  # where the tap puts a node's value
         self.torch = torch_backend.build(self.net, tap=lambda node, value: self._sink(node, value))
         keras_to_torch(self.net, self.keras, self.torch)
+        self.keras = None  # its values are computed and its weights copied: drop it
+        free_memory()
 
     def run(self) -> tuple[dict, dict, list]:
         """Keras's node values, PyTorch's, and PyTorch's outputs."""
@@ -351,9 +353,7 @@ class Pair:
         ``exact = self.run_float64()``, without every node's value held four times at once
         (ResNet-152's take 300 MB in float32, 600 MB in float64): the float64 PyTorch values
         are checked as they are computed (twice), and ``want`` and ``values`` emptied on the
-        way.  The float32 Keras model is dropped (``want`` holds what it computed)."""
-        self.keras = None
-        trim_memory()
+        way."""
         bad: list[str] = []
 
         def check(node, x):

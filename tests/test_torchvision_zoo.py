@@ -28,7 +28,6 @@ alone: it builds every model with weights, one at a time).
 
 from __future__ import annotations
 
-import gc
 import json
 import math
 import re
@@ -36,7 +35,7 @@ import re
 import pytest
 
 import cnndsl
-from conftest import SPECS, shared_ref
+from conftest import SPECS, free_memory, shared_ref, trim_memory
 
 ZOO = SPECS / "torchvision"
 REFERENCE = json.loads(shared_ref("torchvision.json").read_text())["models"]
@@ -286,9 +285,10 @@ def assert_close_to_scale(ours, theirs, tolerance=1e-4) -> tuple[float, float]:
 
 @pytest.fixture
 def freed():
-    """Frees the models of a test as it ends (CI's memory budget)."""
+    """Frees the models of a test as it ends, and gives their pages back (CI's memory
+    budget)."""
     yield
-    gc.collect()
+    trim_memory()
 
 
 @pytest.mark.torch
@@ -574,10 +574,7 @@ KERAS_IN_CI = {
 def clean_keras():
     """Frees the Keras models a test built."""
     yield
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()
+    free_memory()
 
 
 @pytest.mark.keras
