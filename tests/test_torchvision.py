@@ -54,10 +54,12 @@ def test_same_outputs_as_torchvision(spec):
         pytest.skip(f"no {path.name}")
     torch.manual_seed(0)
     net = cnndsl.load(path)
-    ours = build(net).eval()
+    with torch.device("meta"):  # no memory of its own: it takes torchvision's tensors
+        ours = build(net).eval()
     theirs = MODELS[spec](torchvision.models).eval()
     randomize_batchnorms(theirs)
-    mapping = load_torchvision(ours, theirs, check=False)  # the outputs are compared below
+    # the outputs are compared below
+    mapping = load_torchvision(ours, theirs, check=False, assign=True)
     assert set(mapping) == set(ours.state_dict())  # every tensor came from torchvision
 
     # compare logits: the last linear layer's output (a spec may end in a softmax)
@@ -70,6 +72,45 @@ def test_same_outputs_as_torchvision(spec):
         expected = theirs(x)
     assert logits["ours"].shape == expected.shape
     assert (logits["ours"] - expected).abs().max().item() < 1e-4
+
+
+def test_assigned_tensors_are_torchvisions():
+    """With assign, our tensors are torchvision's (shared memory, their requires_grad ours),
+    but for the dense weight whose columns are permuted, which is new; torchvision's model is
+    left as it was."""
+    net = cnndsl.load(SPECS / "alexnet_torchvision.cnn")
+    with torch.device("meta"):
+        ours = build(net)
+    ours.conv_1.weight.requires_grad_(False)
+    theirs = torchvision.models.alexnet(weights=None)
+    before = {k: v.clone() for k, v in theirs.state_dict().items()}
+    mapping = load_torchvision(ours, theirs, check=False, assign=True)
+    state, their_state = ours.state_dict(keep_vars=True), theirs.state_dict(keep_vars=True)
+    first_dense = mapping_key(mapping, "classifier.1.weight")
+    for key, their_key in mapping.items():
+        shared = state[key].data_ptr() == their_state[their_key].data_ptr()
+        assert shared == (key != first_dense), key
+        assert isinstance(state[key], torch.nn.Parameter)
+    assert not ours.conv_1.weight.requires_grad and ours.conv_2.weight.requires_grad
+    w = theirs.classifier[1].weight.reshape(4096, 256, 6, 6)
+    assert torch.equal(state[first_dense].reshape(4096, 6, 6, 256), w.permute(0, 2, 3, 1))
+    assert all(torch.equal(before[k], v) for k, v in theirs.state_dict().items())
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():  # and it computes what torchvision's does
+        assert torch.allclose(ours.eval()(x), theirs.eval()(x), atol=1e-5)
+
+    # a state dict without batch norm's count (older PyTorch's): the count is ours, 0
+    net = cnndsl.loads("input 32x32x3\n3x3 conv 8\nbn\ngap\ndense 10")
+    with torch.device("meta"):
+        partly = build(net)
+    source = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(), torch.nn.Linear(8, 10),
+    )
+    state = {k: v for k, v in source.state_dict().items() if "num_batches" not in k}
+    load_torchvision(partly, state, check=False, assign=True)
+    assert not any(t.is_meta for t in partly.state_dict().values())
+    assert partly.state_dict()["batchnorm_1.num_batches_tracked"].item() == 0
 
 
 def test_state_dict_in_registration_order():
