@@ -4,10 +4,11 @@ Import-order hazard: with tensorflow 2.21 and torchvision 0.29, importing torchv
 TensorFlow in one process segfaults; torch and torchvision first, then TensorFlow, works.  So
 torch and torchvision (when installed) are imported here, before any test imports TensorFlow.
 
-Memory: the suite must fit a small machine (peak under 3 GB, children included), and the
-framework tests build models of up to 138 million parameters (VGG-16: 553 MB in each
-framework) on top of about 1.1 GB that importing torch and TensorFlow takes.  So a test module
-keeps at most one spec's models at a time and drops them with :func:`free_memory`, and
+Memory: the suite must fit a small machine (its process's peak under 3 GB; README, Memory),
+and the framework tests build models of up to 138 million parameters (VGG-16: 553 MB in each
+framework) on top of about 1.2 GB that importing torch and TensorFlow takes.  So a test module
+keeps at most one spec's models at a time and drops them with :func:`free_memory`, pages are
+given back after every test and the session freed after every module (below), and
 TensorFlow allocates from the system allocator (TF_ONEDNN_USE_SYSTEM_ALLOCATOR, below): its
 default oneDNN allocator keeps every block it ever had (a VGG-16 built and dropped held on to
 1.4 GB), the system one gives them back.  At the end of the session the peak is reported
