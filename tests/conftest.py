@@ -140,6 +140,14 @@ def _module_freed():
     free_memory()
 
 
+@pytest.fixture
+def freed():
+    """For a test that builds models: :func:`free_memory` as it ends, so that the next test's
+    are built on what was there before."""
+    yield
+    free_memory()
+
+
 class LastBuilt:
     """A cache of one: ``cache(name)`` builds with ``make(name)`` and keeps only the last one
     built, dropping (and :func:`free_memory`) the one before.  The framework test modules build

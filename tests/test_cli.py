@@ -538,7 +538,6 @@ def test_diff_of_a_spec_with_itself_and_with_stdin():
     assert r.returncode == 2 and "only one of A and B can be standard input" in r.stderr
 
 
-
 def _options_with_checked_values():
     """(command, option) for every option whose value the parser checks (a type or choices)."""
     from cnndsl.cli import build_parser

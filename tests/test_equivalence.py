@@ -46,7 +46,9 @@ from cnndsl.ir.examples import example_lines, example_spec  # noqa: E402
 from test_keras import SMALL  # noqa: E402
 from test_torch import HAND_SPECS  # noqa: E402
 
-pytestmark = [pytest.mark.keras, pytest.mark.torch]
+# Each test's models are dropped, and their memory given back, before the next is built
+# (without, the suite's process grew to 4.4 GB by ResNet-152 and VGG-16 took it to 7.5).
+pytestmark = [pytest.mark.keras, pytest.mark.torch, pytest.mark.usefixtures("freed")]
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 TOLERANCE = 1e-4
@@ -472,14 +474,6 @@ def float64_check(want, values, exact) -> list[str]:
 
 
 # ------------------------------------------------------------------ the tests
-
-
-@pytest.fixture(autouse=True)
-def _one_spec_at_a_time():
-    """Each test's models are dropped, and their memory given back, before the next is built
-    (without, the suite's process grew to 4.4 GB by ResNet-152 and VGG-16 took it to 7.5)."""
-    yield
-    free_memory()
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cnndsl import CnnDslError, fuzz, loads
-from cnndsl.ir import Layer
 from conftest import free_memory
 
 

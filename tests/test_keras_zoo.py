@@ -28,7 +28,6 @@ libraries in specs/keras/lib/.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 import subprocess
@@ -153,19 +152,9 @@ def reference(name: str):
     )
 
 
-@pytest.fixture
-def clean_keras():
-    """Frees the models a test built (the suite builds dozens)."""
-    yield
-    import keras
-
-    keras.backend.clear_session()
-    gc.collect()
-
-
 @pytest.mark.keras
 @pytest.mark.parametrize("name", [pytest.param(n, marks=_marks(n, LAYERS_IN_CI)) for n in MODELS])
-def test_layers(name, clean_keras):
+def test_layers(name, freed):
     """Every layer of the spec has keras.applications' kind, settings, output shape and
     parameters, at the same place in the graph."""
     from cnndsl.backends.keras_applications_map import match_keras_applications
@@ -255,7 +244,7 @@ def _spread(values: np.ndarray, tolerance: float) -> None:
 @pytest.mark.parametrize(
     "name", [pytest.param(n, marks=_marks(n, WEIGHTS_IN_CI)) for n in MODELS]
 )
-def test_weights(name, clean_keras, record_property):
+def test_weights(name, freed, record_property):
     """The compiled Keras model with keras.applications' weights computes keras.applications'
     function, and so does the PyTorch model with the same weights."""
     torch = pytest.importorskip("torch")
@@ -383,7 +372,7 @@ def swapped_reference():
 
 
 @pytest.mark.keras
-def test_loader_pairs_swapped_branches(clean_keras):
+def test_loader_pairs_swapped_branches(freed):
     """Branches listed in the other order load into their counterparts (the concatenation's
     channel order carried into the layers after it)."""
     from cnndsl.backends.keras_applications_map import load_keras_applications
@@ -402,7 +391,7 @@ def test_loader_pairs_swapped_branches(clean_keras):
 
 
 @pytest.mark.keras
-def test_loader_takes_a_layer_scale_whatever_its_variable_is_called(clean_keras):
+def test_loader_takes_a_layer_scale_whatever_its_variable_is_called(freed):
     """keras.applications' LayerScale (ConvNeXt's) leaves its variable unnamed, which Keras
     calls variable, variable_1, ... in the order a session makes them: it is the gamma."""
     import keras
@@ -468,7 +457,7 @@ def test_loader_takes_a_layer_scale_whatever_its_variable_is_called(clean_keras)
         ),
     ],
 )
-def test_loader_names_the_first_divergence(change, new, expected, clean_keras):
+def test_loader_names_the_first_divergence(change, new, expected, freed):
     """A model that differs anywhere gets a ValueError naming the first layer without a
     counterpart (the reference's first, or cnndsl's where the reference's all have one) and
     what the other model has in its place -- a layer of each model, by name; nothing is
@@ -489,7 +478,7 @@ def test_loader_names_the_first_divergence(change, new, expected, clean_keras):
 
 
 @pytest.mark.keras
-def test_loader_names_both_outputs_where_they_differ(clean_keras):
+def test_loader_names_both_outputs_where_they_differ(freed):
     """Every layer has a counterpart but the outputs come in another order: the message names
     the first output of each model."""
     import keras
@@ -566,7 +555,7 @@ def kinds_reference():
         ("reshape 4", "flatten", "a flatten against a reshape"),
     ],
 )
-def test_loader_names_the_divergence_of_a_keras_kind(change, new, expected, clean_keras):
+def test_loader_names_the_divergence_of_a_keras_kind(change, new, expected, freed):
     """The Keras kinds (rescaling, normalization, layernorm, gelu, crop, hardsigmoid, reshape)
     against their built-in Keras layers: the spec matches; a spec that differs in a constant, an
     epsilon, the GELU, the cropped sides, the activation, a width or the kind gets the message
@@ -585,7 +574,7 @@ def test_loader_names_the_divergence_of_a_keras_kind(change, new, expected, clea
 
 
 @pytest.mark.keras
-def test_loader_message_locates_a_zoo_difference(clean_keras):
+def test_loader_message_locates_a_zoo_difference(freed):
     """On a zoo model: the divergence names keras.applications' layer and cnndsl's, with the
     spec's line."""
     from cnndsl.backends.keras_applications_map import match_keras_applications
@@ -602,7 +591,7 @@ def test_loader_message_locates_a_zoo_difference(clean_keras):
 
 
 @pytest.mark.keras
-def test_loader_on_the_generated_file(tmp_path, clean_keras):
+def test_loader_on_the_generated_file(tmp_path, freed):
     """build_model() of `cnndsl compile --target keras` loads as net.to_keras() does."""
     from cnndsl.backends.keras_applications_map import load_keras_applications
 
@@ -654,7 +643,7 @@ def custom_object_examples(names: set[str]) -> dict[str, list[str]]:
 
 
 @pytest.mark.keras
-def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
+def test_saved_model_loads_in_a_fresh_process(tmp_path, freed):
     """Every custom layer and activation the Keras back end can write (all that layers.py
     registers with Keras, so a new one is covered without a change here): a compiled model that
     uses it, saved with model.save, loads with keras.saving.load_model in a new process after
@@ -723,7 +712,7 @@ def test_saved_model_loads_in_a_fresh_process(tmp_path, clean_keras):
     ],
 )
 def test_max_pool_padding_is_built_in_after_a_non_negative_layer(
-    before, padding_layer, clean_keras
+    before, padding_layer, freed
 ):
     """A max pooling with explicit padding pads with zeros (Keras's ZeroPadding2D) where its
     input is never negative, with -inf (cnndsl's NegInfPadding2D) elsewhere; both give the

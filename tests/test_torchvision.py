@@ -11,16 +11,10 @@ torchvision = pytest.importorskip("torchvision")
 import cnndsl  # noqa: E402
 from cnndsl.backends.torch import build  # noqa: E402
 from cnndsl.backends.torchvision_map import load_torchvision  # noqa: E402
-from conftest import SPECS, free_memory  # noqa: E402
+from conftest import SPECS  # noqa: E402
 
-pytestmark = [pytest.mark.torch, pytest.mark.reference]
-
-
-@pytest.fixture(autouse=True)
-def _one_pair_at_a_time():
-    """Each test's models (VGG-16: 553 MB in each) are given back before the next is built."""
-    yield
-    free_memory()
+# Each test's models (VGG-16: 553 MB in each) are given back before the next is built.
+pytestmark = [pytest.mark.torch, pytest.mark.reference, pytest.mark.usefixtures("freed")]
 
 
 MODELS = {

@@ -35,7 +35,7 @@ import re
 import pytest
 
 import cnndsl
-from conftest import SPECS, free_memory, shared_ref, trim_memory
+from conftest import SPECS, shared_ref
 
 ZOO = SPECS / "torchvision"
 REFERENCE = json.loads(shared_ref("torchvision.json").read_text())["models"]
@@ -281,14 +281,6 @@ def assert_close_to_scale(ours, theirs, tolerance=1e-4) -> tuple[float, float]:
     difference = (ours - theirs).abs().max().item()
     assert difference <= tolerance * scale
     return difference, scale
-
-
-@pytest.fixture
-def freed():
-    """Frees the models of a test as it ends, and gives their pages back (CI's memory
-    budget)."""
-    yield
-    trim_memory()
 
 
 @pytest.mark.torch
@@ -570,13 +562,6 @@ KERAS_IN_CI = {
 }
 
 
-@pytest.fixture
-def clean_keras():
-    """Frees the Keras models a test built."""
-    yield
-    free_memory()
-
-
 @pytest.mark.keras
 @pytest.mark.parametrize(
     "model",
@@ -586,7 +571,7 @@ def clean_keras():
         if written(model)
     ],
 )
-def test_keras_model_has_torchvisions_counts(model, clean_keras):
+def test_keras_model_has_torchvisions_counts(model, freed):
     """A torchvision spec compiled to Keras builds, with torchvision's parameters as trainable
     weights and its batch-norm statistics as non-trainable ones, and the analysis' output
     shape."""
